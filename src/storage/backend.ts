@@ -1,0 +1,98 @@
+import type { DataKind, UserRecord, UserStart } from '../xep0227/model.js';
+
+/** A user account on a host, both normalised (see src/jid.ts). */
+export interface UserRef {
+  readonly host: string;
+  readonly user: string;
+}
+
+export type ImportMode = 'replace' | 'merge';
+
+export interface ApplyOptions {
+  /** `replace` clears the selected kinds first; `merge` unions (incoming wins on conflict). */
+  readonly mode: ImportMode;
+  /** Validate and count everything, then roll back. */
+  readonly dryRun: boolean;
+  /** Kinds to apply; records of other kinds are counted as skipped. */
+  readonly include: ReadonlySet<DataKind>;
+  /** Create the account when it does not exist; otherwise an unknown user is an error. */
+  readonly createAccount: boolean;
+  /** Aborts the apply; the transaction is rolled back. */
+  readonly signal?: AbortSignal;
+}
+
+export interface SkippedItem {
+  readonly kind: DataKind;
+  readonly reason: string;
+  /** What was skipped, e.g. a node name or archive id; never a secret. */
+  readonly detail?: string;
+}
+
+/** What an import did (or, with dryRun, would do). */
+export interface ApplyReport {
+  readonly user: string;
+  readonly mode: ImportMode;
+  readonly dryRun: boolean;
+  /** The account did not exist and was created. */
+  readonly created: boolean;
+  /** Records applied per kind. */
+  readonly counts: Partial<Record<DataKind, number>>;
+  readonly skipped: readonly SkippedItem[];
+  /** Kinds present in the input that this backend cannot store. */
+  readonly unsupported: readonly DataKind[];
+  /** Notes an operator should act on, e.g. "password must be reset". */
+  readonly warnings: readonly string[];
+}
+
+export interface ReadOptions {
+  readonly include: ReadonlySet<DataKind>;
+  /** Stops the read from storage (client went away). */
+  readonly signal?: AbortSignal;
+}
+
+/** Thrown by backends for conditions the API maps to specific statuses. */
+export class StorageError extends Error {
+  constructor(
+    readonly code: 'user-not-found' | 'user-exists' | 'invalid-data' | 'unavailable' | 'conflict',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StorageError';
+  }
+}
+
+/**
+ * One server's storage. Every backend (Prosody SQL, Prosody files, ejabberd SQL) implements this;
+ * nothing above this interface knows a storage format.
+ */
+export interface StorageBackend {
+  /** e.g. `prosody-sql:sqlite`. */
+  readonly name: string;
+  /** Data kinds this backend can read and store. */
+  readonly supportedKinds: ReadonlySet<DataKind>;
+
+  /** Throws when the storage cannot be reached. */
+  ping(): Promise<void>;
+  listHosts(): Promise<string[]>;
+  listUsers(host: string): AsyncIterable<string>;
+  userExists(ref: UserRef): Promise<boolean>;
+
+  /** The `<user>` element's content: name and credentials. Null when the account does not exist. */
+  readAccount(ref: UserRef): Promise<UserStart | null>;
+  /** Every record of the selected kinds, streamed (archives with a cursor). */
+  readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord>;
+
+  /**
+   * Applies an account and its records in one transaction: either everything is stored or
+   * nothing is. `account` carries the credentials (applied when `credentials` is included).
+   */
+  applyUser(
+    ref: UserRef,
+    account: UserStart,
+    records: AsyncIterable<UserRecord>,
+    options: ApplyOptions,
+  ): Promise<ApplyReport>;
+
+  close(): Promise<void>;
+}
