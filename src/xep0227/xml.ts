@@ -1,0 +1,190 @@
+/**
+ * The element tree codec shared by the XEP-0227 writer/reader and the storage backends:
+ * serialise an {@link XmlElement} with correct namespace declarations and escaping, and parse a
+ * stand-alone XML fragment (a stored stanza, a PEP payload) into one, refusing DTDs.
+ */
+import { SaxesParser, type SaxesTagNS } from 'saxes';
+import { NS, type XmlElement, type XmlNode } from './model.js';
+
+/** A character XML 1.0 cannot carry, not even as a character reference. */
+export class XmlCharError extends Error {
+  constructor(readonly codePoint: number) {
+    super(`U+${codePoint.toString(16).toUpperCase().padStart(4, '0')} cannot be represented in XML 1.0`);
+    this.name = 'XmlCharError';
+  }
+}
+
+/** A fragment that is not well-formed or uses a forbidden construct. */
+export class XmlFragmentError extends Error {
+  constructor(
+    message: string,
+    readonly line: number,
+    readonly column: number,
+  ) {
+    super(`${message} (line ${line}, column ${column})`);
+    this.name = 'XmlFragmentError';
+  }
+}
+
+// XML 1.0 Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+// Lone surrogates are caught because a `u`-flag regex sees them as single code points.
+const FORBIDDEN_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+function assertXmlChars(value: string): void {
+  const match = FORBIDDEN_CHAR.exec(value);
+  if (match) throw new XmlCharError(match[0].codePointAt(0) ?? 0);
+}
+
+/**
+ * Text content: `&`, `<` and `>` escaped (the last keeps `]]>` out), and CR as a reference because
+ * a parser would turn a raw one into LF.
+ */
+export function escapeText(value: string): string {
+  assertXmlChars(value);
+  return value.replace(/[&<>\r]/g, (c) => TEXT_ESCAPES[c] ?? c);
+}
+
+/** Attribute values in single quotes; TAB, LF and CR as references so they survive normalisation. */
+export function escapeAttribute(value: string): string {
+  assertXmlChars(value);
+  return value.replace(/[&<>'"\t\n\r]/g, (c) => ATTR_ESCAPES[c] ?? c);
+}
+
+const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
+const ATTR_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  "'": '&apos;',
+  '"': '&quot;',
+  '\t': '&#9;',
+  '\n': '&#10;',
+  '\r': '&#13;',
+};
+
+/** Splits a Clark-notation attribute key `{uri}local`; undefined for plain and `xml:` keys. */
+export function splitClark(key: string): { uri: string; local: string } | undefined {
+  if (!key.startsWith('{')) return undefined;
+  const end = key.indexOf('}');
+  return { uri: key.slice(1, end), local: key.slice(end + 1) };
+}
+
+/**
+ * Serialises an element. `parentNs` is the default namespace in scope where it is written:
+ * an `xmlns` declaration is emitted only when the element's namespace differs from it.
+ */
+export function serializeElement(el: XmlElement, parentNs = ''): string {
+  const parts: string[] = [];
+  writeElement(el, parentNs, parts);
+  return parts.join('');
+}
+
+function writeElement(el: XmlElement, parentNs: string, out: string[]): void {
+  out.push('<', el.name);
+  if (el.xmlns !== parentNs) out.push(" xmlns='", escapeAttribute(el.xmlns), "'");
+  let prefixCount = 0;
+  for (const [key, value] of Object.entries(el.attrs)) {
+    const clark = splitClark(key);
+    if (clark) {
+      // Each foreign attribute gets its own prefix, declared on the element that uses it.
+      const prefix = `ns${++prefixCount}`;
+      out.push(` xmlns:${prefix}='`, escapeAttribute(clark.uri), `' ${prefix}:${clark.local}='`, escapeAttribute(value), "'");
+    } else {
+      out.push(' ', key, "='", escapeAttribute(value), "'");
+    }
+  }
+  if (el.children.length === 0) {
+    out.push('/>');
+    return;
+  }
+  out.push('>');
+  for (const child of el.children) {
+    if (typeof child === 'string') out.push(escapeText(child));
+    else writeElement(child, el.xmlns, out);
+  }
+  out.push('</', el.name, '>');
+}
+
+/** Maps a saxes attribute to the model's key convention; undefined for namespace declarations. */
+export function attributeKey(attr: { prefix: string; local: string; uri: string; name: string }): string | undefined {
+  if (attr.name === 'xmlns' || attr.prefix === 'xmlns') return undefined;
+  if (attr.uri === '') return attr.local;
+  if (attr.uri === NS.xml) return `xml:${attr.local}`;
+  return `{${attr.uri}}${attr.local}`;
+}
+
+/** Builds immutable elements from saxes open/text/close events. */
+export class ElementBuilder {
+  private readonly stack: { name: string; xmlns: string; attrs: Record<string, string>; children: XmlNode[] }[] = [];
+
+  get depth(): number {
+    return this.stack.length;
+  }
+
+  open(tag: SaxesTagNS): void {
+    const attrs: Record<string, string> = {};
+    for (const attr of Object.values(tag.attributes)) {
+      const key = attributeKey(attr);
+      if (key !== undefined) attrs[key] = attr.value;
+    }
+    this.stack.push({ name: tag.local, xmlns: tag.uri, attrs, children: [] });
+  }
+
+  text(value: string): void {
+    const top = this.stack[this.stack.length - 1];
+    if (!top) return;
+    const last = top.children[top.children.length - 1];
+    // Adjacent text and CDATA runs are one text node, so equal documents give equal trees.
+    if (typeof last === 'string') top.children[top.children.length - 1] = last + value;
+    else top.children.push(value);
+  }
+
+  /** Closes the innermost element; returns it when it was the outermost one. */
+  close(): XmlElement | undefined {
+    const done = this.stack.pop();
+    if (!done) return undefined;
+    const el: XmlElement = { name: done.name, xmlns: done.xmlns, attrs: done.attrs, children: done.children };
+    const parent = this.stack[this.stack.length - 1];
+    if (parent) {
+      parent.children.push(el);
+      return undefined;
+    }
+    return el;
+  }
+}
+
+/**
+ * Parses one element from a string. `defaultNs` is the namespace an unqualified root gets
+ * (Prosody stores `<message>` without `xmlns='jabber:client'`). DOCTYPEs and entity
+ * declarations are refused.
+ */
+export function parseElement(xml: string, defaultNs = ''): XmlElement {
+  const parser = new SaxesParser({
+    xmlns: true,
+    position: true,
+    ...(defaultNs ? { additionalNamespaces: { '': defaultNs } } : {}),
+  });
+  const builder = new ElementBuilder();
+  let root: XmlElement | undefined;
+  let failure: XmlFragmentError | undefined;
+  const fail = (message: string): void => {
+    failure ??= new XmlFragmentError(message, parser.line, parser.column);
+  };
+  parser.on('doctype', () => fail('DOCTYPE is not allowed'));
+  parser.on('error', (err) => fail(err.message.replace(/^[^:]*:\d+:\d+: /, '')));
+  parser.on('opentag', (tag) => builder.open(tag));
+  parser.on('text', (t) => builder.text(t));
+  parser.on('cdata', (t) => builder.text(t));
+  parser.on('closetag', () => {
+    const el = builder.close();
+    if (el) root = el;
+  });
+  try {
+    parser.write(xml).close();
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  if (failure) throw failure;
+  if (!root) throw new XmlFragmentError('no element', parser.line, parser.column);
+  return root;
+}
