@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Debian packages the integration tests use: a real Prosody 0.12 with its SQL drivers and the
+# community modules (mod_privilege), plus the sqlite3 shell. Idempotent; needs root (or sudo).
+set -euo pipefail
+
+packages=(prosody prosody-modules lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql sqlite3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's package starts a system Prosody on the default ports; the tests run their own on free
+# loopback ports, so the system one is only in the way.
+if pgrep -u prosody -x lua5.4 >/dev/null 2>&1 || pgrep -f '/usr/bin/prosody' >/dev/null 2>&1; then
+  $SUDO service prosody stop >/dev/null 2>&1 || true
+fi
+
+# PostgreSQL and MariaDB are started by the machine; start them if they are down.
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+fi
+if command -v mariadb-admin >/dev/null && ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+  $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  for _ in $(seq 1 30); do mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1 && break; sleep 1; done
+fi

@@ -1,0 +1,410 @@
+/**
+ * Configuration: a JSON file (`--config` or XPORTA_CONFIG) overlaid with XPORTA_* environment
+ * variables, validated once at start. Every problem names the field, so an operator can fix a
+ * deployment from the first line of output. Secrets may come from files (`…File` fields) and are
+ * never part of what gets logged (see {@link redactedConfig}).
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+
+export type Scope = 'export' | 'import' | 'admin';
+export const SCOPES: readonly Scope[] = ['export', 'import', 'admin'];
+
+export type PasswordHash = 'SHA-1' | 'SHA-256' | 'plain';
+
+export interface OperatorToken {
+  readonly name: string;
+  /** Lower-case hex SHA-256 of the bearer token; the token itself is never stored. */
+  readonly sha256: string;
+  readonly scopes: readonly Scope[];
+  /** Hosts this token may act on; `*` for all. */
+  readonly hosts: readonly string[];
+}
+
+export type StorageConfig =
+  | {
+      readonly type: 'prosody-sql';
+      readonly driver: 'sqlite';
+      /** Path of the SQLite file. */
+      readonly database: string;
+    }
+  | {
+      readonly type: 'prosody-sql';
+      readonly driver: 'postgres' | 'mysql';
+      readonly database: string;
+      readonly host: string;
+      readonly port: number;
+      readonly username: string;
+      readonly password?: string;
+    }
+  | {
+      readonly type: 'prosody-files';
+      /** Prosody's data_path. */
+      readonly path: string;
+    };
+
+export interface HostConfig {
+  /** Which SCRAM hash Prosody's `password_hash` uses on this host. */
+  readonly passwordHash: PasswordHash;
+}
+
+export interface ComponentConfig {
+  readonly enabled: boolean;
+  /** e.g. `xmpp://127.0.0.1:5347`. */
+  readonly service: string;
+  /** The component's JID, e.g. `xporta.example.org`. */
+  readonly domain: string;
+  readonly secret?: string;
+}
+
+export interface LimitsConfig {
+  readonly maxUploadBytes: number;
+  readonly maxConcurrentImports: number;
+  readonly requestTimeoutMs: number;
+  readonly maxElementBytes: number;
+  readonly maxDepth: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+export interface AuthConfig {
+  readonly tokens: readonly OperatorToken[];
+  /** HMAC key for short-lived user tokens; generated per process when absent. */
+  readonly userTokenSecret?: string;
+  readonly userTokenMaxTtlSeconds: number;
+  /** Failed authentications per client address per minute before 429. */
+  readonly failedAuthPerMinute: number;
+}
+
+export interface Config {
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Base URL that links handed to users start with. */
+  readonly publicUrl: string;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Where xporta keeps its own state (the generated operator token hash). */
+  readonly dataDir: string;
+  readonly storage: StorageConfig;
+  readonly hosts: Readonly<Record<string, HostConfig>>;
+  readonly auth: AuthConfig;
+  readonly limits: LimitsConfig;
+  readonly component: ComponentConfig;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`config: ${field}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+const ENV_PREFIX = 'XPORTA_';
+/** Variables with a meaning of their own, not field overrides. */
+const ENV_RESERVED = new Set(['XPORTA_CONFIG', 'XPORTA_OPERATOR_TOKEN']);
+
+export interface LoadOptions {
+  /** Path given with --config; falls back to XPORTA_CONFIG; no file means defaults. */
+  readonly configPath?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Directory relative paths in the config resolve against (the config file's by default). */
+  readonly cwd?: string;
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const path = options.configPath ?? env.XPORTA_CONFIG;
+  const cwd = options.cwd ?? process.cwd();
+  let raw: JsonObject = {};
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError('(file)', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (!isObject(parsed)) throw new Error('the top level must be an object');
+      raw = parsed;
+    } catch (err) {
+      throw new ConfigError('(file)', `${path} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  applyEnvOverrides(raw, env);
+  return validate(raw, cwd);
+}
+
+/**
+ * `XPORTA_LISTEN__PORT=8080` sets `listen.port`: `__` separates levels, single `_` inside a
+ * segment becomes camelCase (`XPORTA_LIMITS__MAX_UPLOAD_BYTES` → `limits.maxUploadBytes`).
+ * Values that parse as JSON are taken as such (numbers, booleans, arrays); others as strings.
+ */
+function applyEnvOverrides(raw: JsonObject, env: NodeJS.ProcessEnv): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || ENV_RESERVED.has(name) || value === undefined) continue;
+    const segments = name
+      .slice(ENV_PREFIX.length)
+      .split('__')
+      .map((s) => s.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()));
+    let target: JsonObject = raw;
+    for (const segment of segments.slice(0, -1)) {
+      const next = target[segment];
+      if (isObject(next)) target = next;
+      else target = target[segment] = {};
+    }
+    const leaf = segments[segments.length - 1];
+    if (leaf) target[leaf] = parseEnvValue(value);
+  }
+}
+
+function parseEnvValue(value: string): Json {
+  try {
+    return JSON.parse(value) as Json;
+  } catch {
+    return value;
+  }
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation: small typed readers that name the field they complain about.
+
+class Fields {
+  constructor(
+    private readonly obj: JsonObject,
+    private readonly prefix: string,
+    private readonly cwd: string,
+  ) {}
+
+  private path(key: string): string {
+    return this.prefix ? `${this.prefix}.${key}` : key;
+  }
+
+  /** Rejects keys nobody reads: a typo must not silently fall back to a default. */
+  only(keys: readonly string[]): void {
+    for (const key of Object.keys(this.obj)) {
+      if (!keys.includes(key)) throw new ConfigError(this.path(key), `unknown field (known: ${keys.join(', ')})`);
+    }
+  }
+
+  object(key: string): Fields {
+    const v = this.obj[key];
+    if (v === undefined) return new Fields({}, this.path(key), this.cwd);
+    if (!isObject(v)) throw new ConfigError(this.path(key), 'must be an object');
+    return new Fields(v, this.path(key), this.cwd);
+  }
+
+  entries(key: string): [string, Fields][] {
+    return Object.keys(this.object(key).obj).map((k) => [k, this.object(key).object(k)]);
+  }
+
+  array(key: string): Fields[] {
+    const v = this.obj[key];
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) throw new ConfigError(this.path(key), 'must be an array');
+    return v.map((item, i) => {
+      if (!isObject(item)) throw new ConfigError(`${this.path(key)}[${i}]`, 'must be an object');
+      return new Fields(item, `${this.path(key)}[${i}]`, this.cwd);
+    });
+  }
+
+  has(key: string): boolean {
+    return this.obj[key] !== undefined;
+  }
+
+  string(key: string, fallback?: string): string {
+    const v = this.obj[key];
+    if (v === undefined) {
+      if (fallback === undefined) throw new ConfigError(this.path(key), 'is required');
+      return fallback;
+    }
+    if (typeof v !== 'string' || v === '') throw new ConfigError(this.path(key), `must be a non-empty string (got ${JSON.stringify(v)})`);
+    return v;
+  }
+
+  optionalString(key: string): string | undefined {
+    return this.obj[key] === undefined ? undefined : this.string(key);
+  }
+
+  oneOf<T extends string>(key: string, allowed: readonly T[], fallback?: T): T {
+    const v = this.string(key, fallback);
+    if (!(allowed as readonly string[]).includes(v)) {
+      throw new ConfigError(this.path(key), `must be one of ${allowed.join(', ')} (got ${JSON.stringify(v)})`);
+    }
+    return v as T;
+  }
+
+  integer(key: string, fallback: number, min: number, max: number): number {
+    const v = this.obj[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new ConfigError(this.path(key), `must be an integer from ${min} to ${max} (got ${JSON.stringify(v)})`);
+    }
+    return v;
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const v = this.obj[key] ?? fallback;
+    if (typeof v !== 'boolean') throw new ConfigError(this.path(key), `must be true or false (got ${JSON.stringify(v)})`);
+    return v;
+  }
+
+  stringArray(key: string, fallback: readonly string[]): string[] {
+    const v = this.obj[key];
+    if (v === undefined) return [...fallback];
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s !== '')) {
+      throw new ConfigError(this.path(key), `must be an array of non-empty strings (got ${JSON.stringify(v)})`);
+    }
+    return v as string[];
+  }
+
+  filePath(key: string, fallback?: string): string {
+    const p = this.string(key, fallback);
+    return isAbsolute(p) ? p : resolve(this.cwd, p);
+  }
+
+  /** A secret given inline (`key`) or read from a file (`keyFile`), never both. */
+  secret(key: string): string | undefined {
+    const fileKey = `${key}File`;
+    if (this.has(key) && this.has(fileKey)) throw new ConfigError(this.path(key), `give either ${key} or ${fileKey}, not both`);
+    if (this.has(key)) return this.string(key);
+    if (!this.has(fileKey)) return undefined;
+    const file = this.filePath(fileKey);
+    try {
+      const value = readFileSync(file, 'utf8').trim();
+      if (value === '') throw new ConfigError(this.path(fileKey), `${file} is empty`);
+      return value;
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(this.path(fileKey), `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+}
+
+const DEFAULT_PORT = 8227;
+
+function validate(raw: JsonObject, cwd: string): Config {
+  const root = new Fields(raw, '', cwd);
+  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'component']);
+
+  const listenFields = root.object('listen');
+  listenFields.only(['host', 'port']);
+  const listen = { host: listenFields.string('host', '127.0.0.1'), port: listenFields.integer('port', DEFAULT_PORT, 0, 65535) };
+
+  const publicUrl = root.string('publicUrl', `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`);
+  try {
+    const url = new URL(publicUrl);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error();
+  } catch {
+    throw new ConfigError('publicUrl', `must be an http(s) URL (got ${JSON.stringify(publicUrl)})`);
+  }
+
+  const dataDir = root.filePath('dataDir', 'data');
+  const storage = validateStorage(root.object('storage'), dataDir);
+
+  const hosts: Record<string, HostConfig> = {};
+  for (const [host, fields] of root.entries('hosts')) {
+    fields.only(['passwordHash']);
+    if (host !== host.toLowerCase() || !/^[^\s/@]+$/.test(host)) throw new ConfigError(`hosts.${host}`, 'must be a lower-case domain name');
+    hosts[host] = { passwordHash: fields.oneOf('passwordHash', ['SHA-1', 'SHA-256', 'plain'] as const, 'SHA-1') };
+  }
+  if (Object.keys(hosts).length === 0) hosts.localhost = { passwordHash: 'SHA-1' };
+
+  const authFields = root.object('auth');
+  authFields.only(['tokens', 'userTokenSecret', 'userTokenSecretFile', 'userTokenMaxTtlSeconds', 'failedAuthPerMinute']);
+  const tokens = authFields.array('tokens').map((t, i): OperatorToken => {
+    t.only(['name', 'sha256', 'scopes', 'hosts']);
+    const sha256 = t.string('sha256').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ConfigError(`auth.tokens[${i}].sha256`, 'must be 64 hex digits (sha256 of the token)');
+    const scopes = t.stringArray('scopes', SCOPES);
+    for (const s of scopes) {
+      if (!(SCOPES as readonly string[]).includes(s)) throw new ConfigError(`auth.tokens[${i}].scopes`, `unknown scope ${JSON.stringify(s)} (known: ${SCOPES.join(', ')})`);
+    }
+    return { name: t.string('name', `token-${i + 1}`), sha256, scopes: scopes as Scope[], hosts: t.stringArray('hosts', ['*']) };
+  });
+  const userTokenSecret = authFields.secret('userTokenSecret');
+  if (userTokenSecret !== undefined && userTokenSecret.length < 32) {
+    throw new ConfigError('auth.userTokenSecret', 'must be at least 32 characters');
+  }
+  const auth: AuthConfig = {
+    tokens,
+    ...(userTokenSecret !== undefined ? { userTokenSecret } : {}),
+    userTokenMaxTtlSeconds: authFields.integer('userTokenMaxTtlSeconds', 3600, 60, 3600),
+    failedAuthPerMinute: authFields.integer('failedAuthPerMinute', 20, 1, 100_000),
+  };
+
+  const limitFields = root.object('limits');
+  limitFields.only(['maxUploadBytes', 'maxConcurrentImports', 'requestTimeoutMs', 'maxElementBytes', 'maxDepth', 'shutdownTimeoutMs']);
+  const limits: LimitsConfig = {
+    maxUploadBytes: limitFields.integer('maxUploadBytes', 4 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
+    maxConcurrentImports: limitFields.integer('maxConcurrentImports', 2, 1, 1000),
+    requestTimeoutMs: limitFields.integer('requestTimeoutMs', 3_600_000, 1000, 86_400_000),
+    maxElementBytes: limitFields.integer('maxElementBytes', 16 * 1024 ** 2, 1024, 1024 ** 3),
+    maxDepth: limitFields.integer('maxDepth', 64, 8, 1024),
+    shutdownTimeoutMs: limitFields.integer('shutdownTimeoutMs', 30_000, 0, 3_600_000),
+  };
+
+  const componentFields = root.object('component');
+  componentFields.only(['enabled', 'service', 'domain', 'secret', 'secretFile']);
+  const enabled = componentFields.boolean('enabled', false);
+  const secret = componentFields.secret('secret');
+  if (enabled && secret === undefined) throw new ConfigError('component.secret', 'is required when the component is enabled (or give component.secretFile)');
+  const component: ComponentConfig = {
+    enabled,
+    service: componentFields.string('service', 'xmpp://127.0.0.1:5347'),
+    domain: componentFields.string('domain', 'xporta.localhost'),
+    ...(secret !== undefined ? { secret } : {}),
+  };
+  if (!/^xmpps?:\/\//.test(component.service)) throw new ConfigError('component.service', `must be an xmpp:// URL (got ${JSON.stringify(component.service)})`);
+
+  return {
+    listen,
+    publicUrl,
+    logLevel: root.oneOf('logLevel', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    dataDir,
+    storage,
+    hosts,
+    auth,
+    limits,
+    component,
+  };
+}
+
+function validateStorage(fields: Fields, dataDir: string): StorageConfig {
+  const type = fields.oneOf('type', ['prosody-sql', 'prosody-files'] as const, 'prosody-sql');
+  if (type === 'prosody-files') {
+    fields.only(['type', 'path']);
+    return { type, path: fields.filePath('path') };
+  }
+  const driver = fields.oneOf('driver', ['sqlite', 'postgres', 'mysql'] as const, 'sqlite');
+  if (driver === 'sqlite') {
+    fields.only(['type', 'driver', 'database']);
+    return { type, driver, database: fields.has('database') ? fields.filePath('database') : resolve(dataDir, 'prosody.sqlite') };
+  }
+  fields.only(['type', 'driver', 'database', 'host', 'port', 'username', 'password', 'passwordFile']);
+  const password = fields.secret('password');
+  return {
+    type,
+    driver,
+    database: fields.string('database', 'prosody'),
+    host: fields.string('host', '127.0.0.1'),
+    port: fields.integer('port', driver === 'postgres' ? 5432 : 3306, 1, 65535),
+    username: fields.string('username', 'prosody'),
+    ...(password !== undefined ? { password } : {}),
+  };
+}
+
+/** The config with every secret replaced, for logs and `xporta config --check`. */
+export function redactedConfig(config: Config): unknown {
+  return JSON.parse(
+    JSON.stringify(config, (key, value: unknown) =>
+      ['password', 'secret', 'userTokenSecret', 'sha256'].includes(key) && value !== undefined ? '[redacted]' : value,
+    ),
+  );
+}

@@ -1,0 +1,84 @@
+/**
+ * The Fastify application: logging, error mapping and routes. Building the app does no I/O, so
+ * tests can inject requests without a listening socket.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from '../config.js';
+import type { StorageBackend } from '../storage/backend.js';
+import { Problem, problems, sendProblem } from './problem.js';
+import { healthRoutes, type ComponentStatus } from './routes/health.js';
+
+export interface AppDependencies {
+  readonly config: Config;
+  readonly storage: StorageBackend;
+  /** Reports whether the XMPP component is connected; absent when it is disabled. */
+  readonly component?: ComponentStatus;
+  /** Overrides the logger (tests pass `false` or a stream). */
+  readonly logger?: FastifyServerOptions['logger'];
+}
+
+/** Paths of anything a log line could carry a secret in. */
+const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.query.token',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.secret',
+  '*.token',
+];
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function buildApp(deps: AppDependencies): FastifyInstance {
+  const { config } = deps;
+  const app = Fastify({
+    logger: deps.logger ?? { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    // A caller's request id is kept only when it is harmless to log and echo.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestTimeout: config.limits.requestTimeoutMs,
+    bodyLimit: config.limits.maxUploadBytes,
+    // Idle keep-alive sockets are closed on shutdown; requests in flight (streams) finish.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    disableRequestLogging: false,
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.setErrorHandler((error: FastifyError | Problem | Error, request, reply) => {
+    if (error instanceof Problem) {
+      if (error.status >= 500) request.log.error({ err: error }, 'request failed');
+      return sendProblem(reply, error);
+    }
+    const fastifyError = error as FastifyError;
+    if (fastifyError.validation) return sendProblem(reply, problems.badRequest(fastifyError.message));
+    if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendProblem(reply, problems.tooLarge(fastifyError.message));
+    if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return sendProblem(reply, problems.unsupportedMediaType(fastifyError.message));
+    }
+    if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+      return sendProblem(reply, new Problem(fastifyError.statusCode, 'bad-request', 'Bad request', fastifyError.message));
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return sendProblem(reply, problems.internal());
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problems.notFound(`No route for ${request.method} ${request.url.split('?')[0] ?? ''}`)),
+  );
+
+  app.register(healthRoutes, { storage: deps.storage, ...(deps.component ? { component: deps.component } : {}) });
+
+  app.addHook('onClose', async () => {
+    await deps.storage.close();
+  });
+
+  return app;
+}

@@ -1,0 +1,95 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, redactedConfig } from '../src/config.js';
+
+function tempFile(name: string, content: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'xporta-config-'));
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('defaults to the embedded Prosody-format SQLite store under ./data', () => {
+    const config = loadConfig({ env: {}, cwd: '/srv/xporta' });
+    expect(config.storage).toEqual({ type: 'prosody-sql', driver: 'sqlite', database: '/srv/xporta/data/prosody.sqlite' });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8227 });
+    expect(config.hosts).toEqual({ localhost: { passwordHash: 'SHA-1' } });
+    expect(config.component.enabled).toBe(false);
+  });
+
+  it('reads a file and resolves relative paths against the working directory', () => {
+    const path = tempFile(
+      'c.json',
+      JSON.stringify({ listen: { port: 9000 }, storage: { type: 'prosody-files', path: 'prosody-data' }, hosts: { 'example.org': { passwordHash: 'SHA-256' } } }),
+    );
+    const config = loadConfig({ configPath: path, env: {}, cwd: '/opt' });
+    expect(config.listen.port).toBe(9000);
+    expect(config.storage).toEqual({ type: 'prosody-files', path: '/opt/prosody-data' });
+    expect(config.hosts['example.org']?.passwordHash).toBe('SHA-256');
+  });
+
+  it('lets XPORTA_* variables override nested fields, camel-casing segments', () => {
+    const config = loadConfig({
+      env: { XPORTA_LISTEN__PORT: '8080', XPORTA_LIMITS__MAX_CONCURRENT_IMPORTS: '5', XPORTA_LOG_LEVEL: 'warn' },
+      cwd: '/x',
+    });
+    expect(config.listen.port).toBe(8080);
+    expect(config.limits.maxConcurrentImports).toBe(5);
+    expect(config.logLevel).toBe('warn');
+  });
+
+  it('reads secrets from files and never prints them', () => {
+    const secretPath = tempFile('secret', 'component-secret-value\n');
+    const config = loadConfig({
+      env: { XPORTA_COMPONENT__ENABLED: 'true', XPORTA_COMPONENT__SECRET_FILE: secretPath },
+      cwd: '/x',
+    });
+    expect(config.component.secret).toBe('component-secret-value');
+    expect(JSON.stringify(redactedConfig(config))).not.toContain('component-secret-value');
+  });
+
+  it.each([
+    [{ listen: { port: 'abc' } }, 'listen.port'],
+    [{ listen: { port: 70000 } }, 'listen.port'],
+    [{ storage: { driver: 'oracle' } }, 'storage.driver'],
+    [{ storage: { type: 'prosody-files' } }, 'storage.path'],
+    [{ logLevel: 'loud' }, 'logLevel'],
+    [{ publicUrl: 'ftp://x' }, 'publicUrl'],
+    [{ auth: { tokens: [{ sha256: 'nothex' }] } }, 'auth.tokens[0].sha256'],
+    [{ auth: { tokens: [{ sha256: 'a'.repeat(64), scopes: ['root'] }] } }, 'auth.tokens[0].scopes'],
+    [{ auth: { userTokenSecret: 'short' } }, 'auth.userTokenSecret'],
+    [{ component: { enabled: true } }, 'component.secret'],
+    [{ hosts: { 'Example.org': {} } }, 'hosts.Example.org'],
+    [{ limtis: {} }, 'limtis'],
+    [{ storage: { driver: 'postgres', passwrd: 'x' } }, 'storage.passwrd'],
+  ])('names the field of a bad value: %j', (raw, field) => {
+    const path = tempFile('bad.json', JSON.stringify(raw));
+    const err = configError(() => loadConfig({ configPath: path, env: {}, cwd: '/x' }));
+    expect(err.field).toBe(field);
+    expect(err.message).toContain(field);
+  });
+
+  it('names the variable-derived field when an environment override is bad', () => {
+    const err = configError(() => loadConfig({ env: { XPORTA_LISTEN__PORT: '-1' }, cwd: '/x' }));
+    expect(err.field).toBe('listen.port');
+  });
+
+  it('reports an unreadable or non-JSON file', () => {
+    expect(configError(() => loadConfig({ configPath: '/nonexistent/x.json', env: {} })).message).toMatch(/ENOENT/);
+    const path = tempFile('broken.json', '{ nope');
+    expect(configError(() => loadConfig({ configPath: path, env: {} })).message).toMatch(/not valid JSON/);
+  });
+});
