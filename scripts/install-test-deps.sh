@@ -4,6 +4,9 @@
 set -euo pipefail
 
 packages=(prosody prosody-modules lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql sqlite3)
+# This machine kind runs PostgreSQL and MariaDB already; a bare Debian gets them here.
+command -v pg_isready >/dev/null || packages+=(postgresql)
+command -v mariadb-admin >/dev/null || packages+=(mariadb-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -24,7 +27,8 @@ if pgrep -u prosody -x lua5.4 >/dev/null 2>&1 || pgrep -f '/usr/bin/prosody' >/d
   $SUDO service prosody stop >/dev/null 2>&1 || true
 fi
 
-# PostgreSQL and MariaDB are started by the machine; start them if they are down.
+# PostgreSQL (trust auth on loopback) and MariaDB (root without password) are started by the
+# machine; start them if they are down.
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
 fi
