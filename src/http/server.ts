@@ -6,8 +6,11 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.js';
 import type { StorageBackend } from '../storage/backend.js';
+import { createContext, type ServiceContext } from './context.js';
 import { Problem, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
+import { serviceRoutes } from './routes/service.js';
+import { toProblem, userRoutes } from './routes/users.js';
 
 export interface AppDependencies {
   readonly config: Config;
@@ -31,8 +34,9 @@ const REDACT_PATHS = [
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-export function buildApp(deps: AppDependencies): FastifyInstance {
+export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ctx: ServiceContext } {
   const { config } = deps;
+  const ctx = createContext(config, deps.storage);
   const app = Fastify({
     logger: deps.logger ?? { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
     // A caller's request id is kept only when it is harmless to log and echo.
@@ -52,9 +56,24 @@ export function buildApp(deps: AppDependencies): FastifyInstance {
     reply.header('x-request-id', request.id);
   });
 
-  app.setErrorHandler((error: FastifyError | Problem | Error, request, reply) => {
+  app.addHook('onResponse', async (request, reply) => {
+    ctx.metrics.inc('xporta_http_requests_total', {
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    });
+  });
+
+  app.setErrorHandler((thrown: FastifyError | Problem | Error, request, reply) => {
+    const error = toProblem(thrown) as FastifyError | Problem | Error;
     if (error instanceof Problem) {
       if (error.status >= 500) request.log.error({ err: error }, 'request failed');
+      ctx.metrics.inc('xporta_errors_total', { type: error.code });
+      if (reply.sent || reply.raw.headersSent) {
+        // A stream already started: the only honest signal left is to cut the connection.
+        reply.raw.destroy(error);
+        return reply;
+      }
       return sendProblem(reply, error);
     }
     const fastifyError = error as FastifyError;
@@ -67,6 +86,11 @@ export function buildApp(deps: AppDependencies): FastifyInstance {
       return sendProblem(reply, new Problem(fastifyError.statusCode, 'bad-request', 'Bad request', fastifyError.message));
     }
     request.log.error({ err: error }, 'unhandled error');
+    ctx.metrics.inc('xporta_errors_total', { type: 'internal' });
+    if (reply.raw.headersSent) {
+      reply.raw.destroy(error);
+      return reply;
+    }
     return sendProblem(reply, problems.internal());
   });
 
@@ -75,10 +99,12 @@ export function buildApp(deps: AppDependencies): FastifyInstance {
   );
 
   app.register(healthRoutes, { storage: deps.storage, ...(deps.component ? { component: deps.component } : {}) });
+  app.register(serviceRoutes, { ctx });
+  app.register(userRoutes, { ctx });
 
   app.addHook('onClose', async () => {
     await deps.storage.close();
   });
 
-  return app;
+  return Object.assign(app, { ctx });
 }

@@ -1,0 +1,81 @@
+/**
+ * What every route needs, built once per app, and the guard that turns a request into an
+ * authorised principal.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Config, Scope } from '../config.js';
+import { bareJid, JidError } from '../jid.js';
+import { AccountLocks, Slots } from '../jobs.js';
+import type { StorageBackend, UserRef } from '../storage/backend.js';
+import { refOf } from '../transfer.js';
+import { Authenticator, authorize, bearerFrom, FailedAuthLimiter, type Principal } from './auth.js';
+import { Metrics } from './metrics.js';
+import { Problem, problems } from './problem.js';
+
+export interface ServiceContext {
+  readonly config: Config;
+  readonly storage: StorageBackend;
+  readonly auth: Authenticator;
+  readonly limiter: FailedAuthLimiter;
+  readonly locks: AccountLocks;
+  readonly importSlots: Slots;
+  readonly metrics: Metrics;
+}
+
+export function createContext(config: Config, storage: StorageBackend): ServiceContext {
+  return {
+    config,
+    storage,
+    auth: new Authenticator(config.auth.tokens, config.auth.userTokenSecret, config.auth.userTokenMaxTtlSeconds),
+    limiter: new FailedAuthLimiter(config.auth.failedAuthPerMinute),
+    locks: new AccountLocks(),
+    importSlots: new Slots(config.limits.maxConcurrentImports),
+    metrics: new Metrics(),
+  };
+}
+
+/** Authenticates the request; failures count against the client address. */
+export function principalOf(ctx: ServiceContext, request: FastifyRequest): Principal {
+  ctx.limiter.check(request.ip);
+  try {
+    return ctx.auth.authenticate(bearerFrom(request.headers.authorization));
+  } catch (err) {
+    if (err instanceof Problem && err.status === 401) ctx.limiter.fail(request.ip);
+    throw err;
+  }
+}
+
+/** The normalised account a `{jid}` path parameter names, on a host this service serves. */
+export function accountParam(ctx: ServiceContext, raw: string): { jid: string; ref: UserRef } {
+  let jid: string;
+  try {
+    jid = bareJid(raw);
+  } catch (err) {
+    if (err instanceof JidError) throw problems.badRequest(`invalid JID ${JSON.stringify(raw)}: ${err.reason}`);
+    throw err;
+  }
+  if (!jid.includes('@')) throw problems.badRequest(`${JSON.stringify(raw)} is not a user JID (no localpart)`);
+  const ref = refOf(jid);
+  if (!(ref.host in ctx.config.hosts)) throw problems.notFound(`host ${ref.host} is not served here`);
+  return { jid, ref };
+}
+
+/** Authenticates and authorises for one account; 401, 403, then 404 for an unknown host. */
+export function guardAccount(
+  ctx: ServiceContext,
+  request: FastifyRequest,
+  rawJid: string,
+  scope: Scope,
+): { principal: Principal; jid: string; ref: UserRef } {
+  const principal = principalOf(ctx, request);
+  let parsed: { jid: string; ref: UserRef };
+  try {
+    parsed = accountParam(ctx, rawJid);
+  } catch (err) {
+    // Don't tell a user token holder which hosts exist: its own account is all it may see.
+    if (principal.kind === 'user' && err instanceof Problem && err.status === 404) throw problems.forbidden('a user token may act only on its own account');
+    throw err;
+  }
+  authorize(principal, scope, parsed.ref.host, parsed.jid);
+  return { principal, ...parsed };
+}

@@ -1,0 +1,24 @@
+/**
+ * Operator endpoints about the service itself: Prometheus metrics and the OpenAPI contract.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { FastifyPluginAsync } from 'fastify';
+import { principalOf, type ServiceContext } from '../context.js';
+import { problems } from '../problem.js';
+
+/** openapi.yaml sits at the package root, next to both src/ and dist/. */
+const OPENAPI_PATH = fileURLToPath(new URL('../../../openapi.yaml', import.meta.url));
+
+export const serviceRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
+  app.get('/metrics', async (request, reply) => {
+    const principal = principalOf(ctx, request);
+    if (principal.kind !== 'operator') throw problems.forbidden('metrics need an operator token');
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(ctx.metrics.render());
+  });
+
+  app.get('/openapi.yaml', async (request, reply) => {
+    principalOf(ctx, request);
+    return reply.type('application/yaml; charset=utf-8').send(await readFile(OPENAPI_PATH, 'utf8'));
+  });
+};

@@ -1,0 +1,229 @@
+/**
+ * Per-account endpoints: streamed export, atomic import, user tokens.
+ */
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import multipart from '@fastify/multipart';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Scope } from '../../config.js';
+import { StorageError } from '../../storage/backend.js';
+import { exportUserDocument, importUserDocument, selectKinds, TransferError } from '../../transfer.js';
+import { Xep0227Error } from '../../xep0227/errors.js';
+import { dataKindOf, type DocumentEvent } from '../../xep0227/model.js';
+import { readDocument } from '../../xep0227/reader.js';
+import { writeDocument } from '../../xep0227/writer.js';
+import { guardAccount, type ServiceContext } from '../context.js';
+import { Problem, problems } from '../problem.js';
+
+interface JidParams {
+  jid: string;
+}
+
+interface ExportQuery {
+  include?: string;
+  exclude?: string;
+}
+
+interface ImportQuery extends ExportQuery {
+  mode?: string;
+  dryRun?: string;
+  createAccount?: string;
+}
+
+interface TokenBody {
+  scopes?: unknown;
+  ttlSeconds?: unknown;
+}
+
+const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml'];
+
+/** Maps the layers' own errors to problems; anything else is left for the 500 handler. */
+export function toProblem(err: unknown): unknown {
+  if (err instanceof Problem) return err;
+  if (err instanceof Xep0227Error) {
+    return new Problem(err.status, `xml-${err.code}`, err.status === 413 ? 'Content too large' : 'Invalid document', err.message, {
+      line: err.line,
+      column: err.column,
+    });
+  }
+  if (err instanceof TransferError) {
+    return err.code === 'bad-kind' ? problems.badRequest(err.message) : problems.unprocessable(err.message);
+  }
+  if (err instanceof StorageError) {
+    switch (err.code) {
+      case 'user-not-found':
+        return problems.notFound(err.message);
+      case 'user-exists':
+      case 'conflict':
+        return problems.conflict(err.message);
+      case 'invalid-data':
+        return problems.unprocessable(err.message);
+      case 'unavailable':
+        return problems.unavailable(err.message);
+    }
+  }
+  return err;
+}
+
+function kindsOrProblem(query: ExportQuery): ReturnType<typeof selectKinds> {
+  try {
+    return selectKinds(query.include, query.exclude);
+  } catch (err) {
+    throw toProblem(err);
+  }
+}
+
+function booleanParam(name: string, value: string | undefined): boolean {
+  if (value === undefined || value === 'false' || value === '0') return false;
+  if (value === 'true' || value === '1' || value === '') return true;
+  throw problems.badRequest(`${name} must be true or false`);
+}
+
+/** Fails the stream with 413 once more than `limit` bytes passed. */
+function byteLimit(limit: number, what: string): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, callback: TransformCallback) {
+      seen += chunk.length;
+      if (seen > limit) callback(problems.tooLarge(`${what} exceeds ${limit} bytes`));
+      else callback(null, chunk);
+    },
+  });
+}
+
+export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
+  const { config, storage, metrics } = ctx;
+
+  await app.register(multipart, { limits: { files: 1, fileSize: config.limits.maxUploadBytes, fields: 4 } });
+  // XML bodies stay streams: an import must never be buffered whole.
+  app.addContentTypeParser(XML_TYPES, (_request, payload, done) => done(null, payload));
+
+  app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', async (request, reply) => {
+    const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
+    const kinds = kindsOrProblem(request.query);
+    if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
+    const lease = ctx.locks.tryAcquire(jid, 'shared');
+    if (!lease) throw problems.conflict(`an import into ${jid} is running`);
+
+    const abort = new AbortController();
+    // A client that goes away stops the storage read, not just the socket writes.
+    request.raw.on('close', () => abort.abort());
+    reply.raw.on('close', () => {
+      abort.abort();
+      lease.release();
+    });
+
+    const counted = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), (kind) =>
+      metrics.inc('xporta_records_total', { direction: 'export', kind }),
+    );
+    let body: Readable = Readable.from(writeDocument(counted), { objectMode: false });
+    body.on('data', (chunk: Buffer) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, chunk.length));
+    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+    if (gzip) {
+      const compressed = createGzip();
+      body.on('error', (err) => compressed.destroy(err));
+      body = body.pipe(compressed);
+      reply.header('content-encoding', 'gzip');
+    }
+    reply
+      .header('content-type', 'application/xml; charset=utf-8')
+      .header('content-disposition', `attachment; filename="${jid.replace(/[^\w@.+-]/g, '_')}.xml"`)
+      .header('vary', 'accept-encoding');
+    return reply.send(body);
+  });
+
+  app.put<{ Params: JidParams; Querystring: ImportQuery }>('/v1/users/:jid/import', async (request, reply) => {
+    const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'import');
+    const kinds = kindsOrProblem(request.query);
+    const mode = request.query.mode ?? 'replace';
+    if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
+    const dryRun = booleanParam('dryRun', request.query.dryRun);
+    const createAccount = booleanParam('createAccount', request.query.createAccount);
+
+    const source = await importBody(request, config.limits.maxUploadBytes);
+    const lease = ctx.locks.tryAcquire(jid, 'exclusive');
+    if (!lease) {
+      source.destroy();
+      throw problems.conflict(`another operation on ${jid} is running`);
+    }
+    const slot = ctx.importSlots.tryTake();
+    if (!slot) {
+      lease.release();
+      source.destroy();
+      throw problems.tooManyRequests('too many imports are running; try again later', 30);
+    }
+    metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
+    try {
+      if (!createAccount && !(await storage.userExists(ref))) {
+        throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
+      }
+      const events = countRecords(
+        readDocument(source, {
+          maxDepth: config.limits.maxDepth,
+          maxElementBytes: config.limits.maxElementBytes,
+          maxDocumentBytes: config.limits.maxUploadBytes,
+        }),
+        (kind) => metrics.inc('xporta_records_total', { direction: 'import', kind }),
+      );
+      const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount });
+      return reply.code(200).send(report);
+    } catch (err) {
+      throw toProblem(err);
+    } finally {
+      source.destroy();
+      slot.release();
+      lease.release();
+      metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
+    }
+  });
+
+  app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', async (request, reply) => {
+    const { jid } = guardAccount(ctx, request, request.params.jid, 'admin');
+    const body = request.body ?? {};
+    const scopes = body.scopes ?? ['export'];
+    if (!Array.isArray(scopes) || scopes.length === 0 || !scopes.every((s) => s === 'export' || s === 'import')) {
+      throw problems.badRequest('scopes must be a non-empty array of "export" and "import"');
+    }
+    const ttlSeconds = body.ttlSeconds ?? 900;
+    if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds)) throw problems.badRequest('ttlSeconds must be an integer');
+    const { token, claims } = ctx.auth.mintUserToken({ jid, scopes: scopes as Scope[], ttlSeconds });
+    return reply.code(201).send({ token, jid, scopes: claims.scp, expiresAt: new Date(claims.exp * 1000).toISOString() });
+  });
+};
+
+/** The upload as a byte stream: raw XML (optionally gzip-encoded) or one multipart file. */
+async function importBody(request: FastifyRequest, limit: number): Promise<Readable> {
+  const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  let raw: Readable;
+  if (type === 'multipart/form-data') {
+    const file = await request.file({ limits: { files: 1, fileSize: limit } });
+    if (!file) throw problems.badRequest('the multipart body holds no file');
+    raw = file.file;
+  } else if (XML_TYPES.includes(type)) {
+    raw = request.body as Readable;
+  } else {
+    throw problems.unsupportedMediaType(`send application/xml (optionally Content-Encoding: gzip) or multipart/form-data, not ${type || 'no type'}`);
+  }
+  const encoding = String(request.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (encoding !== 'identity' && encoding !== 'gzip') throw problems.unsupportedMediaType(`unsupported Content-Encoding ${encoding}`);
+  const out = new PassThrough();
+  const failed = (err: unknown): void => {
+    out.destroy(err instanceof Error ? err : new Error(String(err)));
+  };
+  // Limits apply to the compressed and the decompressed bytes: a gzip bomb stops at the limit.
+  if (encoding === 'gzip') {
+    pipeline(raw, byteLimit(limit, 'the upload'), createGunzip(), byteLimit(limit, 'the decompressed upload'), out).catch(failed);
+  } else {
+    pipeline(raw, byteLimit(limit, 'the upload'), out).catch(failed);
+  }
+  return out;
+}
+
+async function* countRecords(events: AsyncIterable<DocumentEvent>, count: (kind: string) => void): AsyncGenerator<DocumentEvent> {
+  for await (const event of events) {
+    if (event.kind !== 'host' && event.kind !== 'host-end' && event.kind !== 'user' && event.kind !== 'user-end') count(dataKindOf(event));
+    yield event;
+  }
+}
+

@@ -1,0 +1,60 @@
+/**
+ * One operation at a time per account: exports share an account, an import holds it alone.
+ * In-process only; replicas sharing a database need the database's own locks (not yet done).
+ */
+export type LockMode = 'shared' | 'exclusive';
+
+export interface Lease {
+  release(): void;
+}
+
+export class AccountLocks {
+  /** jid → number of shared holders, or -1 while held exclusively. */
+  private readonly holders = new Map<string, number>();
+
+  /** A lease, or undefined when the account is busy in a conflicting mode. */
+  tryAcquire(jid: string, mode: LockMode): Lease | undefined {
+    const current = this.holders.get(jid) ?? 0;
+    if (current === -1 || (mode === 'exclusive' && current > 0)) return undefined;
+    this.holders.set(jid, mode === 'exclusive' ? -1 : current + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        const now = this.holders.get(jid) ?? 0;
+        if (now === -1 || now <= 1) this.holders.delete(jid);
+        else this.holders.set(jid, now - 1);
+      },
+    };
+  }
+
+  isBusy(jid: string): boolean {
+    return this.holders.has(jid);
+  }
+}
+
+/** A counting semaphore without waiting: the caller answers "busy" instead of queueing. */
+export class Slots {
+  private used = 0;
+
+  constructor(readonly capacity: number) {}
+
+  tryTake(): Lease | undefined {
+    if (this.used >= this.capacity) return undefined;
+    this.used++;
+    let released = false;
+    return {
+      release: () => {
+        if (!released) {
+          released = true;
+          this.used--;
+        }
+      },
+    };
+  }
+
+  get inUse(): number {
+    return this.used;
+  }
+}

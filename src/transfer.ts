@@ -1,0 +1,130 @@
+/**
+ * Export and import of one account, independent of HTTP or CLI: storage records become document
+ * events, and a document's events become one storage transaction.
+ */
+import { bareJid, createRecordRewriter } from './jid.js';
+import type { ApplyOptions, ApplyReport, StorageBackend, UserRef } from './storage/backend.js';
+import { StorageError } from './storage/backend.js';
+import { DATA_KINDS, isDataKind, type DataKind, type DocumentEvent, type UserRecord, type UserStart } from './xep0227/model.js';
+
+export class TransferError extends Error {
+  constructor(
+    readonly code: 'bad-kind' | 'not-one-user' | 'unknown-user',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TransferError';
+  }
+}
+
+/** `?include=roster,vcard` and `?exclude=archive` → the selected kinds (all when neither is given). */
+export function selectKinds(include?: string, exclude?: string): Set<DataKind> {
+  const parse = (list: string): DataKind[] =>
+    list
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+      .map((s) => {
+        if (!isDataKind(s)) throw new TransferError('bad-kind', `unknown data kind ${JSON.stringify(s)} (known: ${DATA_KINDS.join(', ')})`);
+        return s;
+      });
+  const selected = new Set<DataKind>(include !== undefined && include !== '' ? parse(include) : DATA_KINDS);
+  if (exclude !== undefined) for (const kind of parse(exclude)) selected.delete(kind);
+  return selected;
+}
+
+export function refOf(jid: string): UserRef {
+  const at = jid.indexOf('@');
+  return { user: jid.slice(0, at), host: jid.slice(at + 1) };
+}
+
+/** Strips credentials from a user start when they are not selected. */
+function accountFor(account: UserStart, kinds: ReadonlySet<DataKind>): UserStart {
+  if (kinds.has('credentials')) return account;
+  return { kind: 'user', name: account.name, scram: [], extraAttributes: account.extraAttributes };
+}
+
+/** The user's part of a document: `user`, records, `user-end`. */
+export async function* userEvents(
+  storage: StorageBackend,
+  ref: UserRef,
+  kinds: ReadonlySet<DataKind>,
+  signal?: AbortSignal,
+): AsyncGenerator<DocumentEvent> {
+  const account = await storage.readAccount(ref);
+  if (!account) throw new StorageError('user-not-found', `no account ${ref.user}@${ref.host}`);
+  yield accountFor(account, kinds);
+  yield* storage.readUser(ref, { include: kinds, ...(signal ? { signal } : {}) });
+  yield { kind: 'user-end' };
+}
+
+/** A whole document with one user. */
+export async function* exportUserDocument(
+  storage: StorageBackend,
+  ref: UserRef,
+  kinds: ReadonlySet<DataKind>,
+  signal?: AbortSignal,
+): AsyncGenerator<DocumentEvent> {
+  yield { kind: 'host', jid: ref.host };
+  yield* userEvents(storage, ref, kinds, signal);
+  yield { kind: 'host-end' };
+}
+
+/**
+ * Applies a document holding exactly one user to `target`. When the document's user is another
+ * JID (a move between providers), every reference to it inside the data is rewritten to the
+ * target. The document is read to its end inside the transaction, so a second user or a
+ * malformed tail rolls everything back.
+ */
+export async function importUserDocument(
+  storage: StorageBackend,
+  target: UserRef,
+  events: AsyncIterable<DocumentEvent>,
+  options: ApplyOptions,
+): Promise<ApplyReport> {
+  const iterator = events[Symbol.asyncIterator]();
+  let host: string | undefined;
+  let account: UserStart | undefined;
+  while (!account) {
+    const next = await iterator.next();
+    if (next.done) throw new TransferError('not-one-user', 'the document contains no user');
+    const event = next.value;
+    if (event.kind === 'host') host = event.jid;
+    else if (event.kind === 'user') account = event;
+  }
+  if (host === undefined) throw new TransferError('not-one-user', 'the user is outside a host');
+  const sourceJid = bareJid(`${account.name}@${host}`);
+  const targetJid = `${target.user}@${target.host}`;
+  const rewrite = sourceJid === targetJid ? undefined : createRecordRewriter(sourceJid, targetJid);
+
+  async function* records(): AsyncGenerator<UserRecord> {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return;
+      const event = next.value;
+      switch (event.kind) {
+        case 'user-end':
+          await drainRest();
+          return;
+        case 'host':
+        case 'host-end':
+        case 'user':
+          throw new TransferError('not-one-user', 'the document must contain exactly one user');
+        default:
+          yield rewrite ? rewrite(event) : event;
+      }
+    }
+  }
+
+  async function drainRest(): Promise<void> {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return;
+      if (next.value.kind === 'user' || next.value.kind === 'host') {
+        throw new TransferError('not-one-user', 'the document must contain exactly one user');
+      }
+    }
+  }
+
+  return storage.applyUser(target, { ...account, name: target.user }, records(), options);
+}
