@@ -58,3 +58,54 @@ export class Slots {
     return this.used;
   }
 }
+
+export type JobState = 'running' | 'succeeded' | 'failed';
+
+export interface Job<R = unknown> {
+  readonly id: string;
+  readonly type: string;
+  /** The host or account the job acts on: only principals allowed there may read it. */
+  readonly host: string;
+  state: JobState;
+  progress: Record<string, number | undefined>;
+  result?: R;
+  error?: string;
+  readonly startedAt: string;
+  finishedAt?: string;
+}
+
+/** Background jobs of this process, kept for an hour after they end. */
+export class JobRegistry {
+  private readonly jobs = new Map<string, Job>();
+
+  constructor(private readonly retainMs = 3_600_000) {}
+
+  start<R>(type: string, host: string, run: (job: Job<R>) => Promise<R>): Job<R> {
+    this.prune();
+    const job: Job<R> = { id: crypto.randomUUID(), type, host, state: 'running', progress: {}, startedAt: new Date().toISOString() };
+    this.jobs.set(job.id, job as Job);
+    run(job).then(
+      (result) => {
+        job.result = result;
+        job.state = 'succeeded';
+        job.finishedAt = new Date().toISOString();
+      },
+      (err: unknown) => {
+        job.error = err instanceof Error ? err.message : String(err);
+        job.state = 'failed';
+        job.finishedAt = new Date().toISOString();
+      },
+    );
+    return job;
+  }
+
+  get(id: string): Job | undefined {
+    return this.jobs.get(id);
+  }
+
+  private prune(now = Date.now()): void {
+    for (const [id, job] of this.jobs) {
+      if (job.finishedAt !== undefined && Date.parse(job.finishedAt) + this.retainMs < now) this.jobs.delete(id);
+    }
+  }
+}

@@ -9,6 +9,7 @@ import type { StorageBackend } from '../storage/backend.js';
 import { createContext, type ServiceContext } from './context.js';
 import { Problem, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
+import { hostRoutes } from './routes/hosts.js';
 import { serviceRoutes } from './routes/service.js';
 import { toProblem, userRoutes } from './routes/users.js';
 
@@ -101,6 +102,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(healthRoutes, { storage: deps.storage, ...(deps.component ? { component: deps.component } : {}) });
   app.register(serviceRoutes, { ctx });
   app.register(userRoutes, { ctx });
+  app.register(hostRoutes, { ctx });
 
   app.addHook('onClose', async () => {
     await deps.storage.close();

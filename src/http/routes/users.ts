@@ -6,7 +6,9 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { request as httpRequest, type Dispatcher } from 'undici';
 import type { Scope } from '../../config.js';
+import { JidError } from '../../jid.js';
 import { StorageError } from '../../storage/backend.js';
 import { exportUserDocument, importUserDocument, selectKinds, TransferError } from '../../transfer.js';
 import { Xep0227Error } from '../../xep0227/errors.js';
@@ -31,6 +33,16 @@ interface ImportQuery extends ExportQuery {
   createAccount?: string;
 }
 
+interface ImportFromBody {
+  url?: unknown;
+  token?: unknown;
+  mode?: unknown;
+  dryRun?: unknown;
+  createAccount?: unknown;
+  include?: unknown;
+  exclude?: unknown;
+}
+
 interface TokenBody {
   scopes?: unknown;
   ttlSeconds?: unknown;
@@ -47,6 +59,7 @@ export function toProblem(err: unknown): unknown {
       column: err.column,
     });
   }
+  if (err instanceof JidError) return problems.unprocessable(`invalid JID in the document: ${err.reason}`);
   if (err instanceof TransferError) {
     return err.code === 'bad-kind' ? problems.badRequest(err.message) : problems.unprocessable(err.message);
   }
@@ -66,7 +79,7 @@ export function toProblem(err: unknown): unknown {
   return err;
 }
 
-function kindsOrProblem(query: ExportQuery): ReturnType<typeof selectKinds> {
+export function kindsOrProblem(query: ExportQuery): ReturnType<typeof selectKinds> {
   try {
     return selectKinds(query.include, query.exclude);
   } catch (err) {
@@ -74,7 +87,7 @@ function kindsOrProblem(query: ExportQuery): ReturnType<typeof selectKinds> {
   }
 }
 
-function booleanParam(name: string, value: string | undefined): boolean {
+export function booleanParam(name: string, value: string | undefined): boolean {
   if (value === undefined || value === 'false' || value === '0') return false;
   if (value === 'true' || value === '1' || value === '') return true;
   throw problems.badRequest(`${name} must be true or false`);
@@ -178,6 +191,51 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     }
   });
 
+  app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', async (request, reply) => {
+    const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'import');
+    const body = request.body ?? {};
+    if (typeof body.url !== 'string') throw problems.badRequest('url is required');
+    let url: URL;
+    try {
+      url = new URL(body.url);
+    } catch {
+      throw problems.badRequest('url must be an absolute http(s) URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw problems.badRequest('url must be an absolute http(s) URL');
+    if (body.token !== undefined && typeof body.token !== 'string') throw problems.badRequest('token must be a string');
+    const kinds = kindsOrProblem({ ...(typeof body.include === 'string' ? { include: body.include } : {}), ...(typeof body.exclude === 'string' ? { exclude: body.exclude } : {}) });
+    const mode = body.mode ?? 'replace';
+    if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
+    const dryRun = body.dryRun === true;
+    const createAccount = body.createAccount === true;
+
+    const lease = ctx.locks.tryAcquire(jid, 'exclusive');
+    if (!lease) throw problems.conflict(`another operation on ${jid} is running`);
+    const slot = ctx.importSlots.tryTake();
+    if (!slot) {
+      lease.release();
+      throw problems.tooManyRequests('too many imports are running; try again later', 30);
+    }
+    const abort = new AbortController();
+    request.raw.on('close', () => abort.abort());
+    try {
+      if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
+      const source = await fetchExport(url, body.token, config.limits.maxUploadBytes, abort.signal);
+      const events = readDocument(source, {
+        maxDepth: config.limits.maxDepth,
+        maxElementBytes: config.limits.maxElementBytes,
+        maxDocumentBytes: config.limits.maxUploadBytes,
+      });
+      const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
+      return reply.send({ ...report, source: url.origin + url.pathname });
+    } catch (err) {
+      throw toProblem(err);
+    } finally {
+      slot.release();
+      lease.release();
+    }
+  });
+
   app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', async (request, reply) => {
     const { jid } = guardAccount(ctx, request, request.params.jid, 'admin');
     const body = request.body ?? {};
@@ -193,7 +251,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
 };
 
 /** The upload as a byte stream: raw XML (optionally gzip-encoded) or one multipart file. */
-async function importBody(request: FastifyRequest, limit: number): Promise<Readable> {
+export async function importBody(request: FastifyRequest, limit: number): Promise<Readable> {
   const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   let raw: Readable;
   if (type === 'multipart/form-data') {
@@ -216,6 +274,39 @@ async function importBody(request: FastifyRequest, limit: number): Promise<Reada
     pipeline(raw, byteLimit(limit, 'the upload'), createGunzip(), byteLimit(limit, 'the decompressed upload'), out).catch(failed);
   } else {
     pipeline(raw, byteLimit(limit, 'the upload'), out).catch(failed);
+  }
+  return out;
+}
+
+/**
+ * Pulls a XEP-0227 export from another service as a stream. Redirects are not followed: the
+ * caller named one URL, and a redirect could point the request (with its token) elsewhere.
+ */
+async function fetchExport(url: URL, token: string | undefined, limit: number, signal: AbortSignal): Promise<Readable> {
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await httpRequest(url, {
+      method: 'GET',
+      headers: { accept: 'application/xml', 'accept-encoding': 'gzip', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      signal,
+      headersTimeout: 30_000,
+      bodyTimeout: 300_000,
+    });
+  } catch (err) {
+    throw new Problem(502, 'upstream-unreachable', 'Bad gateway', `cannot reach ${url.origin}: ${(err as Error).message}`);
+  }
+  if (response.statusCode !== 200) {
+    response.body.destroy();
+    throw new Problem(502, 'upstream-error', 'Bad gateway', `${url.origin} answered ${response.statusCode}`);
+  }
+  const out = new PassThrough();
+  const failed = (err: unknown): void => {
+    out.destroy(err instanceof Error ? err : new Error(String(err)));
+  };
+  if (String(response.headers['content-encoding'] ?? '') === 'gzip') {
+    pipeline(response.body, byteLimit(limit, 'the source document'), createGunzip(), byteLimit(limit, 'the decompressed source'), out).catch(failed);
+  } else {
+    pipeline(response.body, byteLimit(limit, 'the source document'), out).catch(failed);
   }
   return out;
 }

@@ -1,0 +1,104 @@
+/**
+ * Whole-host transfer. Export streams every account of a host in one document. Import reads a
+ * spooled document twice: a first pass validates all of it (so a broken tail changes nothing),
+ * a second applies each account in its own storage transaction and reports per account.
+ */
+import { bareJid } from './jid.js';
+import type { ApplyOptions, ApplyReport, StorageBackend } from './storage/backend.js';
+import { TransferError, userEvents } from './transfer.js';
+import type { DataKind, DocumentEvent, UserRecord, UserStart } from './xep0227/model.js';
+
+export interface HostProgress {
+  /** Accounts finished so far. */
+  done: number;
+  /** Accounts in the document (known after validation), or undefined while exporting. */
+  total?: number;
+  failed: number;
+}
+
+export async function* exportHostDocument(
+  storage: StorageBackend,
+  host: string,
+  kinds: ReadonlySet<DataKind>,
+  options: { signal?: AbortSignal; onUser?: (user: string, progress: HostProgress) => void } = {},
+): AsyncGenerator<DocumentEvent> {
+  const progress: HostProgress = { done: 0, failed: 0 };
+  yield { kind: 'host', jid: host };
+  for await (const user of storage.listUsers(host)) {
+    if (options.signal?.aborted) return;
+    yield* userEvents(storage, { host, user }, kinds, options.signal);
+    progress.done++;
+    options.onUser?.(user, progress);
+  }
+  yield { kind: 'host-end' };
+}
+
+/**
+ * First pass: the document is well-formed, valid, holds one host (the expected one) and no
+ * user twice. Returns the account names in document order.
+ */
+export async function validateHostDocument(events: AsyncIterable<DocumentEvent>, host: string): Promise<string[]> {
+  const users: string[] = [];
+  let hosts = 0;
+  for await (const event of events) {
+    if (event.kind === 'host') {
+      hosts++;
+      if (hosts > 1) throw new TransferError('not-one-user', 'a host import takes a document with one host');
+      if (event.jid !== host) throw new TransferError('not-one-user', `the document is for host ${event.jid}, not ${host}`);
+    } else if (event.kind === 'user') {
+      users.push(event.name);
+    }
+  }
+  if (hosts === 0) throw new TransferError('not-one-user', 'the document contains no host');
+  return users;
+}
+
+export interface HostImportResult {
+  readonly host: string;
+  readonly users: readonly (ApplyReport | { readonly user: string; readonly error: string })[];
+  readonly progress: HostProgress;
+}
+
+/** Second pass: each account in one transaction; a failing account is reported, the rest go on. */
+export async function importHostDocument(
+  storage: StorageBackend,
+  host: string,
+  events: AsyncIterable<DocumentEvent>,
+  options: Omit<ApplyOptions, 'signal'> & { signal?: AbortSignal; total?: number; onUser?: (user: string, progress: HostProgress) => void },
+): Promise<HostImportResult> {
+  const progress: HostProgress = { done: 0, failed: 0, ...(options.total !== undefined ? { total: options.total } : {}) };
+  const results: (ApplyReport | { user: string; error: string })[] = [];
+  const iterator = events[Symbol.asyncIterator]();
+
+  async function* recordsUntilUserEnd(): AsyncGenerator<UserRecord> {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done || next.value.kind === 'user-end') return;
+      const event = next.value;
+      if (event.kind === 'host' || event.kind === 'host-end' || event.kind === 'user') {
+        throw new TransferError('not-one-user', 'unexpected structure inside a user');
+      }
+      yield event;
+    }
+  }
+
+  for (;;) {
+    if (options.signal?.aborted) break;
+    const next = await iterator.next();
+    if (next.done) break;
+    if (next.value.kind !== 'user') continue;
+    const account: UserStart = next.value;
+    const jid = bareJid(`${account.name}@${host}`);
+    const records = recordsUntilUserEnd();
+    try {
+      results.push(await storage.applyUser({ host, user: account.name }, account, records, options));
+    } catch (err) {
+      progress.failed++;
+      // What the failed apply left unread of this user is skipped by the loop below.
+      results.push({ user: jid, error: err instanceof Error ? err.message : String(err) });
+    }
+    progress.done++;
+    options.onUser?.(jid, progress);
+  }
+  return { host, users: results, progress };
+}

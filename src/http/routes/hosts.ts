@@ -1,0 +1,146 @@
+/**
+ * Whole-host endpoints (operator tokens only) and background job status.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import type { FastifyPluginAsync } from 'fastify';
+import { exportHostDocument, importHostDocument, validateHostDocument, type HostImportResult } from '../../host-transfer.js';
+import { normaliseDomain } from '../../jid.js';
+import { JobRegistry } from '../../jobs.js';
+import { readDocument } from '../../xep0227/reader.js';
+import { writeDocument } from '../../xep0227/writer.js';
+import { authorize } from '../auth.js';
+import { principalOf, type ServiceContext } from '../context.js';
+import { problems } from '../problem.js';
+import { booleanParam, importBody, kindsOrProblem, toProblem } from './users.js';
+
+interface HostParams {
+  host: string;
+}
+
+interface HostImportQuery {
+  include?: string;
+  exclude?: string;
+  mode?: string;
+  dryRun?: string;
+  createAccount?: string;
+  async?: string;
+}
+
+/** Progress is logged every this many accounts. */
+const LOG_EVERY_USERS = 100;
+
+export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
+  const { config, storage } = ctx;
+  const jobs = new JobRegistry();
+
+  function guardHost(request: Parameters<typeof principalOf>[1], raw: string, scope: 'export' | 'import'): string {
+    const principal = principalOf(ctx, request);
+    if (principal.kind !== 'operator') throw problems.forbidden('whole-host transfers need an operator token');
+    let host: string;
+    try {
+      host = normaliseDomain(raw);
+    } catch {
+      throw problems.badRequest(`invalid host ${JSON.stringify(raw)}`);
+    }
+    authorize(principal, scope, host);
+    if (!(host in config.hosts)) throw problems.notFound(`host ${host} is not served here`);
+    return host;
+  }
+
+  app.get<{ Params: HostParams; Querystring: { include?: string; exclude?: string } }>('/v1/hosts/:host/export', async (request, reply) => {
+    const host = guardHost(request, request.params.host, 'export');
+    const kinds = kindsOrProblem(request.query);
+    const abort = new AbortController();
+    reply.raw.on('close', () => abort.abort());
+    const events = exportHostDocument(storage, host, kinds, {
+      signal: abort.signal,
+      onUser: (user, progress) => {
+        if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, exported: progress.done, last: user }, 'host export progress');
+      },
+    });
+    let body: Readable = Readable.from(writeDocument(events));
+    if (/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) {
+      const gzip = createGzip();
+      body.on('error', (err) => gzip.destroy(err));
+      body = body.pipe(gzip);
+      reply.header('content-encoding', 'gzip');
+    }
+    return reply
+      .header('content-type', 'application/xml; charset=utf-8')
+      .header('content-disposition', `attachment; filename="${host.replace(/[^\w.-]/g, '_')}.xml"`)
+      .header('vary', 'accept-encoding')
+      .send(body);
+  });
+
+  app.put<{ Params: HostParams; Querystring: HostImportQuery }>('/v1/hosts/:host/import', async (request, reply) => {
+    const host = guardHost(request, request.params.host, 'import');
+    const kinds = kindsOrProblem(request.query);
+    const mode = request.query.mode ?? 'merge';
+    if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
+    const dryRun = booleanParam('dryRun', request.query.dryRun);
+    const createAccount = booleanParam('createAccount', request.query.createAccount);
+    const runAsync = booleanParam('async', request.query.async);
+    const readerLimits = { maxDepth: config.limits.maxDepth, maxElementBytes: config.limits.maxElementBytes, maxDocumentBytes: config.limits.maxUploadBytes };
+
+    const slot = ctx.importSlots.tryTake();
+    if (!slot) throw problems.tooManyRequests('too many imports are running; try again later', 30);
+    // The upload goes to disk, not memory: it is read twice (validate, then apply).
+    const spoolDir = join(config.dataDir, 'spool');
+    const spool = join(spoolDir, `${host}-${request.id}.xml`);
+    const cleanup = async (): Promise<void> => {
+      slot.release();
+      await rm(spool, { force: true });
+    };
+    let total: number;
+    try {
+      await mkdir(spoolDir, { recursive: true, mode: 0o700 });
+      await pipeline(await importBody(request, config.limits.maxUploadBytes), createWriteStream(spool, { mode: 0o600 }));
+      total = (await validateHostDocument(readDocument(createReadStream(spool), readerLimits), host)).length;
+    } catch (err) {
+      await cleanup();
+      throw toProblem(err);
+    }
+
+    const run = async (onProgress?: (done: number, failed: number) => void): Promise<HostImportResult> => {
+      try {
+        return await importHostDocument(storage, host, readDocument(createReadStream(spool), readerLimits), {
+          mode,
+          dryRun,
+          include: kinds,
+          createAccount,
+          total,
+          onUser: (user, progress) => {
+            onProgress?.(progress.done, progress.failed);
+            if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');
+          },
+        });
+      } finally {
+        await cleanup();
+      }
+    };
+
+    if (runAsync) {
+      const job = jobs.start('host-import', host, (j) => {
+        j.progress = { done: 0, failed: 0, total };
+        return run((done, failed) => (j.progress = { done, failed, total }));
+      });
+      return reply.code(202).header('location', `/v1/jobs/${job.id}`).send(job);
+    }
+    return reply.code(200).send(await run());
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
+    const principal = principalOf(ctx, request);
+    const job = jobs.get(request.params.id);
+    // One answer for "no such job" and "not yours": job ids are not to be probed.
+    if (!job || principal.kind !== 'operator' || !(principal.hosts.includes('*') || principal.hosts.includes(job.host))) {
+      throw problems.notFound('no such job');
+    }
+    return reply.send(job);
+  });
+};

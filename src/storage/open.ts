@@ -1,0 +1,32 @@
+/**
+ * The storage backend a configuration names. The embedded default (SQLite under ./data) gets its
+ * directory and Prosody's tables created on start; a networked database may be down at start,
+ * which /health then reports, and is prepared on first use.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Config } from '../config.js';
+import type { StorageBackend } from './backend.js';
+import { ProsodySqlBackend } from './prosody-sql/backend.js';
+
+export async function openStorage(config: Config): Promise<StorageBackend> {
+  const { storage, hosts } = config;
+  if (storage.type === 'prosody-files') {
+    throw new Error('storage.type prosody-files is not available in this build yet');
+  }
+  if (storage.driver === 'sqlite') {
+    mkdirSync(dirname(storage.database), { recursive: true });
+    const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts });
+    await backend.ensureSchema();
+    return backend;
+  }
+  return new ProsodySqlBackend({
+    dialect: storage.driver === 'postgres' ? 'postgresql' : 'mysql',
+    host: storage.host,
+    port: storage.port,
+    user: storage.username,
+    ...(storage.password !== undefined ? { password: storage.password } : {}),
+    database: storage.database,
+    hosts,
+  });
+}
