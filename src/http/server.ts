@@ -3,6 +3,7 @@
  * tests can inject requests without a listening socket.
  */
 import { randomUUID } from 'node:crypto';
+import multipart from '@fastify/multipart';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.js';
 import type { StorageBackend } from '../storage/backend.js';
@@ -11,7 +12,7 @@ import { Problem, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
 import { hostRoutes } from './routes/hosts.js';
 import { serviceRoutes } from './routes/service.js';
-import { toProblem, userRoutes } from './routes/users.js';
+import { toProblem, userRoutes, XML_TYPES } from './routes/users.js';
 
 export interface AppDependencies {
   readonly config: Config;
@@ -98,6 +99,10 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problems.notFound(`No route for ${request.method} ${request.url.split('?')[0] ?? ''}`)),
   );
+
+  app.register(multipart, { limits: { files: 1, fileSize: config.limits.maxUploadBytes, fields: 4 } });
+  // XML bodies stay streams: an import must never be buffered whole.
+  app.addContentTypeParser(XML_TYPES, (_request, payload, done) => done(null, payload));
 
   app.register(healthRoutes, { storage: deps.storage, ...(deps.component ? { component: deps.component } : {}) });
   app.register(serviceRoutes, { ctx });

@@ -56,7 +56,9 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const host = guardHost(request, request.params.host, 'export');
     const kinds = kindsOrProblem(request.query);
     const abort = new AbortController();
-    reply.raw.on('close', () => abort.abort());
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
     const events = exportHostDocument(storage, host, kinds, {
       signal: abort.signal,
       onUser: (user, progress) => {

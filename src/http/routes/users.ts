@@ -4,7 +4,6 @@
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { request as httpRequest, type Dispatcher } from 'undici';
 import type { Scope } from '../../config.js';
@@ -48,7 +47,7 @@ interface TokenBody {
   ttlSeconds?: unknown;
 }
 
-const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml'];
+export const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml'];
 
 /** Maps the layers' own errors to problems; anything else is left for the 500 handler. */
 export function toProblem(err: unknown): unknown {
@@ -108,10 +107,6 @@ function byteLimit(limit: number, what: string): Transform {
 export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const { config, storage, metrics } = ctx;
 
-  await app.register(multipart, { limits: { files: 1, fileSize: config.limits.maxUploadBytes, fields: 4 } });
-  // XML bodies stay streams: an import must never be buffered whole.
-  app.addContentTypeParser(XML_TYPES, (_request, payload, done) => done(null, payload));
-
   app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', async (request, reply) => {
     const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
     const kinds = kindsOrProblem(request.query);
@@ -121,9 +116,8 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
 
     const abort = new AbortController();
     // A client that goes away stops the storage read, not just the socket writes.
-    request.raw.on('close', () => abort.abort());
     reply.raw.on('close', () => {
-      abort.abort();
+      if (!reply.raw.writableFinished) abort.abort();
       lease.release();
     });
 
@@ -217,7 +211,10 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
     const abort = new AbortController();
-    request.raw.on('close', () => abort.abort());
+    // Only a client that leaves early cancels the pull; a finished exchange closes too.
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
     try {
       if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       const source = await fetchExport(url, body.token, config.limits.maxUploadBytes, abort.signal);
@@ -296,7 +293,7 @@ async function fetchExport(url: URL, token: string | undefined, limit: number, s
     throw new Problem(502, 'upstream-unreachable', 'Bad gateway', `cannot reach ${url.origin}: ${(err as Error).message}`);
   }
   if (response.statusCode !== 200) {
-    response.body.destroy();
+    await response.body.dump();
     throw new Problem(502, 'upstream-error', 'Bad gateway', `${url.origin} answered ${response.statusCode}`);
   }
   const out = new PassThrough();

@@ -1,0 +1,499 @@
+/**
+ * The HTTP API against a real Prosody-format SQLite store, every response checked against
+ * openapi.yaml; the last test asserts that every documented (path, method, status) was seen.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, type Config } from '../../src/config.js';
+import type { ServiceContext } from '../../src/http/context.js';
+import { buildApp } from '../../src/http/server.js';
+import { sha256Hex } from '../../src/operator-token.js';
+import { openStorage } from '../../src/storage/open.js';
+import type { DocumentEvent } from '../../src/xep0227/model.js';
+import { readDocument } from '../../src/xep0227/reader.js';
+import { accountDocument } from '../support/documents.js';
+import { ContractChecker } from '../support/openapi.js';
+
+const contract = new ContractChecker();
+const ALL = 'operator-all-secret';
+const EXPORT_ONLY = 'operator-export-secret';
+const OTHER_HOST = 'operator-other-host-secret';
+
+type App = FastifyInstance & { ctx: ServiceContext };
+
+interface Sent {
+  statusCode: number;
+  headers: Record<string, string | string[] | number | undefined>;
+  body: string;
+  rawPayload: Buffer;
+  json<T = Record<string, unknown>>(): T;
+}
+
+function configFor(dir: string, extra: Record<string, string> = {}): Config {
+  return loadConfig({
+    env: {
+      XPORTA_DATA_DIR: dir,
+      XPORTA_LOG_LEVEL: 'silent',
+      XPORTA_HOSTS: JSON.stringify({ localhost: { passwordHash: 'SHA-1' }, 'example.org': { passwordHash: 'SHA-1' } }),
+      XPORTA_AUTH__USER_TOKEN_SECRET: 'u'.repeat(40),
+      XPORTA_AUTH__TOKENS: JSON.stringify([
+        { name: 'all', sha256: sha256Hex(ALL), scopes: ['export', 'import', 'admin'], hosts: ['*'] },
+        { name: 'export-only', sha256: sha256Hex(EXPORT_ONLY), scopes: ['export'], hosts: ['*'] },
+        { name: 'other-host', sha256: sha256Hex(OTHER_HOST), scopes: ['export', 'import', 'admin'], hosts: ['example.org'] },
+      ]),
+      ...extra,
+    },
+    cwd: dir,
+  });
+}
+
+async function makeApp(dir: string, extra: Record<string, string> = {}): Promise<App> {
+  const config = configFor(dir, extra);
+  const app = buildApp({ config, storage: await openStorage(config), logger: false }) as unknown as App;
+  await app.ready();
+  return app;
+}
+
+async function send(
+  app: FastifyInstance,
+  method: 'GET' | 'PUT' | 'POST',
+  url: string,
+  template: string,
+  options: { token?: string; headers?: Record<string, string>; payload?: string | Buffer | Readable | object } = {},
+): Promise<Sent> {
+  const res = await app.inject({
+    method,
+    url,
+    headers: { ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...options.headers },
+    ...(options.payload !== undefined ? { payload: options.payload as string } : {}),
+  });
+  const sent: Sent = {
+    statusCode: res.statusCode,
+    headers: res.headers,
+    body: res.body,
+    rawPayload: res.rawPayload,
+    json: <T>() => JSON.parse(res.body) as T,
+  };
+  contract.check(method, template, sent);
+  return sent;
+}
+
+const xml = { 'content-type': 'application/xml' };
+
+async function events(doc: string | Buffer): Promise<DocumentEvent[]> {
+  const out: DocumentEvent[] = [];
+  for await (const e of readDocument(Readable.from([typeof doc === 'string' ? Buffer.from(doc) : doc]))) out.push(e);
+  return out;
+}
+
+const EXPORT = '/v1/users/{jid}/export';
+const IMPORT = '/v1/users/{jid}/import';
+
+describe('HTTP API on the embedded SQLite store', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xporta-api-'));
+  const doc = accountDocument({ host: 'localhost', user: 'alice', password: 'correct horse' });
+  let app: App;
+  let exported: string;
+
+  beforeAll(async () => {
+    app = await makeApp(dir);
+  });
+  afterAll(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('GET /health answers 200 without a token', async () => {
+    const res = await send(app, 'GET', '/health', '/health');
+    expect(res.statusCode).toBe(200);
+  });
+
+  it('GET /health answers 503 when the database is unreachable', async () => {
+    const down = await makeApp(mkdtempSync(join(tmpdir(), 'xporta-api-down-')), {
+      XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'postgres', host: '127.0.0.1', port: 1, database: 'none' }),
+    });
+    const res = await send(down, 'GET', '/health', '/health');
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ status: 'degraded', storage: { reachable: false } });
+    await down.close();
+  });
+
+  describe('authentication and authorisation', () => {
+    it('401 with WWW-Authenticate without a token or with an unknown one', async () => {
+      const none = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT);
+      expect(none.statusCode).toBe(401);
+      expect(none.headers['www-authenticate']).toMatch(/^Bearer realm="xporta"/);
+      const bad = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: 'nope', headers: xml, payload: doc });
+      expect(bad.statusCode).toBe(401);
+      expect(bad.headers['www-authenticate']).toMatch(/error="invalid_token"/);
+    });
+
+    it('403 for a token without the scope, or for another host', async () => {
+      const scope = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: EXPORT_ONLY, headers: xml, payload: doc });
+      expect(scope.statusCode).toBe(403);
+      const host = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: OTHER_HOST });
+      expect(host.statusCode).toBe(403);
+    });
+
+    it('404 for an unknown user, or an unknown user without createAccount', async () => {
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL })).statusCode).toBe(404);
+      const res = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: ALL, headers: xml, payload: doc });
+      expect(res.statusCode).toBe(404);
+      expect(res.json().detail).toMatch(/createAccount/);
+    });
+
+    it('400 for an invalid JID and an unknown data kind', async () => {
+      expect((await send(app, 'GET', '/v1/users/a%2Fb%40%40localhost/export', EXPORT, { token: ALL })).statusCode).toBe(400);
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export?include=roster,bogus', EXPORT, { token: ALL })).statusCode).toBe(400);
+    });
+  });
+
+  describe('import then export', () => {
+    it('imports a document into a new account and reports counts', async () => {
+      const res = await send(app, 'PUT', '/v1/users/alice%40localhost/import?createAccount=true', IMPORT, { token: ALL, headers: xml, payload: doc });
+      expect(res.statusCode).toBe(200);
+      const report = res.json<{ created: boolean; counts: Record<string, number> }>();
+      expect(report.created).toBe(true);
+      expect(report.counts).toMatchObject({ archive: 3, offline: 1, blocklist: 1, vcard: 1, private: 1 });
+    });
+
+    it('exports it back, streamed, as an attachment with the same records', async () => {
+      const res = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-disposition']).toBe('attachment; filename="alice@localhost.xml"');
+      exported = res.body;
+      const [before, after] = [await events(doc), await events(exported)];
+      expect(after.filter((e) => e.kind === 'archive')).toEqual(before.filter((e) => e.kind === 'archive'));
+      expect(after.find((e) => e.kind === 'vcard')).toEqual(before.find((e) => e.kind === 'vcard'));
+      expect(after.find((e) => e.kind === 'blocklist')).toEqual(before.find((e) => e.kind === 'blocklist'));
+      expect(after.find((e) => e.kind === 'user')).toMatchObject({ name: 'alice', scram: [{ mechanism: 'SCRAM-SHA-1' }] });
+    });
+
+    it('gzips the export when asked', async () => {
+      const res = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL, headers: { 'accept-encoding': 'gzip' } });
+      expect(res.headers['content-encoding']).toBe('gzip');
+      expect(gunzipSync(res.rawPayload).toString('utf8')).toBe(exported);
+    });
+
+    it('limits the export to the selected kinds', async () => {
+      const res = await send(app, 'GET', '/v1/users/alice%40localhost/export?include=roster', EXPORT, { token: ALL });
+      const kinds = new Set((await events(res.body)).map((e) => e.kind));
+      expect([...kinds].sort()).toEqual(['host', 'host-end', 'pending-subscription', 'roster', 'user', 'user-end']);
+      const noArchive = await send(app, 'GET', '/v1/users/alice%40localhost/export?exclude=archive,offline', EXPORT, { token: ALL });
+      expect((await events(noArchive.body)).some((e) => e.kind === 'archive' || e.kind === 'offline')).toBe(false);
+    });
+
+    it('accepts a gzip-encoded body and a multipart upload', async () => {
+      const gz = await send(app, 'PUT', '/v1/users/alice%40localhost/import?mode=merge', IMPORT, {
+        token: ALL,
+        headers: { ...xml, 'content-encoding': 'gzip' },
+        payload: gzipSync(doc),
+      });
+      expect(gz.statusCode).toBe(200);
+      const boundary = 'xportaBoundary42';
+      const body = Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="alice.xml"\r\nContent-Type: application/xml\r\n\r\n${doc}\r\n--${boundary}--\r\n`,
+      );
+      const mp = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, {
+        token: ALL,
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        payload: body,
+      });
+      expect(mp.statusCode).toBe(200);
+      // Each import bumps the roster version (clients holding the old one must re-fetch).
+      const res = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
+      expect(Number(/<query xmlns='jabber:iq:roster' ver='(\d+)'>/.exec(res.body)?.[1])).toBeGreaterThan(7);
+      exported = res.body;
+    });
+
+    it('a dry run reports and changes nothing', async () => {
+      const other = accountDocument({ host: 'localhost', user: 'alice', password: 'x', archiveCount: 7 });
+      const res = await send(app, 'PUT', '/v1/users/alice%40localhost/import?dryRun=true', IMPORT, { token: ALL, headers: xml, payload: other });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ dryRun: true, counts: { archive: 7 } });
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL })).body).toBe(exported);
+    });
+  });
+
+  describe('bad input changes nothing', () => {
+    async function expectUnchanged(): Promise<void> {
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL })).body).toBe(exported);
+    }
+
+    it('400 with line and column for malformed XML', async () => {
+      const broken = doc.replace('</vCard>', '</vcard>');
+      const res = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: ALL, headers: xml, payload: broken });
+      expect(res.statusCode).toBe(400);
+      const line = broken.split('\n').findIndex((l) => l.includes('</vcard>')) + 1;
+      expect(res.json()).toMatchObject({ line, column: broken.split('\n')[line - 1]!.indexOf('</vcard>') + '</vcard>'.length });
+      expect(res.json().column).toBeGreaterThan(0);
+      await expectUnchanged();
+    });
+
+    it('400 for a DOCTYPE (no entity expansion)', async () => {
+      const evil = `<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><server-data xmlns='urn:xmpp:pie:0'/>`;
+      const res = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: ALL, headers: xml, payload: evil });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().type).toMatch(/doctype/);
+      await expectUnchanged();
+    });
+
+    it('422 for a document with two users, applied halfway before the second appears', async () => {
+      const two = doc.replace('</user>\n</host>', `</user>\n<user name='mallory'/>\n</host>`);
+      const res = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: ALL, headers: xml, payload: two });
+      expect(res.statusCode).toBe(422);
+      await expectUnchanged();
+    });
+
+    it('422 for a wrong root element', async () => {
+      const res = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: ALL, headers: xml, payload: '<roster xmlns="jabber:iq:roster"/>' });
+      expect(res.statusCode).toBe(422);
+      expect(res.json()).toMatchObject({ line: 1 });
+    });
+
+    it('415 for a wrong content type or encoding', async () => {
+      const res = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: ALL, headers: { 'content-type': 'text/plain' }, payload: doc });
+      expect(res.statusCode).toBe(415);
+      const br = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: ALL, headers: { ...xml, 'content-encoding': 'br' }, payload: doc });
+      expect(br.statusCode).toBe(415);
+      await expectUnchanged();
+    });
+
+    it('409 while another import into the account runs, and for an export meanwhile', async () => {
+      const slow = new PassThrough();
+      const first = app.inject({ method: 'PUT', url: '/v1/users/alice%40localhost/import?mode=merge', headers: { ...xml, authorization: `Bearer ${ALL}` }, payload: slow });
+      slow.write(doc.slice(0, 200));
+      for (let i = 0; i < 100 && !app.ctx.locks.isBusy('alice@localhost'); i++) await new Promise((r) => setTimeout(r, 10));
+      const second = await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: ALL, headers: xml, payload: doc });
+      expect(second.statusCode).toBe(409);
+      expect(second.headers['content-type']).toMatch(/problem\+json/);
+      const exporting = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
+      expect(exporting.statusCode).toBe(409);
+      slow.end(doc.slice(200));
+      expect((await first).statusCode).toBe(200);
+    });
+  });
+
+  describe('limits', () => {
+    const small = mkdtempSync(join(tmpdir(), 'xporta-api-small-'));
+    let limited: App;
+    beforeAll(async () => {
+      limited = await makeApp(small, { XPORTA_LIMITS__MAX_UPLOAD_BYTES: String(64 * 1024), XPORTA_AUTH__FAILED_AUTH_PER_MINUTE: '2' });
+    });
+    afterAll(async () => {
+      await limited.close();
+      rmSync(small, { recursive: true, force: true });
+    });
+
+    it('413 for an oversize body and for a gzip bomb', async () => {
+      const big = accountDocument({ host: 'localhost', user: 'alice', password: 'x', archiveCount: 400 });
+      const res = await send(limited, 'PUT', '/v1/users/alice%40localhost/import?createAccount=true', IMPORT, { token: ALL, headers: xml, payload: big });
+      expect(res.statusCode).toBe(413);
+      const bomb = gzipSync(Buffer.concat([Buffer.from("<server-data xmlns='urn:xmpp:pie:0'><!--"), Buffer.alloc(50 * 1024 * 1024, 0x20), Buffer.from('--></server-data>')]));
+      expect(bomb.length).toBeLessThan(64 * 1024);
+      const bombed = await send(limited, 'PUT', '/v1/users/alice%40localhost/import?createAccount=true', IMPORT, {
+        token: ALL,
+        headers: { ...xml, 'content-encoding': 'gzip' },
+        payload: bomb,
+      });
+      expect(bombed.statusCode).toBe(413);
+      expect((await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL })).statusCode).toBe(404);
+    });
+
+    it('413 for an oversize host upload, 429 when every import slot is taken', async () => {
+      const big = `<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'>${"<user name='u'/>".repeat(0)}<!--${' '.repeat(70 * 1024)}--></host></server-data>`;
+      expect((await send(limited, 'PUT', '/v1/hosts/example.org/import', '/v1/hosts/{host}/import', { token: ALL, headers: xml, payload: big })).statusCode).toBe(413);
+      const held = [limited.ctx.importSlots.tryTake(), limited.ctx.importSlots.tryTake()];
+      const busy = await send(limited, 'PUT', '/v1/hosts/example.org/import', '/v1/hosts/{host}/import', { token: ALL, headers: xml, payload: '<x/>' });
+      expect(busy.statusCode).toBe(429);
+      const busyUser = await send(limited, 'PUT', '/v1/users/alice%40localhost/import?createAccount=true', IMPORT, { token: ALL, headers: xml, payload: '<x/>' });
+      expect(busyUser.statusCode).toBe(429);
+      for (const lease of held) lease?.release();
+    });
+
+    it('429 with Retry-After after repeated failed authentication', async () => {
+      await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: 'wrong1' });
+      await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: 'wrong2' });
+      const res = await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
+      expect(res.statusCode).toBe(429);
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    });
+  });
+
+  describe('user tokens', () => {
+    const TOKENS = '/v1/users/{jid}/tokens';
+    let userToken: string;
+
+    it('an admin mints a short-lived token for one account', async () => {
+      const res = await send(app, 'POST', '/v1/users/alice%40localhost/tokens', TOKENS, { token: ALL, payload: { scopes: ['export'], ttlSeconds: 600 } });
+      expect(res.statusCode).toBe(201);
+      userToken = res.json<{ token: string }>().token;
+    });
+
+    it('400, 401, 403 and 404 around minting', async () => {
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/tokens', TOKENS, { token: ALL, payload: { scopes: ['admin'] } })).statusCode).toBe(400);
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/tokens', TOKENS, { payload: {} })).statusCode).toBe(401);
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/tokens', TOKENS, { token: EXPORT_ONLY, payload: {} })).statusCode).toBe(403);
+      expect((await send(app, 'POST', '/v1/users/alice%40nowhere.test/tokens', TOKENS, { token: ALL, payload: {} })).statusCode).toBe(404);
+    });
+
+    it('the user token exports its own account and nothing else', async () => {
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: userToken })).statusCode).toBe(200);
+      expect((await send(app, 'GET', '/v1/users/bob%40localhost/export', EXPORT, { token: userToken })).statusCode).toBe(403);
+      expect((await send(app, 'PUT', '/v1/users/alice%40localhost/import', IMPORT, { token: userToken, headers: xml, payload: doc })).statusCode).toBe(403);
+    });
+  });
+
+  describe('service endpoints', () => {
+    it('/metrics for operators', async () => {
+      const res = await send(app, 'GET', '/metrics', '/metrics', { token: EXPORT_ONLY });
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toMatch(/xporta_records_total\{direction="import",kind="archive"\} \d+/);
+      expect((await send(app, 'GET', '/metrics', '/metrics')).statusCode).toBe(401);
+      const { token } = (await send(app, 'POST', '/v1/users/alice%40localhost/tokens', '/v1/users/{jid}/tokens', { token: ALL, payload: {} })).json<{ token: string }>();
+      expect((await send(app, 'GET', '/metrics', '/metrics', { token })).statusCode).toBe(403);
+    });
+
+    it('/openapi.yaml for any valid token', async () => {
+      expect((await send(app, 'GET', '/openapi.yaml', '/openapi.yaml', { token: EXPORT_ONLY })).body).toMatch(/^openapi: 3\.1\.0/);
+      expect((await send(app, 'GET', '/openapi.yaml', '/openapi.yaml')).statusCode).toBe(401);
+    });
+  });
+
+  describe('whole hosts', () => {
+    const HOST_EXPORT = '/v1/hosts/{host}/export';
+    const HOST_IMPORT = '/v1/hosts/{host}/import';
+    const JOB = '/v1/jobs/{id}';
+    const hostDoc = (n: number): string =>
+      `<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'>${Array.from({ length: n }, (_, i) => `<user name='user${i}'><query xmlns='jabber:iq:roster'><item jid='friend${i}@example.net' subscription='both'/></query></user>`).join('')}</host></server-data>`;
+
+    it('imports every account of a host and exports them again', async () => {
+      const res = await send(app, 'PUT', '/v1/hosts/example.org/import?createAccount=true', HOST_IMPORT, { token: ALL, headers: xml, payload: hostDoc(5) });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ host: 'example.org', progress: { done: 5, failed: 0, total: 5 } });
+      const exportRes = await send(app, 'GET', '/v1/hosts/example.org/export', HOST_EXPORT, { token: ALL });
+      expect(exportRes.statusCode).toBe(200);
+      expect((await events(exportRes.body)).filter((e) => e.kind === 'user').map((e) => (e as { name: string }).name)).toEqual(
+        ['user0', 'user1', 'user2', 'user3', 'user4'],
+      );
+    });
+
+    it('runs in the background with progress at /v1/jobs/{id}', async () => {
+      const res = await send(app, 'PUT', '/v1/hosts/example.org/import?async=true&mode=merge', HOST_IMPORT, { token: ALL, headers: xml, payload: hostDoc(3) });
+      expect(res.statusCode).toBe(202);
+      const location = String(res.headers.location);
+      let job: { state: string } = { state: 'running' };
+      for (let i = 0; i < 100 && job.state === 'running'; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        job = (await send(app, 'GET', location, JOB, { token: ALL })).json();
+      }
+      expect(job).toMatchObject({ state: 'succeeded', progress: { done: 3, total: 3 } });
+      expect((await send(app, 'GET', '/v1/jobs/nope', JOB, { token: ALL })).statusCode).toBe(404);
+      expect((await send(app, 'GET', location, JOB)).statusCode).toBe(401);
+    });
+
+    it('a broken tail changes no account (validated before applying)', async () => {
+      const broken = hostDoc(2).replace('</host>', "<user name='x'><query></host>");
+      const res = await send(app, 'PUT', '/v1/hosts/example.org/import?createAccount=true', HOST_IMPORT, { token: ALL, headers: xml, payload: broken });
+      expect(res.statusCode).toBe(400);
+      const wrongHost = hostDoc(1).replace("jid='example.org'", "jid='localhost'");
+      expect((await send(app, 'PUT', '/v1/hosts/example.org/import', HOST_IMPORT, { token: ALL, headers: xml, payload: wrongHost })).statusCode).toBe(422);
+    });
+
+    it('needs an operator token for the host, and a served host', async () => {
+      expect((await send(app, 'GET', '/v1/hosts/example.org/export', HOST_EXPORT)).statusCode).toBe(401);
+      expect((await send(app, 'GET', '/v1/hosts/localhost/export', HOST_EXPORT, { token: OTHER_HOST })).statusCode).toBe(403);
+      expect((await send(app, 'GET', '/v1/hosts/nowhere.test/export', HOST_EXPORT, { token: ALL })).statusCode).toBe(404);
+      expect((await send(app, 'GET', '/v1/hosts/a%20b/export', HOST_EXPORT, { token: ALL })).statusCode).toBe(400);
+      expect((await send(app, 'PUT', '/v1/hosts/example.org/import', HOST_IMPORT, { token: EXPORT_ONLY, headers: xml, payload: hostDoc(1) })).statusCode).toBe(403);
+      expect((await send(app, 'PUT', '/v1/hosts/example.org/import', HOST_IMPORT, { payload: hostDoc(1), headers: xml })).statusCode).toBe(401);
+      expect((await send(app, 'PUT', '/v1/hosts/nowhere.test/import', HOST_IMPORT, { token: ALL, headers: xml, payload: hostDoc(1) })).statusCode).toBe(404);
+      expect((await send(app, 'PUT', '/v1/hosts/example.org/import', HOST_IMPORT, { token: ALL, headers: { 'content-type': 'text/plain' }, payload: 'x' })).statusCode).toBe(415);
+      expect((await send(app, 'PUT', '/v1/hosts/example.org/import?include=nope', HOST_IMPORT, { token: ALL, headers: xml, payload: 'x' })).statusCode).toBe(400);
+    });
+  });
+
+  describe('import-from another xporta', () => {
+    const FROM = '/v1/users/{jid}/import-from';
+    const targetDir = mkdtempSync(join(tmpdir(), 'xporta-api-target-'));
+    let target: App;
+    let sourceUrl: string;
+
+    beforeAll(async () => {
+      target = await makeApp(targetDir, { XPORTA_LIMITS__MAX_UPLOAD_BYTES: String(1024 * 1024) });
+      sourceUrl = await app.listen({ host: '127.0.0.1', port: 0 });
+    });
+    afterAll(async () => {
+      await target.close();
+      rmSync(targetDir, { recursive: true, force: true });
+    });
+
+    it('pulls the export of another instance and applies it as a stream', async () => {
+      const res = await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, {
+        token: ALL,
+        payload: { url: `${sourceUrl}/v1/users/alice%40localhost/export`, token: ALL, createAccount: true },
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ created: true, counts: { archive: 3 } });
+      const moved = await send(target, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
+      const original = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
+      const [a, b] = [await events(original.body), await events(moved.body)];
+      expect(b.filter((e) => e.kind !== 'roster')).toEqual(a.filter((e) => e.kind !== 'roster'));
+    });
+
+    it('moves to another JID, rewriting references to the old one', async () => {
+      const res = await send(target, 'POST', '/v1/users/alice%40example.org/import-from', FROM, {
+        token: ALL,
+        payload: { url: `${sourceUrl}/v1/users/alice%40localhost/export`, token: ALL, createAccount: true },
+      });
+      expect(res.statusCode).toBe(200);
+      const moved = await send(target, 'GET', '/v1/users/alice%40example.org/export?include=archive', EXPORT, { token: ALL });
+      expect(moved.body).not.toContain('alice@localhost');
+      expect(moved.body).toContain("from='alice@example.org/phone'");
+    });
+
+    it('answers the documented errors', async () => {
+      const url = `${sourceUrl}/v1/users/alice%40localhost/export`;
+      expect((await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { payload: { url } })).statusCode).toBe(401);
+      expect((await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: EXPORT_ONLY, payload: { url } })).statusCode).toBe(403);
+      expect((await send(target, 'POST', '/v1/users/bob%40localhost/import-from', FROM, { token: ALL, payload: { url, token: ALL } })).statusCode).toBe(404);
+      expect((await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url: 'ftp://x/y' } })).statusCode).toBe(400);
+      const unreachable = await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url: 'http://127.0.0.1:1/x' } });
+      expect(unreachable.statusCode).toBe(502);
+      const refused = await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url, token: 'wrong' } });
+      expect(refused.statusCode).toBe(502);
+      expect(refused.json().detail).toMatch(/answered 401/);
+      const manyUsers = await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, {
+        token: ALL,
+        payload: { url: `${sourceUrl}/v1/hosts/example.org/export`, token: ALL },
+      });
+      expect(manyUsers.statusCode).toBe(422);
+      const lease = target.ctx.locks.tryAcquire('alice@localhost', 'exclusive');
+      expect((await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url, token: ALL } })).statusCode).toBe(409);
+      lease?.release();
+    });
+
+    it('413 when the source document exceeds the upload limit', async () => {
+      await send(app, 'PUT', '/v1/users/big%40localhost/import?createAccount=true', IMPORT, {
+        token: ALL,
+        headers: xml,
+        payload: accountDocument({ host: 'localhost', user: 'big', password: 'x', archiveCount: 5000 }),
+      });
+      const res = await send(target, 'POST', '/v1/users/big%40localhost/import-from', FROM, {
+        token: ALL,
+        payload: { url: `${sourceUrl}/v1/users/big%40localhost/export`, token: ALL, createAccount: true },
+      });
+      expect(res.statusCode).toBe(413);
+      expect((await send(target, 'GET', '/v1/users/big%40localhost/export', EXPORT, { token: ALL })).statusCode).toBe(404);
+    });
+  });
+
+  it('exercised every path and status of openapi.yaml', () => {
+    expect(contract.missing()).toEqual([]);
+  });
+});
