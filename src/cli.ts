@@ -1,23 +1,42 @@
 #!/usr/bin/env node
 /**
- * `xporta serve | config --check` — the same code paths as the HTTP API, from a shell.
+ * `xporta serve | export | import | token | config` — the same code paths as the HTTP API, from a shell.
  */
 import { parseArgs } from 'node:util';
+import { runExport, runImport, runOperatorToken, runUserToken, UsageError } from './cli-commands.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
+import { JidError } from './jid.js';
 import { serve } from './serve.js';
+import { StorageError } from './storage/backend.js';
+import { TransferError } from './transfer.js';
+import { Xep0227Error } from './xep0227/errors.js';
 
-const USAGE = `usage: xporta <command> [--config FILE]
+const USAGE = `usage: xporta <command> [options] [--config FILE]
 
 commands:
-  serve            run the HTTP service (default)
-  config --check   validate the configuration and print it with secrets redacted
+  serve                               run the HTTP service (the default)
+  export JID [--include K,…] [--exclude K,…]
+                                      write the account's XEP-0227 document to standard output
+  export --host HOST                  every account of a host
+  import JID FILE|- [--mode replace|merge] [--dry-run] [--create-account] [--include K,…]
+                                      apply a document (FILE may be .gz; - reads standard input);
+                                      prints the report as JSON
+  token JID [--scopes export,import] [--ttl SECONDS]
+                                      mint a short-lived user token (needs auth.userTokenSecret)
+  token --operator [--name NAME] [--scopes …]
+                                      make an operator token and the config entry that accepts it
+  config --check                      validate the configuration, print it with secrets redacted
 
+Data kinds: credentials, roster, vcard, private, pep, archive, offline, blocklist, privacy, other.
 The configuration file may also be given as XPORTA_CONFIG; XPORTA_* variables override fields
 (XPORTA_LISTEN__PORT=8080 sets listen.port). See config.example.json.`;
 
-/** sysexits.h EX_CONFIG: supervisors tell a bad configuration from a crash. */
-const EXIT_CONFIG = 78;
+/** sysexits.h: supervisors and scripts tell a bad configuration or bad data from a crash. */
 const EXIT_USAGE = 64;
+const EXIT_DATAERR = 65;
+const EXIT_NOUSER = 67;
+const EXIT_UNAVAILABLE = 69;
+const EXIT_CONFIG = 78;
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -29,10 +48,20 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         check: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        host: { type: 'boolean' },
+        include: { type: 'string' },
+        exclude: { type: 'string' },
+        mode: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        'create-account': { type: 'boolean' },
+        scopes: { type: 'string' },
+        ttl: { type: 'string' },
+        operator: { type: 'boolean' },
+        name: { type: 'string' },
       },
     });
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`xporta: ${(err as Error).message}\n${USAGE}\n`);
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
@@ -40,7 +69,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const command = positionals[0] ?? 'serve';
+  const [command = 'serve', ...rest] = positionals;
+
+  if (command === 'token' && values.operator) {
+    const { token, entry } = runOperatorToken(values.name ?? 'operator', values.scopes);
+    process.stdout.write(`token (shown once): ${token}\nadd to auth.tokens:\n${JSON.stringify(entry, null, 2)}\n`);
+    return 0;
+  }
 
   let config: Config;
   try {
@@ -53,16 +88,71 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
 
-  switch (command) {
-    case 'serve':
-      await serve(config);
-      return 0;
-    case 'config':
-      process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
-      return 0;
-    default:
-      process.stderr.write(`xporta: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
-      return EXIT_USAGE;
+  try {
+    switch (command) {
+      case 'serve':
+        await serve(config);
+        return 0;
+      case 'export':
+        await runExport(
+          config,
+          {
+            target: rest[0],
+            ...(values.host ? { host: true } : {}),
+            ...(values.include !== undefined ? { include: values.include } : {}),
+            ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+          },
+          process.stdout,
+        );
+        return 0;
+      case 'import': {
+        const report = await runImport(
+          config,
+          {
+            jid: rest[0],
+            file: rest[1],
+            ...(values.mode !== undefined ? { mode: values.mode } : {}),
+            dryRun: values['dry-run'] === true,
+            createAccount: values['create-account'] === true,
+            ...(values.include !== undefined ? { include: values.include } : {}),
+            ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+          },
+          process.stdin,
+        );
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        return 0;
+      }
+      case 'token': {
+        const minted = runUserToken(config, {
+          jid: rest[0],
+          ...(values.scopes !== undefined ? { scopes: values.scopes } : {}),
+          ...(values.ttl !== undefined ? { ttlSeconds: values.ttl } : {}),
+        });
+        process.stdout.write(`${minted.token}\n`);
+        process.stderr.write(`expires ${minted.expiresAt}\n`);
+        return 0;
+      }
+      case 'config':
+        process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
+        return 0;
+      default:
+        process.stderr.write(`xporta: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
+        return EXIT_USAGE;
+    }
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof TransferError || err instanceof JidError) {
+      process.stderr.write(`xporta: ${err.message}\n`);
+      return err instanceof TransferError && err.code === 'unknown-user' ? EXIT_NOUSER : EXIT_USAGE;
+    }
+    if (err instanceof Xep0227Error) {
+      process.stderr.write(`xporta: ${err.message}\n`);
+      return EXIT_DATAERR;
+    }
+    if (err instanceof StorageError) {
+      process.stderr.write(`xporta: ${err.message}\n`);
+      return err.code === 'user-not-found' ? EXIT_NOUSER : err.code === 'unavailable' ? EXIT_UNAVAILABLE : EXIT_DATAERR;
+    }
+    throw err;
   }
 }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accountDocument } from './support/documents.js';
 import { freePort } from './support/ports.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -121,5 +122,66 @@ describe('xporta with a bad configuration', () => {
     expect(await running.exited).toBe(78);
     expect(running.output()).toContain('config: listen.port');
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('xporta export / import / token', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xporta-cli-data-'));
+  const env = { XPORTA_AUTH__USER_TOKEN_SECRET: 's'.repeat(40), XPORTA_LOG_LEVEL: 'warn' };
+  const run = (args: string[], input?: string) =>
+    spawnSync(process.execPath, [cli, ...args], { cwd: dir, env: { PATH: process.env.PATH, ...env }, input, encoding: 'utf8' });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('imports a file into a new account and exports the same data to stdout', () => {
+    writeFileSync(join(dir, 'alice.xml'), accountDocument({ host: 'localhost', user: 'alice', password: 'pw' }));
+    const missing = run(['import', 'alice@localhost', 'alice.xml']);
+    expect(missing.status).toBe(67);
+    expect(missing.stderr).toContain('--create-account');
+    const imported = run(['import', 'alice@localhost', 'alice.xml', '--create-account']);
+    expect(imported.status).toBe(0);
+    expect(JSON.parse(imported.stdout)).toMatchObject({ user: 'alice@localhost', created: true, counts: { archive: 3 } });
+    const exported = run(['export', 'alice@localhost', '--include', 'archive,vcard']);
+    expect(exported.status).toBe(0);
+    expect(exported.stdout).toMatch(/^<\?xml version='1.0' encoding='UTF-8'\?>/);
+    expect(exported.stdout.match(/<result /g)).toHaveLength(3);
+    expect(exported.stdout).not.toContain('jabber:iq:roster');
+  });
+
+  it('reads standard input and reports bad XML with its position and exit code 65', () => {
+    const res = run(['import', 'alice@localhost', '-'], "<server-data xmlns='urn:xmpp:pie:0'>\n<host jid='localhost'><user name='alice'></host>");
+    expect(res.status).toBe(65);
+    expect(res.stderr).toMatch(/line 2/);
+  });
+
+  it('exports a whole host', () => {
+    const res = run(['export', '--host', 'localhost', '--include', 'roster']);
+    expect(res.status).toBe(0);
+    expect(res.stdout).toContain("<user name='alice'");
+  });
+
+  it('mints a user token the running service accepts for that account only', async () => {
+    const minted = run(['token', 'alice@localhost', '--scopes', 'export', '--ttl', '600']);
+    expect(minted.status).toBe(0);
+    const token = minted.stdout.trim();
+    const port = await freePort();
+    const service = start(['serve'], dir, { ...env, XPORTA_LISTEN__PORT: String(port) });
+    try {
+      await waitForHealth(port, service);
+      const own = await fetch(`http://127.0.0.1:${port}/v1/users/alice%40localhost/export`, { headers: { authorization: `Bearer ${token}` } });
+      expect(own.status).toBe(200);
+      expect(await own.text()).toContain("<user name='alice'");
+      const other = await fetch(`http://127.0.0.1:${port}/v1/users/bob%40localhost/export`, { headers: { authorization: `Bearer ${token}` } });
+      expect(other.status).toBe(403);
+    } finally {
+      service.child.kill('SIGTERM');
+      await service.exited;
+    }
+  });
+
+  it('makes an operator token with the config entry that accepts it', () => {
+    const res = run(['token', '--operator', '--name', 'panel']);
+    expect(res.status).toBe(0);
+    expect(res.stdout).toMatch(/"sha256": "[0-9a-f]{64}"/);
   });
 });
