@@ -29,8 +29,12 @@ export class XmlFragmentError extends Error {
 // XML 1.0 Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 // Lone surrogates are caught because a `u`-flag regex sees them as single code points.
 const FORBIDDEN_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+// The same set without the `u` flag, minus surrogates: cheap enough to run on every string.
+const FORBIDDEN_BMP = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 
 function assertXmlChars(value: string): void {
+  // Every exported string passes here, so the common case (nothing wrong) takes the fast tests.
+  if (!FORBIDDEN_BMP.test(value) && value.isWellFormed()) return;
   const match = FORBIDDEN_CHAR.exec(value);
   if (match) throw new XmlCharError(match[0].codePointAt(0) ?? 0);
 }
@@ -41,14 +45,19 @@ function assertXmlChars(value: string): void {
  */
 export function escapeText(value: string): string {
   assertXmlChars(value);
-  return value.replace(/[&<>\r]/g, (c) => TEXT_ESCAPES[c] ?? c);
+  return TEXT_SPECIAL.test(value) ? value.replace(TEXT_SPECIALS, (c) => TEXT_ESCAPES[c] ?? c) : value;
 }
 
 /** Attribute values in single quotes; TAB, LF and CR as references so they survive normalisation. */
 export function escapeAttribute(value: string): string {
   assertXmlChars(value);
-  return value.replace(/[&<>'"\t\n\r]/g, (c) => ATTR_ESCAPES[c] ?? c);
+  return ATTR_SPECIAL.test(value) ? value.replace(ATTR_SPECIALS, (c) => ATTR_ESCAPES[c] ?? c) : value;
 }
+
+const TEXT_SPECIAL = /[&<>\r]/;
+const TEXT_SPECIALS = /[&<>\r]/g;
+const ATTR_SPECIAL = /[&<>'"\t\n\r]/;
+const ATTR_SPECIALS = /[&<>'"\t\n\r]/g;
 
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' };
 const ATTR_ESCAPES: Record<string, string> = {
@@ -153,38 +162,64 @@ export class ElementBuilder {
   }
 }
 
+/** Per-parse state that the reusable parser's handlers write into. */
+interface FragmentParse {
+  builder: ElementBuilder;
+  root: XmlElement | undefined;
+  failure: XmlFragmentError | undefined;
+}
+
+/**
+ * One saxes parser per default namespace, reused: building a parser per stored stanza dominated
+ * export time. saxes resets itself on close(); after a failure the parser is dropped instead.
+ */
+const fragmentParsers = new Map<string, { parser: SaxesParser<{ xmlns: true; position: true }>; state: FragmentParse }>();
+
+function fragmentParser(defaultNs: string): { parser: SaxesParser<{ xmlns: true; position: true }>; state: FragmentParse } {
+  const cached = fragmentParsers.get(defaultNs);
+  if (cached) return cached;
+  const parser = new SaxesParser({
+    xmlns: true,
+    position: true,
+    ...(defaultNs ? { additionalNamespaces: { '': defaultNs } } : {}),
+  });
+  const state: FragmentParse = { builder: new ElementBuilder(), root: undefined, failure: undefined };
+  const fail = (message: string): void => {
+    state.failure ??= new XmlFragmentError(message, parser.line, parser.column);
+  };
+  parser.on('doctype', () => fail('DOCTYPE is not allowed'));
+  parser.on('error', (err) => fail(err.message.replace(/^[^:]*:\d+:\d+: /, '')));
+  parser.on('opentag', (tag) => state.builder.open(tag));
+  parser.on('text', (t) => state.builder.text(t));
+  parser.on('cdata', (t) => state.builder.text(t));
+  parser.on('closetag', () => {
+    const el = state.builder.close();
+    if (el) state.root = el;
+  });
+  const entry = { parser, state };
+  fragmentParsers.set(defaultNs, entry);
+  return entry;
+}
+
 /**
  * Parses one element from a string. `defaultNs` is the namespace an unqualified root gets
  * (Prosody stores `<message>` without `xmlns='jabber:client'`). DOCTYPEs and entity
  * declarations are refused.
  */
 export function parseElement(xml: string, defaultNs = ''): XmlElement {
-  const parser = new SaxesParser({
-    xmlns: true,
-    position: true,
-    ...(defaultNs ? { additionalNamespaces: { '': defaultNs } } : {}),
-  });
-  const builder = new ElementBuilder();
-  let root: XmlElement | undefined;
-  let failure: XmlFragmentError | undefined;
-  const fail = (message: string): void => {
-    failure ??= new XmlFragmentError(message, parser.line, parser.column);
-  };
-  parser.on('doctype', () => fail('DOCTYPE is not allowed'));
-  parser.on('error', (err) => fail(err.message.replace(/^[^:]*:\d+:\d+: /, '')));
-  parser.on('opentag', (tag) => builder.open(tag));
-  parser.on('text', (t) => builder.text(t));
-  parser.on('cdata', (t) => builder.text(t));
-  parser.on('closetag', () => {
-    const el = builder.close();
-    if (el) root = el;
-  });
+  const { parser, state } = fragmentParser(defaultNs);
+  state.builder = new ElementBuilder();
+  state.root = undefined;
+  state.failure = undefined;
   try {
     parser.write(xml).close();
   } catch (err) {
-    fail(err instanceof Error ? err.message : String(err));
+    state.failure ??= new XmlFragmentError(err instanceof Error ? err.message : String(err), parser.line, parser.column);
   }
-  if (failure) throw failure;
-  if (!root) throw new XmlFragmentError('no element', parser.line, parser.column);
+  const { root, failure } = state;
+  if (failure || !root) {
+    fragmentParsers.delete(defaultNs);
+    throw failure ?? new XmlFragmentError('no element', parser.line, parser.column);
+  }
   return root;
 }

@@ -1,0 +1,419 @@
+/**
+ * Streaming XEP-0227 serializer: document events in, UTF-8 chunks out.
+ *
+ * The writer is a pull-based generator: it takes the next event from its source only when the
+ * consumer asks for more output and less than one chunk is buffered, so a slow HTTP client slows
+ * the storage read down instead of filling memory.
+ */
+import { Readable } from 'node:stream';
+import {
+  NS,
+  element,
+  type ArchiveRecord,
+  type DocumentEvent,
+  type OfflineRecord,
+  type PepItemRecord,
+  type PepNodeRecord,
+  type PrivacyRecord,
+  type RosterRecord,
+  type ScramCredentials,
+  type UserStart,
+  type XmlElement,
+  type XmlNode,
+} from './model.js';
+import { escapeAttribute, escapeText, serializeElement, splitClark } from './xml.js';
+
+/** Size of the chunks the writer yields (the last one may be smaller). */
+export const WRITER_CHUNK_BYTES = 64 * 1024;
+
+/** Prefix bound to {@link NS.xporta} on `<server-data>`, used for xporta's extension attributes. */
+const XP = 'xp';
+
+export const XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n";
+
+/** The container a run of records of one kind is written into. */
+type Container =
+  | { readonly kind: 'private' }
+  | { readonly kind: 'pep-node' }
+  | { readonly kind: 'pep-item'; readonly node: string }
+  | { readonly kind: 'archive' }
+  | { readonly kind: 'offline' };
+
+const CLOSE_TAGS: Record<Container['kind'], string> = {
+  private: '</query>',
+  'pep-node': '</pubsub>',
+  'pep-item': '</items></pubsub>',
+  archive: '</archive>',
+  offline: '</offline-messages>',
+};
+
+/**
+ * Collects output text and cuts it into chunks of exactly {@link WRITER_CHUNK_BYTES} bytes.
+ * UTF-8 needs at least one byte per UTF-16 code unit, so once the pending text plus carried
+ * bytes reach the chunk size in code units there is at least one whole chunk to cut.
+ */
+class ChunkBuffer {
+  private parts: string[] = [];
+  private units = 0;
+  private carry: Buffer | undefined;
+
+  push(...texts: string[]): void {
+    for (const text of texts) {
+      this.parts.push(text);
+      this.units += text.length;
+    }
+  }
+
+  get full(): boolean {
+    return this.units + (this.carry?.length ?? 0) >= WRITER_CHUNK_BYTES;
+  }
+
+  *drain(final: boolean): Generator<Buffer> {
+    const fresh = Buffer.from(this.parts.join(''), 'utf8');
+    this.parts = [];
+    this.units = 0;
+    const bytes = this.carry ? Buffer.concat([this.carry, fresh]) : fresh;
+    this.carry = undefined;
+    let offset = 0;
+    while (bytes.length - offset >= WRITER_CHUNK_BYTES) {
+      yield bytes.subarray(offset, offset + WRITER_CHUNK_BYTES);
+      offset += WRITER_CHUNK_BYTES;
+    }
+    if (offset < bytes.length) {
+      // Copied so that a large serialised element is not kept alive by its last few bytes.
+      if (final) yield bytes.subarray(offset);
+      else this.carry = Buffer.from(bytes.subarray(offset));
+    }
+  }
+}
+
+/**
+ * Serialises a stream of document events as one XEP-0227 document.
+ *
+ * Event order rules: `host` before any `user`, `user` before its records. A `user` or
+ * `host-end` closes an open user, a `host` closes an open host, and the end of the stream closes
+ * everything, so the `*-end` events may be omitted. Throws {@link XmlCharError} for text XML
+ * cannot carry and `Error` for records outside a user.
+ */
+export async function* writeDocument(events: AsyncIterable<DocumentEvent> | Iterable<DocumentEvent>): AsyncGenerator<Buffer> {
+  const out = new ChunkBuffer();
+  const state = new WriterState(out);
+  out.push(XML_DECLARATION);
+  out.push(`<server-data xmlns='${NS.pie}' xmlns:${XP}='${NS.xporta}'>\n`);
+  for await (const event of events) {
+    state.write(event);
+    if (out.full) yield* out.drain(false);
+  }
+  state.finish();
+  out.push('</server-data>\n');
+  yield* out.drain(true);
+}
+
+/** {@link writeDocument} as a byte stream, for `reply.send()` or `pipeline()`. */
+export function documentStream(events: AsyncIterable<DocumentEvent> | Iterable<DocumentEvent>): Readable {
+  return Readable.from(writeDocument(events), { objectMode: false, highWaterMark: WRITER_CHUNK_BYTES });
+}
+
+class WriterState {
+  private hostOpen = false;
+  private userOpen = false;
+  private container: Container | undefined;
+
+  constructor(private readonly out: ChunkBuffer) {}
+
+  write(event: DocumentEvent): void {
+    switch (event.kind) {
+      case 'host':
+        this.closeHost();
+        this.out.push(`<host jid='${escapeAttribute(event.jid)}'>\n`);
+        this.hostOpen = true;
+        return;
+      case 'host-end':
+        this.closeHost();
+        return;
+      case 'user':
+        if (!this.hostOpen) throw new Error('XEP-0227 writer: user event outside a host');
+        this.closeUser();
+        this.out.push(userStartTag(event));
+        for (const scram of event.scram) this.out.push(scramElement(scram));
+        this.userOpen = true;
+        return;
+      case 'user-end':
+        this.closeUser();
+        return;
+      default:
+        if (!this.userOpen) throw new Error(`XEP-0227 writer: ${event.kind} record outside a user`);
+        this.record(event);
+    }
+  }
+
+  finish(): void {
+    this.closeHost();
+  }
+
+  private record(event: Exclude<DocumentEvent, { kind: 'host' | 'host-end' | 'user' | 'user-end' }>): void {
+    switch (event.kind) {
+      case 'private':
+        this.enter({ kind: 'private' });
+        this.out.push(serializeElement(event.element, NS.private));
+        return;
+      case 'pep-node':
+        this.enter({ kind: 'pep-node' });
+        this.out.push(pepNodeElements(event));
+        return;
+      case 'pep-item':
+        this.enter({ kind: 'pep-item', node: event.node });
+        this.out.push(pepItemElement(event));
+        return;
+      case 'archive':
+        this.enter({ kind: 'archive' });
+        this.out.push(archiveResult(event), '\n');
+        return;
+      case 'offline':
+        this.enter({ kind: 'offline' });
+        this.out.push(offlineMessage(event), '\n');
+        return;
+      case 'roster':
+        this.leave();
+        this.out.push(serializeElement(rosterElement(event), NS.pie), '\n');
+        return;
+      case 'pending-subscription':
+        this.leave();
+        this.out.push(
+          serializeElement(element('presence', NS.client, { type: 'subscribe', from: event.from }, event.payload), NS.pie),
+          '\n',
+        );
+        return;
+      case 'vcard':
+        this.leave();
+        this.out.push(serializeElement(event.vcard, NS.pie), '\n');
+        return;
+      case 'blocklist':
+        this.leave();
+        this.out.push(
+          serializeElement(
+            element(
+              'blocklist',
+              NS.blocking,
+              {},
+              event.items.map((jid) => element('item', NS.blocking, { jid })),
+            ),
+            NS.pie,
+          ),
+          '\n',
+        );
+        return;
+      case 'privacy':
+        this.leave();
+        this.out.push(serializeElement(privacyElement(event), NS.pie), '\n');
+        return;
+      case 'opaque':
+        this.leave();
+        this.out.push(serializeElement(event.element, NS.pie), '\n');
+        return;
+    }
+  }
+
+  /** Opens the container for a record, reusing the open one when the record belongs there. */
+  private enter(next: Container): void {
+    const open = this.container;
+    if (open?.kind === next.kind) {
+      if (next.kind !== 'pep-item' || (open.kind === 'pep-item' && open.node === next.node)) return;
+      // Another node's items go into the same <pubsub>, in their own <items>.
+      this.out.push(`</items>\n<items node='${escapeAttribute(next.node)}'>`);
+      this.container = next;
+      return;
+    }
+    this.leave();
+    switch (next.kind) {
+      case 'private':
+        this.out.push(`<query xmlns='${NS.private}'>`);
+        break;
+      case 'pep-node':
+        this.out.push(`<pubsub xmlns='${NS.pubsubOwner}'>`);
+        break;
+      case 'pep-item':
+        this.out.push(`<pubsub xmlns='${NS.pubsub}'><items node='${escapeAttribute(next.node)}'>`);
+        break;
+      case 'archive':
+        this.out.push(`<archive xmlns='${NS.mamArchive}'>\n`);
+        break;
+      case 'offline':
+        this.out.push('<offline-messages>\n');
+        break;
+    }
+    this.container = next;
+  }
+
+  private leave(): void {
+    if (!this.container) return;
+    this.out.push(CLOSE_TAGS[this.container.kind], '\n');
+    this.container = undefined;
+  }
+
+  private closeUser(): void {
+    if (!this.userOpen) return;
+    this.leave();
+    this.out.push('</user>\n');
+    this.userOpen = false;
+  }
+
+  private closeHost(): void {
+    this.closeUser();
+    if (!this.hostOpen) return;
+    this.out.push('</host>\n');
+    this.hostOpen = false;
+  }
+}
+
+function userStartTag(user: UserStart): string {
+  const parts = [`<user name='${escapeAttribute(user.name)}'`];
+  if (user.password !== undefined) parts.push(` password='${escapeAttribute(user.password)}'`);
+  let prefixes = 0;
+  for (const [key, value] of Object.entries(user.extraAttributes)) {
+    // These would duplicate or redefine attributes and make the document malformed.
+    if (key === 'name' || key === 'password' || key === 'xmlns' || key.startsWith('xmlns:')) {
+      throw new Error(`XEP-0227 writer: '${key}' cannot be an extra attribute of <user>`);
+    }
+    const clark = splitClark(key);
+    if (clark) {
+      const prefix = `ns${++prefixes}`;
+      parts.push(` xmlns:${prefix}='${escapeAttribute(clark.uri)}' ${prefix}:${clark.local}='${escapeAttribute(value)}'`);
+    } else {
+      parts.push(` ${key}='${escapeAttribute(value)}'`);
+    }
+  }
+  parts.push('>\n');
+  return parts.join('');
+}
+
+function scramElement(scram: ScramCredentials): string {
+  return (
+    `<scram-credentials xmlns='${NS.scram}' mechanism='${escapeAttribute(scram.mechanism)}'>` +
+    `<iter-count>${scram.iterationCount}</iter-count>` +
+    `<salt>${escapeText(scram.salt)}</salt>` +
+    `<server-key>${escapeText(scram.serverKey)}</server-key>` +
+    `<stored-key>${escapeText(scram.storedKey)}</stored-key>` +
+    '</scram-credentials>\n'
+  );
+}
+
+function rosterElement(roster: RosterRecord): XmlElement {
+  const items = roster.items.map((item) => {
+    const attrs: Record<string, string> = { jid: item.jid };
+    if (item.name !== undefined) attrs.name = item.name;
+    attrs.subscription = item.subscription;
+    if (item.ask !== undefined) attrs.ask = item.ask;
+    if (item.approved !== undefined) attrs.approved = item.approved ? 'true' : 'false';
+    return element(
+      'item',
+      NS.roster,
+      attrs,
+      item.groups.map((group) => element('group', NS.roster, {}, group === '' ? [] : [group])),
+    );
+  });
+  return element('query', NS.roster, roster.version === undefined ? {} : { ver: roster.version }, items);
+}
+
+function pepNodeElements(node: PepNodeRecord): string {
+  const nodeAttr = { node: node.node };
+  const fields: XmlNode[] = [
+    element('field', NS.dataForms, { var: 'FORM_TYPE', type: 'hidden' }, [
+      element('value', NS.dataForms, {}, [`${NS.pubsub}#node_config`]),
+    ]),
+  ];
+  for (const field of node.config) {
+    const attrs: Record<string, string> = { var: field.var };
+    if (field.type !== undefined) attrs.type = field.type;
+    fields.push(
+      element(
+        'field',
+        NS.dataForms,
+        attrs,
+        field.values.map((v) => element('value', NS.dataForms, {}, v === '' ? [] : [v])),
+      ),
+    );
+  }
+  const parts = [
+    serializeElement(
+      element('configure', NS.pubsubOwner, nodeAttr, [element('x', NS.dataForms, { type: 'submit' }, fields)]),
+      NS.pubsubOwner,
+    ),
+  ];
+  if (node.affiliations.length > 0) {
+    const children = node.affiliations.map((a) =>
+      element('affiliation', NS.pubsubOwner, { jid: a.jid, affiliation: a.affiliation }),
+    );
+    parts.push(serializeElement(element('affiliations', NS.pubsubOwner, nodeAttr, children), NS.pubsubOwner));
+  }
+  if (node.subscriptions.length > 0) {
+    const children = node.subscriptions.map((s) =>
+      element(
+        'subscription',
+        NS.pubsubOwner,
+        s.subid === undefined
+          ? { jid: s.jid, subscription: s.subscription }
+          : { jid: s.jid, subscription: s.subscription, subid: s.subid },
+      ),
+    );
+    parts.push(serializeElement(element('subscriptions', NS.pubsubOwner, nodeAttr, children), NS.pubsubOwner));
+  }
+  return parts.join('');
+}
+
+function pepItemElement(item: PepItemRecord): string {
+  let tag = `<item id='${escapeAttribute(item.id)}'`;
+  if (item.publisher !== undefined) tag += ` publisher='${escapeAttribute(item.publisher)}'`;
+  if (item.published !== undefined) tag += ` ${XP}:published='${escapeAttribute(item.published)}'`;
+  if (item.payload === null) return `${tag}/>`;
+  return `${tag}>${serializeElement(item.payload, NS.pubsub)}</item>`;
+}
+
+function archiveResult(record: ArchiveRecord): string {
+  let tag = `<result xmlns='${NS.mam}' id='${escapeAttribute(record.id)}'`;
+  if (record.with !== undefined) tag += ` ${XP}:with='${escapeAttribute(record.with)}'`;
+  return (
+    `${tag}><forwarded xmlns='${NS.forward}'><delay xmlns='${NS.delay}' stamp='${escapeAttribute(record.timestamp)}'/>` +
+    `${serializeElement(record.stanza, NS.forward)}</forwarded></result>`
+  );
+}
+
+/** The `stamp` of the stanza's own XEP-0203 delay, which is where readers look for the time. */
+function delayStamp(stanza: XmlElement): string | undefined {
+  for (const child of stanza.children) {
+    if (typeof child !== 'string' && child.name === 'delay' && child.xmlns === NS.delay) return child.attrs.stamp;
+  }
+  return undefined;
+}
+
+function offlineMessage(record: OfflineRecord): string {
+  // The storage time travels in the stanza's <delay>; only when that does not say it already
+  // is it added as an extension attribute, which the reader removes again.
+  if (record.timestamp !== undefined && delayStamp(record.stanza) !== record.timestamp) {
+    const attrs = { ...record.stanza.attrs, [`{${NS.xporta}}timestamp`]: record.timestamp };
+    return serializeElement({ ...record.stanza, attrs }, NS.pie);
+  }
+  return serializeElement(record.stanza, NS.pie);
+}
+
+function privacyElement(record: PrivacyRecord): XmlElement {
+  const children: XmlElement[] = [];
+  if (record.defaultList !== undefined) children.push(element('default', NS.privacy, { name: record.defaultList }));
+  for (const list of record.lists) {
+    const items = list.items.map((item) => {
+      const attrs: Record<string, string> = {};
+      if (item.type !== undefined) attrs.type = item.type;
+      if (item.value !== undefined) attrs.value = item.value;
+      attrs.action = item.action;
+      attrs.order = String(item.order);
+      return element(
+        'item',
+        NS.privacy,
+        attrs,
+        item.stanzas.map((s) => element(s, NS.privacy)),
+      );
+    });
+    children.push(element('list', NS.privacy, { name: list.name }, items));
+  }
+  return element('query', NS.privacy, {}, children);
+}
