@@ -51,7 +51,6 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     // Idle keep-alive sockets are closed on shutdown; requests in flight (streams) finish.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    disableRequestLogging: false,
   });
 
   app.addHook('onSend', async (request, reply) => {

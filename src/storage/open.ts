@@ -9,6 +9,13 @@ import type { Config } from '../config.js';
 import type { StorageBackend } from './backend.js';
 import { ProsodySqlBackend } from './prosody-sql/backend.js';
 
+/**
+ * Archive rows per query. Each batch's parsed stanzas live until they are written out; 1000 made
+ * V8 promote whole batches to the old generation (peak RSS 258 MB for a 1M-message export over
+ * HTTP), 200 keeps them young (169 MB) and is no slower.
+ */
+const READ_BATCH_SIZE = 200;
+
 export async function openStorage(config: Config): Promise<StorageBackend> {
   const { storage, hosts } = config;
   if (storage.type === 'prosody-files') {
@@ -16,7 +23,7 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
   }
   if (storage.driver === 'sqlite') {
     mkdirSync(dirname(storage.database), { recursive: true });
-    const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts });
+    const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts, readBatchSize: READ_BATCH_SIZE });
     await backend.ensureSchema();
     return backend;
   }
@@ -28,5 +35,6 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
     ...(storage.password !== undefined ? { password: storage.password } : {}),
     database: storage.database,
     hosts,
+    readBatchSize: READ_BATCH_SIZE,
   });
 }

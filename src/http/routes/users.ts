@@ -124,8 +124,9 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const counted = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), (kind) =>
       metrics.inc('xporta_records_total', { direction: 'export', kind }),
     );
-    let body: Readable = Readable.from(writeDocument(counted), { objectMode: false });
-    body.on('data', (chunk: Buffer) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, chunk.length));
+    let body: Readable = Readable.from(countBytes(writeDocument(counted), (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n)), {
+      objectMode: false,
+    });
     const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
     if (gzip) {
       const compressed = createGzip();
@@ -306,6 +307,14 @@ async function fetchExport(url: URL, token: string | undefined, limit: number, s
     pipeline(response.body, byteLimit(limit, 'the source document'), out).catch(failed);
   }
   return out;
+}
+
+/** Counts bytes as they are pulled, without a 'data' listener that would bypass backpressure. */
+async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    count(chunk.length);
+    yield chunk;
+  }
 }
 
 async function* countRecords(events: AsyncIterable<DocumentEvent>, count: (kind: string) => void): AsyncGenerator<DocumentEvent> {
