@@ -1,0 +1,250 @@
+/**
+ * Prosody's SQL storage (mod_storage_sql, Prosody 0.12) as a {@link StorageBackend}, over SQLite,
+ * PostgreSQL and MySQL/MariaDB. Reads stream archives page by page (keyset pagination on
+ * `sort_id`), holding no connection between pages; an import runs in one transaction.
+ */
+import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
+import { StorageError } from '../backend.js';
+import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
+import { accountFromStore, type ProsodyHostOptions } from '../prosody/accounts.js';
+import { ARCHIVE_STORE, OFFLINE_STORE, archiveRecordFromItem, offlineRecordFromItem } from '../prosody/archive.js';
+import { blocklistFromStore } from '../prosody/blocklist.js';
+import { archiveItemToElement, storeToElement } from '../prosody/opaque.js';
+import { PEP_ITEMS_PREFIX, PEP_STORE, pepItemFromArchive, pepNodeFromStore } from '../prosody/pep.js';
+import { privacyFromStore } from '../prosody/privacy.js';
+import { privateFromStore } from '../prosody/private.js';
+import { rosterFromStore } from '../prosody/roster.js';
+import { DEFAULT_IMPORTABLE_STORES, isOpaqueStore } from '../prosody/stores.js';
+import { compareStrings } from '../prosody/util.js';
+import { vcardFromStore } from '../prosody/vcard.js';
+import { ProsodyJsonError } from '../prosody/json.js';
+import { PreserializedError } from '../prosody/stanza.js';
+import { StoredValueError } from '../prosody/values.js';
+import { XmlCharError } from '../../xep0227/xml.js';
+import { UserImport } from './apply.js';
+import type { SqlDialect } from './dialect.js';
+import { MysqlDialect, type MysqlOptions } from './mysql.js';
+import { PostgresqlDialect, type PostgresqlOptions } from './postgresql.js';
+import { listStores, readArchive, readEntries, readKeyval, type ArchiveRow, type Owner } from './rows.js';
+import { ensureSchema } from './schema.js';
+import { SqliteDialect, type SqliteOptions } from './sqlite.js';
+
+export type ProsodySqlConnection =
+  | ({ readonly dialect: 'sqlite' } & SqliteOptions)
+  | ({ readonly dialect: 'postgresql' } & PostgresqlOptions)
+  | ({ readonly dialect: 'mysql' } & MysqlOptions);
+
+export interface ProsodySqlSettings {
+  /** The VirtualHosts served, with what xporta must know of their configuration. */
+  readonly hosts: Readonly<Record<string, ProsodyHostOptions>>;
+  /** Opaque stores an import may write (default: account_details, archive_prefs). */
+  readonly importStores?: readonly string[];
+  /** Archive rows fetched per query when reading (default 1000). */
+  readonly readBatchSize?: number;
+}
+
+export type ProsodySqlOptions = ProsodySqlConnection & ProsodySqlSettings;
+
+/** Data that cannot be encoded for Prosody (or stored data Prosody's format does not allow) is invalid data. */
+function asStorageError(err: unknown): unknown {
+  if (
+    err instanceof XmlCharError ||
+    err instanceof ProsodyJsonError ||
+    err instanceof PreserializedError ||
+    err instanceof StoredValueError
+  ) {
+    return new StorageError('invalid-data', err.message, { cause: err });
+  }
+  return err;
+}
+
+function openDialect(options: ProsodySqlConnection): SqlDialect {
+  switch (options.dialect) {
+    case 'sqlite':
+      return SqliteDialect.open(options);
+    case 'postgresql':
+      return new PostgresqlDialect(options);
+    case 'mysql':
+      return new MysqlDialect(options);
+  }
+}
+
+export class ProsodySqlBackend implements StorageBackend {
+  readonly name: string;
+  readonly supportedKinds: ReadonlySet<DataKind> = new Set(DATA_KINDS);
+  private readonly db: SqlDialect;
+  private readonly settings: ProsodySqlSettings;
+  private readonly importStores: ReadonlySet<string>;
+  private readonly batchSize: number;
+  private schema: Promise<unknown> | undefined;
+
+  constructor(options: ProsodySqlOptions);
+  /** Over an already opened dialect (tests wrap one to observe its queries). */
+  constructor(db: SqlDialect, settings: ProsodySqlSettings);
+  constructor(optionsOrDb: ProsodySqlOptions | SqlDialect, settings?: ProsodySqlSettings) {
+    const isDialect = 'begin' in optionsOrDb;
+    this.db = isDialect ? optionsOrDb : openDialect(optionsOrDb);
+    this.settings = isDialect ? (settings as ProsodySqlSettings) : optionsOrDb;
+    this.name = `prosody-sql:${this.db.name}`;
+    this.importStores = new Set(this.settings.importStores ?? DEFAULT_IMPORTABLE_STORES);
+    this.batchSize = this.settings.readBatchSize ?? 1000;
+  }
+
+  /** Creates Prosody's tables (as Prosody would) where they are missing. Runs once per instance. */
+  ensureSchema(): Promise<unknown> {
+    this.schema ??= ensureSchema(this.db).catch((err: unknown) => {
+      this.schema = undefined;
+      throw new StorageError('unavailable', `cannot prepare the Prosody tables: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    });
+    return this.schema;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.db.query('SELECT 1 AS "one"');
+    } catch (err) {
+      throw new StorageError('unavailable', `database unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  listHosts(): Promise<string[]> {
+    return Promise.resolve(Object.keys(this.settings.hosts).sort(compareStrings));
+  }
+
+  async *listUsers(host: string): AsyncIterable<string> {
+    await this.ensureSchema();
+    let after = '';
+    for (;;) {
+      const rows = await this.db.query(
+        `SELECT DISTINCT "user" FROM "prosody" WHERE "host" = ? AND "store" = 'accounts' AND "user" > ? ORDER BY "user" LIMIT ${this.batchSize}`,
+        [host, after],
+      );
+      for (const row of rows) {
+        const user = row.user;
+        if (typeof user === 'string') {
+          after = user;
+          yield user;
+        }
+      }
+      if (rows.length < this.batchSize) return;
+    }
+  }
+
+  async userExists(ref: UserRef): Promise<boolean> {
+    await this.ensureSchema();
+    const rows = await this.db.query(`SELECT 1 AS "present" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = 'accounts' LIMIT 1`, [
+      ref.host,
+      ref.user,
+    ]);
+    return rows.length > 0;
+  }
+
+  async readAccount(ref: UserRef): Promise<UserStart | null> {
+    await this.ensureSchema();
+    const data = await readKeyval(this.db, ref, 'accounts');
+    return data ? accountFromStore(ref.user, data) : null;
+  }
+
+  async *readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
+    try {
+      yield* this.readRecords(ref, options);
+    } catch (err) {
+      throw asStorageError(err);
+    }
+  }
+
+  private async *readRecords(ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
+    await this.ensureSchema();
+    const owner: Owner = { host: ref.host, user: ref.user };
+    const jid = `${ref.user}@${ref.host}`;
+    const include = options.include;
+    const signal = options.signal;
+    const needArchiveStores = include.has('pep') || include.has('other');
+    const archiveStores = needArchiveStores ? await listStores(this.db, owner, true) : [];
+
+    if (include.has('roster')) {
+      const data = await readKeyval(this.db, owner, 'roster');
+      if (data) {
+        const { roster, pending } = rosterFromStore(data, jid);
+        yield roster;
+        yield* pending;
+      }
+    }
+    if (include.has('vcard')) {
+      const data = await readKeyval(this.db, owner, 'vcard');
+      if (data && data.get('name') !== undefined) yield vcardFromStore(data);
+    }
+    if (include.has('private')) {
+      const entries = (await readEntries(this.db, owner, 'private')) ?? [];
+      for (const { key, value } of entries) {
+        const record = key === '' ? undefined : privateFromStore(key, value);
+        if (record) yield record;
+      }
+    }
+    if (include.has('pep')) {
+      const entries = (await readEntries(this.db, owner, PEP_STORE)) ?? [];
+      for (const { key, value } of entries) if (key !== '') yield pepNodeFromStore(key, value);
+      for (const store of archiveStores) {
+        if (!store.startsWith(PEP_ITEMS_PREFIX)) continue;
+        const node = store.slice(PEP_ITEMS_PREFIX.length);
+        for await (const row of this.archiveRows(owner, store, signal)) yield pepItemFromArchive(node, row);
+      }
+    }
+    if (include.has('archive')) {
+      for await (const row of this.archiveRows(owner, ARCHIVE_STORE, signal)) {
+        const record = archiveRecordFromItem(row, jid);
+        if (record) yield record;
+      }
+    }
+    if (include.has('offline')) {
+      for await (const row of this.archiveRows(owner, OFFLINE_STORE, signal)) {
+        const record = offlineRecordFromItem(row);
+        if (record) yield record;
+      }
+    }
+    if (include.has('blocklist')) {
+      const data = await readKeyval(this.db, owner, 'blocklist');
+      if (data) yield blocklistFromStore(data);
+    }
+    if (include.has('privacy')) {
+      const data = await readKeyval(this.db, owner, 'privacy');
+      if (data) yield privacyFromStore(data);
+    }
+    if (include.has('other')) {
+      for (const store of await listStores(this.db, owner, false)) {
+        if (!isOpaqueStore(store, false)) continue;
+        const data = await readKeyval(this.db, owner, store);
+        if (data) yield { kind: 'opaque', element: storeToElement(store, data) };
+      }
+      for (const store of archiveStores) {
+        if (!isOpaqueStore(store, true)) continue;
+        for await (const row of this.archiveRows(owner, store, signal)) yield { kind: 'opaque', element: archiveItemToElement(store, row) };
+      }
+    }
+  }
+
+  private archiveRows(owner: Owner, store: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveRow> {
+    return readArchive(this.db, owner, store, this.batchSize, signal);
+  }
+
+  async applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {
+    const host = this.settings.hosts[ref.host];
+    if (!host) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
+    options.signal?.throwIfAborted();
+    await this.ensureSchema();
+    const tx = await this.db.begin();
+    try {
+      const report = await new UserImport(tx, ref, host, options, this.importStores).run(account, records);
+      if (options.dryRun) await tx.rollback();
+      else await tx.commit();
+      return report;
+    } catch (err) {
+      await tx.rollback().catch(() => undefined);
+      throw asStorageError(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The little xporta needs from a SQL database, per dialect. Statements are written once, with
+ * `"quoted"` identifiers and `?` placeholders as in mod_storage_sql.lua; each dialect rewrites
+ * them (MySQL: backticks, as util/sql.lua's prepquery does; PostgreSQL: `$n`).
+ */
+
+export type DialectName = 'sqlite' | 'postgresql' | 'mysql';
+
+/** The LuaDBI driver name Prosody's util/sql.lua switches on. */
+export type ProsodyDriver = 'SQLite3' | 'PostgreSQL' | 'MySQL';
+
+export type SqlParam = string | number | null;
+export type SqlRow = Readonly<Record<string, unknown>>;
+
+/** Statements on one connection, or on whichever pooled connection is free. */
+export interface SqlSession {
+  query(sql: string, params?: readonly SqlParam[]): Promise<SqlRow[]>;
+  /** Runs a statement; resolves to the number of affected rows. */
+  run(sql: string, params?: readonly SqlParam[]): Promise<number>;
+}
+
+/** A transaction on a connection of its own; commit or rollback releases the connection. */
+export interface SqlTransaction extends SqlSession {
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+}
+
+export interface SqlDialect extends SqlSession {
+  readonly name: DialectName;
+  readonly driver: ProsodyDriver;
+  begin(): Promise<SqlTransaction>;
+  tableExists(table: string): Promise<boolean>;
+  /**
+   * The character set util/sql.lua picks for MySQL tables (the widest `utf8%` one); `utf8` for
+   * the others, where it does not appear in the schema.
+   */
+  charset(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** `?` → `$1, $2, …`, skipping string literals. */
+export function numberedPlaceholders(sql: string): string {
+  let n = 0;
+  let inString = false;
+  let out = '';
+  for (const c of sql) {
+    if (c === "'") inString = !inString;
+    out += c === '?' && !inString ? `$${++n}` : c;
+  }
+  return out;
+}
+
+/** `"identifier"` → `` `identifier` `` (util/sql.lua prepquery for MySQL). */
+export function backtickIdentifiers(sql: string): string {
+  return sql.replace(/"/g, '`');
+}

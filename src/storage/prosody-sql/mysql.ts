@@ -1,0 +1,127 @@
+/**
+ * MySQL/MariaDB through mysql2. Connections use the character set util/sql.lua picks (the widest
+ * `utf8%`, i.e. utf8mb4) with its `_bin` collation, so keys compare byte for byte as in Prosody.
+ */
+import mysql from 'mysql2/promise';
+import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
+
+export interface MysqlOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly user?: string;
+  readonly password?: string;
+  readonly database: string;
+  readonly maxConnections?: number;
+}
+
+type Queryable = Pick<mysql.PoolConnection, 'query'>;
+
+async function exec(conn: Queryable, sql: string, params: readonly SqlParam[]): Promise<SqlRow[] | mysql.ResultSetHeader> {
+  const [result] = await conn.query(backtickIdentifiers(sql), [...params]);
+  return result as SqlRow[] | mysql.ResultSetHeader;
+}
+
+function rowsOf(result: SqlRow[] | mysql.ResultSetHeader): SqlRow[] {
+  return Array.isArray(result) ? result : [];
+}
+
+function affectedOf(result: SqlRow[] | mysql.ResultSetHeader): number {
+  return Array.isArray(result) ? 0 : result.affectedRows;
+}
+
+class MysqlTransaction implements SqlTransaction {
+  private released = false;
+
+  constructor(private readonly conn: mysql.PoolConnection) {}
+
+  async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    return rowsOf(await exec(this.conn, sql, params));
+  }
+
+  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    return affectedOf(await exec(this.conn, sql, params));
+  }
+
+  async commit(): Promise<void> {
+    await this.finish(() => this.conn.commit());
+  }
+
+  async rollback(): Promise<void> {
+    await this.finish(() => this.conn.rollback());
+  }
+
+  private async finish(end: () => Promise<void>): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    try {
+      await end();
+      this.conn.release();
+    } catch (err) {
+      // A connection in an unknown state must not go back to the pool.
+      this.conn.destroy();
+      throw err;
+    }
+  }
+}
+
+export class MysqlDialect implements SqlDialect {
+  readonly name = 'mysql';
+  readonly driver = 'MySQL';
+  private readonly pool: mysql.Pool;
+  private charsetName: Promise<string> | undefined;
+
+  constructor(options: MysqlOptions) {
+    this.pool = mysql.createPool({
+      host: options.host,
+      port: options.port,
+      user: options.user,
+      password: options.password,
+      database: options.database,
+      connectionLimit: options.maxConnections ?? 4,
+      charset: 'UTF8MB4_BIN',
+      supportBigNumbers: true,
+    });
+  }
+
+  async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    return rowsOf(await exec(this.pool, sql, params));
+  }
+
+  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    return affectedOf(await exec(this.pool, sql, params));
+  }
+
+  async begin(): Promise<SqlTransaction> {
+    const conn = await this.pool.getConnection();
+    try {
+      await conn.beginTransaction();
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+    return new MysqlTransaction(conn);
+  }
+
+  async tableExists(table: string): Promise<boolean> {
+    const rows = await this.query(
+      `SELECT 1 AS "present" FROM "information_schema"."tables" WHERE "table_schema" = DATABASE() AND "table_name" = ?`,
+      [table],
+    );
+    return rows.length > 0;
+  }
+
+  /** util/sql.lua `set_encoding` for MySQL. */
+  charset(): Promise<string> {
+    this.charsetName ??= this.query(
+      `SELECT "CHARACTER_SET_NAME" FROM "information_schema"."CHARACTER_SETS" WHERE "CHARACTER_SET_NAME" LIKE 'utf8%' ORDER BY "MAXLEN" DESC LIMIT 1`,
+    ).then((rows) => {
+      const name = rows[0]?.CHARACTER_SET_NAME;
+      return typeof name === 'string' ? name : 'utf8';
+    });
+    return this.charsetName;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

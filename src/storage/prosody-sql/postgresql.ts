@@ -1,0 +1,104 @@
+/** PostgreSQL through pg: a pool for reads, one pooled client per transaction. */
+import pg from 'pg';
+import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
+
+export interface PostgresqlOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly user?: string;
+  readonly password?: string;
+  readonly database: string;
+  readonly maxConnections?: number;
+}
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+async function query(client: Queryable, sql: string, params: readonly SqlParam[]): Promise<pg.QueryResult<SqlRow>> {
+  return client.query<SqlRow>(numberedPlaceholders(sql), [...params]);
+}
+
+class PostgresqlTransaction implements SqlTransaction {
+  private released = false;
+
+  constructor(private readonly client: pg.PoolClient) {}
+
+  async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    return (await query(this.client, sql, params)).rows;
+  }
+
+  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    return (await query(this.client, sql, params)).rowCount ?? 0;
+  }
+
+  async commit(): Promise<void> {
+    await this.finish('COMMIT');
+  }
+
+  async rollback(): Promise<void> {
+    await this.finish('ROLLBACK');
+  }
+
+  private async finish(statement: string): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    try {
+      await this.client.query(statement);
+      this.client.release();
+    } catch (err) {
+      // A connection in an unknown state must not go back to the pool.
+      this.client.release(err instanceof Error ? err : true);
+      throw err;
+    }
+  }
+}
+
+export class PostgresqlDialect implements SqlDialect {
+  readonly name = 'postgresql';
+  readonly driver = 'PostgreSQL';
+  private readonly pool: pg.Pool;
+
+  constructor(options: PostgresqlOptions) {
+    this.pool = new pg.Pool({
+      host: options.host,
+      port: options.port,
+      user: options.user,
+      password: options.password,
+      database: options.database,
+      max: options.maxConnections ?? 4,
+    });
+    // An idle client that loses its server emits here; without a listener that would crash the process.
+    this.pool.on('error', () => undefined);
+  }
+
+  async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    return (await query(this.pool, sql, params)).rows;
+  }
+
+  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    return (await query(this.pool, sql, params)).rowCount ?? 0;
+  }
+
+  async begin(): Promise<SqlTransaction> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+    } catch (err) {
+      client.release(err instanceof Error ? err : true);
+      throw err;
+    }
+    return new PostgresqlTransaction(client);
+  }
+
+  async tableExists(table: string): Promise<boolean> {
+    const rows = await this.query(`SELECT to_regclass(?) IS NOT NULL AS "present"`, [`"${table}"`]);
+    return rows[0]?.present === true;
+  }
+
+  charset(): Promise<string> {
+    return Promise.resolve('utf8');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * mod_storage_sql's row operations on the `prosody` and `prosodyarchive` tables, over any
+ * {@link SqlSession}: the pool for reads, a transaction for writes.
+ */
+import type { ArchiveItem } from '../prosody/archive.js';
+import { mergeKeyval, splitKeyval, type KeyvalEntry } from '../prosody/keyval.js';
+import type { LuaTable, LuaValue } from '../prosody/lua.js';
+import { deserializeValue, serializeValue, StoredValueError } from '../prosody/values.js';
+import { StorageError } from '../backend.js';
+import { compareStrings } from '../prosody/util.js';
+import type { SqlParam, SqlRow, SqlSession } from './dialect.js';
+
+export interface Owner {
+  readonly host: string;
+  readonly user: string;
+}
+
+export interface ArchiveRow extends ArchiveItem {
+  readonly sortId: number;
+}
+
+/** Rows per INSERT statement. */
+export const INSERT_BATCH = 500;
+
+function str(row: SqlRow, column: string): string {
+  const v = row[column];
+  if (typeof v === 'string') return v;
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  throw new StorageError('invalid-data', `column ${column} is not text`);
+}
+
+function num(row: SqlRow, column: string): number {
+  const v = row[column];
+  const n = typeof v === 'number' ? v : typeof v === 'string' || typeof v === 'bigint' ? Number(v) : NaN;
+  if (Number.isNaN(n)) throw new StorageError('invalid-data', `column ${column} is not a number`);
+  return n;
+}
+
+function decode(type: string, value: string, where: string): LuaValue {
+  try {
+    return deserializeValue(type, value);
+  } catch (err) {
+    if (err instanceof StoredValueError) throw new StorageError('invalid-data', `${where}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/** Runs `fn` on slices of at most {@link INSERT_BATCH} keys, keeping statements within parameter limits. */
+async function inChunks(keys: readonly string[], fn: (chunk: readonly string[], marks: string) => Promise<void>): Promise<void> {
+  for (let i = 0; i < keys.length; i += INSERT_BATCH) {
+    const chunk = keys.slice(i, i + INSERT_BATCH);
+    await fn(chunk, chunk.map(() => '?').join(','));
+  }
+}
+
+function placeholders(count: number, width: number): string {
+  const row = `(${new Array<string>(width).fill('?').join(',')})`;
+  return new Array<string>(count).fill(row).join(',');
+}
+
+/** The entries of a keyval/map store, undefined when it has no rows. */
+export async function readEntries(db: SqlSession, owner: Owner, store: string): Promise<KeyvalEntry[] | undefined> {
+  const rows = await db.query(`SELECT "key", "type", "value" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [
+    owner.host,
+    owner.user,
+    store,
+  ]);
+  if (rows.length === 0) return undefined;
+  const keys = rows.map((row) => str(row, 'key'));
+  // Sorted here rather than by the database, whose collation would differ between dialects.
+  return rows
+    .map((row, i) => ({ key: keys[i] as string, value: decode(str(row, 'type'), str(row, 'value'), `${store}/${keys[i] as string}`) }))
+    .sort((a, b) => compareStrings(a.key, b.key));
+}
+
+/** `keyval_store_get`: undefined when the store has no rows for the user. */
+export async function readKeyval(db: SqlSession, owner: Owner, store: string): Promise<LuaTable | undefined> {
+  const entries = await readEntries(db, owner, store);
+  return entries && mergeKeyval(entries);
+}
+
+async function insertEntries(db: SqlSession, owner: Owner, store: string, entries: readonly KeyvalEntry[]): Promise<void> {
+  for (let i = 0; i < entries.length; i += INSERT_BATCH) {
+    const batch = entries.slice(i, i + INSERT_BATCH);
+    const params: SqlParam[] = [];
+    for (const { key, value } of batch) {
+      const stored = serializeValue(value);
+      params.push(owner.host, owner.user, store, key, stored.type, stored.value);
+    }
+    await db.run(`INSERT INTO "prosody" ("host", "user", "store", "key", "type", "value") VALUES ${placeholders(batch.length, 6)}`, params);
+  }
+}
+
+export async function deleteStore(db: SqlSession, owner: Owner, store: string): Promise<void> {
+  await db.run(`DELETE FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [owner.host, owner.user, store]);
+}
+
+/** `keyval_store_set`: the store's rows replaced by the table's (none for an empty table). */
+export async function writeKeyval(db: SqlSession, owner: Owner, store: string, data: LuaTable): Promise<void> {
+  await deleteStore(db, owner, store);
+  await insertEntries(db, owner, store, splitKeyval(data));
+}
+
+/** `map_store:set_keys` for string keys: each key's row replaced, or removed for undefined. */
+export async function writeMapKeys(db: SqlSession, owner: Owner, store: string, entries: readonly { key: string; value: LuaValue | undefined }[]): Promise<void> {
+  for (const { key } of entries) {
+    if (key === '') throw new StorageError('invalid-data', 'a map key must not be empty');
+  }
+  await inChunks(
+    entries.map((e) => e.key),
+    (chunk, marks) =>
+      db.run(`DELETE FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" IN (${marks})`, [owner.host, owner.user, store, ...chunk]).then(() => undefined),
+  );
+  const present = entries.filter((e): e is KeyvalEntry => e.value !== undefined);
+  await insertEntries(db, owner, store, present);
+}
+
+/** `map_store:set_keys` for non-string keys: the `""` row replaced by `extra` (removed when empty). */
+export async function writeMapExtra(db: SqlSession, owner: Owner, store: string, extra: LuaTable): Promise<void> {
+  await db.run(`DELETE FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" = ''`, [owner.host, owner.user, store]);
+  if (!extra.isEmpty) await insertEntries(db, owner, store, [{ key: '', value: extra }]);
+}
+
+export async function mapKeyExists(db: SqlSession, owner: Owner, store: string, key: string): Promise<boolean> {
+  const rows = await db.query(`SELECT 1 AS "present" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" = ? LIMIT 1`, [
+    owner.host,
+    owner.user,
+    store,
+    key,
+  ]);
+  return rows.length > 0;
+}
+
+/** The user's stores in one of the two tables, sorted. */
+export async function listStores(db: SqlSession, owner: Owner, archive: boolean): Promise<string[]> {
+  const table = archive ? 'prosodyarchive' : 'prosody';
+  const rows = await db.query(`SELECT DISTINCT "store" FROM "${table}" WHERE "host" = ? AND "user" = ?`, [owner.host, owner.user]);
+  return rows.map((r) => str(r, 'store')).sort(compareStrings);
+}
+
+/** One page of an archive store in `sort_id` order, after `afterSortId` (keyset pagination). */
+export async function readArchivePage(db: SqlSession, owner: Owner, store: string, afterSortId: number, limit: number): Promise<ArchiveRow[]> {
+  const rows = await db.query(
+    `SELECT "sort_id", "key", "when", "with", "type", "value" FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "sort_id" > ? ORDER BY "sort_id" LIMIT ${limit}`,
+    [owner.host, owner.user, store, afterSortId],
+  );
+  return rows.map((row) => {
+    const key = str(row, 'key');
+    return {
+      sortId: num(row, 'sort_id'),
+      key,
+      when: num(row, 'when'),
+      with: str(row, 'with'),
+      value: decode(str(row, 'type'), str(row, 'value'), `${store}/${key}`),
+    };
+  });
+}
+
+/** A whole archive store in `sort_id` order, one page in memory at a time and no connection held between pages. */
+export async function* readArchive(db: SqlSession, owner: Owner, store: string, pageSize: number, signal?: AbortSignal): AsyncGenerator<ArchiveRow> {
+  let after = -1;
+  for (;;) {
+    signal?.throwIfAborted();
+    const page = await readArchivePage(db, owner, store, after, pageSize);
+    yield* page;
+    const last = page[page.length - 1];
+    if (!last || page.length < pageSize) return;
+    after = last.sortId;
+  }
+}
+
+export async function deleteArchiveStore(db: SqlSession, owner: Owner, store: string): Promise<void> {
+  await db.run(`DELETE FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [owner.host, owner.user, store]);
+}
+
+/** Of `keys`, those the store already has. */
+export async function existingArchiveKeys(db: SqlSession, owner: Owner, store: string, keys: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  await inChunks(keys, async (chunk, marks) => {
+    const rows = await db.query(`SELECT "key" FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" IN (${marks})`, [
+      owner.host,
+      owner.user,
+      store,
+      ...chunk,
+    ]);
+    for (const row of rows) found.add(str(row, 'key'));
+  });
+  return found;
+}
+
+export async function deleteArchiveKeys(db: SqlSession, owner: Owner, store: string, keys: readonly string[]): Promise<void> {
+  await inChunks(keys, async (chunk, marks) => {
+    await db.run(`DELETE FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" IN (${marks})`, [owner.host, owner.user, store, ...chunk]);
+  });
+}
+
+/** Appends items in order (multi-row INSERT); `when` is stored as integer seconds. */
+export async function insertArchiveItems(db: SqlSession, owner: Owner, store: string, items: readonly ArchiveItem[]): Promise<void> {
+  for (let i = 0; i < items.length; i += INSERT_BATCH) {
+    const batch = items.slice(i, i + INSERT_BATCH);
+    const params: SqlParam[] = [];
+    for (const item of batch) {
+      const stored = serializeValue(item.value);
+      params.push(owner.host, owner.user, store, Math.floor(item.when), item.with, item.key, stored.type, stored.value);
+    }
+    await db.run(
+      `INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ${placeholders(batch.length, 8)}`,
+      params,
+    );
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * SQLite through better-sqlite3. Reads share one connection; every transaction opens a connection
+ * of its own, so a long import never mixes with reads and holds the write lock only on its own
+ * handle. No PRAGMA is changed: the journal mode stays whatever Prosody uses (DELETE by default).
+ */
+import Database from 'better-sqlite3';
+import type { SqlDialect, SqlParam, SqlRow, SqlSession, SqlTransaction } from './dialect.js';
+
+export interface SqliteOptions {
+  /** Path of Prosody's database file (`sql.database`, relative to Prosody's data directory there). */
+  readonly database: string;
+  /** How long to wait for another writer (Prosody) to release its lock, in ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+class SqliteSession implements SqlSession {
+  private readonly statements = new Map<string, Database.Statement<SqlParam[], SqlRow>>();
+
+  constructor(protected readonly db: Database.Database) {}
+
+  private prepare(sql: string): Database.Statement<SqlParam[], SqlRow> {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare<SqlParam[], SqlRow>(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    try {
+      const stmt = this.prepare(sql);
+      if (!stmt.reader) {
+        stmt.run(...params);
+        return Promise.resolve([]);
+      }
+      // Rows are collected before anything else runs, so the connection is never left mid-statement.
+      const rows: SqlRow[] = [];
+      for (const row of stmt.iterate(...params)) rows.push(row);
+      return Promise.resolve(rows);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    try {
+      return Promise.resolve(this.prepare(sql).run(...params).changes);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+}
+
+class SqliteTransaction extends SqliteSession implements SqlTransaction {
+  async commit(): Promise<void> {
+    try {
+      this.db.exec('COMMIT');
+    } finally {
+      this.db.close();
+    }
+  }
+
+  async rollback(): Promise<void> {
+    try {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    } finally {
+      this.db.close();
+    }
+  }
+}
+
+export class SqliteDialect extends SqliteSession implements SqlDialect {
+  readonly name = 'sqlite';
+  readonly driver = 'SQLite3';
+
+  private constructor(
+    db: Database.Database,
+    private readonly options: SqliteOptions,
+  ) {
+    super(db);
+  }
+
+  static open(options: SqliteOptions): SqliteDialect {
+    if (options.database === ':memory:' || options.database === '') {
+      // Transactions use a connection of their own, which would see a different database.
+      throw new Error('an in-memory SQLite database cannot be shared with Prosody');
+    }
+    return new SqliteDialect(SqliteDialect.connect(options), options);
+  }
+
+  private static connect(options: SqliteOptions): Database.Database {
+    return new Database(options.database, { timeout: options.busyTimeoutMs ?? 5000 });
+  }
+
+  begin(): Promise<SqlTransaction> {
+    const db = SqliteDialect.connect(this.options);
+    try {
+      // Take the write lock now rather than fail to upgrade a read lock halfway through an import.
+      db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      db.close();
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return Promise.resolve(new SqliteTransaction(db));
+  }
+
+  async tableExists(table: string): Promise<boolean> {
+    const rows = await this.query(`SELECT 1 AS "present" FROM sqlite_master WHERE type = 'table' AND name = ?`, [table]);
+    return rows.length > 0;
+  }
+
+  charset(): Promise<string> {
+    return Promise.resolve('utf8');
+  }
+
+  close(): Promise<void> {
+    this.db.close();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Archive stores: one item per entry `(key, when, with, value)`, the shape of
+ * mod_storage_sql's `prosodyarchive` rows and of mod_storage_internal's `.list` items.
+ *
+ * `archive` (mod_mam.lua): the message as the user's session saw it, `when` = os.time(), `with` =
+ * the peer's bare JID, no `<stanza-id>` by the user. `offline` (mod_offline.lua): the whole stanza,
+ * `with` = "".
+ */
+import { NS, element, firstChild, isElement, type ArchiveRecord, type OfflineRecord, type XmlElement } from '../../xep0227/model.js';
+import { LuaTable, isStanzaValue, type LuaValue } from './lua.js';
+import { fromPreserialized } from './stanza.js';
+import { bareJid, generateUuid, isoToSeconds, nowSeconds, secondsToIso } from './util.js';
+
+export interface ArchiveItem {
+  readonly key: string;
+  /** Unix seconds; Prosody writes integers. */
+  readonly when: number;
+  readonly with: string;
+  readonly value: LuaValue;
+}
+
+/** Store names of the archive stores xporta maps to typed records. */
+export const ARCHIVE_STORE = 'archive';
+export const OFFLINE_STORE = 'offline';
+
+/** The stanza in an archive item's value (stored as `xml`, or preserialized by other drivers). */
+export function itemStanza(value: LuaValue): XmlElement | undefined {
+  if (isStanzaValue(value)) return value;
+  if (value instanceof LuaTable) return fromPreserialized(value);
+  return undefined;
+}
+
+/** mod_mam's `with`: the peer's bare JID, the recipient for what the user sent, else the sender. */
+export function archiveWith(stanza: XmlElement, userJid: string): string {
+  const from = stanza.attrs.from;
+  const to = stanza.attrs.to ?? from;
+  const outgoing = from === undefined || bareJid(from) === userJid;
+  const peer = outgoing ? to : from;
+  return peer === undefined ? '' : bareJid(peer);
+}
+
+export function archiveRecordFromItem(item: ArchiveItem, userJid: string): ArchiveRecord | undefined {
+  const stanza = itemStanza(item.value);
+  if (!stanza) return undefined;
+  const withJid = item.with !== '' ? item.with : archiveWith(stanza, userJid);
+  return {
+    kind: 'archive',
+    id: item.key,
+    timestamp: secondsToIso(item.when),
+    ...(withJid !== '' ? { with: withJid } : {}),
+    stanza,
+  };
+}
+
+/** Elements in `jabber:server` (a stanza taken from s2s) are `jabber:client` once delivered. */
+function clientNamespace(el: XmlElement): XmlElement {
+  if (el.xmlns !== 'jabber:server') return el;
+  return element(el.name, NS.client, el.attrs, el.children.map((c) => (isElement(c) ? clientNamespace(c) : c)));
+}
+
+/** mod_mam never archives the `<stanza-id>` it adds for the archive owner. */
+function withoutOwnStanzaId(stanza: XmlElement, userJid: string): XmlElement {
+  const own = (c: string | XmlElement): boolean =>
+    isElement(c) && c.name === 'stanza-id' && c.xmlns === 'urn:xmpp:sid:0' && c.attrs.by === userJid;
+  if (!stanza.children.some(own)) return stanza;
+  return element(stanza.name, stanza.xmlns, stanza.attrs, stanza.children.filter((c) => !own(c)));
+}
+
+export function archiveItemFromRecord(record: ArchiveRecord, userJid: string): ArchiveItem | string {
+  const when = isoToSeconds(record.timestamp);
+  if (when === undefined) return `invalid timestamp ${JSON.stringify(record.timestamp)}`;
+  const stanza = withoutOwnStanzaId(clientNamespace(record.stanza), userJid);
+  return {
+    key: record.id !== '' ? record.id : generateUuid(),
+    when,
+    with: record.with !== undefined && record.with !== '' ? bareJid(record.with) : archiveWith(stanza, userJid),
+    value: stanza,
+  };
+}
+
+export function offlineRecordFromItem(item: ArchiveItem): OfflineRecord | undefined {
+  const stanza = itemStanza(item.value);
+  if (!stanza) return undefined;
+  return { kind: 'offline', timestamp: secondsToIso(item.when), stanza };
+}
+
+/** The time an offline message was stored: the record's, else its `<delay>`, else now. */
+export function offlineItemFromRecord(record: OfflineRecord): ArchiveItem | string {
+  let when: number | undefined;
+  if (record.timestamp !== undefined) {
+    when = isoToSeconds(record.timestamp);
+    if (when === undefined) return `invalid timestamp ${JSON.stringify(record.timestamp)}`;
+  } else {
+    const stamp = firstChild(record.stanza, 'delay', NS.delay)?.attrs.stamp;
+    when = (stamp !== undefined ? isoToSeconds(stamp) : undefined) ?? nowSeconds();
+  }
+  return { key: generateUuid(), when, with: '', value: clientNamespace(record.stanza) };
+}

@@ -1,0 +1,44 @@
+/** Small helpers the Prosody store mappers share. */
+import { randomUUID } from 'node:crypto';
+
+/**
+ * util.jid's `bare` as Prosody applies it to stored stanzas: split off the resource, nothing
+ * normalised, never an error (src/jid.ts's bareJid validates and would refuse what Prosody keeps).
+ */
+export function bareJid(jid: string): string {
+  const slash = jid.indexOf('/');
+  return slash < 0 ? jid : jid.slice(0, slash);
+}
+
+/** util.uuid.generate(): a random RFC 4122 version 4 UUID in lower-case hex. */
+export function generateUuid(): string {
+  return randomUUID();
+}
+
+/** Prosody's stored time (integer seconds, occasionally a float) as XEP-0082 UTC. */
+export function secondsToIso(seconds: number): string {
+  const iso = new Date(Math.round(seconds * 1000)).toISOString();
+  // util.datetime writes whole seconds; keep a fraction only when the source had one.
+  return Number.isInteger(seconds) ? iso.replace('.000Z', 'Z') : iso;
+}
+
+const XEP0082_DATETIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** An XEP-0082 date-time as whole Unix seconds (rounded down), undefined when it is not one. */
+export function isoToSeconds(iso: string): number | undefined {
+  const m = XEP0082_DATETIME.exec(iso);
+  if (!m) return undefined;
+  const fraction = m[2] ? m[2].slice(0, 4).padEnd(4, '0') : '';
+  const ms = Date.parse(`${m[1]}${fraction}${m[3]}`);
+  if (Number.isNaN(ms)) return undefined;
+  return Math.floor(ms / 1000);
+}
+
+/** Seconds since the epoch, as os.time() gives them. */
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
