@@ -1,12 +1,14 @@
 /**
  * The storage backend a configuration names. The embedded default (SQLite under ./data) gets its
  * directory and Prosody's tables created on start; a networked database may be down at start,
- * which /health then reports, and is prepared on first use.
+ * which /health then reports, and is prepared on first use. Prosody's file store is recovered
+ * from any interrupted import first.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config.js';
 import type { StorageBackend } from './backend.js';
+import { ProsodyFilesBackend } from './prosody-files/backend.js';
 import { ProsodySqlBackend } from './prosody-sql/backend.js';
 
 /**
@@ -19,7 +21,10 @@ const READ_BATCH_SIZE = 200;
 export async function openStorage(config: Config): Promise<StorageBackend> {
   const { storage, hosts } = config;
   if (storage.type === 'prosody-files') {
-    throw new Error('storage.type prosody-files is not available in this build yet');
+    const backend = new ProsodyFilesBackend({ path: storage.path, hosts });
+    // Finishes or rolls back an import a crash interrupted before anything reads the files.
+    await backend.recover();
+    return backend;
   }
   if (storage.driver === 'sqlite') {
     mkdirSync(dirname(storage.database), { recursive: true });
