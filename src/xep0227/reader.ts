@@ -16,6 +16,7 @@
  * opaque records wrapped in their container, so that writing them back gives the same tree.
  * Unknown children of `<server-data>` and `<host>` are skipped.
  */
+import { formatJid, parseJid } from '../jid.js';
 import { createReadStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
@@ -87,26 +88,9 @@ const XPORTA_TIMESTAMP = `{${NS.xporta}}timestamp`;
  * `[local@]domain[/resource]`, refuses empty parts, whitespace, control characters and the
  * characters RFC 7622 forbids in a localpart, and lower-cases the domain. Throws `Error`.
  */
+/** Normalises a JID as src/jid.ts does (nodeprep-compatible localpart, lower-case domain); throws when invalid. */
 export function validateJid(value: string): string {
-  const slash = value.indexOf('/');
-  const bare = slash === -1 ? value : value.slice(0, slash);
-  const resource = slash === -1 ? undefined : value.slice(slash + 1);
-  const at = bare.indexOf('@');
-  const local = at === -1 ? undefined : bare.slice(0, at);
-  let domain = at === -1 ? bare : bare.slice(at + 1);
-  if (local !== undefined) {
-    if (local === '') throw new Error('empty localpart');
-    if (/[\s\p{Cc}"&'/:<>@]/u.test(local)) throw new Error(`localpart has a forbidden character: ${JSON.stringify(local)}`);
-  }
-  if (domain.endsWith('.')) domain = domain.slice(0, -1);
-  if (domain === '') throw new Error('empty domain');
-  if (/[\s\p{Cc}@/]/u.test(domain)) throw new Error(`domain has a forbidden character: ${JSON.stringify(domain)}`);
-  if (resource !== undefined) {
-    if (resource === '') throw new Error('empty resource');
-    if (/\p{Cc}/u.test(resource)) throw new Error('resource has a control character');
-  }
-  const normal = `${local === undefined ? '' : `${local}@`}${domain.toLowerCase()}`;
-  return resource === undefined ? normal : `${normal}/${resource}`;
+  return formatJid(parseJid(value));
 }
 
 type JidForm = 'domain' | 'bare' | 'bare-of-any';

@@ -9,9 +9,9 @@ const inUser = (body: string, name = 'juliet', host = 'capulet.example'): string
   `<server-data xmlns='urn:xmpp:pie:0'><host jid='${host}'><user name='${name}'>${body}</user></host></server-data>`;
 const records = async (body: string): Promise<DocumentEvent[]> => (await readString(inUser(body))).slice(2, -2);
 
-describe('validateJid (stand-in for src/jid.ts)', () => {
-  it('lower-cases the domain only and keeps the resource', () => {
-    expect(validateJid('Juliet@Capulet.Example/Balcony')).toBe('Juliet@capulet.example/Balcony');
+describe('validateJid (src/jid.ts rules)', () => {
+  it('case-folds localpart and domain (nodeprep) and keeps the resource', () => {
+    expect(validateJid('Juliet@Capulet.Example/Balcony')).toBe('juliet@capulet.example/Balcony');
     expect(validateJid('capulet.example.')).toBe('capulet.example');
     expect(validateJid('zoë.o_brien+tag%~@localhost')).toBe('zoë.o_brien+tag%~@localhost');
   });
@@ -172,7 +172,7 @@ describe('reader dialects and details', () => {
       { kind: 'host', jid: 'capulet.example' },
       {
         kind: 'user',
-        name: 'Juliet',
+        name: 'juliet',
         password: 'p',
         scram: [],
         extraAttributes: { created: '2020', 'xml:lang': 'it', [`{${NS.prosodyExtended}}email`]: 'j@example.org' },
