@@ -1,59 +1,27 @@
 /**
- * One import into Prosody's internal storage files. The rules are those of the SQL backend's
- * import (src/storage/prosody-sql/apply.ts), over files instead of rows:
- *
- * - `replace` empties the selected kinds' stores first; `merge` keeps what is there;
- * - roster: contacts by JID, the document's win; pending requests added; version moved on;
- * - private by (name, namespace) and PEP nodes by name: the document's replace stored ones;
- * - PEP items (and opaque archive items) by key, as `archive:append` with a key does: the stored
- *   item goes, the document's is appended; within the document the last one counts;
- * - MAM archive by id: an id already stored (or earlier in the document) is skipped;
- * - offline messages: on merge, one stored at the same time with the same stanza is skipped;
- * - blocklist: union; privacy lists by name; vCard replaced.
+ * One import into Prosody's internal storage files: the storage primitives of
+ * {@link ProsodyImport} (whose rules are the same as for SQL) over files instead of rows.
  *
  * Small stores are read whole, changed in memory and written once at the end. Archive stores
  * are streamed: the stored file is copied byte for byte into the new one and the document's items
  * appended after it in the same pass (Prosody itself would rewrite the whole file per item).
  * Everything goes through one {@link FileTransaction}, so nothing is visible before the commit.
  */
-import type { ApplyOptions, ApplyReport, SkippedItem, UserRef } from '../backend.js';
+import type { ApplyOptions, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
-import { dataKindOf, type DataKind, type OpaqueRecord, type PendingSubscriptionRecord, type PrivacyList, type RosterItem, type UserRecord, type UserStart, type VCardRecord } from '../../xep0227/model.js';
-import { accountToStore, type ProsodyHostOptions } from '../prosody/accounts.js';
-import { ARCHIVE_STORE, OFFLINE_STORE, archiveItemFromRecord, itemStanza, offlineItemFromRecord, type ArchiveItem } from '../prosody/archive.js';
-import { blocklistToStore } from '../prosody/blocklist.js';
+import { ARCHIVE_STORE, OFFLINE_STORE, itemStanza, type ArchiveItem } from '../prosody/archive.js';
+import { ProsodyImport, type MapEntry, type ProsodyImportSettings } from '../prosody/import.js';
 import { LuaTable, isStanzaValue, type LuaValue } from '../prosody/lua.js';
-import { archiveItemFromElement, isProsodyStoreElement, storeFromElement } from '../prosody/opaque.js';
-import { PEP_ITEMS_PREFIX, PEP_STORE, defaultPepNode, pepItemToArchive, pepItemsStore, pepNodeToStore } from '../prosody/pep.js';
-import { privacyToStore } from '../prosody/privacy.js';
-import { privateToStore } from '../prosody/private.js';
-import { parseRosterVersion, pendingToStore, rosterItemToStore, rosterMetaToStore, storedRosterVersion } from '../prosody/roster.js';
-import { PRIVATE_STORES, TYPED_STORES, typedArchiveKind } from '../prosody/stores.js';
-import { bareJid, nowSeconds } from '../prosody/util.js';
-import { StoredValueError } from '../prosody/values.js';
 import { serializeXmlValue } from '../prosody/stanza.js';
-import { vcardToStore } from '../prosody/vcard.js';
 import type { FileStore } from './files.js';
 import { ListItemError, archiveItemFromList, archiveItemToList } from './list-items.js';
 import { LuaSerializeError, serializeDatFile, serializeListItem } from './lua-serialize.js';
 import type { FileTransaction, StagedFile } from './transaction.js';
 
-/** keyval stores each kind owns, for `replace`. */
-const KIND_STORES: Partial<Record<DataKind, readonly string[]>> = {
-  roster: ['roster'],
-  vcard: ['vcard'],
-  private: ['private'],
-  pep: [PEP_STORE],
-  blocklist: ['blocklist'],
-  privacy: ['privacy'],
-};
-
 /** mod_storage_internal's `storage_archive_item_limit` default. */
 export const DEFAULT_ARCHIVE_ITEM_LIMIT = 10000;
 
-export interface FilesImportSettings {
-  readonly host: ProsodyHostOptions;
-  readonly importStores: ReadonlySet<string>;
+export interface FilesImportSettings extends ProsodyImportSettings {
   readonly archiveItemLimit: number;
 }
 
@@ -177,24 +145,7 @@ function keyOf(value: LuaValue, position: number): string {
   return typeof key === 'string' ? key : String(position);
 }
 
-export class FilesImport {
-  private readonly jid: string;
-  private readonly counts: Partial<Record<DataKind, number>> = {};
-  private readonly skipped: SkippedItem[] = [];
-  private readonly warnings: string[] = [];
-  private readonly notIncluded = new Map<DataKind, number>();
-  private readonly duplicates = new Map<DataKind, number>();
-
-  private rosterItems: Map<string, RosterItem> | undefined;
-  private rosterVersion: string | undefined;
-  private readonly pending = new Map<string, PendingSubscriptionRecord>();
-  private existingRoster: LuaTable | undefined;
-  private vcard: VCardRecord | undefined;
-  private blocked: Set<string> | undefined;
-  private privacy: { defaultList?: string; lists: Map<string, PrivacyList> } | undefined;
-  private readonly pepNodes = new Set<string>();
-  private readonly pepItemNodes = new Set<string>();
-
+export class FilesImport extends ProsodyImport {
   /** keyval stores: the new content, for every store that will be written (or removed when empty). */
   private readonly tables = new Map<string, LuaTable>();
   /** keyval stores emptied by `replace`. */
@@ -206,23 +157,11 @@ export class FilesImport {
   constructor(
     private readonly files: FileStore,
     private readonly tx: FileTransaction,
-    private readonly ref: UserRef,
+    ref: UserRef,
     private readonly settings: FilesImportSettings,
-    private readonly options: ApplyOptions,
+    options: ApplyOptions,
   ) {
-    this.jid = `${ref.user}@${ref.host}`;
-  }
-
-  private includes(kind: DataKind): boolean {
-    return this.options.include.has(kind);
-  }
-
-  private count(kind: DataKind, n = 1): void {
-    this.counts[kind] = (this.counts[kind] ?? 0) + n;
-  }
-
-  private skip(kind: DataKind, reason: string, detail?: string): void {
-    this.skipped.push({ kind, reason, ...(detail !== undefined ? { detail } : {}) });
+    super(ref, settings, options);
   }
 
   private datPath(store: string): string {
@@ -259,185 +198,70 @@ export class FilesImport {
     return stage;
   }
 
-  async run(account: UserStart, records: AsyncIterable<UserRecord>): Promise<ApplyReport> {
-    const existing = await this.readStored('accounts');
-    const exists = existing !== undefined;
-    if (!exists && !this.options.createAccount) throw new StorageError('user-not-found', `${this.jid} does not exist`);
-    if (!exists || this.includes('credentials')) this.applyAccount(account, existing);
-
-    if (this.includes('roster')) this.existingRoster = await this.readStored('roster');
-    if (this.options.mode === 'replace') await this.clear();
-
-    for await (const record of records) {
-      this.options.signal?.throwIfAborted();
-      await this.add(record);
-    }
-    this.options.signal?.throwIfAborted();
-    await this.finish();
-    return this.report(!exists);
+  protected readStore(store: string): Promise<LuaTable | undefined> {
+    return this.readStored(store);
   }
 
-  private applyAccount(account: UserStart, existing: LuaTable | undefined): void {
-    const result = accountToStore(account, this.settings.host, {
-      ...(existing ? { existing } : {}),
-      applyCredentials: this.includes('credentials'),
-      mode: this.options.mode,
-    });
-    this.tables.set('accounts', result.data);
-    this.warnings.push(...result.warnings);
-    this.skipped.push(...result.skipped);
-    if (result.credentialsApplied) this.count('credentials');
+  protected async writeStore(store: string, data: LuaTable): Promise<void> {
+    this.tables.set(store, data);
   }
 
-  /** `replace`: the selected kinds' stores start out empty. */
-  private async clear(): Promise<void> {
-    for (const [kind, stores] of Object.entries(KIND_STORES) as [DataKind, readonly string[]][]) {
-      if (!this.includes(kind)) continue;
-      for (const store of stores) this.clearTable(store);
-    }
-    if (this.includes('archive')) this.clearList(ARCHIVE_STORE);
-    if (this.includes('offline')) this.clearList(OFFLINE_STORE);
-    const { host, user } = this.ref;
-    if (this.includes('pep') || this.includes('other')) {
-      for (const store of await this.files.userStores(host, user, 'list')) {
-        const pep = store.startsWith(PEP_ITEMS_PREFIX);
-        if ((pep && this.includes('pep')) || (!pep && this.includes('other') && this.settings.importStores.has(store))) this.clearList(store);
-      }
-    }
-    if (this.includes('other')) {
-      for (const store of await this.files.userStores(host, user, 'dat')) {
-        if (this.settings.importStores.has(store)) this.clearTable(store);
-      }
+  protected async setMapKey(store: string, key: string, value: LuaValue): Promise<void> {
+    (await this.table(store)).set(key, value);
+  }
+
+  protected async mergeStore(store: string, data: LuaTable): Promise<void> {
+    const table = await this.table(store);
+    for (const [key, value] of data.entries()) table.set(key, value);
+  }
+
+  protected async mergeRoster(stored: LuaTable | undefined, entries: readonly MapEntry[], meta: LuaTable): Promise<void> {
+    const data = new LuaTable();
+    if (stored) for (const [key, value] of stored.entries()) data.set(key, value);
+    for (const { key, value } of entries) data.set(key, value);
+    data.set(false, meta);
+    this.tables.set('roster', data);
+  }
+
+  protected async addMissingMapKeys(store: string, keys: readonly string[], create: (key: string) => LuaValue): Promise<void> {
+    const known = this.tables.get(store) ?? (this.clearedTables.has(store) ? undefined : await this.readStored(store));
+    const missing = keys.filter((key) => known?.get(key) === undefined);
+    if (missing.length > 0) {
+      const table = known ?? new LuaTable();
+      for (const key of missing) table.set(key, create(key));
+      this.tables.set(store, table);
     }
   }
 
-  private clearTable(store: string): void {
+  /** `replace`: the store starts out empty. */
+  protected async clearStore(store: string): Promise<void> {
     this.clearedTables.add(store);
     this.tables.set(store, new LuaTable());
   }
 
-  private clearList(store: string): void {
+  /** `replace`: the list is rebuilt without its stored items (and removed if nothing is added). */
+  protected async clearArchive(store: string): Promise<void> {
     this.clearedLists.add(store);
     this.list(store);
   }
 
-  private async add(record: UserRecord): Promise<void> {
-    const kind = dataKindOf(record);
-    if (!this.includes(kind)) {
-      this.notIncluded.set(kind, (this.notIncluded.get(kind) ?? 0) + 1);
-      return;
-    }
-    switch (record.kind) {
-      case 'roster':
-        this.rosterItems ??= new Map();
-        for (const item of record.items) this.rosterItems.set(item.jid, item);
-        if (record.version !== undefined) this.rosterVersion = record.version;
-        this.count('roster');
-        return;
-      case 'pending-subscription':
-        this.pending.set(bareJid(record.from), record);
-        this.count('roster');
-        return;
-      case 'vcard':
-        this.vcard = record;
-        this.count('vcard');
-        return;
-      case 'private': {
-        const entry = privateToStore(record);
-        if (!entry) {
-          this.skip('private', 'an element without children: Prosody stores nothing', `${record.element.name}:${record.element.xmlns}`);
-          return;
-        }
-        (await this.table('private')).set(entry.key, entry.value);
-        this.count('private');
-        return;
-      }
-      case 'pep-node':
-        (await this.table(PEP_STORE)).set(record.node, pepNodeToStore(record, this.skipped));
-        this.pepNodes.add(record.node);
-        this.count('pep');
-        return;
-      case 'pep-item': {
-        const item = pepItemToArchive(record);
-        if (typeof item === 'string') {
-          this.skip('pep', item, `${record.node} ${record.id}`);
-          return;
-        }
-        this.pepItemNodes.add(record.node);
-        this.count('pep');
-        await this.list(pepItemsStore(record.node)).add(item);
-        return;
-      }
-      case 'archive': {
-        const item = archiveItemFromRecord(record, this.jid);
-        if (typeof item === 'string') this.skip('archive', item, record.id);
-        else if (await this.list(ARCHIVE_STORE).add(item)) this.count('archive');
-        else this.noteDuplicate('archive');
-        return;
-      }
-      case 'offline': {
-        const item = offlineItemFromRecord(record);
-        if (typeof item === 'string') this.skip('offline', item);
-        else if (await this.list(OFFLINE_STORE).add(item)) this.count('offline');
-        else this.noteDuplicate('offline');
-        return;
-      }
-      case 'blocklist':
-        this.blocked ??= new Set();
-        for (const jid of record.items) this.blocked.add(jid);
-        this.count('blocklist');
-        return;
-      case 'privacy':
-        this.privacy ??= { lists: new Map() };
-        if (record.defaultList !== undefined) this.privacy.defaultList = record.defaultList;
-        for (const list of record.lists) this.privacy.lists.set(list.name, list);
-        this.count('privacy');
-        return;
-      case 'opaque':
-        await this.addOpaque(record);
-        return;
-    }
+  protected listStores(archive: boolean): Promise<readonly string[]> {
+    return this.files.userStores(this.ref.host, this.ref.user, archive ? 'list' : 'dat');
   }
 
-  private async addOpaque(record: OpaqueRecord): Promise<void> {
-    const el = record.element;
-    if (!isProsodyStoreElement(el)) {
-      this.skip('other', 'no Prosody store holds this element', `{${el.xmlns}}${el.name}`);
-      return;
-    }
-    let parsed: { store: string; data: LuaTable } | { store: string; item: ArchiveItem };
-    try {
-      parsed = el.name === 'store' ? storeFromElement(el) : archiveItemFromElement(el);
-    } catch (err) {
-      if (!(err instanceof StoredValueError)) throw err;
-      this.skip('other', `invalid store data: ${err.message}`, el.attrs.name ?? el.attrs.store);
-      return;
-    }
-    const { store } = parsed;
-    const archive = 'item' in parsed;
-    const typed = archive ? typedArchiveKind(store) !== undefined : TYPED_STORES.has(store);
-    if (typed || PRIVATE_STORES.has(store) || !this.settings.importStores.has(store)) {
-      this.skip('other', 'store is not importable', store);
-      return;
-    }
-    if ('item' in parsed) {
-      if (!isStanzaValue(parsed.item.value)) {
-        this.skip('other', "Prosody's internal storage keeps only stanzas in archive stores", `${store} ${parsed.item.key}`);
-        return;
-      }
-      await this.list(store).add(parsed.item);
-    } else {
-      const table = await this.table(store);
-      for (const [key, value] of parsed.data.entries()) table.set(key, value);
-    }
-    this.count('other');
+  protected override rejectOpaqueItem(item: ArchiveItem): string | undefined {
+    return isStanzaValue(item.value) ? undefined : "Prosody's internal storage keeps only stanzas in archive stores";
   }
 
-  private noteDuplicate(kind: DataKind): void {
-    this.duplicates.set(kind, (this.duplicates.get(kind) ?? 0) + 1);
+  protected async appendArchiveItem(store: string, item: ArchiveItem): Promise<void> {
+    const added = await this.list(store).add(item);
+    const kind = store === ARCHIVE_STORE ? 'archive' : store === OFFLINE_STORE ? 'offline' : undefined;
+    if (kind === undefined) return;
+    if (added) this.count(kind);
+    else this.noteDuplicates(kind, 1);
   }
 
-  private async finish(): Promise<void> {
+  protected async finishArchives(): Promise<void> {
     for (const stage of this.lists.values()) {
       const total = await stage.finish();
       const limit = this.settings.archiveItemLimit;
@@ -453,27 +277,9 @@ export class FilesImport {
         );
       }
     }
-    await this.writeRoster();
-    if (this.vcard) this.tables.set('vcard', vcardToStore(this.vcard));
-    if (this.blocked) {
-      const existing = this.options.mode === 'merge' ? await this.readStored('blocklist') : undefined;
-      this.tables.set('blocklist', blocklistToStore({ kind: 'blocklist', items: [...this.blocked] }, nowSeconds(), existing));
-    }
-    if (this.privacy) {
-      const existing = this.options.mode === 'merge' ? await this.readStored('privacy') : undefined;
-      const record = { kind: 'privacy' as const, ...(this.privacy.defaultList !== undefined ? { defaultList: this.privacy.defaultList } : {}), lists: [...this.privacy.lists.values()] };
-      this.tables.set('privacy', privacyToStore(record, existing));
-    }
-    if (this.pepItemNodes.size > 0) {
-      // Items are only served for a node Prosody knows: create the node as publishing would have.
-      const known = this.tables.get(PEP_STORE) ?? (this.clearedTables.has(PEP_STORE) ? undefined : await this.readStored(PEP_STORE));
-      const missing = [...this.pepItemNodes].filter((node) => !this.pepNodes.has(node) && known?.get(node) === undefined);
-      if (missing.length > 0) {
-        const nodes = known ?? new LuaTable();
-        for (const node of missing) nodes.set(node, defaultPepNode(node, this.jid));
-        this.tables.set(PEP_STORE, nodes);
-      }
-    }
+  }
+
+  protected async finishStores(): Promise<void> {
     for (const [store, table] of this.tables) {
       const path = this.datPath(store);
       // datamanager.store removes the file of an empty table.
@@ -491,45 +297,5 @@ export class FilesImport {
       const out = await this.tx.stage(path);
       await out.write(text);
     }
-  }
-
-  private async writeRoster(): Promise<void> {
-    const existing = this.existingRoster;
-    const touched = this.rosterItems !== undefined || this.pending.size > 0;
-    // Even an emptied roster needs its version moved on, or a client would keep its cached copy.
-    if (!touched && !(this.options.mode === 'replace' && existing)) return;
-    const merge = this.options.mode === 'merge';
-    const data = new LuaTable();
-    if (merge && existing) for (const [key, value] of existing.entries()) data.set(key, value);
-    for (const item of this.rosterItems?.values() ?? []) {
-      if (item.jid === this.jid || item.jid === '') continue;
-      data.set(item.jid, rosterItemToStore(item));
-    }
-    const pending = new Map<string, LuaValue>();
-    const existingMeta = existing?.get(false);
-    if (merge && existingMeta instanceof LuaTable) {
-      const old = existingMeta.get('pending');
-      if (old instanceof LuaTable) for (const [jid, value] of old.hash) pending.set(jid, value);
-    }
-    for (const [jid, record] of this.pending) pending.set(jid, pendingToStore(record, this.jid));
-    const existingVersion = existing ? (storedRosterVersion(existingMeta) ?? 0) : undefined;
-    data.set(false, rosterMetaToStore(pending, parseRosterVersion(this.rosterVersion), existingVersion));
-    this.tables.set('roster', data);
-  }
-
-  private report(created: boolean): ApplyReport {
-    const skipped = [...this.skipped];
-    for (const [kind, n] of this.duplicates) skipped.push({ kind, reason: 'already stored', detail: `${n} record(s)` });
-    for (const [kind, n] of this.notIncluded) skipped.push({ kind, reason: 'kind not included', detail: `${n} record(s)` });
-    return {
-      user: this.jid,
-      mode: this.options.mode,
-      dryRun: this.options.dryRun,
-      created,
-      counts: this.counts,
-      skipped,
-      unsupported: [],
-      warnings: this.warnings,
-    };
   }
 }

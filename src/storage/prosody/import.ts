@@ -1,0 +1,389 @@
+/**
+ * The rules of one import into Prosody's storage, whichever driver holds it (SQL tables or the
+ * internal storage files); each backend supplies the storage primitives below:
+ *
+ * - `replace` empties the selected kinds' stores first; `merge` keeps what is there;
+ * - roster: contacts by JID, the document's win; pending requests added; version moved on;
+ * - private by (name, namespace) and PEP nodes by name: the document's replace stored ones;
+ * - PEP items (and opaque archive items) by key, as `archive:append` with a key does: the stored
+ *   item goes, the document's is appended; within the document the last one counts;
+ * - MAM archive by id: an id already stored (or earlier in the document) is skipped;
+ * - offline messages: on merge, one stored at the same time with the same stanza is skipped;
+ * - blocklist: union; privacy lists by name; vCard replaced.
+ *
+ * The small per-user stores (roster, vCard, blocklist, privacy) are collected and written once at
+ * the end, so several records of one kind combine. How archive items are written and de-duplicated
+ * (and so when `archive`/`offline` are counted) is the backend's: see {@link ProsodyImport.appendArchiveItem}.
+ */
+import type { ApplyOptions, ApplyReport, SkippedItem, UserRef } from '../backend.js';
+import { StorageError } from '../backend.js';
+import {
+  dataKindOf,
+  type DataKind,
+  type OpaqueRecord,
+  type PendingSubscriptionRecord,
+  type PrivacyList,
+  type RosterItem,
+  type UserRecord,
+  type UserStart,
+  type VCardRecord,
+} from '../../xep0227/model.js';
+import { accountToStore, type ProsodyHostOptions } from './accounts.js';
+import { ARCHIVE_STORE, OFFLINE_STORE, archiveItemFromRecord, offlineItemFromRecord, type ArchiveItem } from './archive.js';
+import { blocklistToStore } from './blocklist.js';
+import { LuaTable, type LuaValue } from './lua.js';
+import { archiveItemFromElement, isProsodyStoreElement, storeFromElement } from './opaque.js';
+import { PEP_ITEMS_PREFIX, PEP_STORE, defaultPepNode, pepItemToArchive, pepItemsStore, pepNodeToStore } from './pep.js';
+import { privacyToStore } from './privacy.js';
+import { privateToStore } from './private.js';
+import { parseRosterVersion, pendingToStore, rosterItemToStore, rosterMetaToStore, storedRosterVersion } from './roster.js';
+import { PRIVATE_STORES, TYPED_STORES, typedArchiveKind } from './stores.js';
+import { bareJid, nowSeconds } from './util.js';
+import { StoredValueError } from './values.js';
+import { vcardToStore } from './vcard.js';
+
+/** keyval stores each kind owns, for `replace`. */
+const KIND_STORES: Partial<Record<DataKind, readonly string[]>> = {
+  roster: ['roster'],
+  vcard: ['vcard'],
+  private: ['private'],
+  pep: [PEP_STORE],
+  blocklist: ['blocklist'],
+  privacy: ['privacy'],
+};
+
+/** One key of a map store; `undefined` removes it. */
+export interface MapEntry {
+  readonly key: string;
+  readonly value: LuaValue | undefined;
+}
+
+export interface ProsodyImportSettings {
+  readonly host: ProsodyHostOptions;
+  /** The opaque (`other`) stores a document may write. */
+  readonly importStores: ReadonlySet<string>;
+}
+
+/**
+ * One user's import. A subclass implements the storage primitives; every call the import makes
+ * goes through them, in the order the records arrive, inside whatever transaction the subclass holds.
+ */
+export abstract class ProsodyImport {
+  protected readonly jid: string;
+  private readonly counts: Partial<Record<DataKind, number>> = {};
+  private readonly skipped: SkippedItem[] = [];
+  protected readonly warnings: string[] = [];
+  private readonly notIncluded = new Map<DataKind, number>();
+  private readonly duplicates = new Map<DataKind, number>();
+
+  private rosterItems: Map<string, RosterItem> | undefined;
+  private rosterVersion: string | undefined;
+  private readonly pending = new Map<string, PendingSubscriptionRecord>();
+  /** The roster before the import (merge), and the version any roster had (both modes). */
+  private existingRoster: LuaTable | undefined;
+  private vcard: VCardRecord | undefined;
+  private blocked: Set<string> | undefined;
+  private privacy: { defaultList?: string; lists: Map<string, PrivacyList> } | undefined;
+  private readonly pepNodes = new Set<string>();
+  private readonly pepItemNodes = new Set<string>();
+
+  protected constructor(
+    protected readonly ref: UserRef,
+    private readonly importSettings: ProsodyImportSettings,
+    protected readonly options: ApplyOptions,
+  ) {
+    this.jid = `${ref.user}@${ref.host}`;
+  }
+
+  // --- Storage primitives ---
+
+  /** A keyval store's table; undefined (or, in SQL, possibly empty) when nothing is stored. */
+  protected abstract readStore(store: string): Promise<LuaTable | undefined>;
+  /** Replaces a keyval store's whole content. */
+  protected abstract writeStore(store: string, data: LuaTable): Promise<void>;
+  /** Sets one key of a map store, keeping its other keys. */
+  protected abstract setMapKey(store: string, key: string, value: LuaValue): Promise<void>;
+  /** Sets each key of `data` in a keyval store, keeping the keys it does not name (opaque stores). */
+  protected abstract mergeStore(store: string, data: LuaTable): Promise<void>;
+  /**
+   * `merge` of the roster: `stored` (what the store held when the import began) with the contacts
+   * in `entries` set and its `false` key (the roster's metadata) replaced by `meta`.
+   */
+  protected abstract mergeRoster(stored: LuaTable | undefined, entries: readonly MapEntry[], meta: LuaTable): Promise<void>;
+  /**
+   * Sets each of `keys` that the map store does not hold yet to `create(key)`. Called whenever the
+   * import has PEP items, even with no keys left to check.
+   */
+  protected abstract addMissingMapKeys(store: string, keys: readonly string[], create: (key: string) => LuaValue): Promise<void>;
+  /** `replace`: empties a keyval store. */
+  protected abstract clearStore(store: string): Promise<void>;
+  /** `replace`: empties an archive store. */
+  protected abstract clearArchive(store: string): Promise<void>;
+  /** The user's archive (`true`) or keyval (`false`) stores that hold anything. */
+  protected abstract listStores(archive: boolean): Promise<readonly string[]>;
+  /**
+   * Adds an item to an archive store, by the rules above for that store. The backend counts
+   * `archive` and `offline` items (and their duplicates) itself, with {@link count} and
+   * {@link noteDuplicates}, when it knows whether they were written; PEP and opaque items are
+   * counted as they arrive.
+   */
+  protected abstract appendArchiveItem(store: string, item: ArchiveItem): Promise<void>;
+  /** Writes what archive items are still waiting; called once, before the small stores are written. */
+  protected abstract finishArchives(): Promise<void>;
+  /** Called last: writes what the primitives above only collected. */
+  protected abstract finishStores(): Promise<void>;
+  /** Why an opaque archive item cannot be kept in this storage; undefined when it can. */
+  protected rejectOpaqueItem(_item: ArchiveItem): string | undefined {
+    return undefined;
+  }
+
+  // --- The import ---
+
+  private includes(kind: DataKind): boolean {
+    return this.options.include.has(kind);
+  }
+
+  protected count(kind: DataKind, n = 1): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + n;
+  }
+
+  protected noteDuplicates(kind: DataKind, n: number): void {
+    if (n > 0) this.duplicates.set(kind, (this.duplicates.get(kind) ?? 0) + n);
+  }
+
+  private skip(kind: DataKind, reason: string, detail?: string): void {
+    this.skipped.push({ kind, reason, ...(detail !== undefined ? { detail } : {}) });
+  }
+
+  async run(account: UserStart, records: AsyncIterable<UserRecord>): Promise<ApplyReport> {
+    const existing = await this.readStore('accounts');
+    const exists = existing !== undefined && !existing.isEmpty;
+    if (!exists && !this.options.createAccount) throw new StorageError('user-not-found', `${this.jid} does not exist`);
+    if (!exists || this.includes('credentials')) await this.applyAccount(account, exists ? existing : undefined);
+
+    if (this.includes('roster')) {
+      const roster = await this.readStore('roster');
+      if (roster && !roster.isEmpty) this.existingRoster = roster;
+    }
+    if (this.options.mode === 'replace') await this.clear();
+
+    for await (const record of records) {
+      this.options.signal?.throwIfAborted();
+      await this.add(record);
+    }
+    this.options.signal?.throwIfAborted();
+    await this.finish();
+    return this.report(!exists);
+  }
+
+  private async applyAccount(account: UserStart, existing: LuaTable | undefined): Promise<void> {
+    const result = accountToStore(account, this.importSettings.host, {
+      ...(existing ? { existing } : {}),
+      applyCredentials: this.includes('credentials'),
+      mode: this.options.mode,
+    });
+    await this.writeStore('accounts', result.data);
+    this.warnings.push(...result.warnings);
+    this.skipped.push(...result.skipped);
+    if (result.credentialsApplied) this.count('credentials');
+  }
+
+  /** `replace`: the selected kinds' stores emptied before anything is written. */
+  private async clear(): Promise<void> {
+    const { importStores } = this.importSettings;
+    for (const [kind, stores] of Object.entries(KIND_STORES) as [DataKind, readonly string[]][]) {
+      if (!this.includes(kind)) continue;
+      for (const store of stores) await this.clearStore(store);
+    }
+    if (this.includes('archive')) await this.clearArchive(ARCHIVE_STORE);
+    if (this.includes('offline')) await this.clearArchive(OFFLINE_STORE);
+    if (this.includes('pep') || this.includes('other')) {
+      for (const store of await this.listStores(true)) {
+        const pep = store.startsWith(PEP_ITEMS_PREFIX);
+        if ((pep && this.includes('pep')) || (!pep && this.includes('other') && importStores.has(store))) await this.clearArchive(store);
+      }
+    }
+    if (this.includes('other')) {
+      for (const store of await this.listStores(false)) {
+        if (importStores.has(store)) await this.clearStore(store);
+      }
+    }
+  }
+
+  private async add(record: UserRecord): Promise<void> {
+    const kind = dataKindOf(record);
+    if (!this.includes(kind)) {
+      this.notIncluded.set(kind, (this.notIncluded.get(kind) ?? 0) + 1);
+      return;
+    }
+    switch (record.kind) {
+      case 'roster':
+        this.rosterItems ??= new Map();
+        for (const item of record.items) this.rosterItems.set(item.jid, item);
+        if (record.version !== undefined) this.rosterVersion = record.version;
+        this.count('roster');
+        return;
+      case 'pending-subscription':
+        this.pending.set(bareJid(record.from), record);
+        this.count('roster');
+        return;
+      case 'vcard':
+        this.vcard = record;
+        this.count('vcard');
+        return;
+      case 'private': {
+        const entry = privateToStore(record);
+        if (!entry) {
+          this.skip('private', 'an element without children: Prosody stores nothing', `${record.element.name}:${record.element.xmlns}`);
+          return;
+        }
+        await this.setMapKey('private', entry.key, entry.value);
+        this.count('private');
+        return;
+      }
+      case 'pep-node':
+        await this.setMapKey(PEP_STORE, record.node, pepNodeToStore(record, this.skipped));
+        this.pepNodes.add(record.node);
+        this.count('pep');
+        return;
+      case 'pep-item': {
+        const item = pepItemToArchive(record);
+        if (typeof item === 'string') {
+          this.skip('pep', item, `${record.node} ${record.id}`);
+          return;
+        }
+        this.pepItemNodes.add(record.node);
+        this.count('pep');
+        await this.appendArchiveItem(pepItemsStore(record.node), item);
+        return;
+      }
+      case 'archive': {
+        const item = archiveItemFromRecord(record, this.jid);
+        if (typeof item === 'string') this.skip('archive', item, record.id);
+        else await this.appendArchiveItem(ARCHIVE_STORE, item);
+        return;
+      }
+      case 'offline': {
+        const item = offlineItemFromRecord(record);
+        if (typeof item === 'string') this.skip('offline', item);
+        else await this.appendArchiveItem(OFFLINE_STORE, item);
+        return;
+      }
+      case 'blocklist':
+        this.blocked ??= new Set();
+        for (const jid of record.items) this.blocked.add(jid);
+        this.count('blocklist');
+        return;
+      case 'privacy':
+        this.privacy ??= { lists: new Map() };
+        if (record.defaultList !== undefined) this.privacy.defaultList = record.defaultList;
+        for (const list of record.lists) this.privacy.lists.set(list.name, list);
+        this.count('privacy');
+        return;
+      case 'opaque':
+        await this.addOpaque(record);
+        return;
+    }
+  }
+
+  private async addOpaque(record: OpaqueRecord): Promise<void> {
+    const el = record.element;
+    if (!isProsodyStoreElement(el)) {
+      this.skip('other', 'no Prosody store holds this element', `{${el.xmlns}}${el.name}`);
+      return;
+    }
+    let parsed: { store: string; data: LuaTable } | { store: string; item: ArchiveItem };
+    try {
+      parsed = el.name === 'store' ? storeFromElement(el) : archiveItemFromElement(el);
+    } catch (err) {
+      if (!(err instanceof StoredValueError)) throw err;
+      this.skip('other', `invalid store data: ${err.message}`, el.attrs.name ?? el.attrs.store);
+      return;
+    }
+    const { store } = parsed;
+    const archive = 'item' in parsed;
+    const typed = archive ? typedArchiveKind(store) !== undefined : TYPED_STORES.has(store);
+    if (typed || PRIVATE_STORES.has(store) || !this.importSettings.importStores.has(store)) {
+      this.skip('other', 'store is not importable', store);
+      return;
+    }
+    if ('item' in parsed) {
+      const rejection = this.rejectOpaqueItem(parsed.item);
+      if (rejection !== undefined) {
+        this.skip('other', rejection, `${store} ${parsed.item.key}`);
+        return;
+      }
+      await this.appendArchiveItem(store, parsed.item);
+    } else {
+      await this.mergeStore(store, parsed.data);
+    }
+    this.count('other');
+  }
+
+  private async finish(): Promise<void> {
+    await this.finishArchives();
+    await this.writeRoster();
+    if (this.vcard) await this.writeStore('vcard', vcardToStore(this.vcard));
+    if (this.blocked) {
+      const existing = this.options.mode === 'merge' ? await this.readStore('blocklist') : undefined;
+      await this.writeStore('blocklist', blocklistToStore({ kind: 'blocklist', items: [...this.blocked] }, nowSeconds(), existing));
+    }
+    if (this.privacy) {
+      const existing = this.options.mode === 'merge' ? await this.readStore('privacy') : undefined;
+      const record = { kind: 'privacy' as const, ...(this.privacy.defaultList !== undefined ? { defaultList: this.privacy.defaultList } : {}), lists: [...this.privacy.lists.values()] };
+      await this.writeStore('privacy', privacyToStore(record, existing));
+    }
+    if (this.pepItemNodes.size > 0) {
+      // Items are only served for a node Prosody knows: create the node as publishing would have.
+      const undeclared = [...this.pepItemNodes].filter((node) => !this.pepNodes.has(node));
+      await this.addMissingMapKeys(PEP_STORE, undeclared, (node) => defaultPepNode(node, this.jid));
+    }
+    await this.finishStores();
+  }
+
+  private async writeRoster(): Promise<void> {
+    const existing = this.existingRoster;
+    const touched = this.rosterItems !== undefined || this.pending.size > 0;
+    // Even an emptied roster needs its version moved on, or a client would keep its cached copy.
+    if (!touched && !(this.options.mode === 'replace' && existing)) return;
+    const merge = this.options.mode === 'merge';
+    const entries: MapEntry[] = [];
+    for (const item of this.rosterItems?.values() ?? []) {
+      if (item.jid === this.jid || item.jid === '') continue;
+      entries.push({ key: item.jid, value: rosterItemToStore(item) });
+    }
+    const pending = new Map<string, LuaValue>();
+    const existingMeta = existing?.get(false);
+    if (merge && existingMeta instanceof LuaTable) {
+      const old = existingMeta.get('pending');
+      if (old instanceof LuaTable) for (const [jid, value] of old.hash) pending.set(jid, value);
+    }
+    for (const [jid, record] of this.pending) pending.set(jid, pendingToStore(record, this.jid));
+    const existingVersion = existing ? (storedRosterVersion(existingMeta) ?? 0) : undefined;
+    const meta = rosterMetaToStore(pending, parseRosterVersion(this.rosterVersion), existingVersion);
+    if (merge) {
+      await this.mergeRoster(existing, entries, meta);
+    } else {
+      const data = new LuaTable();
+      for (const { key, value } of entries) data.set(key, value);
+      data.set(false, meta);
+      await this.writeStore('roster', data);
+    }
+  }
+
+  private report(created: boolean): ApplyReport {
+    const skipped = [...this.skipped];
+    for (const [kind, n] of this.duplicates) skipped.push({ kind, reason: 'already stored', detail: `${n} record(s)` });
+    for (const [kind, n] of this.notIncluded) skipped.push({ kind, reason: 'kind not included', detail: `${n} record(s)` });
+    return {
+      user: this.jid,
+      mode: this.options.mode,
+      dryRun: this.options.dryRun,
+      created,
+      counts: this.counts,
+      skipped,
+      unsupported: [],
+      warnings: this.warnings,
+    };
+  }
+}
