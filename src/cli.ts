@@ -140,11 +140,13 @@ async function main(argv: string[]): Promise<number> {
         return EXIT_USAGE;
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof TransferError || err instanceof JidError) {
+    // A raw JidError can only come from an argument: the reader reports a document's as Xep0227Error.
+    if (err instanceof UsageError || err instanceof JidError || (err instanceof TransferError && err.code === 'bad-kind')) {
       process.stderr.write(`xporta: ${err.message}\n`);
-      return err instanceof TransferError && err.code === 'unknown-user' ? EXIT_NOUSER : EXIT_USAGE;
+      return EXIT_USAGE;
     }
-    if (err instanceof Xep0227Error) {
+    // A document whose JIDs or structure are wrong is bad data, as malformed XML is.
+    if (err instanceof Xep0227Error || err instanceof TransferError) {
       process.stderr.write(`xporta: ${err.message}\n`);
       return EXIT_DATAERR;
     }

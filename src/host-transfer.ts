@@ -43,13 +43,13 @@ export async function validateHostDocument(events: AsyncIterable<DocumentEvent>,
   for await (const event of events) {
     if (event.kind === 'host') {
       hosts++;
-      if (hosts > 1) throw new TransferError('not-one-user', 'a host import takes a document with one host');
-      if (event.jid !== host) throw new TransferError('not-one-user', `the document is for host ${event.jid}, not ${host}`);
+      if (hosts > 1) throw new TransferError('wrong-structure', 'a host import takes a document with one host');
+      if (event.jid !== host) throw new TransferError('wrong-structure', `the document is for host ${event.jid}, not ${host}`);
     } else if (event.kind === 'user') {
       users.push(event.name);
     }
   }
-  if (hosts === 0) throw new TransferError('not-one-user', 'the document contains no host');
+  if (hosts === 0) throw new TransferError('wrong-structure', 'the document contains no host');
   return users;
 }
 
@@ -76,7 +76,7 @@ export async function importHostDocument(
       if (next.done || next.value.kind === 'user-end') return;
       const event = next.value;
       if (event.kind === 'host' || event.kind === 'host-end' || event.kind === 'user') {
-        throw new TransferError('not-one-user', 'unexpected structure inside a user');
+        throw new TransferError('wrong-structure', 'unexpected structure inside a user');
       }
       yield event;
     }

@@ -9,7 +9,8 @@ import { DATA_KINDS, isDataKind, type DataKind, type DocumentEvent, type UserRec
 
 export class TransferError extends Error {
   constructor(
-    readonly code: 'bad-kind' | 'not-one-user' | 'unknown-user',
+    /** `bad-kind`: an unknown data kind was asked for; `wrong-structure`: the document has not the hosts and users this import needs. */
+    readonly code: 'bad-kind' | 'wrong-structure',
     message: string,
   ) {
     super(message);
@@ -87,12 +88,12 @@ export async function importUserDocument(
   let account: UserStart | undefined;
   while (!account) {
     const next = await iterator.next();
-    if (next.done) throw new TransferError('not-one-user', 'the document contains no user');
+    if (next.done) throw new TransferError('wrong-structure', 'the document contains no user');
     const event = next.value;
     if (event.kind === 'host') host = event.jid;
     else if (event.kind === 'user') account = event;
   }
-  if (host === undefined) throw new TransferError('not-one-user', 'the user is outside a host');
+  if (host === undefined) throw new TransferError('wrong-structure', 'the user is outside a host');
   const sourceJid = bareJid(`${account.name}@${host}`);
   const targetJid = `${target.user}@${target.host}`;
   const rewrite = sourceJid === targetJid ? undefined : createRecordRewriter(sourceJid, targetJid);
@@ -109,7 +110,7 @@ export async function importUserDocument(
         case 'host':
         case 'host-end':
         case 'user':
-          throw new TransferError('not-one-user', 'the document must contain exactly one user');
+          throw new TransferError('wrong-structure', 'the document must contain exactly one user');
         default:
           yield rewrite ? rewrite(event) : event;
       }
@@ -121,7 +122,7 @@ export async function importUserDocument(
       const next = await iterator.next();
       if (next.done) return;
       if (next.value.kind === 'user' || next.value.kind === 'host') {
-        throw new TransferError('not-one-user', 'the document must contain exactly one user');
+        throw new TransferError('wrong-structure', 'the document must contain exactly one user');
       }
     }
   }
