@@ -6,11 +6,22 @@ import type { Config } from './config.js';
 import { buildApp } from './http/server.js';
 import { resolveOperatorTokens } from './operator-token.js';
 import { openStorage } from './storage/open.js';
+import { XmppComponent } from './xmpp/component.js';
 
 export async function serve(config: Config): Promise<void> {
   const { tokens, generated } = resolveOperatorTokens(config);
   const storage = await openStorage(config);
-  const app = buildApp({ config: { ...config, auth: { ...config.auth, tokens } }, storage });
+  let component: XmppComponent | undefined;
+  const app = buildApp({
+    config: { ...config, auth: { ...config.auth, tokens } },
+    storage,
+    ...(config.component.enabled ? { component: { connected: () => component?.connected() ?? false } } : {}),
+  });
+  if (config.component.enabled) {
+    // Connects in the background and keeps retrying: the HTTP API serves whether or not it is up.
+    component = new XmppComponent({ config, log: app.log.child({ module: 'xmpp' }) });
+    component.start(app.ctx);
+  }
 
   if (generated !== undefined) {
     // Printed once on purpose: only its hash is kept (dataDir/operator-token.json).
@@ -29,7 +40,10 @@ export async function serve(config: Config): Promise<void> {
       process.exit(1);
     }, config.limits.shutdownTimeoutMs);
     timer.unref();
-    app.close().then(
+    const componentStopped = (component?.stop() ?? Promise.resolve()).catch((err: unknown) => {
+      app.log.warn({ err }, 'error while disconnecting the XMPP component');
+    });
+    componentStopped.then(() => app.close()).then(
       () => {
         app.log.info('stopped');
         process.exit(0);

@@ -6,11 +6,24 @@ import type { FastifyRequest } from 'fastify';
 import type { Config, Scope } from '../config.js';
 import { bareJid, JidError } from '../jid.js';
 import { AccountLocks, Slots } from '../jobs.js';
-import type { StorageBackend, UserRef } from '../storage/backend.js';
+import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
 import { refOf } from '../transfer.js';
 import { Authenticator, authorize, bearerFrom, FailedAuthLimiter, type Principal } from './auth.js';
 import { Metrics } from './metrics.js';
 import { Problem, problems } from './problem.js';
+
+/** An import into one account finished; dry runs too, so a command that handed out a check link can show its result. */
+export interface ImportFinished {
+  readonly jid: string;
+  readonly report: ApplyReport;
+  readonly principal: Principal;
+}
+
+/** Tells an account's owner what an import changed (the XMPP component does: src/xmpp). */
+export interface AccountNotifier {
+  /** Returns at once and never throws: an HTTP answer does not wait for XMPP. */
+  importFinished(event: ImportFinished): void;
+}
 
 export interface ServiceContext {
   readonly config: Config;
@@ -20,6 +33,8 @@ export interface ServiceContext {
   readonly locks: AccountLocks;
   readonly importSlots: Slots;
   readonly metrics: Metrics;
+  /** Not readonly: the component attaches itself once the app (and so this context) exists; absent when it is disabled. */
+  notifier?: AccountNotifier;
 }
 
 export function createContext(config: Config, storage: StorageBackend): ServiceContext {
@@ -38,11 +53,28 @@ export function createContext(config: Config, storage: StorageBackend): ServiceC
 export function principalOf(ctx: ServiceContext, request: FastifyRequest): Principal {
   ctx.limiter.check(request.ip);
   try {
-    return ctx.auth.authenticate(bearerFrom(request.headers.authorization));
+    return ctx.auth.authenticate(bearerOf(request));
   } catch (err) {
     if (err instanceof Problem && err.status === 401) ctx.limiter.fail(request.ip);
     throw err;
   }
+}
+
+/** auth.ts's prefix of user tokens. */
+const USER_TOKEN_PREFIX = 'xpu_';
+
+/**
+ * The Authorization header's bearer token, else a user token in `?token=`: links handed to users
+ * (ad-hoc commands) must work from a browser or a bare `curl -T`. Only user tokens may travel in
+ * a URL (short-lived, one account, usually single-use); an operator token there is ignored.
+ */
+function bearerOf(request: FastifyRequest): string {
+  const header = request.headers.authorization;
+  if (header === undefined || header === '') {
+    const token = (request.query as Record<string, unknown> | undefined)?.token;
+    if (typeof token === 'string' && token.startsWith(USER_TOKEN_PREFIX)) return token;
+  }
+  return bearerFrom(header);
 }
 
 /** The normalised account a `{jid}` path parameter names, on a host this service serves. */

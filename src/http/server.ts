@@ -11,6 +11,7 @@ import { createContext, type ServiceContext } from './context.js';
 import { Problem, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
 import { hostRoutes } from './routes/hosts.js';
+import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
 import { toProblem, userRoutes, XML_TYPES } from './routes/users.js';
 
@@ -36,11 +37,29 @@ const REDACT_PATHS = [
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/**
+ * Fastify's request log line with `token=` masked in the URL: links handed to users carry their
+ * token in the query, and `req.url` (unlike `req.query`) is not covered by REDACT_PATHS.
+ */
+export const REQUEST_SERIALIZER = {
+  req: (req: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+    method: req.method,
+    url: req.url.replace(/([?&]token=)[^&#]*/g, '$1[redacted]'),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  }),
+};
+
 export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ctx: ServiceContext } {
   const { config } = deps;
   const ctx = createContext(config, deps.storage);
   const app = Fastify({
-    logger: deps.logger ?? { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    logger: deps.logger ?? {
+      level: config.logLevel,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: REQUEST_SERIALIZER,
+    },
     // A caller's request id is kept only when it is harmless to log and echo.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -107,6 +126,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(serviceRoutes, { ctx });
   app.register(userRoutes, { ctx });
   app.register(hostRoutes, { ctx });
+  app.register(movedRoutes, { ctx });
 
   app.addHook('onClose', async () => {
     await deps.storage.close();

@@ -493,6 +493,43 @@ describe('HTTP API on the embedded SQLite store', () => {
     });
   });
 
+  describe('XEP-0283 moves (storage route: no component here)', () => {
+    const MOVED = '/v1/users/{jid}/moved';
+
+    it('publishes the moved statement and reports the contacts to ask', async () => {
+      const res = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'alice@new.example' } });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ jid: 'alice@localhost', newJid: 'alice@new.example', statement: { published: true, via: 'storage' } });
+      const status = await send(app, 'GET', '/v1/users/alice%40localhost/moved', MOVED, { token: EXPORT_ONLY });
+      expect(status.statusCode).toBe(200);
+      const body = status.json<{ contacts: { jid: string; state: string }[]; steps: { to: string }[] }>();
+      expect(body.contacts).toContainEqual({ jid: 'bob@example.net', state: 'unknown' });
+      expect(body.steps.map((s) => s.to)).toContain('bob@example.net');
+      const exported = await send(app, 'GET', '/v1/users/alice%40localhost/export?include=pep', EXPORT, { token: ALL });
+      expect(exported.body).toContain('<new-jid>alice@new.example</new-jid>');
+    });
+
+    it('answers the documented errors', async () => {
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: {} })).statusCode).toBe(400);
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'alice@localhost' } })).statusCode).toBe(400);
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { payload: { newJid: 'a@b.example' } })).statusCode).toBe(401);
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/moved', MOVED)).statusCode).toBe(401);
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: EXPORT_ONLY, payload: { newJid: 'a@b.example' } })).statusCode).toBe(403);
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/moved', MOVED, { token: OTHER_HOST })).statusCode).toBe(403);
+      expect((await send(app, 'POST', '/v1/users/nobody%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'a@b.example' } })).statusCode).toBe(404);
+      expect((await send(app, 'GET', '/v1/users/user0%40example.org/moved', MOVED, { token: ALL })).statusCode).toBe(404);
+      const lease = app.ctx.locks.tryAcquire('alice@localhost', 'shared');
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'a@b.example' } })).statusCode).toBe(409);
+      lease?.release();
+      const unreachable = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, {
+        token: ALL,
+        payload: { newJid: 'a@b.example', importUrl: 'http://127.0.0.1:1/v1/users/a%40b.example/import?token=xpu_x' },
+      });
+      expect(unreachable.statusCode).toBe(502);
+      expect(unreachable.json().detail).not.toContain('xpu_x');
+    });
+  });
+
   it('exercised every path and status of openapi.yaml', () => {
     expect(contract.missing()).toEqual([]);
   });

@@ -142,7 +142,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   });
 
   app.put<{ Params: JidParams; Querystring: ImportQuery }>('/v1/users/:jid/import', async (request, reply) => {
-    const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'import');
+    const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const kinds = kindsOrProblem(request.query);
     const mode = request.query.mode ?? 'replace';
     if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
@@ -175,6 +175,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         (kind) => metrics.inc('xporta_records_total', { direction: 'import', kind }),
       );
       const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount });
+      ctx.notifier?.importFinished({ jid, report, principal });
       return reply.code(200).send(report);
     } catch (err) {
       throw toProblem(err);
@@ -187,7 +188,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   });
 
   app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', async (request, reply) => {
-    const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'import');
+    const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const body = request.body ?? {};
     if (typeof body.url !== 'string') throw problems.badRequest('url is required');
     let url: URL;
@@ -225,6 +226,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         maxDocumentBytes: config.limits.maxUploadBytes,
       });
       const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
+      ctx.notifier?.importFinished({ jid, report, principal });
       return reply.send({ ...report, source: url.origin + url.pathname });
     } catch (err) {
       throw toProblem(err);

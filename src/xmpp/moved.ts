@@ -1,0 +1,324 @@
+/**
+ * XEP-0283 (Moved, urn:xmpp:moved:1): the old account publishes a "moved statement" naming the
+ * new JID (PEP node `urn:xmpp:moved:1`, item `current`, presence access model, so contacts'
+ * servers and clients can check it), and the new account asks each contact for a subscription
+ * with `<moved><old-jid/></moved>` in it. Optionally the old account's data is first copied to
+ * the new one through a one-time import link of the new provider's xporta.
+ *
+ * The statement goes through the server where it granted PEP access (XEP-0356 IQ permission for
+ * the pubsub namespace), otherwise into storage. The subscription requests cannot go through the
+ * component at all: XEP-0356 lets a privileged entity read and write rosters, send messages and
+ * IQs in a user's name, and receive presence, but never send presence for a user. So they are
+ * listed as steps for the new account's client, and their progress is read back from the new
+ * account's roster. The old account is never deleted here.
+ */
+import { Readable } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
+import type { ServiceContext } from '../http/context.js';
+import { bareJid, JidError } from '../jid.js';
+import type { ApplyReport, UserRef } from '../storage/backend.js';
+import { exportUserDocument, refOf, selectKinds } from '../transfer.js';
+import { element, textOf, firstChild, type DataKind, type DocumentEvent, type UserRecord, type XmlElement } from '../xep0227/model.js';
+import { writeDocument } from '../xep0227/writer.js';
+import { StanzaError } from './connection.js';
+import { storedRoster } from './notify.js';
+import type { PrivilegedAccess } from './privileged.js';
+import { fromModel, NS, x } from './xml.js';
+
+export const MOVED_NODE = NS.moved;
+export const MOVED_ITEM = 'current';
+
+export class MoveError extends Error {
+  constructor(
+    readonly code: 'bad-request' | 'not-found' | 'conflict' | 'upstream',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MoveError';
+  }
+}
+
+/**
+ * Per contact of the old account: `to-notify` (the new account has not asked yet), `requested`
+ * (asked, no answer), `subscribed` (the contact accepted the new JID), `unknown` (the new account
+ * is on another server, whose roster xporta cannot read).
+ */
+export type ContactState = 'to-notify' | 'requested' | 'subscribed' | 'unknown';
+
+export interface MoveStep {
+  /** Who has to send it: the new account, from its own client. */
+  readonly from: string;
+  readonly to: string;
+  /** The presence to send, as XML. */
+  readonly stanza: string;
+}
+
+export interface MoveStatus {
+  readonly jid: string;
+  readonly newJid: string;
+  readonly statement: {
+    readonly published: true;
+    /** How it was published, when this answer did it: through the server, or into storage. */
+    readonly via?: 'xep-0356' | 'storage';
+    readonly note?: string;
+  };
+  /** What copying the data to the new account applied there, when an import link was given. */
+  readonly copied?: ApplyReport;
+  readonly contacts: readonly { readonly jid: string; readonly state: ContactState }[];
+  /** Subscription requests the new account's client still has to send. */
+  readonly steps: readonly MoveStep[];
+}
+
+const STORAGE_NOTE =
+  'The statement was written to the server storage because the server grants no PEP access to xporta; ' +
+  'the server may only serve it after a restart.';
+
+/** The statement published on the old account. */
+export function movedStatement(newJid: string): XmlElement {
+  return element('moved', NS.moved, {}, [element('new-jid', NS.moved, {}, [newJid])]);
+}
+
+/** The subscription request the new account sends to each contact. */
+export function movedNotification(to: string, oldJid: string): string {
+  return x('presence', { type: 'subscribe', to }, x('moved', { xmlns: NS.moved }, x('old-jid', {}, oldJid))).toString();
+}
+
+export class MoveService {
+  constructor(
+    private readonly ctx: ServiceContext,
+    /** Absent or offline: everything goes through storage. */
+    private readonly privileged?: PrivilegedAccess,
+  ) {}
+
+  /**
+   * Moves `oldJid` (an account served here) to `rawNewJid`: copies the data when `importUrl` is
+   * given, publishes the statement, and reports the contacts and the steps left.
+   */
+  async move(oldJid: string, rawNewJid: string, importUrl?: string): Promise<MoveStatus> {
+    const newJid = parseNewJid(oldJid, rawNewJid);
+    const ref = refOf(oldJid);
+    if (!(await this.ctx.storage.userExists(ref))) throw new MoveError('not-found', `no account ${oldJid}`);
+    const copied = importUrl !== undefined ? await this.copy(oldJid, importUrl) : undefined;
+    const via = await this.publishStatement(oldJid, newJid);
+    const progress = await this.progress(oldJid, newJid);
+    return {
+      ...progress,
+      statement: { published: true, via, ...(via === 'storage' ? { note: STORAGE_NOTE } : {}) },
+      ...(copied ? { copied } : {}),
+    };
+  }
+
+  /** Progress of a move already made, or undefined when the account has published no statement. */
+  async status(oldJid: string): Promise<MoveStatus | undefined> {
+    const ref = refOf(oldJid);
+    if (!(await this.ctx.storage.userExists(ref))) throw new MoveError('not-found', `no account ${oldJid}`);
+    const newJid = await this.readStatement(ref);
+    if (newJid === undefined) return undefined;
+    return { ...(await this.progress(oldJid, newJid)), statement: { published: true } };
+  }
+
+  /** The new JID named by the stored statement. */
+  async readStatement(ref: UserRef): Promise<string | undefined> {
+    for await (const record of this.ctx.storage.readUser(ref, { include: new Set<DataKind>(['pep']) })) {
+      if (record.kind === 'pep-item' && record.node === MOVED_NODE && record.id === MOVED_ITEM && record.payload) {
+        const jid = firstChild(record.payload, 'new-jid', NS.moved);
+        const text = jid ? textOf(jid).trim() : '';
+        if (text !== '') return text;
+      }
+    }
+    return undefined;
+  }
+
+  async publishStatement(oldJid: string, newJid: string): Promise<'xep-0356' | 'storage'> {
+    const host = refOf(oldJid).host;
+    const privileged = this.privileged;
+    if (privileged?.canIq(host, NS.pubsub, 'set')) {
+      const payload = fromModel(movedStatement(newJid));
+      try {
+        try {
+          await privileged.publishPep(oldJid, MOVED_NODE, MOVED_ITEM, payload, { access_model: 'presence' });
+        } catch (err) {
+          // An existing node with another access model refuses the publish options; fix the node first.
+          if (!(err instanceof StanzaError && err.condition === 'precondition-not-met') || !privileged.canIq(host, `${NS.pubsub}#owner`, 'set')) throw err;
+          await privileged.iqAs(oldJid, 'set', nodeConfiguration(MOVED_NODE, { 'pubsub#access_model': 'presence' }));
+          await privileged.publishPep(oldJid, MOVED_NODE, MOVED_ITEM, fromModel(movedStatement(newJid)), { access_model: 'presence' });
+        }
+      } catch (err) {
+        throw new MoveError('upstream', `the XMPP server refused the moved statement: ${(err as Error).message}`);
+      }
+      return 'xep-0356';
+    }
+    await this.writeStatement(oldJid, newJid);
+    return 'storage';
+  }
+
+  private async writeStatement(oldJid: string, newJid: string): Promise<void> {
+    const ref = refOf(oldJid);
+    const lease = this.ctx.locks.tryAcquire(oldJid, 'exclusive');
+    if (!lease) throw new MoveError('conflict', `another operation on ${oldJid} is running`);
+    try {
+      const account = await this.ctx.storage.readAccount(ref);
+      if (!account) throw new MoveError('not-found', `no account ${oldJid}`);
+      const records: UserRecord[] = [
+        {
+          kind: 'pep-node',
+          node: MOVED_NODE,
+          config: [{ var: 'pubsub#access_model', type: 'list-single', values: ['presence'] }],
+          affiliations: [{ jid: oldJid, affiliation: 'owner' }],
+          subscriptions: [],
+        },
+        { kind: 'pep-item', node: MOVED_NODE, id: MOVED_ITEM, payload: movedStatement(newJid), publisher: oldJid, published: new Date().toISOString() },
+      ];
+      await this.ctx.storage.applyUser(ref, account, Readable.from(records), {
+        mode: 'merge',
+        dryRun: false,
+        include: new Set<DataKind>(['pep']),
+        createAccount: false,
+      });
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * The old account's contacts (those with a subscription either way) and how far each is in
+   * accepting the new JID, read from the new account's roster when that account is served here.
+   */
+  async progress(oldJid: string, newJid: string): Promise<Omit<MoveStatus, 'statement' | 'copied'>> {
+    const contacts = (await storedRoster(this.ctx, oldJid)).filter(
+      (item) => item.subscription !== 'none' && item.subscription !== 'remove' && item.jid !== newJid && item.jid !== oldJid,
+    );
+    const newRef = refOf(newJid);
+    const local = Object.hasOwn(this.ctx.config.hosts, newRef.host) && (await this.ctx.storage.userExists(newRef));
+    const newRoster = local ? new Map((await storedRoster(this.ctx, newJid)).map((item) => [item.jid, item])) : undefined;
+    const states = contacts.map((contact) => {
+      let state: ContactState = 'unknown';
+      if (newRoster) {
+        const item = newRoster.get(contact.jid);
+        if (item?.subscription === 'to' || item?.subscription === 'both') state = 'subscribed';
+        else if (item?.ask === 'subscribe') state = 'requested';
+        else state = 'to-notify';
+      }
+      return { jid: contact.jid, state };
+    });
+    return {
+      jid: oldJid,
+      newJid,
+      contacts: states,
+      steps: states
+        .filter((c) => c.state === 'to-notify' || c.state === 'unknown')
+        .map((c) => ({ from: newJid, to: c.jid, stanza: movedNotification(c.jid, oldJid) })),
+    };
+  }
+
+  /**
+   * Streams the old account to a one-time import link (`PUT …/import?token=…` of the new
+   * provider's xporta, possibly this one) and returns the import report. What is sent is shaped
+   * for a move: no credentials (the new account keeps its password), roster items without
+   * subscription state (contacts have to accept the new JID first; a copied "both" would even make
+   * the contacts' server answer the new subscription request by itself), no pending requests
+   * addressed to the old JID, and no moved statement.
+   */
+  async copy(oldJid: string, importUrl: string): Promise<ApplyReport> {
+    let url: URL;
+    try {
+      url = new URL(importUrl);
+    } catch {
+      throw new MoveError('bad-request', 'the import link must be an absolute http(s) URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MoveError('bad-request', 'the import link must be an absolute http(s) URL');
+    // The link's query holds its token: never repeat it in a message.
+    const where = url.origin + url.pathname;
+    const lease = this.ctx.locks.tryAcquire(oldJid, 'shared');
+    if (!lease) throw new MoveError('conflict', `an import into ${oldJid} is running`);
+    const abort = new AbortController();
+    const body = Readable.from(writeDocument(shapeForMove(exportUserDocument(this.ctx.storage, refOf(oldJid), selectKinds(undefined, 'credentials'), abort.signal))));
+    try {
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await request(url, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/xml' },
+          body,
+          signal: abort.signal,
+          headersTimeout: 600_000,
+          bodyTimeout: 600_000,
+        });
+      } catch (err) {
+        throw new MoveError('upstream', `cannot send the data to ${where}: ${(err as Error).message}`);
+      }
+      const text = await response.body.text();
+      if (response.statusCode !== 200) {
+        let detail = '';
+        try {
+          const problem = JSON.parse(text) as { detail?: unknown };
+          if (typeof problem.detail === 'string') detail = `: ${problem.detail}`;
+        } catch {
+          // Not problem+json; the status says enough.
+        }
+        throw new MoveError('upstream', `${where} answered ${response.statusCode}${detail}`);
+      }
+      return JSON.parse(text) as ApplyReport;
+    } finally {
+      abort.abort();
+      body.destroy();
+      lease.release();
+    }
+  }
+}
+
+function parseNewJid(oldJid: string, raw: string): string {
+  let newJid: string;
+  try {
+    newJid = bareJid(raw.trim());
+  } catch (err) {
+    if (err instanceof JidError) throw new MoveError('bad-request', `invalid new JID ${JSON.stringify(raw)}: ${err.reason}`);
+    throw err;
+  }
+  if (!newJid.includes('@')) throw new MoveError('bad-request', `${JSON.stringify(raw)} is not a user JID (no localpart)`);
+  if (newJid === oldJid) throw new MoveError('bad-request', 'the new JID is the account itself');
+  return newJid;
+}
+
+async function* shapeForMove(events: AsyncIterable<DocumentEvent>): AsyncGenerator<DocumentEvent> {
+  for await (const event of events) {
+    switch (event.kind) {
+      case 'user':
+        yield { kind: 'user', name: event.name, scram: [], extraAttributes: {} };
+        break;
+      case 'roster':
+        yield {
+          kind: 'roster',
+          items: event.items
+            .filter((item) => item.subscription !== 'remove')
+            .map((item) => ({ jid: item.jid, ...(item.name !== undefined ? { name: item.name } : {}), subscription: 'none' as const, groups: item.groups })),
+        };
+        break;
+      case 'pending-subscription':
+        break;
+      case 'pep-node':
+      case 'pep-item':
+        if (event.node !== MOVED_NODE) yield event;
+        break;
+      default:
+        yield event;
+    }
+  }
+}
+
+function nodeConfiguration(node: string, fields: Readonly<Record<string, string>>): ReturnType<typeof x> {
+  return x(
+    'pubsub',
+    { xmlns: `${NS.pubsub}#owner` },
+    x(
+      'configure',
+      { node },
+      x(
+        'x',
+        { xmlns: NS.dataForms, type: 'submit' },
+        x('field', { var: 'FORM_TYPE', type: 'hidden' }, x('value', {}, `${NS.pubsub}#node_config`)),
+        Object.entries(fields).map(([name, value]) => x('field', { var: name }, x('value', {}, value))),
+      ),
+    ),
+  );
+}

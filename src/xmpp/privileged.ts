@@ -1,0 +1,123 @@
+/**
+ * What the component may do to a user's data through the server (XEP-0356): read and write the
+ * roster (the server then pushes changes to the user's clients itself) and send IQs in the
+ * user's name, e.g. a PEP publish. Every call checks the advertised permission first and throws
+ * {@link NotGrantedError} instead of sending something the server would refuse.
+ */
+import type { ComponentConnection } from './connection.js';
+import { StanzaError } from './connection.js';
+import type { PrivilegeTable } from './privilege.js';
+import { NS, x, type Stanza } from './xml.js';
+
+export class NotGrantedError extends Error {
+  constructor(what: string, host: string) {
+    super(`the server has not granted ${what} on ${host} (XEP-0356)`);
+    this.name = 'NotGrantedError';
+  }
+}
+
+export interface RosterEntry {
+  readonly jid: string;
+  readonly name?: string;
+  readonly subscription: 'none' | 'to' | 'from' | 'both';
+  readonly ask?: 'subscribe';
+  readonly groups: readonly string[];
+}
+
+/** XEP-0060 publish-options fields; names without `#` get the `pubsub#` prefix. */
+export type PublishOptions = Readonly<Record<string, string>>;
+
+function hostOf(bareJid: string): string {
+  return bareJid.slice(bareJid.indexOf('@') + 1);
+}
+
+export class PrivilegedAccess {
+  constructor(
+    private readonly connection: ComponentConnection,
+    private readonly permissions: PrivilegeTable,
+  ) {}
+
+  get online(): boolean {
+    return this.connection.online;
+  }
+
+  canGetRoster(host: string): boolean {
+    return this.online && this.permissions.roster(host, 'get');
+  }
+
+  canSetRoster(host: string): boolean {
+    return this.online && this.permissions.roster(host, 'set');
+  }
+
+  canIq(host: string, namespace: string, type: 'get' | 'set'): boolean {
+    return this.online && this.permissions.iq(host, namespace, type);
+  }
+
+  /** The roster as the server holds it now (for a user who is online: the live copy). */
+  async getRoster(user: string): Promise<RosterEntry[]> {
+    if (!this.canGetRoster(hostOf(user))) throw new NotGrantedError('roster get', hostOf(user));
+    const result = await this.connection.request(x('iq', { type: 'get', to: user }, x('query', { xmlns: NS.roster })));
+    return (result.getChild('query', NS.roster)?.getChildren('item') ?? []).map(parseRosterItem);
+  }
+
+  /**
+   * Sets or removes one roster item. One item per IQ: mod_privilege answers once per item, so
+   * a multi-item set would get several replies to one id.
+   */
+  async setRosterItem(user: string, item: RosterEntry | { readonly jid: string; readonly remove: true }): Promise<void> {
+    if (!this.canSetRoster(hostOf(user))) throw new NotGrantedError('roster set', hostOf(user));
+    const element =
+      'remove' in item
+        ? x('item', { jid: item.jid, subscription: 'remove' })
+        : x('item', { jid: item.jid, name: item.name, subscription: item.subscription }, item.groups.map((g) => x('group', {}, g)));
+    await this.connection.request(x('iq', { type: 'set', to: user }, x('query', { xmlns: NS.roster }, element)));
+  }
+
+  /**
+   * Sends `payload` in an IQ from `user` to `to` (default: the user's own bare JID) and returns
+   * the answering IQ; an error answer throws {@link StanzaError}.
+   */
+  async iqAs(user: string, type: 'get' | 'set', payload: Stanza, to: string = user): Promise<Stanza> {
+    const namespace = payload.attrs.xmlns ?? '';
+    if (!this.canIq(hostOf(user), namespace, type)) throw new NotGrantedError(`IQ ${type} for ${namespace}`, hostOf(user));
+    const inner = x('iq', { xmlns: NS.client, type, to, id: `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}` }, payload);
+    const result = await this.connection.request(x('iq', { type, to: user }, x('privileged_iq', { xmlns: NS.privilege }, inner)));
+    const answer = result.getChild('privilege', NS.privilege)?.getChild('forwarded', NS.forward)?.getChild('iq');
+    if (!answer) throw new StanzaError('undefined-condition', 'cancel', 'the privileged IQ answer holds no forwarded IQ');
+    if (answer.attrs.type === 'error') throw StanzaError.fromStanza(answer);
+    return answer;
+  }
+
+  /** Publishes one PEP item in the user's name, creating or configuring the node as asked. */
+  async publishPep(user: string, node: string, itemId: string, payload: Stanza, options: PublishOptions = {}): Promise<void> {
+    const fields = Object.entries(options);
+    const pubsub = x(
+      'pubsub',
+      { xmlns: NS.pubsub },
+      x('publish', { node }, x('item', { id: itemId }, payload)),
+      fields.length > 0 &&
+        x(
+          'publish-options',
+          {},
+          x(
+            'x',
+            { xmlns: NS.dataForms, type: 'submit' },
+            x('field', { var: 'FORM_TYPE', type: 'hidden' }, x('value', {}, `${NS.pubsub}#publish-options`)),
+            fields.map(([name, value]) => x('field', { var: name.includes('#') ? name : `pubsub#${name}` }, x('value', {}, value))),
+          ),
+        ),
+    );
+    await this.iqAs(user, 'set', pubsub);
+  }
+}
+
+function parseRosterItem(item: Stanza): RosterEntry {
+  const sub = item.attrs.subscription;
+  return {
+    jid: item.attrs.jid ?? '',
+    ...(item.attrs.name ? { name: item.attrs.name } : {}),
+    subscription: sub === 'to' || sub === 'from' || sub === 'both' ? sub : 'none',
+    ...(item.attrs.ask === 'subscribe' ? { ask: 'subscribe' as const } : {}),
+    groups: item.getChildren('group').map((g) => g.getText()),
+  };
+}
