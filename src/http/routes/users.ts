@@ -53,7 +53,7 @@ export const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+x
 export function toProblem(err: unknown): unknown {
   if (err instanceof Problem) return err;
   if (err instanceof Xep0227Error) {
-    return new Problem(err.status, `xml-${err.code}`, err.status === 413 ? 'Content too large' : 'Invalid document', err.message, {
+    return new Problem(err.status, `xml-${err.code}`, err.status === 413 ? 'Content too large' : 'Invalid document', err.detail, {
       line: err.line,
       column: err.column,
     });
