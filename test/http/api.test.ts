@@ -342,6 +342,14 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect((await send(app, 'POST', '/v1/users/alice%40nowhere.test/tokens', TOKENS, { token: ALL, payload: {} })).statusCode).toBe(404);
     });
 
+    it('an expired user token answers 401 and exports nothing', async () => {
+      const { token } = app.ctx.auth.mintUserToken({ jid: 'alice@localhost', scopes: ['export'], ttlSeconds: 60, now: Math.floor(Date.now() / 1000) - 120 });
+      const res = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token });
+      expect(res.statusCode).toBe(401);
+      expect(res.json().detail).toBe('token expired');
+      expect(res.headers['www-authenticate']).toMatch(/error="invalid_token"/);
+    });
+
     it('the user token exports its own account and nothing else', async () => {
       expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: userToken })).statusCode).toBe(200);
       expect((await send(app, 'GET', '/v1/users/bob%40localhost/export', EXPORT, { token: userToken })).statusCode).toBe(403);
