@@ -73,9 +73,20 @@ function sqliteEnv(dir: string): NodeJS.ProcessEnv {
   return { XPORTA_DATA_DIR: dir, XPORTA_LOG_LEVEL: 'warn' };
 }
 
-async function importInto(kind: 'sqlite' | 'postgres' | 'mysql', doc: string, work: string): Promise<Measured> {
+type Target = 'sqlite' | 'postgres' | 'mysql' | 'files';
+
+const TARGET_NAMES: Record<Target, string> = { sqlite: 'SQLite', postgres: 'PostgreSQL', mysql: 'MariaDB', files: 'Prosody internal files' };
+
+async function importInto(kind: Target, doc: string, work: string): Promise<Measured> {
   if (kind === 'sqlite') {
     return timed([process.execPath, cli, 'import', JID, doc, '--create-account'], sqliteEnv(join(work, 'sqlite')));
+  }
+  if (kind === 'files') {
+    return timed([process.execPath, cli, 'import', JID, doc, '--create-account'], {
+      XPORTA_DATA_DIR: join(work, 'files-state'),
+      XPORTA_LOG_LEVEL: 'warn',
+      XPORTA_STORAGE: JSON.stringify({ type: 'prosody-files', path: join(work, 'files') }),
+    });
   }
   const server = sqlServer(kind);
   const database = await createTestDatabase(kind, server);
@@ -186,8 +197,8 @@ async function main(): Promise<void> {
       await generate(size, doc);
       const docBytes = statSync(doc).size;
       console.error(`# ${size.toLocaleString('en')} messages: document ${(docBytes / 1e6).toFixed(1)} MB`);
-      for (const kind of ['sqlite', 'postgres', 'mysql'] as const) {
-        rows.push({ size, step: `xporta import → ${kind === 'mysql' ? 'MariaDB' : kind === 'postgres' ? 'PostgreSQL' : 'SQLite'} (CLI)`, result: await importInto(kind, doc, work), bytes: docBytes });
+      for (const kind of ['sqlite', 'postgres', 'mysql', 'files'] as const) {
+        rows.push({ size, step: `xporta import → ${TARGET_NAMES[kind]} (CLI)`, result: await importInto(kind, doc, work), bytes: docBytes });
         console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
       }
       const exported = join(work, 'export.xml');
