@@ -22,7 +22,7 @@ export type Principal =
       readonly singleUse: boolean;
     };
 
-const USER_TOKEN_PREFIX = 'xpu_';
+export const USER_TOKEN_PREFIX = 'xpu_';
 
 export interface UserTokenClaims {
   readonly sub: string;

@@ -8,7 +8,7 @@ import { bareJid, JidError } from '../jid.js';
 import { AccountLocks, Slots } from '../jobs.js';
 import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
 import { refOf } from '../transfer.js';
-import { Authenticator, authorize, bearerFrom, FailedAuthLimiter, type Principal } from './auth.js';
+import { Authenticator, authorize, bearerFrom, FailedAuthLimiter, USER_TOKEN_PREFIX, type Principal } from './auth.js';
 import { Metrics } from './metrics.js';
 import { Problem, problems } from './problem.js';
 
@@ -59,9 +59,6 @@ export function principalOf(ctx: ServiceContext, request: FastifyRequest): Princ
     throw err;
   }
 }
-
-/** auth.ts's prefix of user tokens. */
-const USER_TOKEN_PREFIX = 'xpu_';
 
 /**
  * The Authorization header's bearer token, else a user token in `?token=`: links handed to users
