@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { NS, type Stanza } from './xml.js';
+import { withTimeout } from '../timeout.js';
 
 export type ConnectionState = 'stopped' | 'connecting' | 'online' | 'waiting';
 
@@ -320,18 +321,4 @@ function dispose(entity: Entity): void {
   // A late socket error must not become an uncaught 'error' event.
   entity.on('error', () => undefined);
   entity.socket?.destroy();
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

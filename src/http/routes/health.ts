@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { StorageBackend } from '../../storage/backend.js';
+import { withTimeout } from '../../timeout.js';
 
 export interface ComponentStatus {
   readonly connected: () => boolean;
@@ -41,17 +42,3 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { sto
     return reply.code(error === undefined ? 200 : 503).send(body);
   });
 };
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
