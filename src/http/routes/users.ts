@@ -265,17 +265,7 @@ export async function importBody(request: FastifyRequest, limit: number): Promis
   }
   const encoding = String(request.headers['content-encoding'] ?? 'identity').toLowerCase();
   if (encoding !== 'identity' && encoding !== 'gzip') throw problems.unsupportedMediaType(`unsupported Content-Encoding ${encoding}`);
-  const out = new PassThrough();
-  const failed = (err: unknown): void => {
-    out.destroy(err instanceof Error ? err : new Error(String(err)));
-  };
-  // Limits apply to the compressed and the decompressed bytes: a gzip bomb stops at the limit.
-  if (encoding === 'gzip') {
-    pipeline(raw, byteLimit(limit, 'the upload'), createGunzip(), byteLimit(limit, 'the decompressed upload'), out).catch(failed);
-  } else {
-    pipeline(raw, byteLimit(limit, 'the upload'), out).catch(failed);
-  }
-  return out;
+  return limitedBody(raw, encoding === 'gzip', limit, 'the upload');
 }
 
 /**
@@ -299,15 +289,20 @@ async function fetchExport(url: URL, token: string | undefined, limit: number, s
     await response.body.dump();
     throw new Problem(502, 'upstream-error', 'Bad gateway', `${url.origin} answered ${response.statusCode}`);
   }
+  return limitedBody(response.body, String(response.headers['content-encoding'] ?? '') === 'gzip', limit, 'the source document');
+}
+
+/**
+ * A byte stream with the size limit applied to the bytes received and, when gzip-encoded, to the
+ * decompressed bytes too, so a gzip bomb stops at the limit. Failures surface on the stream.
+ */
+function limitedBody(raw: Readable, gzip: boolean, limit: number, what: string): Readable {
   const out = new PassThrough();
   const failed = (err: unknown): void => {
     out.destroy(err instanceof Error ? err : new Error(String(err)));
   };
-  if (String(response.headers['content-encoding'] ?? '') === 'gzip') {
-    pipeline(response.body, byteLimit(limit, 'the source document'), createGunzip(), byteLimit(limit, 'the decompressed source'), out).catch(failed);
-  } else {
-    pipeline(response.body, byteLimit(limit, 'the source document'), out).catch(failed);
-  }
+  if (gzip) pipeline(raw, byteLimit(limit, what), createGunzip(), byteLimit(limit, `${what} (decompressed)`), out).catch(failed);
+  else pipeline(raw, byteLimit(limit, what), out).catch(failed);
   return out;
 }
 
