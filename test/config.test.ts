@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, redactedConfig } from '../src/config.js';
 
@@ -91,5 +91,20 @@ describe('loadConfig', () => {
     expect(configError(() => loadConfig({ configPath: '/nonexistent/x.json', env: {} })).message).toMatch(/ENOENT/);
     const path = tempFile('broken.json', '{ nope');
     expect(configError(() => loadConfig({ configPath: path, env: {} })).message).toMatch(/not valid JSON/);
+  });
+});
+
+describe('config.example.json', () => {
+  it('is a valid configuration naming every section the loader knows', () => {
+    const example = readFileSync(resolve(import.meta.dirname, '../config.example.json'), 'utf8');
+    // Its secrets point at /run/secrets; give them real files so the whole file validates.
+    const withSecrets = example.replace(/"\/run\/secrets\/[^"]+"/g, () => JSON.stringify(tempFile('secret', 's'.repeat(40))));
+    const config = loadConfig({ configPath: tempFile('example.json', withSecrets), env: {}, cwd: '/srv/xporta' });
+    expect(config.storage).toMatchObject({ type: 'prosody-sql', driver: 'postgres', password: 's'.repeat(40) });
+    expect(config.auth.tokens.map((t) => t.name)).toEqual(['hosting-panel', 'backup-job']);
+    expect(config.component.domain).toBe('xporta.example.org');
+    expect(Object.keys(JSON.parse(example) as object).sort()).toEqual(
+      ['auth', 'component', 'dataDir', 'hosts', 'limits', 'listen', 'logLevel', 'publicUrl', 'storage'].sort(),
+    );
   });
 });
