@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the integration tests use: a real Prosody 0.12 with its SQL drivers and the
-# community modules (mod_privilege), plus the sqlite3 shell. Idempotent; needs root (or sudo).
+# community modules (mod_privilege), a real ejabberd 23.01 with its SQLite/PostgreSQL/MySQL
+# drivers, plus the sqlite3 shell. Idempotent; needs root (or sudo).
 set -euo pipefail
 
-packages=(prosody prosody-modules lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql sqlite3)
+packages=(prosody prosody-modules lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql sqlite3 ejabberd erlang-p1-sqlite3 erlang-p1-pgsql erlang-p1-mysql)
 # This machine kind runs PostgreSQL and MariaDB already; a bare Debian gets them here.
 command -v pg_isready >/dev/null || packages+=(postgresql)
 command -v mariadb-admin >/dev/null || packages+=(mariadb-server)
@@ -25,6 +26,12 @@ fi
 # loopback ports, so the system one is only in the way.
 if pgrep -u prosody -x lua5.4 >/dev/null 2>&1 || pgrep -f '/usr/bin/prosody' >/dev/null 2>&1; then
   $SUDO service prosody stop >/dev/null 2>&1 || true
+fi
+
+# Likewise for ejabberd (where a policy allows the package to start it): the tests run their own
+# Erlang nodes with their own names, so the system node is stopped and left alone after that.
+if pgrep -u ejabberd -f 'beam.*ejabberd' >/dev/null 2>&1; then
+  $SUDO service ejabberd stop >/dev/null 2>&1 || true
 fi
 
 # PostgreSQL (trust auth on loopback) and MariaDB (root without password) are started by the

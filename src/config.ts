@@ -41,6 +41,27 @@ export type StorageConfig =
       readonly type: 'prosody-files';
       /** Prosody's data_path. */
       readonly path: string;
+    }
+  | EjabberdStorageConfig;
+
+/** ejabberd 23.01's SQL database (`sql_type`, `sql_database`…, `new_sql_schema`). */
+export type EjabberdStorageConfig =
+  | {
+      readonly type: 'ejabberd-sql';
+      readonly driver: 'sqlite';
+      /** `new` when ejabberd runs with `new_sql_schema: true`. */
+      readonly schema: 'new' | 'default';
+      readonly database: string;
+    }
+  | {
+      readonly type: 'ejabberd-sql';
+      readonly driver: 'postgres' | 'mysql';
+      readonly schema: 'new' | 'default';
+      readonly database: string;
+      readonly host: string;
+      readonly port: number;
+      readonly username: string;
+      readonly password?: string;
     };
 
 export interface HostConfig {
@@ -377,11 +398,12 @@ function validate(raw: JsonObject, cwd: string): Config {
 }
 
 function validateStorage(fields: Fields, dataDir: string): StorageConfig {
-  const type = fields.oneOf('type', ['prosody-sql', 'prosody-files'] as const, 'prosody-sql');
+  const type = fields.oneOf('type', ['prosody-sql', 'prosody-files', 'ejabberd-sql'] as const, 'prosody-sql');
   if (type === 'prosody-files') {
     fields.only(['type', 'path']);
     return { type, path: fields.filePath('path') };
   }
+  if (type === 'ejabberd-sql') return validateEjabberdStorage(fields);
   const driver = fields.oneOf('driver', ['sqlite', 'postgres', 'mysql'] as const, 'sqlite');
   if (driver === 'sqlite') {
     fields.only(['type', 'driver', 'database']);
@@ -396,6 +418,29 @@ function validateStorage(fields: Fields, dataDir: string): StorageConfig {
     host: fields.string('host', '127.0.0.1'),
     port: fields.integer('port', driver === 'postgres' ? 5432 : 3306, 1, 65535),
     username: fields.string('username', 'prosody'),
+    ...(password !== undefined ? { password } : {}),
+  };
+}
+
+/** ejabberd has no default database location of its own that xporta could assume: `database` is required. */
+function validateEjabberdStorage(fields: Fields): EjabberdStorageConfig {
+  const type = 'ejabberd-sql';
+  const driver = fields.oneOf('driver', ['sqlite', 'postgres', 'mysql'] as const, 'sqlite');
+  const schema = fields.oneOf('schema', ['new', 'default'] as const, 'default');
+  if (driver === 'sqlite') {
+    fields.only(['type', 'driver', 'schema', 'database']);
+    return { type, driver, schema, database: fields.filePath('database') };
+  }
+  fields.only(['type', 'driver', 'schema', 'database', 'host', 'port', 'username', 'password', 'passwordFile']);
+  const password = fields.secret('password');
+  return {
+    type,
+    driver,
+    schema,
+    database: fields.string('database', 'ejabberd'),
+    host: fields.string('host', '127.0.0.1'),
+    port: fields.integer('port', driver === 'postgres' ? 5432 : 3306, 1, 65535),
+    username: fields.string('username', 'ejabberd'),
     ...(password !== undefined ? { password } : {}),
   };
 }

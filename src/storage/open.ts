@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config.js';
 import type { StorageBackend } from './backend.js';
+import { EjabberdSqlBackend } from './ejabberd-sql/backend.js';
 import { ProsodyFilesBackend } from './prosody-files/backend.js';
 import { ProsodySqlBackend } from './prosody-sql/backend.js';
 
@@ -25,6 +26,23 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
     // Finishes or rolls back an import a crash interrupted before anything reads the files.
     await backend.recover();
     return backend;
+  }
+  if (storage.type === 'ejabberd-sql') {
+    // ejabberd makes and owns its tables; xporta never creates them. A running ejabberd keeps
+    // serving cached data after an import until `ejabberdctl clear_cache` (see README).
+    // hosts.<domain>.passwordHash says which credentials ejabberd's auth_scram_hash can use there.
+    const ejabberdHosts = Object.fromEntries(Object.entries(hosts).map(([h, c]) => [h, { passwordHash: c.passwordHash }]));
+    const settings = { hosts: ejabberdHosts, newSchema: storage.schema === 'new', readBatchSize: READ_BATCH_SIZE };
+    if (storage.driver === 'sqlite') return new EjabberdSqlBackend({ dialect: 'sqlite', database: storage.database, ...settings });
+    return new EjabberdSqlBackend({
+      dialect: storage.driver === 'postgres' ? 'postgresql' : 'mysql',
+      host: storage.host,
+      port: storage.port,
+      user: storage.username,
+      ...(storage.password !== undefined ? { password: storage.password } : {}),
+      database: storage.database,
+      ...settings,
+    });
   }
   if (storage.driver === 'sqlite') {
     mkdirSync(dirname(storage.database), { recursive: true });

@@ -1,0 +1,194 @@
+/**
+ * ejabberd 23.01's SQL storage as a {@link StorageBackend}, over the same SQLite, PostgreSQL and
+ * MySQL/MariaDB dialects as the Prosody SQL backend. ejabberd caches roster, vCard, private
+ * data, offline counts and credentials: a write is only seen by a running ejabberd after
+ * `ejabberdctl clear_cache`, which is what `onCommitted` is for.
+ */
+import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
+import { StorageError } from '../backend.js';
+import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
+import { XmlCharError, XmlFragmentError } from '../../xep0227/xml.js';
+import { parseElement } from '../../xep0227/xml.js';
+import type { SqlDialect } from '../prosody-sql/dialect.js';
+import { MysqlDialect, type MysqlOptions } from '../prosody-sql/mysql.js';
+import { PostgresqlDialect, type PostgresqlOptions } from '../prosody-sql/postgresql.js';
+import { SqliteDialect, type SqliteOptions } from '../prosody-sql/sqlite.js';
+import { EjabberdUserImport } from './apply.js';
+import { ErlangTermError } from './erlang.js';
+import { microsToIso } from './pep.js';
+import { readAccount, readArchiveRows, readOffline, readPep, readPrivacy, readPrivate, readRoster, readVCard } from './read.js';
+import { Tables, str } from './tables.js';
+
+export type EjabberdSqlConnection =
+  | ({ readonly dialect: 'sqlite' } & SqliteOptions)
+  | ({ readonly dialect: 'postgresql' } & PostgresqlOptions)
+  | ({ readonly dialect: 'mysql' } & MysqlOptions);
+
+/** Per-vhost settings. */
+export interface EjabberdHostOptions {
+  /**
+   * What an import writes as credentials, as ejabberd's `auth_password_format`/`auth_scram_hash`
+   * say: `SHA-1` (scram + sha, the default) or `SHA-256` (scram + sha256) take the document's
+   * SCRAM set of that hash, else a plain password; `plain` takes the plain password.
+   */
+  readonly passwordHash?: 'SHA-1' | 'SHA-256' | 'plain';
+}
+
+export interface EjabberdSqlSettings {
+  /** The vhosts (ejabberd `hosts`) this database holds. */
+  readonly hosts: Readonly<Record<string, EjabberdHostOptions>>;
+  /** ejabberd's `new_sql_schema`: per-user tables carry `server_host`. */
+  readonly newSchema: boolean;
+  /** Rows fetched per archive/offline query when reading (default 1000). */
+  readonly readBatchSize?: number;
+  /**
+   * Called after an import committed (not after a dry run), e.g. to run `ejabberdctl
+   * clear_cache`: a running ejabberd keeps serving cached data until then.
+   */
+  readonly onCommitted?: (ref: UserRef) => Promise<void> | void;
+}
+
+export type EjabberdSqlOptions = EjabberdSqlConnection & EjabberdSqlSettings;
+
+/** Everything but `other`: ejabberd has no place for elements xporta has no record type for. */
+const SUPPORTED: ReadonlySet<DataKind> = new Set(DATA_KINDS.filter((k) => k !== 'other'));
+
+function openDialect(options: EjabberdSqlConnection): SqlDialect {
+  switch (options.dialect) {
+    case 'sqlite':
+      return SqliteDialect.open(options);
+    case 'postgresql':
+      return new PostgresqlDialect(options);
+    case 'mysql':
+      return new MysqlDialect(options);
+  }
+}
+
+function asStorageError(err: unknown): unknown {
+  if (err instanceof XmlCharError || err instanceof XmlFragmentError || err instanceof ErlangTermError) {
+    return new StorageError('invalid-data', err.message, { cause: err });
+  }
+  return err;
+}
+
+export class EjabberdSqlBackend implements StorageBackend {
+  readonly name: string;
+  readonly supportedKinds: ReadonlySet<DataKind> = SUPPORTED;
+  private readonly db: SqlDialect;
+  private readonly settings: EjabberdSqlSettings;
+  private readonly t: Tables;
+  private readonly batchSize: number;
+
+  constructor(options: EjabberdSqlOptions);
+  /** Over an already opened dialect. */
+  constructor(db: SqlDialect, settings: EjabberdSqlSettings);
+  constructor(optionsOrDb: EjabberdSqlOptions | SqlDialect, settings?: EjabberdSqlSettings) {
+    const isDialect = 'begin' in optionsOrDb;
+    this.db = isDialect ? optionsOrDb : openDialect(optionsOrDb);
+    this.settings = isDialect ? (settings as EjabberdSqlSettings) : optionsOrDb;
+    this.name = `ejabberd-sql:${this.db.name}`;
+    this.t = new Tables(this.settings.newSchema);
+    this.batchSize = this.settings.readBatchSize ?? 1000;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.db.query('SELECT 1 AS "one"');
+    } catch (err) {
+      throw new StorageError('unavailable', `database unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (!(await this.db.tableExists('users'))) throw new StorageError('unavailable', 'no ejabberd tables in this database (table users is missing)');
+  }
+
+  listHosts(): Promise<string[]> {
+    return Promise.resolve(Object.keys(this.settings.hosts).sort());
+  }
+
+  async *listUsers(host: string): AsyncIterable<string> {
+    if (!(host in this.settings.hosts)) return;
+    let after = '';
+    for (;;) {
+      const hostCond = this.t.newSchema ? ` AND "server_host" = ?` : '';
+      const rows = await this.db.query(
+        `SELECT "username" FROM "users" WHERE "username" > ?${hostCond} ORDER BY "username" LIMIT ${this.batchSize}`,
+        this.t.newSchema ? [after, host] : [after],
+      );
+      for (const row of rows) {
+        after = str(row.username);
+        yield after;
+      }
+      if (rows.length < this.batchSize) return;
+    }
+  }
+
+  async userExists(ref: UserRef): Promise<boolean> {
+    return (await this.t.select(this.db, ref, 'users', ['username'])).length > 0;
+  }
+
+  readAccount(ref: UserRef): Promise<UserStart | null> {
+    return readAccount(this.db, this.t, ref);
+  }
+
+  async *readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
+    try {
+      yield* this.readRecords(ref, options);
+    } catch (err) {
+      throw asStorageError(err);
+    }
+  }
+
+  private async *readRecords(ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
+    const { db, t } = this;
+    const include = options.include;
+    const jid = `${ref.user}@${ref.host}`;
+    if (include.has('roster')) {
+      const { roster, pending } = await readRoster(db, t, ref);
+      if (roster) yield roster;
+      yield* pending;
+    }
+    if (include.has('vcard')) {
+      const vcard = await readVCard(db, t, ref);
+      if (vcard) yield { kind: 'vcard', vcard };
+    }
+    if (include.has('private')) for (const el of await readPrivate(db, t, ref)) yield { kind: 'private', element: el };
+    if (include.has('pep')) yield* readPep(db, jid);
+    if (include.has('archive')) {
+      for await (const row of readArchiveRows(db, t, ref, this.batchSize, options.signal)) {
+        yield {
+          kind: 'archive',
+          id: row.timestamp,
+          timestamp: microsToIso(Number(row.timestamp)),
+          ...(row.barePeer !== '' ? { with: row.barePeer } : {}),
+          stanza: parseElement(row.xml, 'jabber:client'),
+        };
+      }
+    }
+    if (include.has('offline')) yield* readOffline(db, t, ref, this.batchSize);
+    if (include.has('blocklist') || include.has('privacy')) {
+      const { blocklist, privacy } = await readPrivacy(db, t, ref);
+      if (blocklist && include.has('blocklist')) yield blocklist;
+      if (privacy && include.has('privacy')) yield privacy;
+    }
+  }
+
+  async applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {
+    if (!(ref.host in this.settings.hosts)) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
+    options.signal?.throwIfAborted();
+    const tx = await this.db.begin();
+    let report: ApplyReport;
+    try {
+      report = await new EjabberdUserImport(tx, this.t, ref, options, this.settings.hosts[ref.host]?.passwordHash ?? 'SHA-1').run(account, records);
+      if (options.dryRun) await tx.rollback();
+      else await tx.commit();
+    } catch (err) {
+      await tx.rollback().catch(() => undefined);
+      throw asStorageError(err);
+    }
+    if (!options.dryRun && this.settings.onCommitted) await this.settings.onCommitted(ref);
+    return report;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Row-level access to ejabberd 23.01's SQL tables, for both its schemas: the "new" one
+ * (`new_sql_schema: true`, a `server_host` column on per-user tables) and the default one
+ * (no such column: one database per vhost, or vhosts sharing one set of usernames).
+ * Pubsub tables are the same in both: PEP nodes are keyed by the owner's bare JID.
+ */
+import type { UserRef } from '../backend.js';
+import type { SqlParam, SqlRow, SqlSession } from '../prosody-sql/dialect.js';
+
+export class Tables {
+  constructor(readonly newSchema: boolean) {}
+
+  /** `WHERE` condition and parameters selecting one user's rows. */
+  owner(ref: UserRef): { cond: string; params: SqlParam[] } {
+    return this.newSchema
+      ? { cond: `"username" = ? AND "server_host" = ?`, params: [ref.user, ref.host] }
+      : { cond: `"username" = ?`, params: [ref.user] };
+  }
+
+  /** Columns and values that identify the owner in an INSERT. */
+  ownerColumns(ref: UserRef): { cols: string[]; params: SqlParam[] } {
+    return this.newSchema ? { cols: ['username', 'server_host'], params: [ref.user, ref.host] } : { cols: ['username'], params: [ref.user] };
+  }
+
+  select(db: SqlSession, ref: UserRef, table: string, columns: readonly string[], extra = '', extraParams: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    const o = this.owner(ref);
+    return db.query(`SELECT ${columns.map((c) => `"${c}"`).join(', ')} FROM "${table}" WHERE ${o.cond}${extra}`, [...o.params, ...extraParams]);
+  }
+
+  delete(db: SqlSession, ref: UserRef, table: string, extra = '', extraParams: readonly SqlParam[] = []): Promise<number> {
+    const o = this.owner(ref);
+    return db.run(`DELETE FROM "${table}" WHERE ${o.cond}${extra}`, [...o.params, ...extraParams]);
+  }
+
+  insert(db: SqlSession, ref: UserRef, table: string, values: Readonly<Record<string, SqlParam>>): Promise<number> {
+    const o = this.ownerColumns(ref);
+    const cols = [...o.cols, ...Object.keys(values)];
+    const params = [...o.params, ...Object.values(values)];
+    return db.run(`INSERT INTO "${table}" (${cols.map((c) => `"${c}"`).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`, params);
+  }
+}
+
+export function str(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (value instanceof Date) return value.toISOString();
+  return '';
+}
+
+export function num(value: unknown): number {
+  const n = typeof value === 'number' ? value : Number(str(value));
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** SQLite and MySQL keep booleans as 1/0, PostgreSQL as true/false. */
+export function bool(value: unknown): boolean {
+  return value === true || value === 1 || value === '1' || value === 't' || value === 'true' || value === BigInt(1);
+}
+
+/** A `created_at` column as ISO 8601 (SQLite: `YYYY-MM-DD HH:MM:SS` in UTC). */
+export function timestampToIso(value: unknown): string | undefined {
+  if (value instanceof Date) return value.toISOString().replace('.000Z', 'Z');
+  const text = str(value);
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})/.exec(text);
+  return m ? `${m[1]}T${m[2]}Z` : undefined;
+}

@@ -1,0 +1,244 @@
+/**
+ * EjabberdSqlBackend against a real ejabberd 23.01: real clients fill alice's account, xporta
+ * reads what ejabberd stored; then xporta imports alice's records as a new account `dave` (her
+ * SCRAM-SHA-1 credentials, so her password works), clears ejabberd's caches, and a real client
+ * logs in as dave and gets everything back from ejabberd itself.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRecordRewriter } from '../../src/jid.js';
+import { EjabberdSqlBackend } from '../../src/storage/ejabberd-sql/index.js';
+import { DATA_KINDS, type UserRecord, type UserStart } from '../../src/xep0227/model.js';
+import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle, type EjabberdStorage } from '../support/ejabberd.js';
+import { isCI } from '../support/prosody.js';
+import { sqlServerAvailable } from '../support/sql-databases.js';
+import { EJ_ALICE_PASSWORD as PASSWORD, populateEjabberdAlice } from '../support/ejabberd-populate.js';
+import { connectClient, getBlocklist, getPepItems, getPrivate, getRoster, getVCard, queryMam } from '../support/xmpp-client.js';
+
+const ALL = new Set(DATA_KINDS);
+
+type Variant = { readonly storage: EjabberdStorage; readonly newSchema: boolean };
+const VARIANTS: readonly Variant[] = [
+  { storage: 'sqlite', newSchema: true },
+  { storage: 'sqlite', newSchema: false },
+  { storage: 'postgres', newSchema: true },
+  { storage: 'mysql', newSchema: true },
+];
+
+const serverUp = {
+  postgres: await sqlServerAvailable('postgres'),
+  mysql: await sqlServerAvailable('mysql'),
+};
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const i of items) out.push(i);
+  return out;
+}
+
+async function* iterate<T>(items: Iterable<T>): AsyncIterable<T> {
+  yield* items;
+}
+
+function recordsOf<K extends UserRecord['kind']>(records: readonly UserRecord[], kind: K): Extract<UserRecord, { kind: K }>[] {
+  return records.filter((r): r is Extract<UserRecord, { kind: K }> => r.kind === kind);
+}
+
+describeWithEjabberd('EjabberdSqlBackend with a real ejabberd 23.01', () => {
+  for (const variant of VARIANTS) {
+    const skip = variant.storage !== 'sqlite' && !serverUp[variant.storage] && !isCI;
+    describe.skipIf(skip)(`${variant.storage}, ${variant.newSchema ? 'new' : 'default'} schema`, () => {
+      let ej: EjabberdHandle;
+      let backend: EjabberdSqlBackend;
+      let records: UserRecord[];
+      let account: UserStart | null;
+
+      beforeAll(async () => {
+        ej = await startEjabberd({ storage: variant.storage, newSchema: variant.newSchema });
+        backend = new EjabberdSqlBackend({ ...ejabberdConnection(ej), hosts: { localhost: {} }, newSchema: variant.newSchema, onCommitted: () => ej.clearCache() });
+        await populateEjabberdAlice(ej);
+        account = await backend.readAccount({ host: 'localhost', user: 'alice' });
+        records = await collect(backend.readUser({ host: 'localhost', user: 'alice' }, { include: ALL }));
+      });
+
+      afterAll(async () => {
+        await backend?.close();
+        await ej?.stop();
+      });
+
+      it('lists the accounts', async () => {
+        expect(await backend.listHosts()).toEqual(['localhost']);
+        expect(await collect(backend.listUsers('localhost'))).toEqual(['alice', 'bob', 'carol']);
+        expect(await backend.userExists({ host: 'localhost', user: 'alice' })).toBe(true);
+        expect(await backend.userExists({ host: 'localhost', user: 'nobody' })).toBe(false);
+      });
+
+      it('reads SCRAM-SHA-1 credentials', () => {
+        expect(account?.password).toBeUndefined();
+        expect(account?.scram).toHaveLength(1);
+        expect(account?.scram[0]).toMatchObject({ mechanism: 'SCRAM-SHA-1', iterationCount: 4096 });
+        expect(Buffer.from(account?.scram[0]?.storedKey ?? '', 'base64')).toHaveLength(20);
+      });
+
+      it('reads the roster, groups and pending requests', () => {
+        const [roster] = recordsOf(records, 'roster');
+        expect(roster?.items).toEqual([{ jid: 'bob@localhost', name: 'Bob', subscription: 'none', ask: 'subscribe', groups: ['Friends', 'Work'] }]);
+        expect(recordsOf(records, 'pending-subscription').map((p) => p.from)).toEqual(['carol@localhost']);
+      });
+
+      it('reads vCard, private XML, blocklist', () => {
+        const [vcard] = recordsOf(records, 'vcard');
+        expect(vcard?.vcard.children).toContainEqual({ name: 'FN', xmlns: 'vcard-temp', attrs: {}, children: ['Alice Example'] });
+        expect(recordsOf(records, 'private').map((p) => p.element.xmlns)).toEqual(['urn:example:notes']);
+        expect(recordsOf(records, 'blocklist')).toEqual([{ kind: 'blocklist', items: ['spammer@example.net'] }]);
+        expect(recordsOf(records, 'privacy')).toEqual([]);
+      });
+
+      it('reads PEP nodes with their configuration and items', () => {
+        const nodes = recordsOf(records, 'pep-node');
+        expect(nodes.map((n) => n.node)).toEqual(['http://jabber.org/protocol/nick', 'urn:xmpp:bookmarks:1']);
+        const bookmarks = nodes.find((n) => n.node === 'urn:xmpp:bookmarks:1');
+        expect(bookmarks?.config).toContainEqual({ var: 'pubsub#access_model', values: ['whitelist'] });
+        expect(bookmarks?.config).toContainEqual({ var: 'pubsub#persist_items', type: 'boolean', values: ['1'] });
+        expect(bookmarks?.affiliations).toEqual([{ jid: 'alice@localhost', affiliation: 'owner' }]);
+        const items = recordsOf(records, 'pep-item');
+        expect(items.map((i) => `${i.node} ${i.id}`)).toEqual(['http://jabber.org/protocol/nick current', 'urn:xmpp:bookmarks:1 room@conference.localhost']);
+        expect(items[0]?.published).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
+      });
+
+      it('reads the MAM archive and the offline messages', () => {
+        const archive = recordsOf(records, 'archive');
+        expect(archive.map((a) => a.stanza.children.find((c) => typeof c !== 'string' && c.name === 'body'))).toHaveLength(3);
+        expect(archive.every((a) => /^\d{16}$/.test(a.id) && a.with === 'bob@localhost')).toBe(true);
+        const offline = recordsOf(records, 'offline');
+        expect(offline.map((o) => o.stanza.children.find((c) => typeof c !== 'string' && c.name === 'body'))).toHaveLength(2);
+        const offlineChildren = offline[0]?.stanza.children.filter((c) => typeof c !== 'string').map((c) => (typeof c === 'string' ? '' : c.xmlns));
+        expect(offlineChildren).not.toContain('urn:xmpp:mam:tmp');
+        expect(offline[0]?.timestamp).toMatch(/Z$/);
+      });
+
+      it('imports alice as dave; ejabberd serves it all after clear_cache', async () => {
+        if (!account) throw new Error('no account');
+        const rewrite = createRecordRewriter('alice@localhost', 'dave@localhost');
+        const report = await backend.applyUser({ host: 'localhost', user: 'dave' }, { ...account, name: 'dave' }, iterate(records.map(rewrite)), {
+          mode: 'replace',
+          dryRun: false,
+          include: ALL,
+          createAccount: true,
+        });
+        expect(report.created).toBe(true);
+        expect(report.warnings).toEqual([]);
+        expect(report.counts).toMatchObject({ credentials: 1, vcard: 1, private: 1, archive: 3, offline: 2, blocklist: 1 });
+        const dave = await connectClient({ service: ej.service, domain: 'localhost', username: 'dave', password: PASSWORD });
+        try {
+          const roster = await getRoster(dave);
+          expect(roster.map((r) => [r.jid, r.name, r.subscription, r.ask, [...r.groups].sort()])).toEqual([['bob@localhost', 'Bob', 'none', 'subscribe', ['Friends', 'Work']]]);
+          const vcard = await getVCard(dave);
+          expect(vcard?.getChildText('FN')).toBe('Alice Example');
+          const notes = await getPrivate(dave, 'notes', 'urn:example:notes');
+          expect(notes?.getChildText('note')).toBe('remember');
+          const nick = await getPepItems(dave, undefined, 'http://jabber.org/protocol/nick');
+          expect(nick.map((i) => i.payload?.text())).toEqual(['Ali']);
+          const bookmarks = await getPepItems(dave, undefined, 'urn:xmpp:bookmarks:1');
+          expect(bookmarks.map((i) => i.id)).toEqual(['room@conference.localhost']);
+          expect(await getBlocklist(dave)).toEqual(['spammer@example.net']);
+          const mam = await queryMam(dave);
+          expect(mam.map((m) => m.message.getChildText('body'))).toEqual(['hello bob', 'hello alice', 'while you were away']);
+        } finally {
+          await dave.close();
+        }
+      });
+
+      it('merging the same records again adds nothing', async () => {
+        if (!account) throw new Error('no account');
+        const rewrite = createRecordRewriter('alice@localhost', 'dave@localhost');
+        const report = await backend.applyUser({ host: 'localhost', user: 'dave' }, { ...account, name: 'dave' }, iterate(records.map(rewrite)), {
+          mode: 'merge',
+          dryRun: false,
+          include: ALL,
+          createAccount: false,
+        });
+        expect(report.created).toBe(false);
+        expect(report.counts.archive ?? 0).toBe(0);
+        expect(report.skipped).toContainEqual({ kind: 'archive', reason: 'already stored', detail: '3 record(s)' });
+        expect(report.skipped).toContainEqual({ kind: 'offline', reason: 'already stored', detail: '2 record(s)' });
+        const again = await collect(backend.readUser({ host: 'localhost', user: 'dave' }, { include: ALL }));
+        expect(again.filter((r) => r.kind === 'archive')).toHaveLength(3);
+        expect(again.filter((r) => r.kind === 'pep-item')).toHaveLength(2);
+        expect(again.filter((r) => r.kind === 'blocklist')).toEqual([{ kind: 'blocklist', items: ['spammer@example.net'] }]);
+        expect(again.find((r) => r.kind === 'roster')).toMatchObject({ items: [{ jid: 'bob@localhost', groups: ['Friends', 'Work'] }] });
+      });
+
+      it('a plain password is stored as such and logs in over SCRAM', async () => {
+        const report = await backend.applyUser(
+          { host: 'localhost', user: 'frank' },
+          { kind: 'user', name: 'frank', password: 'frank plain', scram: [], extraAttributes: {} },
+          iterate([]),
+          { mode: 'replace', dryRun: false, include: ALL, createAccount: true },
+        );
+        expect(report.counts.credentials).toBe(1);
+        const frank = await connectClient({ service: ej.service, domain: 'localhost', username: 'frank', password: 'frank plain' });
+        await frank.close();
+      });
+
+      it('SCRAM-SHA-256 alone cannot be stored: random password and a warning, the rest still applies', async () => {
+        const report = await backend.applyUser(
+          { host: 'localhost', user: 'gina' },
+          { kind: 'user', name: 'gina', scram: [{ mechanism: 'SCRAM-SHA-256', iterationCount: 4096, salt: 'c2FsdA==', storedKey: 'AA==', serverKey: 'AA==' }], extraAttributes: {} },
+          iterate(records.filter((r) => r.kind === 'vcard')),
+          { mode: 'replace', dryRun: false, include: ALL, createAccount: true },
+        );
+        expect(report.created).toBe(true);
+        expect(report.warnings).toEqual(['password must be reset for gina@localhost']);
+        expect(report.skipped).toContainEqual(expect.objectContaining({ kind: 'credentials', detail: 'SCRAM-SHA-256' }));
+        expect(report.counts.vcard).toBe(1);
+        expect(await backend.userExists({ host: 'localhost', user: 'gina' })).toBe(true);
+      });
+
+      it('a dry run changes nothing', async () => {
+        const report = await backend.applyUser(
+          { host: 'localhost', user: 'erin' },
+          { kind: 'user', name: 'erin', password: 'x', scram: [], extraAttributes: {} },
+          iterate(records),
+          { mode: 'replace', dryRun: true, include: ALL, createAccount: true },
+        );
+        expect(report.dryRun).toBe(true);
+        expect(await backend.userExists({ host: 'localhost', user: 'erin' })).toBe(false);
+      });
+    });
+  }
+});
+
+describeWithEjabberd('EjabberdSqlBackend with auth_scram_hash: sha256', () => {
+  let ej: EjabberdHandle;
+  let backend: EjabberdSqlBackend;
+
+  beforeAll(async () => {
+    ej = await startEjabberd({ scramHash: 'sha256' });
+    backend = new EjabberdSqlBackend({ ...ejabberdConnection(ej), hosts: { localhost: { passwordHash: 'SHA-256' } }, newSchema: true, onCommitted: () => ej.clearCache() });
+    await ej.register('alice', 'localhost', PASSWORD);
+  });
+
+  afterAll(async () => {
+    await backend?.close();
+    await ej?.stop();
+  });
+
+  it('reads `sha256:`-prefixed StoredKeys as SCRAM-SHA-256 and writes them back so that the password works', async () => {
+    const account = await backend.readAccount({ host: 'localhost', user: 'alice' });
+    expect(account?.scram.map((s) => s.mechanism)).toEqual(['SCRAM-SHA-256']);
+    expect(Buffer.from(account?.scram[0]?.storedKey ?? '', 'base64')).toHaveLength(32);
+    if (!account) throw new Error('no account');
+    const sha1Only = { ...account, name: 'bob', scram: [{ mechanism: 'SCRAM-SHA-1' as const, iterationCount: 4096, salt: 'c2FsdA==', storedKey: 'AA==', serverKey: 'AA==' }] };
+    const refused = await backend.applyUser({ host: 'localhost', user: 'bob' }, sha1Only, iterate([]), { mode: 'replace', dryRun: false, include: ALL, createAccount: true });
+    expect(refused.warnings).toEqual(['password must be reset for bob@localhost']);
+    const report = await backend.applyUser({ host: 'localhost', user: 'dave' }, { ...account, name: 'dave' }, iterate([]), {
+      mode: 'replace',
+      dryRun: false,
+      include: ALL,
+      createAccount: true,
+    });
+    expect(report.counts.credentials).toBe(1);
+    const dave = await connectClient({ service: ej.service, domain: 'localhost', username: 'dave', password: PASSWORD });
+    await dave.close();
+  });
+});
