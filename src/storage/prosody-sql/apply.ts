@@ -9,7 +9,7 @@ import { ARCHIVE_STORE, OFFLINE_STORE, type ArchiveItem } from '../prosody/archi
 import { ProsodyImport, type MapEntry } from '../prosody/import.js';
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { serializeValue } from '../prosody/values.js';
-import type { SqlSession } from './dialect.js';
+import type { SqlTransaction } from './dialect.js';
 import {
   INSERT_BATCH,
   deleteArchiveKeys,
@@ -27,6 +27,9 @@ import {
   type Owner,
 } from './rows.js';
 
+/** Archive rows inserted by one import after which the planner's statistics are refreshed. */
+const STATISTICS_REFRESH_AT = [10_000, 100_000];
+
 export class UserImport extends ProsodyImport {
   private readonly owner: Owner;
   /** Items waiting for their INSERT, per archive store. */
@@ -36,7 +39,7 @@ export class UserImport extends ProsodyImport {
   private readonly opaqueWritten = new Set<string>();
 
   constructor(
-    private readonly db: SqlSession,
+    private readonly db: SqlTransaction,
     ref: UserRef,
     host: ProsodyHostOptions,
     options: ApplyOptions,
@@ -125,6 +128,8 @@ export class UserImport extends ProsodyImport {
     this.batched = 0;
   }
 
+  private archiveRowsInserted = 0;
+
   /** MAM: an id already archived (or seen earlier in the document) is the same message. */
   private async flushArchive(items: ArchiveItem[]): Promise<void> {
     const seen = await existingArchiveKeys(this.db, this.owner, ARCHIVE_STORE, [...new Set(items.map((i) => i.key))]);
@@ -137,6 +142,12 @@ export class UserImport extends ProsodyImport {
     this.noteDuplicates('archive', items.length - fresh.length);
     await insertArchiveItems(this.db, this.owner, ARCHIVE_STORE, fresh);
     this.count('archive', fresh.length);
+    const before = this.archiveRowsInserted;
+    this.archiveRowsInserted += fresh.length;
+    // Each tenfold growth of this import's rows is worth new planner statistics (see refreshStatistics).
+    if (STATISTICS_REFRESH_AT.some((n) => before < n && this.archiveRowsInserted >= n)) {
+      await this.db.refreshStatistics?.('prosodyarchive');
+    }
   }
 
   /** Offline messages have no id of their own: a merge skips one stored at the same time with the same content. */

@@ -23,6 +23,11 @@ export interface SqlSession {
 export interface SqlTransaction extends SqlSession {
   commit(): Promise<void>;
   rollback(): Promise<void>;
+  /**
+   * Refreshes the planner's statistics of a table the transaction is filling, where the database
+   * needs it to plan later statements of the same transaction well (PostgreSQL).
+   */
+  refreshStatistics?(table: string): Promise<void>;
 }
 
 export interface SqlDialect extends SqlSession {
