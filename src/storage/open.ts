@@ -6,11 +6,13 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Config } from '../config.js';
+import type { Config, StorageConfig } from '../config.js';
 import type { StorageBackend } from './backend.js';
 import { EjabberdSqlBackend } from './ejabberd-sql/backend.js';
 import { ProsodyFilesBackend } from './prosody-files/backend.js';
-import { ProsodySqlBackend } from './prosody-sql/backend.js';
+import { ProsodySqlBackend, type ProsodySqlConnection } from './prosody-sql/backend.js';
+
+type NetworkedConnection = Extract<ProsodySqlConnection, { dialect: 'postgresql' | 'mysql' }>;
 
 /**
  * Archive rows per query. Each batch's parsed stanzas live until they are written out; 1000 made
@@ -34,15 +36,7 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
     const ejabberdHosts = Object.fromEntries(Object.entries(hosts).map(([h, c]) => [h, { passwordHash: c.passwordHash }]));
     const settings = { hosts: ejabberdHosts, newSchema: storage.schema === 'new', readBatchSize: READ_BATCH_SIZE };
     if (storage.driver === 'sqlite') return new EjabberdSqlBackend({ dialect: 'sqlite', database: storage.database, ...settings });
-    return new EjabberdSqlBackend({
-      dialect: storage.driver === 'postgres' ? 'postgresql' : 'mysql',
-      host: storage.host,
-      port: storage.port,
-      user: storage.username,
-      ...(storage.password !== undefined ? { password: storage.password } : {}),
-      database: storage.database,
-      ...settings,
-    });
+    return new EjabberdSqlBackend({ ...networkedConnection(storage), ...settings });
   }
   if (storage.driver === 'sqlite') {
     mkdirSync(dirname(storage.database), { recursive: true });
@@ -50,14 +44,17 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
     await backend.ensureSchema();
     return backend;
   }
-  return new ProsodySqlBackend({
+  return new ProsodySqlBackend({ ...networkedConnection(storage), hosts, readBatchSize: READ_BATCH_SIZE });
+}
+
+/** A networked database's connection in the dialects' terms: the same for Prosody's and ejabberd's stores. */
+function networkedConnection(storage: Extract<StorageConfig, { driver: 'postgres' | 'mysql' }>): NetworkedConnection {
+  return {
     dialect: storage.driver === 'postgres' ? 'postgresql' : 'mysql',
     host: storage.host,
     port: storage.port,
     user: storage.username,
     ...(storage.password !== undefined ? { password: storage.password } : {}),
     database: storage.database,
-    hosts,
-    readBatchSize: READ_BATCH_SIZE,
-  });
+  };
 }
