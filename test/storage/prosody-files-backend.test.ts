@@ -1,6 +1,5 @@
 /** ProsodyFilesBackend against real directories: reading, importing, merge rules, atomicity. */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { cp, mkdtemp, readFile, readdir, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +21,7 @@ import {
   type UserRecord,
   type UserStart,
 } from '../../src/xep0227/model.js';
-import { isCI } from '../support/prosody.js';
+import { LUA, luaAvailable } from './support/lua.js';
 
 const FIXTURE_DATA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/prosody-files/data');
 const ALL = new Set<DataKind>(DATA_KINDS);
@@ -525,16 +524,6 @@ describe('atomicity', () => {
     expect(await backend().userExists({ host: 'localhost', user: 'newbie' })).toBe(false);
   });
 });
-
-const LUA = process.env.XPORTA_LUA_BIN ?? '/usr/bin/lua5.4';
-function luaAvailable(): boolean {
-  try {
-    accessSync(LUA, fsConstants.X_OK);
-    return true;
-  } catch {
-    return isCI;
-  }
-}
 
 describe.skipIf(!luaAvailable())('files Lua loads as util/datamanager.lua does', () => {
   it('every written .dat and .list loads in an empty environment', async () => {

@@ -3,7 +3,6 @@
  * Prosody's own util/serialization.lua run by a real Lua 5.4.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,7 +26,7 @@ import {
   serializeLuaNumber,
   serializeLuaString,
 } from '../../src/storage/prosody-files/lua-serialize.js';
-import { isCI } from '../support/prosody.js';
+import { LUA, luaAvailable, PROSODY_LIB } from './support/lua.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/prosody-files/data/localhost');
 
@@ -298,21 +297,6 @@ describe('fixtures written by Prosody (reference §4)', () => {
 // ---------------------------------------------------------------------------------------------
 // Against the real thing
 
-const LUA = process.env.XPORTA_LUA_BIN ?? '/usr/bin/lua5.4';
-const PROSODY_LIB = process.env.XPORTA_PROSODY_LIB ?? '/usr/lib/prosody';
-
-function luaAvailable(): boolean {
-  try {
-    accessSync(LUA, fsConstants.X_OK);
-    accessSync(path.join(PROSODY_LIB, 'util/serialization.lua'), fsConstants.R_OK);
-    return true;
-  } catch {
-    if (isCI) return true; // let the tests run and fail: CI must not skip them
-    console.warn(`[xporta tests] skipping the Lua cross-checks: ${LUA} or ${PROSODY_LIB}/util/serialization.lua missing`);
-    return false;
-  }
-}
-
 /**
  * Loads `item(...)` statements the way util/datamanager.lua list_load does (load() with an empty
  * environment but `item`) and prints each value again with Prosody's serializer.
@@ -359,7 +343,7 @@ const luaValue: fc.Arbitrary<LuaValue> = fc.letrec<{ value: LuaValue; table: Lua
     }),
 })).value;
 
-describe.skipIf(!luaAvailable())("cross-checked with Prosody's util/serialization.lua", () => {
+describe.skipIf(!luaAvailable(['util/serialization.lua']))("cross-checked with Prosody's util/serialization.lua", () => {
   it('Lua reads what we write as the same value, and writes it back as we would', () => {
     fc.assert(
       fc.property(fc.array(luaValue, { minLength: 1, maxLength: 30 }), (values) => {

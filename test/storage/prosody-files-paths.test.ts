@@ -1,6 +1,5 @@
 /** File names of Prosody's internal storage, and proof that no JID can leave the data directory. */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProsodyFilesBackend } from '../../src/storage/prosody-files/backend.js';
 import { PathError, decode, decodeCanonical, encode, getpath, storeEncode } from '../../src/storage/prosody-files/paths.js';
 import type { UserRecord, UserStart } from '../../src/xep0227/model.js';
-import { isCI } from '../support/prosody.js';
+import { LUA, luaAvailable } from './support/lua.js';
 
 describe('encode / store_encode', () => {
   it('matches the reference examples', () => {
@@ -63,16 +62,6 @@ describe('encode / store_encode', () => {
     expect(decodeCanonical('pep_urn%3axmpp', true)).toBe('pep_urn:xmpp');
   });
 });
-
-const LUA = process.env.XPORTA_LUA_BIN ?? '/usr/bin/lua5.4';
-function luaAvailable(): boolean {
-  try {
-    accessSync(LUA, fsConstants.X_OK);
-    return true;
-  } catch {
-    return isCI;
-  }
-}
 
 describe.skipIf(!luaAvailable())("same as util/datamanager.lua's gsub patterns in Lua 5.4", () => {
   it('encodes every test name identically', () => {
