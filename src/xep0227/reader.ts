@@ -49,7 +49,7 @@ import {
   type UserStart,
   type XmlElement,
 } from './model.js';
-import { ElementBuilder, attributeKey } from './xml.js';
+import { ElementBuilder, attributeKey, listen } from './xml.js';
 import { XIncludeError, includeTarget, resolveInclude } from './xinclude.js';
 
 export interface ReaderOptions {
@@ -542,29 +542,31 @@ class DocumentParser {
     readonly ctx: DocumentContext,
   ) {
     const sax = this.sax;
-    sax.on('doctype', (doctype) => this.onDoctype(doctype));
-    sax.on('xmldecl', (decl) => {
-      const encoding = decl.encoding;
-      if (encoding !== undefined && !/^(utf-?8|us-ascii|ascii)$/i.test(encoding)) {
-        this.fail('malformed', `only UTF-8 documents are supported, not ${encoding}`, sax.line, 1);
-      }
+    listen(sax, {
+      doctype: (doctype) => this.onDoctype(doctype),
+      xmldecl: (decl) => {
+        const encoding = decl.encoding;
+        if (encoding !== undefined && !/^(utf-?8|us-ascii|ascii)$/i.test(encoding)) {
+          this.fail('malformed', `only UTF-8 documents are supported, not ${encoding}`, sax.line, 1);
+        }
+      },
+      error: (err) => {
+        const message = err.message.replace(/^(?:[^:]*:)?\d+:\d+: /, '');
+        if (/entity/.test(message)) this.fail('entity', message, sax.line, this.entityColumn());
+        // saxes counts the characters read on the line: the column of the offending one, 0 at a line's start.
+        this.fail('malformed', message, sax.line, Math.max(1, sax.column));
+      },
+      opentagstart: (tag) => {
+        this.tagLine = sax.line;
+        this.tagColumn = Math.max(1, sax.column - [...tag.name].length - 1);
+      },
+      opentag: (tag) => this.onOpen(tag),
+      closetag: () => this.onClose(),
+      text: (text) => this.onText(text),
+      cdata: (text) => this.onText(text),
+      comment: () => this.mark(),
+      processinginstruction: () => this.mark(),
     });
-    sax.on('error', (err) => {
-      const message = err.message.replace(/^(?:[^:]*:)?\d+:\d+: /, '');
-      if (/entity/.test(message)) this.fail('entity', message, sax.line, this.entityColumn());
-      // saxes counts the characters read on the line: the column of the offending one, 0 at a line's start.
-      this.fail('malformed', message, sax.line, Math.max(1, sax.column));
-    });
-    sax.on('opentagstart', (tag) => {
-      this.tagLine = sax.line;
-      this.tagColumn = Math.max(1, sax.column - [...tag.name].length - 1);
-    });
-    sax.on('opentag', (tag) => this.onOpen(tag));
-    sax.on('closetag', () => this.onClose());
-    sax.on('text', (text) => this.onText(text));
-    sax.on('cdata', (text) => this.onText(text));
-    sax.on('comment', () => this.mark());
-    sax.on('processinginstruction', () => this.mark());
   }
 
   /** Takes the events produced so far. */
