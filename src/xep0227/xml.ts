@@ -5,6 +5,7 @@
  */
 import { SaxesParser, type EventName, type EventNameToHandler, type SaxesTagNS } from 'saxes';
 import { NS, type XmlElement, type XmlNode } from './model.js';
+import { scanVerbatim } from './verbatim.js';
 
 /** A character XML 1.0 cannot carry, not even as a character reference. */
 export class XmlCharError extends Error {
@@ -90,6 +91,11 @@ export function serializeElement(el: XmlElement, parentNs = ''): string {
 }
 
 function writeElement(el: XmlElement, parentNs: string, out: string[]): void {
+  const verbatim = verbatimText(el);
+  if (verbatim !== undefined) {
+    out.push(verbatim);
+    return;
+  }
   out.push('<', el.name);
   if (el.xmlns !== parentNs) out.push(" xmlns='", escapeAttribute(el.xmlns), "'");
   let prefixCount = 0;
@@ -113,6 +119,39 @@ function writeElement(el: XmlElement, parentNs: string, out: string[]): void {
     else writeElement(child, el.xmlns, out);
   }
   out.push('</', el.name, '>');
+}
+
+/**
+ * The stored text an element from {@link storedElement} serialises as. Not enumerable, so that
+ * neither a copy made with spread syntax (a changed element) nor a deep comparison sees it.
+ */
+const VERBATIM = Symbol('verbatim');
+
+function verbatimText(el: XmlElement): string | undefined {
+  return (el as XmlElement & { readonly [VERBATIM]?: string })[VERBATIM];
+}
+
+/**
+ * An element stored as text (an archived message, a PEP payload): like {@link parseElement}, but
+ * when the text is in the verbatim subset (see verbatim.ts) it is parsed only if its attributes or
+ * children are read, and serialised by copying it.
+ */
+export function storedElement(xml: string, defaultNs = ''): XmlElement {
+  const scanned = scanVerbatim(xml, defaultNs);
+  if (!scanned) return parseElement(xml, defaultNs);
+  let tree: XmlElement | undefined;
+  const el: XmlElement = {
+    name: scanned.name,
+    xmlns: scanned.xmlns,
+    get attrs() {
+      return (tree ??= parseElement(xml, defaultNs)).attrs;
+    },
+    get children() {
+      return (tree ??= parseElement(xml, defaultNs)).children;
+    },
+  };
+  Object.defineProperty(el, VERBATIM, { value: scanned.standalone });
+  return el;
 }
 
 /** Maps a saxes attribute to the model's key convention; undefined for namespace declarations. */

@@ -9,7 +9,7 @@
  * Namespaced attributes are keyed `uri\x01local`, except the XML namespace, which is `xml:local`.
  */
 import { NS, type XmlElement, type XmlNode } from '../../xep0227/model.js';
-import { escapeAttribute, escapeText, parseElement, splitClark } from '../../xep0227/xml.js';
+import { escapeAttribute, escapeText, splitClark, storedElement } from '../../xep0227/xml.js';
 import { LuaTable, type LuaValue } from './lua.js';
 
 export class PreserializedError extends Error {
@@ -98,7 +98,7 @@ function preserialize(el: XmlElement, streamNs: string, belowForeign: boolean): 
 
 /** Reads an `xml` value. A top-level element without `xmlns` is a `jabber:client` stanza. */
 export function parseXmlValue(text: string): XmlElement {
-  return parseElement(text, NS.client);
+  return storedElement(text, NS.client);
 }
 
 /**

@@ -1,0 +1,186 @@
+/**
+ * Recognises stored element text that can be copied into a document as it is, so that exporting
+ * a million archived messages does not parse and re-serialise each one.
+ *
+ * Only a strict subset of XML is accepted, the one Prosody's and ejabberd's serialisers write:
+ * elements and attributes with ASCII names (no prefixes but `xml:`), quoted values, text, and the
+ * five predefined entities. Anything else (comments, CDATA, character references, prefixes, a
+ * DOCTYPE, duplicate attributes, characters XML cannot carry) answers undefined, and the caller
+ * parses the text instead, which either accepts it or reports why not. So an accepted text is
+ * always one well-formed element whose namespaces are all declared inside it.
+ */
+
+export interface VerbatimElement {
+  readonly name: string;
+  /** The root element's namespace. */
+  readonly xmlns: string;
+  /** The text with the root's default namespace declared, ready to be placed under any parent. */
+  readonly standalone: string;
+}
+
+// Characters XML 1.0 cannot carry (lone surrogates are checked with isWellFormed).
+// eslint-disable-next-line no-control-regex -- finding control characters is this pattern's job
+const FORBIDDEN_BMP = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
+
+/** Namespaces that may not be bound as a default namespace (Namespaces in XML 1.0, §3). */
+const RESERVED_NAMESPACES = new Set(['http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2000/xmlns/']);
+
+const LT = 0x3c;
+const GT = 0x3e;
+const SLASH = 0x2f;
+const EQUALS = 0x3d;
+const COLON = 0x3a;
+const AMP = 0x26;
+const APOS = 0x27;
+const QUOT = 0x22;
+
+function isNameStart(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
+}
+
+function isNameChar(c: number): boolean {
+  return isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e;
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
+}
+
+const ENTITIES = ['&amp;', '&lt;', '&gt;', '&apos;', '&quot;'];
+
+/** Length of the predefined entity reference at `at`, 0 if there is none. */
+function entityAt(xml: string, at: number): number {
+  for (const entity of ENTITIES) if (xml.startsWith(entity, at)) return entity.length;
+  return 0;
+}
+
+/** End of the ASCII name starting at `at`, or -1. */
+function nameEnd(xml: string, at: number): number {
+  if (!isNameStart(xml.charCodeAt(at))) return -1;
+  let i = at + 1;
+  while (isNameChar(xml.charCodeAt(i))) i++;
+  return i;
+}
+
+function sameText(xml: string, a: number, b: number, length: number): boolean {
+  for (let k = 0; k < length; k++) if (xml.charCodeAt(a + k) !== xml.charCodeAt(b + k)) return false;
+  return true;
+}
+
+/**
+ * The element in `xml` if it is in the verbatim subset; `defaultNs` is the namespace of an
+ * unqualified root, as for {@link parseElement}.
+ */
+export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | undefined {
+  if (FORBIDDEN_BMP.test(xml) || !xml.isWellFormed() || xml.includes(']]>')) return undefined;
+  // Open elements as [start, end) pairs of their names.
+  const open: number[] = [];
+  // The current tag's attribute names, as [start, end) pairs, for the duplicate check.
+  const names: number[] = [];
+  let rootXmlns: string | undefined;
+  let rootNameEnd = -1;
+  let i = 0;
+  let nextAmp = xml.indexOf('&');
+  if (xml.charCodeAt(0) !== LT) return undefined;
+  for (;;) {
+    // At the `<` of a start tag.
+    const nameStart = i + 1;
+    const tagNameEnd = nameEnd(xml, nameStart);
+    if (tagNameEnd < 0) return undefined;
+    if (rootNameEnd < 0) rootNameEnd = tagNameEnd;
+    i = tagNameEnd;
+    names.length = 0;
+    let selfClosing = false;
+    for (;;) {
+      const spaceStart = i;
+      while (isSpace(xml.charCodeAt(i))) i++;
+      const c = xml.charCodeAt(i);
+      if (c === GT) {
+        i++;
+        break;
+      }
+      if (c === SLASH) {
+        if (xml.charCodeAt(i + 1) !== GT) return undefined;
+        i += 2;
+        selfClosing = true;
+        break;
+      }
+      if (i === spaceStart) return undefined;
+      const attrStart = i;
+      i = nameEnd(xml, i);
+      if (i < 0) return undefined;
+      if (xml.charCodeAt(i) === COLON) {
+        // The only prefix allowed is `xml`, which is always bound.
+        if (i - attrStart !== 3 || !xml.startsWith('xml', attrStart)) return undefined;
+        i = nameEnd(xml, i + 1);
+        if (i < 0) return undefined;
+      }
+      const attrEnd = i;
+      const attrLength = attrEnd - attrStart;
+      for (let k = 0; k < names.length; k += 2) {
+        const s = names[k] as number;
+        if ((names[k + 1] as number) - s === attrLength && sameText(xml, s, attrStart, attrLength)) return undefined;
+      }
+      names.push(attrStart, attrEnd);
+      while (isSpace(xml.charCodeAt(i))) i++;
+      if (xml.charCodeAt(i) !== EQUALS) return undefined;
+      i++;
+      while (isSpace(xml.charCodeAt(i))) i++;
+      const quote = xml.charCodeAt(i);
+      if (quote !== APOS && quote !== QUOT) return undefined;
+      const valueStart = ++i;
+      for (;;) {
+        const v = xml.charCodeAt(i);
+        if (v === quote) break;
+        if (v === LT || Number.isNaN(v)) return undefined;
+        if (v === AMP) {
+          const length = entityAt(xml, i);
+          if (length === 0) return undefined;
+          i += length;
+        } else {
+          i++;
+        }
+      }
+      if (attrLength === 5 && xml.startsWith('xmlns', attrStart)) {
+        const value = xml.slice(valueStart, i);
+        if (value.includes('&') || RESERVED_NAMESPACES.has(value)) return undefined;
+        if (open.length === 0) rootXmlns = value;
+      }
+      i++;
+    }
+    if (!selfClosing) open.push(nameStart, tagNameEnd);
+    // In content: text runs and end tags until the next start tag, or the root's end.
+    while (open.length > 0) {
+      const lt = xml.indexOf('<', i);
+      if (lt < 0) return undefined;
+      // `nextAmp` only moves forward, so text is searched for `&` once in all.
+      if (nextAmp >= 0 && nextAmp < i) nextAmp = xml.indexOf('&', i);
+      while (nextAmp >= 0 && nextAmp < lt) {
+        if (entityAt(xml, nextAmp) === 0) return undefined;
+        nextAmp = xml.indexOf('&', nextAmp + 1);
+      }
+      i = lt;
+      if (xml.charCodeAt(i + 1) !== SLASH) break;
+      const closeStart = i + 2;
+      const closeEnd = nameEnd(xml, closeStart);
+      const openEnd = open.pop() as number;
+      const openStart = open.pop() as number;
+      if (closeEnd - closeStart !== openEnd - openStart || !sameText(xml, openStart, closeStart, closeEnd - closeStart)) return undefined;
+      i = closeEnd;
+      while (isSpace(xml.charCodeAt(i))) i++;
+      if (xml.charCodeAt(i) !== GT) return undefined;
+      i++;
+    }
+    if (open.length === 0) break;
+  }
+  if (i !== xml.length) return undefined;
+  const rootName = xml.slice(1, rootNameEnd);
+  const xmlns = rootXmlns ?? defaultNs;
+  // Declared even when empty: under a parent with a default namespace the root would inherit it.
+  const standalone = rootXmlns === undefined ? `<${rootName} xmlns='${escapeNs(defaultNs)}'${xml.slice(rootNameEnd)}` : xml;
+  return { name: rootName, xmlns, standalone };
+}
+
+function escapeNs(uri: string): string {
+  return uri.replace(/[&<'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
