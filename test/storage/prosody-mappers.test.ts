@@ -35,6 +35,7 @@ import {
   vcardFromStore,
   vcardToStore,
   type ArchiveItem,
+  secondsToIso,
 } from '../../src/storage/prosody/index.js';
 import type { SkippedItem } from '../../src/storage/backend.js';
 import * as F from './fixtures/prosody-rows.js';
@@ -379,5 +380,20 @@ describe('opaque stores', () => {
     const el = archiveItemToElement('muc_log', it0);
     expect(el.children[0]).toEqual(it0.value);
     expect(archiveItemFromElement(el)).toEqual({ store: 'muc_log', item: it0 });
+  });
+});
+
+describe('secondsToIso', () => {
+  it('formats as Date does, without a fraction for whole seconds', () => {
+    const samples = [0, 59, 86_399, 86_400, 951_782_400, 1_700_000_000, 1_700_000_061, 4_102_444_799, 253_402_300_799];
+    for (let i = 0; i < 2000; i++) samples.push(Math.floor(Math.random() * 253_402_300_800));
+    for (const seconds of samples) {
+      expect(secondsToIso(seconds), String(seconds)).toBe(new Date(seconds * 1000).toISOString().replace('.000Z', 'Z'));
+    }
+  });
+
+  it('keeps a fraction when the stored time has one, and handles times outside 1970–9999', () => {
+    expect(secondsToIso(1_700_000_000.25)).toBe('2023-11-14T22:13:20.250Z');
+    expect(secondsToIso(-1)).toBe('1969-12-31T23:59:59.000Z');
   });
 });

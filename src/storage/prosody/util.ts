@@ -15,11 +15,27 @@ export function generateUuid(): string {
   return randomUUID();
 }
 
+/** The date part of the last day {@link secondsToIso} formatted: archives come in time order. */
+let cachedDay = Number.NaN;
+let cachedDate = '';
+
+function twoDigits(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
 /** Prosody's stored time (integer seconds, occasionally a float) as XEP-0082 UTC. */
 export function secondsToIso(seconds: number): string {
-  const iso = new Date(Math.round(seconds * 1000)).toISOString();
   // util.datetime writes whole seconds; keep a fraction only when the source had one.
-  return Number.isInteger(seconds) ? iso.replace('.000Z', 'Z') : iso;
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds >= 253_402_300_800) return new Date(Math.round(seconds * 1000)).toISOString();
+  const day = Math.floor(seconds / 86_400);
+  if (day !== cachedDay) {
+    cachedDay = day;
+    cachedDate = new Date(day * 86_400_000).toISOString().slice(0, 11);
+  }
+  const inDay = seconds - day * 86_400;
+  const hours = Math.floor(inDay / 3600);
+  const minutes = Math.floor((inDay % 3600) / 60);
+  return `${cachedDate}${twoDigits(hours)}:${twoDigits(minutes)}:${twoDigits(inDay % 60)}Z`;
 }
 
 const XEP0082_DATETIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
