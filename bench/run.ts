@@ -1,13 +1,16 @@
 /**
- * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS]`
+ * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write]`
  *
  * For each archive size, with a fresh process for every measured step: import into an empty
  * SQLite, PostgreSQL and MariaDB store (CLI), export from SQLite via the CLI and via HTTP, and, on
- * the same data, Prosody's own prosody-migrator SQLite → xep0227 and back, capped in time.
- * Prints a Markdown table with versions and the machine, and writes it to bench/results.md.
+ * the same data, Prosody's own prosody-migrator SQLite → xep0227 and back, capped in time. The
+ * migrator's import always runs: on its own export when that finished within the cap, otherwise
+ * on the document xporta exported from the same SQLite store in the same run.
+ * Prints a Markdown table with versions and the machine, and writes it to bench/results.md
+ * (unless `--no-write`).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -16,7 +19,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { writeDocument } from '../src/xep0227/writer.js';
-import { runProsodyMigrator, runProsodyMigratorImport } from '../test/support/prosody-migrator.js';
+import type * as MigratorModule from '../test/support/prosody-migrator.js';
 import { createTestDatabase, dropTestDatabase, sqlServer } from '../test/support/sql-databases.js';
 import { BENCH_HOST, BENCH_USER, syntheticAccount } from './synthetic.js';
 
@@ -37,6 +40,7 @@ interface Row {
   readonly step: string;
   readonly result: Measured | { readonly capped: number } | { readonly failed: string };
   readonly bytes?: number;
+  readonly note?: string;
 }
 
 const { values } = parseArgs({
@@ -45,6 +49,7 @@ const { values } = parseArgs({
     full: { type: 'boolean' },
     cap: { type: 'string' },
     'no-migrator': { type: 'boolean' },
+    'no-write': { type: 'boolean' },
   },
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [10_000, 100_000, 1_000_000] : [10_000];
@@ -130,28 +135,131 @@ async function exportOverHttp(work: string): Promise<Measured & { bytes: number 
   return { seconds, peakRssMb: kb / 1024, ok: res.statusCode === 200, bytes };
 }
 
-async function migrator(size: number, work: string): Promise<Row[]> {
+/**
+ * prosody-migrator under GNU time, for its peak RSS. The helper in test/support spawns
+ * `PROSODY_MIGRATOR_BIN`, read from XPORTA_PROSODY_MIGRATOR_BIN when it is loaded; we point that
+ * at a wrapper script and load the helper afterwards. The wrapper enforces the cap itself with
+ * timeout(1): the helper's own timeout would SIGKILL only GNU time and orphan the migrator, so it
+ * is set later than the cap as a backstop. Each run's time file comes through the environment.
+ */
+interface Migrator {
+  readonly api: typeof MigratorModule;
+  /** Where GNU time writes; undefined when the helper was already loaded and does not use the wrapper. */
+  readonly timeFileEnv?: string;
+  readonly timeoutMs: number;
+}
+
+const TIME_FILE_ENV = 'XPORTA_BENCH_MIGRATOR_TIME_FILE';
+
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+async function loadMigrator(dir: string): Promise<Migrator> {
+  const real = process.env.XPORTA_PROSODY_MIGRATOR_BIN ?? '/usr/bin/prosody-migrator';
+  const wrapper = join(dir, 'prosody-migrator-timed');
+  writeFileSync(
+    wrapper,
+    [
+      '#!/bin/sh',
+      '# Written by xporta bench/run.ts: prosody-migrator under GNU time, stopped by timeout(1) at the cap.',
+      `exec /usr/bin/time -f '%e %M' -o "$${TIME_FILE_ENV}" /usr/bin/timeout -k 5 ${capSeconds} ${shellQuote(real)} "$@"`,
+      '',
+    ].join('\n'),
+  );
+  chmodSync(wrapper, 0o755);
+  process.env.XPORTA_PROSODY_MIGRATOR_BIN = wrapper;
+  const api = await import('../test/support/prosody-migrator.js');
+  if (api.PROSODY_MIGRATOR_BIN !== wrapper) return { api, timeoutMs: capSeconds * 1000 };
+  return { api, timeFileEnv: TIME_FILE_ENV, timeoutMs: capSeconds * 1000 + 30_000 };
+}
+
+interface MigratorStep {
+  readonly result: Row['result'];
+  readonly errors?: readonly string[];
+}
+
+async function migratorStep(m: Migrator, timeFile: string, run: () => Promise<MigratorModule.MigratorRun>): Promise<MigratorStep> {
+  if (m.timeFileEnv) process.env[m.timeFileEnv] = timeFile;
+  const rss = (): number => {
+    if (!existsSync(timeFile)) return NaN;
+    return Number(readFileSync(timeFile, 'utf8').trim().split(/\s+/).pop()) / 1024;
+  };
+  try {
+    const done = await run();
+    return { result: { seconds: done.durationMs / 1000, peakRssMb: rss(), ok: true }, errors: done.errors };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const ms = err instanceof m.api.ProsodyMigratorError ? err.run.durationMs : 0;
+    // Our timeout(1) exits 124 (137 if it had to follow up with SIGKILL); the helper's own cap says "did not finish".
+    const capped = /did not finish|\(exit (124|137)\)/.test(message) || ms >= capSeconds * 1000;
+    return { result: capped ? { capped: capSeconds } : { failed: message.split('\n')[0] ?? '' } };
+  } finally {
+    if (m.timeFileEnv) delete process.env[m.timeFileEnv];
+    rmSync(timeFile, { force: true });
+  }
+}
+
+function archiveRows(sqlite: string): number | undefined {
+  if (!existsSync(sqlite)) return undefined;
+  const db = new Database(sqlite, { readonly: true });
+  try {
+    return (db.prepare("select count(*) as n from prosodyarchive where store = 'archive'").get() as { n: number }).n;
+  } catch {
+    return undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The migrator both ways. Its import reads its own export when that finished within the cap,
+ * else `xportaExport` (the document xporta exported from the same SQLite store), laid out as
+ * mod_storage_xep0227 reads its data dir: one `<user>@<host>.xml` per account (the raw JID, no
+ * escaping), with `<server-data><host><user>` as the first elements.
+ */
+async function migrator(m: Migrator, size: number, work: string, xportaExport: string | undefined): Promise<Row[]> {
   const rows: Row[] = [];
   const out = join(work, 'migrator-out');
   const sqlite = join(work, 'sqlite', 'prosody.sqlite');
-  try {
-    const started = performance.now();
-    await runProsodyMigrator({ sqliteDatabase: sqlite, outputDir: out, host: BENCH_HOST, timeoutMs: capSeconds * 1000 });
-    rows.push({ size, step: 'prosody-migrator export (sql → xep0227)', result: { seconds: (performance.now() - started) / 1000, peakRssMb: NaN, ok: true } });
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    rows.push({ size, step: 'prosody-migrator export (sql → xep0227)', result: /did not finish|timed out|SIGKILL/i.test(message) ? { capped: capSeconds } : { failed: message.split('\n')[0] ?? '' } });
+  const exported = await migratorStep(m, join(work, 'migrator-export.time'), () =>
+    m.api.runProsodyMigrator({ sqliteDatabase: sqlite, outputDir: out, host: BENCH_HOST, timeoutMs: m.timeoutMs }),
+  );
+  // mod_storage_xep0227 rewrites the whole user file for every archived message: count how far it got.
+  const outFile = join(out, `${BENCH_USER}@${BENCH_HOST}.xml`);
+  const written = existsSync(outFile) ? (readFileSync(outFile, 'utf8').match(/<result /g) ?? []).length : undefined;
+  rows.push({
+    size,
+    step: 'prosody-migrator export (sql → xep0227)',
+    result: exported.result,
+    ...(written !== undefined ? { note: `${written.toLocaleString('en')} of ${size.toLocaleString('en')} messages written${'capped' in exported.result ? ' at the cap' : ''}` } : {}),
+  });
+
+  const step = 'prosody-migrator import (xep0227 → sql)';
+  let inputDir: string;
+  let input: string;
+  if ('seconds' in exported.result) {
+    inputDir = out;
+    input = "input: migrator's export";
+  } else if (xportaExport) {
+    inputDir = join(work, 'xporta-export-xep0227');
+    mkdirSync(inputDir, { recursive: true });
+    renameSync(xportaExport, join(inputDir, `${BENCH_USER}@${BENCH_HOST}.xml`));
+    input = "input: xporta's export";
+  } else {
+    rows.push({ size, step, result: { failed: "no input: the migrator's export did not finish and xporta's failed" } });
     return rows;
   }
-  try {
-    const target = join(work, 'migrator-back.sqlite');
-    const started = performance.now();
-    await runProsodyMigratorImport({ inputDir: out, sqliteDatabase: target, host: BENCH_HOST, timeoutMs: capSeconds * 1000 });
-    rows.push({ size, step: 'prosody-migrator import (xep0227 → sql)', result: { seconds: (performance.now() - started) / 1000, peakRssMb: NaN, ok: true } });
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    rows.push({ size, step: 'prosody-migrator import (xep0227 → sql)', result: /did not finish|timed out|SIGKILL/i.test(message) ? { capped: capSeconds } : { failed: message.split('\n')[0] ?? '' } });
-  }
+  const target = join(work, 'migrator-back.sqlite');
+  const imported = await migratorStep(m, join(work, 'migrator-import.time'), () =>
+    m.api.runProsodyMigratorImport({ inputDir, sqliteDatabase: target, host: BENCH_HOST, timeoutMs: m.timeoutMs }),
+  );
+  const notes = [input];
+  // At the cap too: how far it got (each archived message is committed on its own).
+  const archived = archiveRows(target);
+  if (archived !== undefined) notes.push(`${archived.toLocaleString('en')} of ${size.toLocaleString('en')} messages in SQLite${'capped' in imported.result ? ' at the cap' : ''}`);
+  if (imported.errors?.length) notes.push(`${imported.errors.length} error${imported.errors.length === 1 ? '' : 's'} skipped (--keep-going)`);
+  rows.push({ size, step, result: imported.result, note: notes.join('; ') });
   return rows;
 }
 
@@ -170,12 +278,13 @@ function versions(): string[] {
 
 function cell(row: Row, unit: 'msg' | 'bytes'): [string, string, string, string] {
   const r = row.result;
-  if ('capped' in r) return [`> ${r.capped} s (cap)`, '–', '–', '–'];
-  if ('failed' in r) return ['failed', '–', '–', r.failed.slice(0, 60)];
-  if (!r.ok) return ['failed', '–', '–', (r.detail ?? '').split('\n').filter(Boolean).pop()?.slice(0, 60) ?? ''];
+  const note = (text: string): string => [row.note, text].filter(Boolean).join('; ');
+  if ('capped' in r) return [`> ${r.capped} s (cap)`, '–', '–', note('')];
+  if ('failed' in r) return ['failed', '–', '–', note(r.failed.slice(0, 60))];
+  if (!r.ok) return ['failed', '–', '–', note((r.detail ?? '').split('\n').filter(Boolean).pop()?.slice(0, 60) ?? '')];
   const rate = unit === 'msg' ? `${Math.round(row.size / r.seconds).toLocaleString('en')} msg/s` : '';
   const mbs = row.bytes !== undefined ? `${(row.bytes / 1e6 / r.seconds).toFixed(1)} MB/s` : '';
-  return [`${r.seconds.toFixed(2)} s`, [rate, mbs].filter(Boolean).join(', '), Number.isNaN(r.peakRssMb) ? '–' : `${r.peakRssMb.toFixed(0)} MB`, ''];
+  return [`${r.seconds.toFixed(2)} s`, [rate, mbs].filter(Boolean).join(', '), Number.isNaN(r.peakRssMb) ? '–' : `${r.peakRssMb.toFixed(0)} MB`, note('')];
 }
 
 function ratio(rows: Row[], size: number, ours: string, theirs: string): string {
@@ -187,44 +296,54 @@ function ratio(rows: Row[], size: number, ours: string, theirs: string): string 
   return `${(b.seconds / a.seconds).toFixed(1)}× faster`;
 }
 
+/** One archive size: every step in its own work dir, removed afterwards. */
+async function measure(size: number, rows: Row[], m: Migrator | undefined): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), `xporta-bench-${size}-`));
+  try {
+    const doc = join(work, 'account.xml');
+    await generate(size, doc);
+    const docBytes = statSync(doc).size;
+    console.error(`# ${size.toLocaleString('en')} messages: document ${(docBytes / 1e6).toFixed(1)} MB`);
+    for (const kind of ['sqlite', 'postgres', 'mysql', 'files'] as const) {
+      rows.push({ size, step: `xporta import → ${TARGET_NAMES[kind]} (CLI)`, result: await importInto(kind, doc, work), bytes: docBytes });
+      console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
+    }
+    const exported = join(work, 'export.xml');
+    const cliExport = timed([process.execPath, cli, 'export', JID], sqliteEnv(join(work, 'sqlite')), exported);
+    rows.push({ size, step: 'xporta export ← SQLite (CLI)', result: cliExport, bytes: existsSync(exported) ? statSync(exported).size : 0 });
+    console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
+    const http = await exportOverHttp(work);
+    rows.push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes });
+    console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
+    // export.xml stays for the migrator: its import reads it when its own export hits the cap.
+    if (m) {
+      const xportaExport = cliExport.ok && existsSync(exported) && statSync(exported).size > 0 ? exported : undefined;
+      for (const row of await migrator(m, size, work, xportaExport)) {
+        rows.push(row);
+        console.error(`  ${row.step}: ${cell(row, 'msg').join(' ')}`);
+      }
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (!existsSync(cli)) throw new Error('run `npm run build` first');
   const rows: Row[] = [];
-  for (const size of sizes) {
-    const work = mkdtempSync(join(tmpdir(), `xporta-bench-${size}-`));
-    try {
-      const doc = join(work, 'account.xml');
-      await generate(size, doc);
-      const docBytes = statSync(doc).size;
-      console.error(`# ${size.toLocaleString('en')} messages: document ${(docBytes / 1e6).toFixed(1)} MB`);
-      for (const kind of ['sqlite', 'postgres', 'mysql', 'files'] as const) {
-        rows.push({ size, step: `xporta import → ${TARGET_NAMES[kind]} (CLI)`, result: await importInto(kind, doc, work), bytes: docBytes });
-        console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
-      }
-      const exported = join(work, 'export.xml');
-      const cliExport = timed([process.execPath, cli, 'export', JID], sqliteEnv(join(work, 'sqlite')), exported);
-      rows.push({ size, step: 'xporta export ← SQLite (CLI)', result: cliExport, bytes: existsSync(exported) ? statSync(exported).size : 0 });
-      console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
-      rmSync(exported, { force: true });
-      const http = await exportOverHttp(work);
-      rows.push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes });
-      console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
-      if (!values['no-migrator']) {
-        for (const row of await migrator(size, work)) {
-          rows.push(row);
-          console.error(`  ${row.step}: ${cell(row, 'msg').join(' ')}`);
-        }
-      }
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+  const benchDir = mkdtempSync(join(tmpdir(), 'xporta-bench-'));
+  try {
+    const m = values['no-migrator'] ? undefined : await loadMigrator(benchDir);
+    for (const size of sizes) await measure(size, rows, m);
+  } finally {
+    rmSync(benchDir, { recursive: true, force: true });
   }
 
   const lines = [
     '# xporta benchmark',
     '',
     ...versions().map((v) => `- ${v}`),
-    `- run ${new Date().toISOString()}; each step a fresh process; prosody-migrator capped at ${capSeconds} s`,
+    `- run ${new Date().toISOString()}; each step a fresh process; prosody-migrator capped at ${capSeconds} s; its import reads its own export, or xporta's export of the same data when its export hit the cap (see note)`,
     '- account: 500 roster items in groups, vCard with a 40 KB photo, 20 PEP nodes with items, N archived messages (1 in 7 OMEMO-encrypted)',
     '',
     '| messages | step | wall time | throughput | peak RSS | note |',
@@ -241,7 +360,7 @@ async function main(): Promise<void> {
   ];
   const table = lines.join('\n');
   console.log(table);
-  writeFileSync(join(root, 'bench', 'results.md'), table);
+  if (!values['no-write']) writeFileSync(join(root, 'bench', 'results.md'), table);
 }
 
 main().catch((err: unknown) => {
