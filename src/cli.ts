@@ -6,7 +6,6 @@ import { parseArgs } from 'node:util';
 import { runExport, runImport, runOperatorToken, runUserToken, UsageError } from './cli-commands.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
 import { JidError } from './jid.js';
-import { serve } from './serve.js';
 import { StorageError } from './storage/backend.js';
 import { TransferError } from './transfer.js';
 import { Xep0227Error } from './xep0227/errors.js';
@@ -91,7 +90,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'serve':
-        await serve(config);
+        // Loaded here: the HTTP and XMPP stacks are not needed by the other commands.
+        await (await import('./serve.js')).serve(config);
         return 0;
       case 'export':
         await runExport(

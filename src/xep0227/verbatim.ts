@@ -177,10 +177,18 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
   const rootName = xml.slice(1, rootNameEnd);
   const xmlns = rootXmlns ?? defaultNs;
   // Declared even when empty: under a parent with a default namespace the root would inherit it.
-  const standalone = rootXmlns === undefined ? `<${rootName} xmlns='${escapeNs(defaultNs)}'${xml.slice(rootNameEnd)}` : xml;
+  const standalone = rootXmlns === undefined ? `<${rootName}${namespaceDeclaration(defaultNs)}${xml.slice(rootNameEnd)}` : xml;
   return { name: rootName, xmlns, standalone };
 }
 
-function escapeNs(uri: string): string {
-  return uri.replace(/[&<'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+/** ` xmlns='…'` for each default namespace met (a handful: `jabber:client`, a PEP payload's). */
+const declarations = new Map<string, string>();
+
+function namespaceDeclaration(uri: string): string {
+  let declaration = declarations.get(uri);
+  if (declaration === undefined) {
+    declaration = ` xmlns='${uri.replace(/[&<'"]/g, (c) => `&#${c.charCodeAt(0)};`)}'`;
+    if (declarations.size < 64) declarations.set(uri, declaration);
+  }
+  return declaration;
 }

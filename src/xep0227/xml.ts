@@ -121,14 +121,45 @@ function writeElement(el: XmlElement, parentNs: string, out: string[]): void {
   out.push('</', el.name, '>');
 }
 
-/**
- * The stored text an element from {@link storedElement} serialises as. Not enumerable, so that
- * neither a copy made with spread syntax (a changed element) nor a deep comparison sees it.
- */
-const VERBATIM = Symbol('verbatim');
+/** What a stored element keeps: its text, and its parsed tree once attributes or children are read. */
+interface StoredState {
+  readonly xml: string;
+  readonly defaultNs: string;
+  /** The text with the root's namespace declared, which serialisation copies. */
+  readonly verbatim: string;
+  tree: XmlElement | undefined;
+}
+
+// Not enumerable, so neither a copy made with spread syntax (a changed element) nor a deep
+// comparison sees it.
+const STORED = Symbol('stored element');
+
+type StoredElement = XmlElement & { readonly [STORED]: StoredState };
+
+function treeOf(el: StoredElement): XmlElement {
+  const state = el[STORED];
+  return (state.tree ??= parseElement(state.xml, state.defaultNs));
+}
+
+// One pair of accessor functions for all stored elements: an object literal with getters of its
+// own is a V8 dictionary-mode object of about 700 bytes; shared ones keep it small and fast.
+const LAZY_CONTENT: PropertyDescriptorMap = {
+  attrs: {
+    enumerable: true,
+    get(this: StoredElement) {
+      return treeOf(this).attrs;
+    },
+  },
+  children: {
+    enumerable: true,
+    get(this: StoredElement) {
+      return treeOf(this).children;
+    },
+  },
+};
 
 function verbatimText(el: XmlElement): string | undefined {
-  return (el as XmlElement & { readonly [VERBATIM]?: string })[VERBATIM];
+  return (el as Partial<StoredElement>)[STORED]?.verbatim;
 }
 
 /**
@@ -139,19 +170,9 @@ function verbatimText(el: XmlElement): string | undefined {
 export function storedElement(xml: string, defaultNs = ''): XmlElement {
   const scanned = scanVerbatim(xml, defaultNs);
   if (!scanned) return parseElement(xml, defaultNs);
-  let tree: XmlElement | undefined;
-  const el: XmlElement = {
-    name: scanned.name,
-    xmlns: scanned.xmlns,
-    get attrs() {
-      return (tree ??= parseElement(xml, defaultNs)).attrs;
-    },
-    get children() {
-      return (tree ??= parseElement(xml, defaultNs)).children;
-    },
-  };
-  Object.defineProperty(el, VERBATIM, { value: scanned.standalone });
-  return el;
+  const el = Object.defineProperties({ name: scanned.name, xmlns: scanned.xmlns }, LAZY_CONTENT);
+  const state: StoredState = { xml, defaultNs, verbatim: scanned.standalone, tree: undefined };
+  return Object.defineProperty(el, STORED, { value: state }) as StoredElement;
 }
 
 /** Maps a saxes attribute to the model's key convention; undefined for namespace declarations. */

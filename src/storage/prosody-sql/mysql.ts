@@ -2,7 +2,7 @@
  * MySQL/MariaDB through mysql2. Connections use the character set util/sql.lua picks (the widest
  * `utf8%`, i.e. utf8mb4) with its `_bin` collation, so keys compare byte for byte as in Prosody.
  */
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
 
 export interface MysqlOptions {
@@ -67,32 +67,38 @@ class MysqlTransaction implements SqlTransaction {
 export class MysqlDialect implements SqlDialect {
   readonly name = 'mysql';
   readonly driver = 'MySQL';
-  private readonly pool: mysql.Pool;
+  private pool: Promise<mysql.Pool> | undefined;
   private charsetName: Promise<string> | undefined;
 
-  constructor(options: MysqlOptions) {
-    this.pool = mysql.createPool({
-      host: options.host,
-      port: options.port,
-      user: options.user,
-      password: options.password,
-      database: options.database,
-      connectionLimit: options.maxConnections ?? 4,
-      charset: 'UTF8MB4_BIN',
-      supportBigNumbers: true,
-    });
+  constructor(private readonly options: MysqlOptions) {}
+
+  /** mysql2 is loaded on first use, so that a service on another store does not carry it. */
+  private pooled(): Promise<mysql.Pool> {
+    this.pool ??= import('mysql2/promise').then(({ default: { createPool } }) =>
+      createPool({
+        host: this.options.host,
+        port: this.options.port,
+        user: this.options.user,
+        password: this.options.password,
+        database: this.options.database,
+        connectionLimit: this.options.maxConnections ?? 4,
+        charset: 'UTF8MB4_BIN',
+        supportBigNumbers: true,
+      }),
+    );
+    return this.pool;
   }
 
   async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
-    return rowsOf(await exec(this.pool, sql, params));
+    return rowsOf(await exec(await this.pooled(), sql, params));
   }
 
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
-    return affectedOf(await exec(this.pool, sql, params));
+    return affectedOf(await exec(await this.pooled(), sql, params));
   }
 
   async begin(): Promise<SqlTransaction> {
-    const conn = await this.pool.getConnection();
+    const conn = await (await this.pooled()).getConnection();
     try {
       await conn.beginTransaction();
     } catch (err) {
@@ -122,6 +128,6 @@ export class MysqlDialect implements SqlDialect {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    if (this.pool) await (await this.pool).end();
   }
 }

@@ -1,5 +1,8 @@
-/** PostgreSQL through pg: a pool for reads, one pooled client per transaction. */
-import pg from 'pg';
+/**
+ * PostgreSQL through pg: a pool for reads, one pooled client per transaction. pg is loaded on
+ * first use, so that a service or CLI on another store does not carry it (about 15 MB of RSS).
+ */
+import type pg from 'pg';
 import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
 
 export interface PostgresqlOptions {
@@ -65,31 +68,37 @@ class PostgresqlTransaction implements SqlTransaction {
 export class PostgresqlDialect implements SqlDialect {
   readonly name = 'postgresql';
   readonly driver = 'PostgreSQL';
-  private readonly pool: pg.Pool;
+  private pool: Promise<pg.Pool> | undefined;
 
-  constructor(options: PostgresqlOptions) {
-    this.pool = new pg.Pool({
-      host: options.host,
-      port: options.port,
-      user: options.user,
-      password: options.password,
-      database: options.database,
-      max: options.maxConnections ?? 4,
+  constructor(private readonly options: PostgresqlOptions) {}
+
+  private pooled(): Promise<pg.Pool> {
+    this.pool ??= import('pg').then(({ default: { Pool } }) => {
+      const pool = new Pool({
+        host: this.options.host,
+        port: this.options.port,
+        user: this.options.user,
+        password: this.options.password,
+        database: this.options.database,
+        max: this.options.maxConnections ?? 4,
+      });
+      // An idle client that loses its server emits here; without a listener that would crash the process.
+      pool.on('error', () => undefined);
+      return pool;
     });
-    // An idle client that loses its server emits here; without a listener that would crash the process.
-    this.pool.on('error', () => undefined);
+    return this.pool;
   }
 
   async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
-    return (await query(this.pool, sql, params)).rows;
+    return (await query(await this.pooled(), sql, params)).rows;
   }
 
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
-    return (await query(this.pool, sql, params)).rowCount ?? 0;
+    return (await query(await this.pooled(), sql, params)).rowCount ?? 0;
   }
 
   async begin(): Promise<SqlTransaction> {
-    const client = await this.pool.connect();
+    const client = await (await this.pooled()).connect();
     try {
       await client.query('BEGIN');
     } catch (err) {
@@ -109,6 +118,6 @@ export class PostgresqlDialect implements SqlDialect {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    if (this.pool) await (await this.pool).end();
   }
 }

@@ -35,9 +35,7 @@ class SqliteSession implements SqlSession {
         return Promise.resolve([]);
       }
       // Rows are collected before anything else runs, so the connection is never left mid-statement.
-      const rows: SqlRow[] = [];
-      for (const row of stmt.iterate(...params)) rows.push(row);
-      return Promise.resolve(rows);
+      return Promise.resolve(stmt.all(...params));
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
