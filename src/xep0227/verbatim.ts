@@ -81,6 +81,7 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
   let rootNameEnd = -1;
   let i = 0;
   let nextAmp = xml.indexOf('&');
+  let nextLt = 0;
   if (xml.charCodeAt(0) !== LT) return undefined;
   for (;;) {
     // At the `<` of a start tag.
@@ -89,7 +90,7 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
     if (tagNameEnd < 0) return undefined;
     if (rootNameEnd < 0) rootNameEnd = tagNameEnd;
     i = tagNameEnd;
-    names.length = 0;
+    let nameCount = 0;
     let selfClosing = false;
     for (;;) {
       const spaceStart = i;
@@ -117,11 +118,12 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
       }
       const attrEnd = i;
       const attrLength = attrEnd - attrStart;
-      for (let k = 0; k < names.length; k += 2) {
+      for (let k = 0; k < nameCount; k += 2) {
         const s = names[k] as number;
         if ((names[k + 1] as number) - s === attrLength && sameText(xml, s, attrStart, attrLength)) return undefined;
       }
-      names.push(attrStart, attrEnd);
+      names[nameCount++] = attrStart;
+      names[nameCount++] = attrEnd;
       while (isSpace(xml.charCodeAt(i))) i++;
       if (xml.charCodeAt(i) !== EQUALS) return undefined;
       i++;
@@ -129,17 +131,15 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
       const quote = xml.charCodeAt(i);
       if (quote !== APOS && quote !== QUOT) return undefined;
       const valueStart = ++i;
-      for (;;) {
-        const v = xml.charCodeAt(i);
-        if (v === quote) break;
-        if (v === LT || Number.isNaN(v)) return undefined;
-        if (v === AMP) {
-          const length = entityAt(xml, i);
-          if (length === 0) return undefined;
-          i += length;
-        } else {
-          i++;
-        }
+      // An entity has no quote in it, so the value ends at the next quote character.
+      i = xml.indexOf(quote === APOS ? "'" : '"', i);
+      if (i < 0) return undefined;
+      if (nextLt < valueStart) nextLt = xml.indexOf('<', valueStart);
+      if (nextLt >= 0 && nextLt < i) return undefined;
+      if (nextAmp >= 0 && nextAmp < valueStart) nextAmp = xml.indexOf('&', valueStart);
+      while (nextAmp >= 0 && nextAmp < i) {
+        if (entityAt(xml, nextAmp) === 0) return undefined;
+        nextAmp = xml.indexOf('&', nextAmp + 1);
       }
       if (attrLength === 5 && xml.startsWith('xmlns', attrStart)) {
         const value = xml.slice(valueStart, i);
@@ -153,7 +153,7 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
     while (open.length > 0) {
       const lt = xml.indexOf('<', i);
       if (lt < 0) return undefined;
-      // `nextAmp` only moves forward, so text is searched for `&` once in all.
+      // `nextAmp` and `nextLt` only move forward, so the text is searched for each once in all.
       if (nextAmp >= 0 && nextAmp < i) nextAmp = xml.indexOf('&', i);
       while (nextAmp >= 0 && nextAmp < lt) {
         if (entityAt(xml, nextAmp) === 0) return undefined;
