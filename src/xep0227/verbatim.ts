@@ -30,7 +30,6 @@ const GT = 0x3e;
 const SLASH = 0x2f;
 const EQUALS = 0x3d;
 const COLON = 0x3a;
-const AMP = 0x26;
 const APOS = 0x27;
 const QUOT = 0x22;
 
