@@ -17,6 +17,12 @@ export interface SqlSession {
   query(sql: string, params?: readonly SqlParam[]): Promise<SqlRow[]>;
   /** Runs a statement; resolves to the number of affected rows. */
   run(sql: string, params?: readonly SqlParam[]): Promise<number>;
+  /**
+   * Sends a write whose outcome nobody waits for, so that the database executes it while the
+   * caller prepares the next one. It fails the next statement or the commit if it fails.
+   * Resolves once few enough writes are outstanding. Where missing, callers use `run`.
+   */
+  write?(sql: string, params: readonly SqlParam[]): Promise<void>;
 }
 
 /** A transaction on a connection of its own; commit or rollback releases the connection. */

@@ -4,6 +4,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
+import { WriteBehind } from './write-behind.js';
 
 export interface MysqlOptions {
   readonly host?: string;
@@ -31,22 +32,31 @@ function affectedOf(result: SqlRow[] | mysql.ResultSetHeader): number {
 
 class MysqlTransaction implements SqlTransaction {
   private released = false;
+  private readonly writes = new WriteBehind();
 
   constructor(private readonly conn: mysql.PoolConnection) {}
 
   async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    await this.writes.settle();
     return rowsOf(await exec(this.conn, sql, params));
   }
 
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    await this.writes.settle();
     return affectedOf(await exec(this.conn, sql, params));
   }
 
+  write(sql: string, params: readonly SqlParam[]): Promise<void> {
+    return this.writes.add(exec(this.conn, sql, params));
+  }
+
   async commit(): Promise<void> {
+    await this.writes.settle();
     await this.finish(() => this.conn.commit());
   }
 
   async rollback(): Promise<void> {
+    await this.writes.drain();
     await this.finish(() => this.conn.rollback());
   }
 

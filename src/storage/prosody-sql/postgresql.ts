@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
+import { WriteBehind } from './write-behind.js';
 
 export interface PostgresqlOptions {
   readonly host?: string;
@@ -22,15 +23,22 @@ async function query(client: Queryable, sql: string, params: readonly SqlParam[]
 
 class PostgresqlTransaction implements SqlTransaction {
   private released = false;
+  private readonly writes = new WriteBehind();
 
   constructor(private readonly client: pg.PoolClient) {}
 
   async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    await this.writes.settle();
     return (await query(this.client, sql, params)).rows;
   }
 
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    await this.writes.settle();
     return (await query(this.client, sql, params)).rowCount ?? 0;
+  }
+
+  write(sql: string, params: readonly SqlParam[]): Promise<void> {
+    return this.writes.add(query(this.client, sql, params));
   }
 
   /**
@@ -40,14 +48,17 @@ class PostgresqlTransaction implements SqlTransaction {
    * switches to the unique (host, user, store, key) index.
    */
   async refreshStatistics(table: string): Promise<void> {
+    await this.writes.settle();
     await this.client.query(`ANALYZE "${table}"`);
   }
 
   async commit(): Promise<void> {
+    await this.writes.settle();
     await this.finish('COMMIT');
   }
 
   async rollback(): Promise<void> {
+    await this.writes.drain();
     await this.finish('ROLLBACK');
   }
 

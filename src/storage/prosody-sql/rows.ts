@@ -54,6 +54,12 @@ async function inChunks(keys: readonly string[], fn: (chunk: readonly string[], 
   }
 }
 
+/** An INSERT nothing reads the result of: sent ahead where the session can. */
+async function send(db: SqlSession, sql: string, params: readonly SqlParam[]): Promise<void> {
+  if (db.write) await db.write(sql, params);
+  else await db.run(sql, params);
+}
+
 function placeholders(count: number, width: number): string {
   const row = `(${new Array<string>(width).fill('?').join(',')})`;
   return new Array<string>(count).fill(row).join(',');
@@ -88,7 +94,7 @@ async function insertEntries(db: SqlSession, owner: Owner, store: string, entrie
       const stored = serializeValue(value);
       params.push(owner.host, owner.user, store, key, stored.type, stored.value);
     }
-    await db.run(`INSERT INTO "prosody" ("host", "user", "store", "key", "type", "value") VALUES ${placeholders(batch.length, 6)}`, params);
+    await send(db, `INSERT INTO "prosody" ("host", "user", "store", "key", "type", "value") VALUES ${placeholders(batch.length, 6)}`, params);
   }
 }
 
@@ -204,9 +210,6 @@ export async function insertArchiveItems(db: SqlSession, owner: Owner, store: st
       const stored = serializeValue(item.value);
       params.push(owner.host, owner.user, store, Math.floor(item.when), item.with, item.key, stored.type, stored.value);
     }
-    await db.run(
-      `INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ${placeholders(batch.length, 8)}`,
-      params,
-    );
+    await send(db, `INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ${placeholders(batch.length, 8)}`, params);
   }
 }

@@ -214,6 +214,29 @@ export function prosodySqlSuite(name: string, open: () => Promise<TestDatabase>)
       await backend.applyUser(ALICE, ALICE_ACCOUNT, iterate([archiveRecord(5)]), applyOptions({ mode: 'merge' }));
     });
 
+    it('fails the commit with the error of a write sent ahead, and keeps none of the transaction', async () => {
+      await reset();
+      const tx = await db.begin();
+      const insert = `INSERT INTO "prosody" ("host", "user", "store", "key", "type", "value") VALUES (?, ?, ?, ?, ?, ?)`;
+      // Dialects without write-behind fail at once; the others at the next statement or the commit.
+      const send = async (sql: string, params: (string | number)[]): Promise<void> => {
+        if (tx.write) await tx.write(sql, params);
+        else await tx.run(sql, params);
+      };
+      let failure: unknown;
+      try {
+        await send(insert, ['localhost', 'alice', 'vcard', 'k1', 'string', 'kept?']);
+        await send(`INSERT INTO "no_such_table" ("x") VALUES (?)`, [1]);
+        await send(insert, ['localhost', 'alice', 'vcard', 'k2', 'string', 'kept?']);
+        await tx.commit();
+      } catch (err) {
+        failure = err;
+        await tx.rollback();
+      }
+      expect(String(failure)).toMatch(/no_such_table/);
+      expect(await snapshot(db)).toEqual([]);
+    });
+
     it('rolls back when aborted', async () => {
       await importAlice();
       const before = await snapshot(db);
