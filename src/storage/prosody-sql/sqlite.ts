@@ -1,10 +1,12 @@
 /**
- * SQLite through better-sqlite3. Reads share one connection; every transaction opens a connection
- * of its own, so a long import never mixes with reads and holds the write lock only on its own
- * handle. No PRAGMA is changed: the journal mode stays whatever Prosody uses (DELETE by default).
+ * SQLite through better-sqlite3. Reads share one connection; transactions run on a connection of
+ * their own on a worker thread (sqlite-writer.ts), so a long import never mixes with reads and
+ * holds the write lock only on its own handle. No PRAGMA is changed: the journal mode stays
+ * whatever Prosody uses (DELETE by default).
  */
 import Database from 'better-sqlite3';
 import type { SqlDialect, SqlParam, SqlRow, SqlSession, SqlTransaction } from './dialect.js';
+import { SqliteWriter } from './sqlite-writer.js';
 
 export interface SqliteOptions {
   /** Path of Prosody's database file (`sql.database`, relative to Prosody's data directory there). */
@@ -50,33 +52,15 @@ class SqliteSession implements SqlSession {
   }
 }
 
-class SqliteTransaction extends SqliteSession implements SqlTransaction {
-  async commit(): Promise<void> {
-    try {
-      this.db.exec('COMMIT');
-    } finally {
-      this.db.close();
-    }
-  }
-
-  async rollback(): Promise<void> {
-    try {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-    } finally {
-      this.db.close();
-    }
-  }
-}
-
 export class SqliteDialect extends SqliteSession implements SqlDialect {
   readonly name = 'sqlite';
   readonly driver = 'SQLite3';
 
-  private constructor(
-    db: Database.Database,
-    private readonly options: SqliteOptions,
-  ) {
+  private readonly writer: SqliteWriter;
+
+  private constructor(db: Database.Database, options: SqliteOptions) {
     super(db);
+    this.writer = new SqliteWriter({ database: options.database, busyTimeoutMs: options.busyTimeoutMs ?? 5000 });
   }
 
   static open(options: SqliteOptions): SqliteDialect {
@@ -91,16 +75,9 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
     return new Database(options.database, { timeout: options.busyTimeoutMs ?? 5000 });
   }
 
+  /** On the writer's worker, so that SQLite inserts while the caller parses (see sqlite-writer.ts). */
   begin(): Promise<SqlTransaction> {
-    const db = SqliteDialect.connect(this.options);
-    try {
-      // Take the write lock now rather than fail to upgrade a read lock halfway through an import.
-      db.exec('BEGIN IMMEDIATE');
-    } catch (err) {
-      db.close();
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    return Promise.resolve(new SqliteTransaction(db));
+    return this.writer.begin();
   }
 
   async tableExists(table: string): Promise<boolean> {
@@ -112,8 +89,8 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
     return Promise.resolve('utf8');
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.db.close();
-    return Promise.resolve();
+    await this.writer.close();
   }
 }
