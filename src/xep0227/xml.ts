@@ -3,7 +3,7 @@
  * serialise an {@link XmlElement} with correct namespace declarations and escaping, and parse a
  * stand-alone XML fragment (a stored stanza, a PEP payload) into one, refusing DTDs.
  */
-import { SaxesParser, type EventName, type EventNameToHandler, type SaxesTagNS } from 'saxes';
+import { SaxesParser, type EventName, type EventNameToHandler, type SaxesAttributeNS, type SaxesTagNS } from 'saxes';
 import { NS, type XmlElement, type XmlNode } from './model.js';
 import { scanVerbatim } from './verbatim.js';
 
@@ -193,7 +193,14 @@ export class ElementBuilder {
 
   open(tag: SaxesTagNS): void {
     const attrs: Record<string, string> = {};
-    for (const attr of Object.values(tag.attributes)) {
+    const attributes = tag.attributes;
+    for (const qname in attributes) {
+      const attr = attributes[qname] as SaxesAttributeNS;
+      // The common case first: an unprefixed attribute is in no namespace, its key is its name.
+      if (attr.prefix === '') {
+        if (qname !== 'xmlns') attrs[qname] = attr.value;
+        continue;
+      }
       const key = attributeKey(attr);
       if (key !== undefined) attrs[key] = attr.value;
     }
