@@ -106,9 +106,13 @@ function normaliseJid(value: string, form: JidForm): string {
 
 /** Bare JID with a lower-cased domain, without validation: only for deriving `with`. */
 function looseBare(jid: string): string {
-  const bare = jid.split('/', 1)[0] ?? '';
+  const slash = jid.indexOf('/');
+  const bare = slash === -1 ? jid : jid.slice(0, slash);
   const at = bare.indexOf('@');
-  return at === -1 ? bare.toLowerCase() : `${bare.slice(0, at)}@${bare.slice(at + 1).toLowerCase()}`;
+  const domain = at === -1 ? bare : bare.slice(at + 1);
+  // Domains are almost always lower-case already; then the JID needs no new string.
+  if (!/[^a-z0-9.-]/.test(domain)) return bare;
+  return at === -1 ? bare.toLowerCase() : `${bare.slice(0, at)}@${domain.toLowerCase()}`;
 }
 
 // ---------------------------------------------------------------------------------------------
