@@ -14,6 +14,7 @@ import { ProsodyImport, type MapEntry, type ProsodyImportSettings } from '../pro
 import { LuaTable, isStanzaValue, type LuaValue } from '../prosody/lua.js';
 import { serializeXmlValue } from '../prosody/stanza.js';
 import type { FileStore } from './files.js';
+import { FingerprintSet } from './fingerprint-set.js';
 import { ListItemError, archiveItemFromList, archiveItemToList } from './list-items.js';
 import { LuaSerializeError, serializeDatFile, serializeListItem } from './lua-serialize.js';
 import type { FileTransaction, StagedFile } from './transaction.js';
@@ -45,7 +46,8 @@ class ListStage {
   private prepared = false;
   private baseExists = false;
   private baseCount = 0;
-  private readonly seen = new Set<string>();
+  /** `first-wins` keys or `same-content` identities met so far. */
+  private readonly seen = new FingerprintSet();
   /** `last-wins`: serialized items by key, in the order their last occurrence came. */
   private readonly latest = new Map<string, string>();
   written = 0;
@@ -70,8 +72,8 @@ class ListStage {
     for await (const value of this.files.readListValues(this.path, this.signal)) {
       position++;
       this.baseCount++;
-      if (this.policy === 'first-wins') this.seen.add(detached(keyOf(value, position)));
-      else if (this.policy === 'same-content') this.seen.add(detached(this.identityOf(value, position)));
+      if (this.policy === 'first-wins') this.seen.add(keyOf(value, position));
+      else if (this.policy === 'same-content') this.seen.add(this.identityOf(value, position));
     }
   }
 
@@ -103,8 +105,7 @@ class ListStage {
     }
     if (this.policy === 'first-wins' || this.policy === 'same-content') {
       const id = this.policy === 'first-wins' ? item.key : itemIdentity(item);
-      if (this.seen.has(id)) return false;
-      this.seen.add(detached(id));
+      if (!this.seen.add(id)) return false;
     }
     if (!this.out) {
       this.out = await this.tx.stage(this.path);
@@ -138,15 +139,6 @@ class ListStage {
     if (!this.out && !this.keepBase) await this.tx.remove(this.path);
     return (this.baseExists ? this.baseCount : 0) + this.written;
   }
-}
-
-/**
- * A copy of `s` that shares no memory with it. Keys come out of the parsers as slices of the
- * chunk they were read from; kept in `seen`, each would pin its whole chunk, and a million-item
- * import held the entire document (1.3 GB RSS).
- */
-function detached(s: string): string {
-  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 function keyOf(value: LuaValue, position: number): string {
