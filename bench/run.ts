@@ -10,7 +10,7 @@
  * (unless `--no-write`).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -58,16 +58,22 @@ const capSeconds = Number(values.cap ?? 300);
 /** Runs a command under GNU time: wall seconds and peak RSS of that process alone. */
 function timed(command: string[], env: NodeJS.ProcessEnv, stdoutFile?: string, stdin?: string): Measured {
   const timeFile = join(tmpdir(), `xporta-bench-time-${process.pid}`);
-  const run = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, ...command], {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: [stdin ? 'pipe' : 'ignore', stdoutFile ? 'pipe' : 'ignore', 'pipe'],
-    ...(stdin ? { input: readFileSync(stdin) } : {}),
-    maxBuffer: 4 * 1024 ** 3,
-  });
-  if (stdoutFile && run.stdout) writeFileSync(stdoutFile, run.stdout);
-  const [seconds = 'NaN', kb = 'NaN'] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-2);
-  rmSync(timeFile, { force: true });
-  return { seconds: Number(seconds), peakRssMb: Number(kb) / 1024, ok: run.status === 0, ...(run.status !== 0 ? { detail: String(run.stderr).slice(-500) } : {}) };
+  // Files, not pipes: the measured process writes and reads at disk speed, not through this one.
+  const out = stdoutFile ? openSync(stdoutFile, 'w') : undefined;
+  const input = stdin ? openSync(stdin, 'r') : undefined;
+  try {
+    const run = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, ...command], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: [input ?? 'ignore', out ?? 'ignore', 'pipe'],
+      maxBuffer: 64 * 1024 ** 2,
+    });
+    const [seconds = 'NaN', kb = 'NaN'] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-2);
+    rmSync(timeFile, { force: true });
+    return { seconds: Number(seconds), peakRssMb: Number(kb) / 1024, ok: run.status === 0, ...(run.status !== 0 ? { detail: String(run.stderr).slice(-500) } : {}) };
+  } finally {
+    if (out !== undefined) closeSync(out);
+    if (input !== undefined) closeSync(input);
+  }
 }
 
 async function generate(size: number, file: string): Promise<void> {
