@@ -46,6 +46,19 @@ function account(name: string, credentials: Pick<Extract<DocumentEvent, { kind: 
   ];
 }
 
+/**
+ * SCRAM-SHA-1 credentials from a fixed salt, chosen so that the stored or server key does (or
+ * does not) contain a zero byte: a random salt gives one about one time in seven, and whether
+ * ejabberd's import then works at all depends on it.
+ */
+function scramWithZeroByte(password: string, zero: boolean): ReturnType<typeof deriveScram> {
+  for (let i = 0; ; i++) {
+    const set = deriveScram(password, 'SCRAM-SHA-1', 4096, `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+    const hasZero = [set.storedKey, set.serverKey].some((key) => Buffer.from(key, 'base64').includes(0));
+    if (hasZero === zero) return set;
+  }
+}
+
 describeWithEjabberd('xporta document → ejabberdctl import_piefxis', () => {
   let ejabberd: EjabberdHandle;
   let dir: string;
@@ -83,15 +96,24 @@ describeWithEjabberd('xporta document → ejabberdctl import_piefxis', () => {
 
   it('ejabberd 23.01 keeps spec-form SCRAM credentials unusable: the account exists, the password fails', async () => {
     const file = join(dir, 'erin.xml');
-    await writeFile(file, await documentText(account('erin', { scram: [deriveScram('erin-pw')] })));
+    await writeFile(file, await documentText(account('erin', { scram: [scramWithZeroByte('erin-pw', false)] })));
     const result = await ejabberd.ctl(['import_piefxis', file]);
-    expect(result.code).toBe(0);
+    expect(result.code, `${result.stdout}${result.stderr}\n${ejabberd.logTail(30)}`).toBe(0);
     expect((await ejabberd.ctl(['registered_users', 'localhost'])).stdout.split('\n')).toContain('erin');
     // ejabberd's importer base64-decodes the values and stores raw bytes where it expects base64.
     // xporta's own ejabberd backend stores the same credentials correctly (ejabberd-sql-live).
     await expect(
       connectClient({ service: ejabberd.service, domain: 'localhost', username: 'erin', password: 'erin-pw', timeoutMs: 3000 }),
     ).rejects.toThrow();
+  });
+
+  it('ejabberd 23.01 fails the whole import when a SCRAM key holds a zero byte, which breaks its SQL', async () => {
+    const file = join(dir, 'fred.xml');
+    await writeFile(file, await documentText(account('fred', { scram: [scramWithZeroByte('fred-pw', true)] })));
+    const result = await ejabberd.ctl(['import_piefxis', file]);
+    expect(result.code).not.toBe(0);
+    expect(`${result.stdout}${result.stderr}`).toMatch(/import_failed/);
+    expect((await ejabberd.ctl(['registered_users', 'localhost'])).stdout.split('\n')).not.toContain('fred');
   });
 
 });
