@@ -4,7 +4,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
-import { WriteBehind } from './write-behind.js';
+import { PipelinedTransaction, type Executed } from './write-behind.js';
 
 export interface MysqlOptions {
   readonly host?: string;
@@ -30,41 +30,19 @@ function affectedOf(result: SqlRow[] | mysql.ResultSetHeader): number {
   return Array.isArray(result) ? 0 : result.affectedRows;
 }
 
-class MysqlTransaction implements SqlTransaction {
-  private released = false;
-  private readonly writes = new WriteBehind();
-
-  constructor(private readonly conn: mysql.PoolConnection) {}
-
-  async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
-    await this.writes.settle();
-    return rowsOf(await exec(this.conn, sql, params));
+class MysqlTransaction extends PipelinedTransaction {
+  constructor(private readonly conn: mysql.PoolConnection) {
+    super();
   }
 
-  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
-    await this.writes.settle();
-    return affectedOf(await exec(this.conn, sql, params));
+  protected async execute(sql: string, params: readonly SqlParam[]): Promise<Executed> {
+    const result = await exec(this.conn, sql, params);
+    return { rows: rowsOf(result), changes: affectedOf(result) };
   }
 
-  write(sql: string, params: readonly SqlParam[]): Promise<void> {
-    return this.writes.add(exec(this.conn, sql, params));
-  }
-
-  async commit(): Promise<void> {
-    await this.writes.settle();
-    await this.finish(() => this.conn.commit());
-  }
-
-  async rollback(): Promise<void> {
-    await this.writes.drain();
-    await this.finish(() => this.conn.rollback());
-  }
-
-  private async finish(end: () => Promise<void>): Promise<void> {
-    if (this.released) return;
-    this.released = true;
+  protected async end(commit: boolean): Promise<void> {
     try {
-      await end();
+      await (commit ? this.conn.commit() : this.conn.rollback());
       this.conn.release();
     } catch (err) {
       // A connection in an unknown state must not go back to the pool.

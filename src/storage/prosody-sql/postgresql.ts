@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
-import { WriteBehind } from './write-behind.js';
+import { PipelinedTransaction, type Executed } from './write-behind.js';
 
 export interface PostgresqlOptions {
   readonly host?: string;
@@ -21,24 +21,14 @@ async function query(client: Queryable, sql: string, params: readonly SqlParam[]
   return client.query<SqlRow>(numberedPlaceholders(sql), [...params]);
 }
 
-class PostgresqlTransaction implements SqlTransaction {
-  private released = false;
-  private readonly writes = new WriteBehind();
-
-  constructor(private readonly client: pg.PoolClient) {}
-
-  async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
-    await this.writes.settle();
-    return (await query(this.client, sql, params)).rows;
+class PostgresqlTransaction extends PipelinedTransaction {
+  constructor(private readonly client: pg.PoolClient) {
+    super();
   }
 
-  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
-    await this.writes.settle();
-    return (await query(this.client, sql, params)).rowCount ?? 0;
-  }
-
-  write(sql: string, params: readonly SqlParam[]): Promise<void> {
-    return this.writes.add(query(this.client, sql, params));
+  protected async execute(sql: string, params: readonly SqlParam[]): Promise<Executed> {
+    const result = await query(this.client, sql, params);
+    return { rows: result.rows, changes: result.rowCount ?? 0 };
   }
 
   /**
@@ -48,25 +38,13 @@ class PostgresqlTransaction implements SqlTransaction {
    * switches to the unique (host, user, store, key) index.
    */
   async refreshStatistics(table: string): Promise<void> {
-    await this.writes.settle();
+    await this.settle();
     await this.client.query(`ANALYZE "${table}"`);
   }
 
-  async commit(): Promise<void> {
-    await this.writes.settle();
-    await this.finish('COMMIT');
-  }
-
-  async rollback(): Promise<void> {
-    await this.writes.drain();
-    await this.finish('ROLLBACK');
-  }
-
-  private async finish(statement: string): Promise<void> {
-    if (this.released) return;
-    this.released = true;
+  protected async end(commit: boolean): Promise<void> {
     try {
-      await this.client.query(statement);
+      await this.client.query(commit ? 'COMMIT' : 'ROLLBACK');
       this.client.release();
     } catch (err) {
       // A connection in an unknown state must not go back to the pool.

@@ -10,9 +10,9 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { SqlParam, SqlRow, SqlTransaction } from './dialect.js';
-import { WriteBehind } from './write-behind.js';
+import { PipelinedTransaction, type Executed } from './write-behind.js';
 
-type Operation = 'begin' | 'query' | 'run' | 'write' | 'commit' | 'rollback';
+type Operation = 'begin' | 'exec' | 'commit' | 'rollback';
 
 interface Reply {
   readonly id: number;
@@ -55,19 +55,11 @@ parentPort.on('message', ({ id, op, sql, params }) => {
           throw err;
         }
         return parentPort.postMessage({ id });
-      case 'query': {
+      case 'exec': {
         const statement = prepare(sql);
-        if (!statement.reader) {
-          statement.run(...params);
-          return parentPort.postMessage({ id, rows: [] });
-        }
-        return parentPort.postMessage({ id, rows: statement.all(...params) });
+        if (statement.reader) return parentPort.postMessage({ id, rows: statement.all(...params) });
+        return parentPort.postMessage({ id, changes: statement.run(...params).changes });
       }
-      case 'run':
-        return parentPort.postMessage({ id, changes: prepare(sql).run(...params).changes });
-      case 'write':
-        prepare(sql).run(...params);
-        return parentPort.postMessage({ id });
       case 'commit':
         try {
           db.exec('COMMIT');
@@ -176,44 +168,22 @@ export class SqliteWriter {
   }
 }
 
-class SqliteWorkerTransaction implements SqlTransaction {
-  private readonly writes = new WriteBehind();
-  private ended = false;
-
+class SqliteWorkerTransaction extends PipelinedTransaction {
   constructor(
     private readonly writer: SqliteWriter,
     private readonly release: () => void,
-  ) {}
-
-  async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
-    await this.writes.settle();
-    return (await this.writer.send('query', sql, params)).rows ?? [];
+  ) {
+    super();
   }
 
-  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
-    await this.writes.settle();
-    return (await this.writer.send('run', sql, params)).changes ?? 0;
+  protected async execute(sql: string, params: readonly SqlParam[]): Promise<Executed> {
+    const reply = await this.writer.send('exec', sql, params);
+    return { rows: reply.rows ?? [], changes: reply.changes ?? 0 };
   }
 
-  write(sql: string, params: readonly SqlParam[]): Promise<void> {
-    return this.writes.add(this.writer.send('write', sql, params));
-  }
-
-  async commit(): Promise<void> {
-    await this.writes.settle();
-    await this.end('commit');
-  }
-
-  async rollback(): Promise<void> {
-    await this.writes.drain();
-    await this.end('rollback');
-  }
-
-  private async end(op: 'commit' | 'rollback'): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
+  protected async end(commit: boolean): Promise<void> {
     try {
-      await this.writer.send(op);
+      await this.writer.send(commit ? 'commit' : 'rollback');
     } finally {
       this.release();
     }

@@ -1,8 +1,9 @@
 /**
- * Writes sent ahead on a connection that executes statements in order (pg, mysql2): an import
- * otherwise waits idle for each INSERT (40% of a PostgreSQL import's time), while it could be
- * parsing the next batch.
+ * Writes sent ahead on a connection that executes statements in order (pg, mysql2, the SQLite
+ * worker): an import otherwise waits idle for each INSERT (40% of a PostgreSQL import's time),
+ * while it could be parsing the next batch.
  */
+import type { SqlParam, SqlRow, SqlTransaction } from './dialect.js';
 
 /** Writes in flight at most: each is one multi-row INSERT of a few hundred KB. */
 const MAX_OUTSTANDING = 2;
@@ -39,5 +40,61 @@ export class WriteBehind {
 
   private throwIfFailed(): void {
     if (this.failure) throw this.failure.error;
+  }
+}
+
+/** A statement's outcome, as every dialect can give it. */
+export interface Executed {
+  readonly rows: SqlRow[];
+  readonly changes: number;
+}
+
+/**
+ * A transaction on one connection, with writes sent ahead. Every other statement first waits for
+ * the writes before it, so that a failed write is reported as itself, not as what followed it.
+ */
+export abstract class PipelinedTransaction implements SqlTransaction {
+  private readonly writes = new WriteBehind();
+  private ended = false;
+
+  /** Sends one statement on the transaction's connection. */
+  protected abstract execute(sql: string, params: readonly SqlParam[]): Promise<Executed>;
+
+  /** Commits or rolls back, and gives the connection back. */
+  protected abstract end(commit: boolean): Promise<void>;
+
+  async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    await this.writes.settle();
+    return (await this.execute(sql, params)).rows;
+  }
+
+  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    await this.writes.settle();
+    return (await this.execute(sql, params)).changes;
+  }
+
+  write(sql: string, params: readonly SqlParam[]): Promise<void> {
+    return this.writes.add(this.execute(sql, params));
+  }
+
+  /** For statements a dialect sends outside query and run. */
+  protected settle(): Promise<void> {
+    return this.writes.settle();
+  }
+
+  async commit(): Promise<void> {
+    await this.writes.settle();
+    await this.finish(true);
+  }
+
+  async rollback(): Promise<void> {
+    await this.writes.drain();
+    await this.finish(false);
+  }
+
+  private async finish(commit: boolean): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    await this.end(commit);
   }
 }
