@@ -9,18 +9,15 @@
  * parses the text instead, which either accepts it or reports why not. So an accepted text is
  * always one well-formed element whose namespaces are all declared inside it.
  */
+import { hasOnlyXmlChars } from './chars.js';
 
 export interface VerbatimElement {
   readonly name: string;
   /** The root element's namespace. */
   readonly xmlns: string;
-  /** The text with the root's default namespace declared, ready to be placed under any parent. */
-  readonly standalone: string;
+  /** Whether the root declares its default namespace itself, so the text can go under any parent as it is. */
+  readonly declaresNamespace: boolean;
 }
-
-// Characters XML 1.0 cannot carry (lone surrogates are checked with isWellFormed).
-// eslint-disable-next-line no-control-regex -- finding control characters is this pattern's job
-const FORBIDDEN_BMP = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 
 /** Namespaces that may not be bound as a default namespace (Namespaces in XML 1.0, §3). */
 const RESERVED_NAMESPACES = new Set(['http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2000/xmlns/']);
@@ -71,7 +68,7 @@ function sameText(xml: string, a: number, b: number, length: number): boolean {
  * unqualified root, as for {@link parseElement}.
  */
 export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | undefined {
-  if (FORBIDDEN_BMP.test(xml) || !xml.isWellFormed() || xml.includes(']]>')) return undefined;
+  if (!hasOnlyXmlChars(xml) || xml.includes(']]>')) return undefined;
   // Open elements as [start, end) pairs of their names.
   const open: number[] = [];
   // The current tag's attribute names, as [start, end) pairs, for the duplicate check.
@@ -173,21 +170,5 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
     if (open.length === 0) break;
   }
   if (i !== xml.length) return undefined;
-  const rootName = xml.slice(1, rootNameEnd);
-  const xmlns = rootXmlns ?? defaultNs;
-  // Declared even when empty: under a parent with a default namespace the root would inherit it.
-  const standalone = rootXmlns === undefined ? `<${rootName}${namespaceDeclaration(defaultNs)}${xml.slice(rootNameEnd)}` : xml;
-  return { name: rootName, xmlns, standalone };
-}
-
-/** ` xmlns='…'` for each default namespace met (a handful: `jabber:client`, a PEP payload's). */
-const declarations = new Map<string, string>();
-
-function namespaceDeclaration(uri: string): string {
-  let declaration = declarations.get(uri);
-  if (declaration === undefined) {
-    declaration = ` xmlns='${uri.replace(/[&<'"]/g, (c) => `&#${c.charCodeAt(0)};`)}'`;
-    if (declarations.size < 64) declarations.set(uri, declaration);
-  }
-  return declaration;
+  return { name: xml.slice(1, rootNameEnd), xmlns: rootXmlns ?? defaultNs, declaresNamespace: rootXmlns !== undefined };
 }

@@ -4,6 +4,7 @@
  * stand-alone XML fragment (a stored stanza, a PEP payload) into one, refusing DTDs.
  */
 import { SaxesParser, type EventName, type EventNameToHandler, type SaxesAttributeNS, type SaxesTagNS } from 'saxes';
+import { hasOnlyXmlChars } from './chars.js';
 import { NS, type XmlElement, type XmlNode } from './model.js';
 import { scanVerbatim } from './verbatim.js';
 
@@ -30,13 +31,10 @@ export class XmlFragmentError extends Error {
 // XML 1.0 Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 // Lone surrogates are caught because a `u`-flag regex sees them as single code points.
 const FORBIDDEN_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
-// The same set without the `u` flag, minus surrogates: cheap enough to run on every string.
-// eslint-disable-next-line no-control-regex -- finding control characters is this pattern's job
-const FORBIDDEN_BMP = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 
 function assertXmlChars(value: string): void {
-  // Every exported string passes here, so the common case (nothing wrong) takes the fast tests.
-  if (!FORBIDDEN_BMP.test(value) && value.isWellFormed()) return;
+  // Every exported string passes here, so the common case (nothing wrong) takes the fast test.
+  if (hasOnlyXmlChars(value)) return;
   const match = FORBIDDEN_CHAR.exec(value);
   if (match) throw new XmlCharError(match[0].codePointAt(0) ?? 0);
 }
@@ -171,8 +169,22 @@ export function storedElement(xml: string, defaultNs = ''): XmlElement {
   const scanned = scanVerbatim(xml, defaultNs);
   if (!scanned) return parseElement(xml, defaultNs);
   const el = Object.defineProperties({ name: scanned.name, xmlns: scanned.xmlns }, LAZY_CONTENT);
-  const state: StoredState = { xml, defaultNs, verbatim: scanned.standalone, tree: undefined };
+  // Declared even when empty: under a parent with a default namespace the root would inherit it.
+  const verbatim = scanned.declaresNamespace ? xml : `<${scanned.name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + scanned.name.length)}`;
+  const state: StoredState = { xml, defaultNs, verbatim, tree: undefined };
   return Object.defineProperty(el, STORED, { value: state }) as StoredElement;
+}
+
+/** ` xmlns='…'` for each default namespace met (a handful: `jabber:client`, a PEP payload's). */
+const declarations = new Map<string, string>();
+
+function namespaceDeclaration(uri: string): string {
+  let declaration = declarations.get(uri);
+  if (declaration === undefined) {
+    declaration = ` xmlns='${escapeAttribute(uri)}'`;
+    if (declarations.size < 64) declarations.set(uri, declaration);
+  }
+  return declaration;
 }
 
 /** Maps a saxes attribute to the model's key convention; undefined for namespace declarations. */
