@@ -49,6 +49,7 @@ parentPort.on('message', ({ id, op, sql, params }) => {
       case 'begin':
         db = new Database(workerData.database, { timeout: workerData.busyTimeoutMs });
         try {
+          // The write lock now, rather than failing to upgrade a read lock halfway through an import.
           db.exec('BEGIN IMMEDIATE');
         } catch (err) {
           close();

@@ -15,6 +15,8 @@ export interface SqliteOptions {
   readonly busyTimeoutMs?: number;
 }
 
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
 class SqliteSession implements SqlSession {
   private readonly statements = new Map<string, Database.Statement<SqlParam[], SqlRow>>();
 
@@ -60,7 +62,7 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
 
   private constructor(db: Database.Database, options: SqliteOptions) {
     super(db);
-    this.writer = new SqliteWriter({ database: options.database, busyTimeoutMs: options.busyTimeoutMs ?? 5000 });
+    this.writer = new SqliteWriter({ database: options.database, busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
   }
 
   static open(options: SqliteOptions): SqliteDialect {
@@ -72,7 +74,7 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
   }
 
   private static connect(options: SqliteOptions): Database.Database {
-    return new Database(options.database, { timeout: options.busyTimeoutMs ?? 5000 });
+    return new Database(options.database, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
   }
 
   /** On the writer's worker, so that SQLite inserts while the caller parses (see sqlite-writer.ts). */
