@@ -11,3 +11,57 @@ const FORBIDDEN_BMP = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 export function hasOnlyXmlChars(value: string): boolean {
   return !FORBIDDEN_BMP.test(value) && value.isWellFormed();
 }
+
+/** What {@link measureText} finds in a run of text. */
+export interface TextMeasure {
+  /** Its length in UTF-8. */
+  readonly bytes: number;
+  /** Whether every character is an XML 1.0 Char (as {@link hasOnlyXmlChars}). */
+  readonly xmlChars: boolean;
+  /** Line breaks in it (CR LF counting once, as a parser reads them). */
+  readonly lineBreaks: number;
+  /** Characters (a surrogate pair being one) after its last line break, or in all of it if none. */
+  readonly lastLineColumns: number;
+}
+
+/** One pass over `text[from, to)` for what a parser would count in it, without parsing it. */
+export function measureText(text: string, from: number, to: number): TextMeasure {
+  let bytes = 0;
+  let xmlChars = true;
+  let lineBreaks = 0;
+  let columns = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    columns++;
+    if (c < 0x80) {
+      bytes++;
+      if (c < 0x20) {
+        if (c === 0x0a || c === 0x0d) {
+          if (c === 0x0d && i + 1 < to && text.charCodeAt(i + 1) === 0x0a) {
+            i++;
+            bytes++;
+          }
+          lineBreaks++;
+          columns = 0;
+        } else if (c !== 0x09) {
+          xmlChars = false;
+        }
+      }
+    } else if (c < 0x800) {
+      bytes += 2;
+    } else if (c >= 0xd800 && c <= 0xdbff) {
+      const next = i + 1 < to ? text.charCodeAt(i + 1) : 0;
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else {
+        xmlChars = false;
+        bytes += 3;
+      }
+    } else {
+      bytes += 3;
+      if ((c >= 0xdc00 && c <= 0xdfff) || c === 0xfffe || c === 0xffff) xmlChars = false;
+    }
+  }
+  return { bytes, xmlChars, lineBreaks, lastLineColumns: columns };
+}

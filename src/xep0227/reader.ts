@@ -49,7 +49,9 @@ import {
   type UserStart,
   type XmlElement,
 } from './model.js';
-import { ElementBuilder, attributeKey, listen } from './xml.js';
+import { readArchiveItem } from './archive-item.js';
+import { measureText } from './chars.js';
+import { ElementBuilder, attributeKey, betweenMarkup, listen, skipOver } from './xml.js';
 import { XIncludeError, includeTarget, resolveInclude } from './xinclude.js';
 
 export interface ReaderOptions {
@@ -67,6 +69,11 @@ export interface ReaderOptions {
   readonly baseDir?: string;
   /** Follow `<xi:include>` children of `<server-data>` and `<host>`; needs `baseDir`. Default false. */
   readonly allowXInclude?: boolean;
+  /**
+   * Take archive items of the usual shape straight from the text (archive-item.ts) instead of
+   * through the parser. Default true; false only to compare the two in tests.
+   */
+  readonly fastArchive?: boolean;
 }
 
 const DEFAULT_MAX_DEPTH = 64;
@@ -74,6 +81,10 @@ const DEFAULT_MAX_ELEMENT_BYTES = 16 * 1024 * 1024;
 /** XInclude nesting: the main document includes host files, which may include user files, … */
 const MAX_INCLUDE_DEPTH = 4;
 const SLICE = 64 * 1024;
+/** Outcomes of offering an archive item to the fast path, besides the index where it ended. */
+const NOT_TAKEN = -1;
+const HOLD = -2;
+const RESULT_TAG = '<result';
 
 const PIE_NAMESPACES: ReadonlySet<string> = new Set([NS.pie, NS.pieLegacy]);
 const XPORTA_PUBLISHED = `{${NS.xporta}}published`;
@@ -483,6 +494,7 @@ class Shared {
   readonly maxDocumentBytes: number;
   readonly baseDir: string | undefined;
   readonly allowXInclude: boolean;
+  readonly fastArchive: boolean;
   documentBytes = 0;
   /** User names per host, for duplicate detection across host elements and included files. */
   readonly users = new Map<string, Set<string>>();
@@ -493,6 +505,7 @@ class Shared {
     this.maxDocumentBytes = options.maxDocumentBytes ?? Number.POSITIVE_INFINITY;
     this.baseDir = options.baseDir;
     this.allowXInclude = options.allowXInclude === true && options.baseDir !== undefined;
+    this.fastArchive = options.fastArchive ?? true;
   }
 }
 
@@ -540,6 +553,10 @@ class DocumentParser {
   private carry = '';
   /** Bytes of an incomplete UTF-8 sequence the decoder holds, for locating encoding errors. */
   private held: Uint8Array = new Uint8Array(0);
+  /** The start of an archive item that the end of the last slice cut off, for the fast path. */
+  private heldItem = '';
+  /** Set once the source has ended: nothing is held back any more. */
+  private ending = false;
 
   constructor(
     readonly shared: Shared,
@@ -603,6 +620,7 @@ class DocumentParser {
 
   end(): void {
     if (this.failure) return;
+    this.ending = true;
     try {
       this.feedText(this.decode(undefined));
       if (this.carry !== '') {
@@ -610,6 +628,7 @@ class DocumentParser {
         this.carry = '';
         this.writeToSax(carried);
       }
+      if (this.heldItem !== '') this.writeToSax('');
       this.sax.close();
     } catch (err) {
       this.failure = keepXep0227Error(err);
@@ -667,17 +686,85 @@ class DocumentParser {
     if (s !== '') this.writeToSax(s);
   }
 
-  private writeToSax(s: string): void {
+  private writeToSax(text: string): void {
     this.started = true;
+    const s = this.heldItem === '' ? text : this.heldItem + text;
+    this.heldItem = '';
     this.chunk = s;
     this.chunkStart = this.written;
     this.chunkAscii = Buffer.byteLength(s, 'utf8') === s.length;
-    this.written += s.length;
-    this.sax.write(s);
-    this.markedBytes += this.bytesOf(this.markOffset, s.length);
+    let consumed = s.length;
+    if (this.shared.fastArchive) consumed = this.writeTakingArchiveItems(s);
+    else this.sax.write(s);
+    this.written += consumed;
+    this.markedBytes += this.bytesOf(this.markOffset, consumed);
     this.markOffset = 0;
     this.chunk = '';
+    if (consumed < s.length) this.heldItem = s.slice(consumed);
     if (this.markedBytes > this.shared.maxElementBytes) this.tooLarge();
+  }
+
+  /**
+   * Writes `s` to saxes, but for the archive items the fast path takes (archive-item.ts), with the
+   * whitespace before them; saxes' position is moved past those. Returns how much of `s` was
+   * consumed: an item that `s` cuts off waits for the next slice.
+   */
+  private writeTakingArchiveItems(s: string): number {
+    let pos = 0;
+    for (;;) {
+      const lt = s.indexOf(RESULT_TAG, pos);
+      if (lt < 0) break;
+      if (!isSpaceRun(s, pos, lt)) {
+        this.sax.write(s.slice(pos, lt));
+        pos = lt;
+      }
+      const end = this.atArchiveItem() ? this.takeArchiveItem(s, pos, lt) : NOT_TAKEN;
+      if (end === HOLD) return pos;
+      if (end === NOT_TAKEN) {
+        this.sax.write(s.slice(pos, lt + RESULT_TAG.length));
+        pos = lt + RESULT_TAG.length;
+      } else {
+        pos = end;
+      }
+    }
+    if (pos < s.length) this.sax.write(pos === 0 ? s : s.slice(pos));
+    return s.length;
+  }
+
+  /** Whether saxes stands between the children of an `<archive>`, where an item may start. */
+  private atArchiveItem(): boolean {
+    return this.builder === undefined && this.stack[this.stack.length - 1]?.kind === 'archive' && betweenMarkup(this.sax);
+  }
+
+  /**
+   * Takes the archive item at `lt` (whitespace from `from`) if the fast path can: returns where it
+   * ends, {@link HOLD} when `s` ends inside it, or {@link NOT_TAKEN} for saxes to parse it. The
+   * checks the parser would make (depth, size, the record's own) are made here too; an item that
+   * fails one goes to saxes, which reports it with its position.
+   */
+  private takeArchiveItem(s: string, from: number, lt: number): number {
+    const close = s.indexOf('</result', lt + RESULT_TAG.length);
+    const gt = close < 0 ? -1 : s.indexOf('>', close);
+    if (gt < 0) return this.ending || s.length - from > SLICE ? NOT_TAKEN : HOLD;
+    const end = gt + 1;
+    const measured = measureText(s, from, end);
+    // A margin for the few bytes around the item that the parser counts with it.
+    if (!measured.xmlChars || measured.bytes + 2 > this.shared.maxElementBytes) return NOT_TAKEN;
+    const tree = readArchiveItem(s.slice(lt, end));
+    if (!tree) return NOT_TAKEN;
+    if (this.stack.length + this.ctx.depthOffset + tree.depth > this.shared.maxDepth) return NOT_TAKEN;
+    let record: ArchiveRecord;
+    try {
+      record = toArchive(tree.result, this.user?.jid ?? '');
+    } catch (err) {
+      if (err instanceof RecordError) return NOT_TAKEN;
+      throw err;
+    }
+    this.queue.push(record);
+    skipOver(this.sax, end - from, measured);
+    this.markOffset = end;
+    this.markedBytes = 0;
+    return end;
   }
 
   private bytesOf(from: number, to: number): number {
@@ -1025,6 +1112,15 @@ class DocumentParser {
     const i = Math.max(0, found) * 2;
     return [this.positions[i] ?? 1, this.positions[i + 1] ?? 1];
   }
+}
+
+/** Whether `s[from, to)` is all XML whitespace (or empty). */
+function isSpaceRun(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
+  }
+  return true;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -17,6 +17,8 @@ export interface VerbatimElement {
   readonly xmlns: string;
   /** Whether the root declares its default namespace itself, so the text can go under any parent as it is. */
   readonly declaresNamespace: boolean;
+  /** Deepest nesting of elements, the root counting as 1. */
+  readonly depth: number;
 }
 
 /** Namespaces that may not be bound as a default namespace (Namespaces in XML 1.0, §3). */
@@ -65,16 +67,18 @@ function sameText(xml: string, a: number, b: number, length: number): boolean {
 
 /**
  * The element in `xml` if it is in the verbatim subset; `defaultNs` is the namespace of an
- * unqualified root, as for {@link parseElement}.
+ * unqualified root, as for {@link parseElement}. `charsChecked` says the caller has already found
+ * every character to be one XML can carry.
  */
-export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | undefined {
-  if (!hasOnlyXmlChars(xml) || xml.includes(']]>')) return undefined;
+export function scanVerbatim(xml: string, defaultNs: string, charsChecked = false): VerbatimElement | undefined {
+  if (!(charsChecked || hasOnlyXmlChars(xml)) || xml.includes(']]>')) return undefined;
   // Open elements as [start, end) pairs of their names.
   const open: number[] = [];
   // The current tag's attribute names, as [start, end) pairs, for the duplicate check.
   const names: number[] = [];
   let rootXmlns: string | undefined;
   let rootNameEnd = -1;
+  let depth = 0;
   let i = 0;
   let nextAmp = xml.indexOf('&');
   let nextLt = 0;
@@ -145,6 +149,7 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
       i++;
     }
     if (!selfClosing) open.push(nameStart, tagNameEnd);
+    depth = Math.max(depth, open.length / 2 + (selfClosing ? 1 : 0));
     // In content: text runs and end tags until the next start tag, or the root's end.
     while (open.length > 0) {
       const lt = xml.indexOf('<', i);
@@ -170,5 +175,5 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
     if (open.length === 0) break;
   }
   if (i !== xml.length) return undefined;
-  return { name: xml.slice(1, rootNameEnd), xmlns: rootXmlns ?? defaultNs, declaresNamespace: rootXmlns !== undefined };
+  return { name: xml.slice(1, rootNameEnd), xmlns: rootXmlns ?? defaultNs, declaresNamespace: rootXmlns !== undefined, depth };
 }

@@ -4,7 +4,7 @@
  * stand-alone XML fragment (a stored stanza, a PEP payload) into one, refusing DTDs.
  */
 import { SaxesParser, type EventName, type EventNameToHandler, type SaxesAttributeNS, type SaxesTagNS } from 'saxes';
-import { hasOnlyXmlChars } from './chars.js';
+import { hasOnlyXmlChars, type TextMeasure } from './chars.js';
 import { NS, type XmlElement, type XmlNode } from './model.js';
 import { scanVerbatim } from './verbatim.js';
 
@@ -125,6 +125,8 @@ interface StoredState {
   readonly defaultNs: string;
   /** The text with the root's namespace declared, which serialisation copies. */
   readonly verbatim: string;
+  /** Whether `xml`'s root declares its namespace itself (else it takes `defaultNs`). */
+  readonly declared: boolean;
   tree: XmlElement | undefined;
 }
 
@@ -156,8 +158,34 @@ const LAZY_CONTENT: PropertyDescriptorMap = {
   },
 };
 
+// For an element whose attributes were read with its start tag: only the children wait.
+const LAZY_CHILDREN: PropertyDescriptorMap = { children: LAZY_CONTENT.children as PropertyDescriptor };
+
+function storedState(el: XmlElement): StoredState | undefined {
+  return (el as Partial<StoredElement>)[STORED];
+}
+
 function verbatimText(el: XmlElement): string | undefined {
-  return (el as Partial<StoredElement>)[STORED]?.verbatim;
+  return storedState(el)?.verbatim;
+}
+
+/**
+ * The text of a stored element (see {@link storedElement}) whose root does not declare its
+ * namespace but takes `defaultNs`, as written where that is the namespace in scope; undefined for
+ * any other element. Lets a storage format that omits `xmlns='jabber:client'` copy the text.
+ */
+export function storedText(el: XmlElement, defaultNs: string): string | undefined {
+  const state = storedState(el);
+  return state && !state.declared && state.defaultNs === defaultNs ? state.xml : undefined;
+}
+
+/**
+ * Whether an element's text may contain `needle`: false only for a stored element whose text
+ * does not, which lets a caller skip reading (and so parsing) its children.
+ */
+export function mayContainText(el: XmlElement, needle: string): boolean {
+  const state = storedState(el);
+  return state === undefined || state.xml.includes(needle);
 }
 
 /**
@@ -171,7 +199,19 @@ export function storedElement(xml: string, defaultNs = ''): XmlElement {
   const el = Object.defineProperties({ name: scanned.name, xmlns: scanned.xmlns }, LAZY_CONTENT);
   // Declared even when empty: under a parent with a default namespace the root would inherit it.
   const verbatim = scanned.declaresNamespace ? xml : `<${scanned.name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + scanned.name.length)}`;
-  const state: StoredState = { xml, defaultNs, verbatim, tree: undefined };
+  const state: StoredState = { xml, defaultNs, verbatim, declared: scanned.declaresNamespace, tree: undefined };
+  return Object.defineProperty(el, STORED, { value: state }) as StoredElement;
+}
+
+/**
+ * A stored element whose text the caller has already found to be in the verbatim subset, with a
+ * root named `name` that does not declare its namespace (it takes `defaultNs`) and whose
+ * attributes, as parsing gives them, are `attrs`. Its children are parsed only when read.
+ */
+export function scannedElement(xml: string, defaultNs: string, name: string, attrs: Record<string, string>): XmlElement {
+  const el = Object.defineProperties({ name, xmlns: defaultNs, attrs }, LAZY_CHILDREN);
+  const verbatim = `<${name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + name.length)}`;
+  const state: StoredState = { xml, defaultNs, verbatim, declared: false, tree: undefined };
   return Object.defineProperty(el, STORED, { value: state }) as StoredElement;
 }
 
@@ -286,6 +326,43 @@ export function listen(parser: NsParser, handlers: SaxesHandlers): void {
   slots.errorHandler = handlers.error;
   slots.endHandler = handlers.end;
   slots.readyHandler = handlers.ready;
+}
+
+/** saxes' private position counters and state (saxes 6). */
+interface SaxesInternals {
+  state: number;
+  line: number;
+  column: number;
+  chunkPosition: number;
+  positionAtNewLine: number;
+  carriedFromPrevious: string | undefined;
+}
+
+/** saxes' S_TEXT state: in content, between markup. */
+const SAXES_S_TEXT = 13;
+
+/** Whether the parser stands in content between markup, with nothing held over from the last write. */
+export function betweenMarkup(parser: NsParser): boolean {
+  const internals = parser as unknown as SaxesInternals;
+  return internals.state === SAXES_S_TEXT && internals.carriedFromPrevious === undefined;
+}
+
+/**
+ * Moves the parser's position past `length` characters the caller has handled without it (and
+ * measured), as if it had read them: its line and column stay those of the document. They must
+ * hold complete markup, so that the parser stays {@link betweenMarkup}.
+ */
+export function skipOver(parser: NsParser, length: number, measured: TextMeasure): void {
+  const internals = parser as unknown as SaxesInternals;
+  if (measured.lineBreaks > 0) {
+    internals.line += measured.lineBreaks;
+    internals.column = measured.lastLineColumns;
+    // Not exact with surrogate pairs on the last line; saxes only uses it for `columnIndex`.
+    internals.positionAtNewLine = internals.chunkPosition + length - measured.lastLineColumns;
+  } else {
+    internals.column += measured.lastLineColumns;
+  }
+  internals.chunkPosition += length;
 }
 
 /** Per-parse state that the reusable parser's handlers write into. */

@@ -29,7 +29,7 @@ function parsed(xml: string, ns: string): unknown {
 describe('verbatim stored elements', () => {
   it("accepts what Prosody's serialiser writes and copies it with the root's namespace declared", () => {
     const stored = "<message xml:lang='en' from='a@b/c' to='d@e' type='chat' id='m1'><body>1 &lt; 2 &amp;&amp; &apos;q&apos; &quot;</body><origin-id xmlns='urn:xmpp:sid:0' id='x'/></message>";
-    expect(scanVerbatim(stored, NS.client)).toEqual({ name: 'message', xmlns: NS.client, declaresNamespace: false });
+    expect(scanVerbatim(stored, NS.client)).toEqual({ name: 'message', xmlns: NS.client, declaresNamespace: false, depth: 2 });
     const el = storedElement(stored, NS.client);
     // Serialised by copying, with the root's namespace declared, whatever the parent's.
     expect(serializeElement(el, NS.forward)).toBe(`<message xmlns='jabber:client'${stored.slice('<message'.length)}`);

@@ -8,6 +8,7 @@
  */
 import { NS, element, firstChild, isElement, type ArchiveRecord, type OfflineRecord, type XmlElement } from '../../xep0227/model.js';
 import { LuaTable, isStanzaValue, type LuaValue } from './lua.js';
+import { mayContainText } from '../../xep0227/xml.js';
 import { fromPreserialized } from './stanza.js';
 import { bareJid, generateUuid, isoToSeconds, nowSeconds, secondsToIso } from './util.js';
 
@@ -62,7 +63,8 @@ function clientNamespace(el: XmlElement): XmlElement {
 function withoutOwnStanzaId(stanza: XmlElement, userJid: string): XmlElement {
   const own = (c: string | XmlElement): boolean =>
     isElement(c) && c.name === 'stanza-id' && c.xmlns === 'urn:xmpp:sid:0' && c.attrs.by === userJid;
-  if (!stanza.children.some(own)) return stanza;
+  // Reading the children of a stanza kept as text parses it; the text tells whether to bother.
+  if (!mayContainText(stanza, 'stanza-id') || !stanza.children.some(own)) return stanza;
   return element(stanza.name, stanza.xmlns, stanza.attrs, stanza.children.filter((c) => !own(c)));
 }
 

@@ -9,7 +9,7 @@
  * Namespaced attributes are keyed `uri\x01local`, except the XML namespace, which is `xml:local`.
  */
 import { NS, type XmlElement, type XmlNode } from '../../xep0227/model.js';
-import { escapeAttribute, escapeText, splitClark, storedElement } from '../../xep0227/xml.js';
+import { escapeAttribute, escapeText, splitClark, storedElement, storedText } from '../../xep0227/xml.js';
 import { LuaTable, type LuaValue } from './lua.js';
 
 export class PreserializedError extends Error {
@@ -108,6 +108,11 @@ export function parseXmlValue(text: string): XmlElement {
  * get TAB/LF/CR as references (Prosody writes them raw and loses them to normalisation).
  */
 export function serializeXmlValue(el: XmlElement): string {
+  // A stanza kept as text without a root `xmlns` (as read from storage, or taken from a document
+  // by the reader's fast path) is copied: the text is well-formed, and quoting style is all it
+  // may differ in from what Prosody writes.
+  const text = storedText(el, NS.client);
+  if (text !== undefined) return text;
   const out: string[] = [];
   writeElement(el, NS.client, out);
   return out.join('');
