@@ -1,7 +1,8 @@
 /**
  * One import into Prosody's SQL tables, inside a transaction the caller owns: the storage
  * primitives of {@link ProsodyImport} as rows. Keyval changes are written as they come; archive
- * items are written in batches as the records arrive, and de-duplicated per batch.
+ * items are written in batches as the records arrive, and de-duplicated per batch (or, once a
+ * big MAM archive goes in unchecked where the dialect can bulk-load it, at the end).
  */
 import type { ApplyOptions, UserRef } from '../backend.js';
 import type { ProsodyHostOptions } from '../prosody/accounts.js';
@@ -9,7 +10,7 @@ import { ARCHIVE_STORE, OFFLINE_STORE, type ArchiveItem } from '../prosody/archi
 import { ProsodyImport, type MapEntry } from '../prosody/import.js';
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { serializeValue } from '../prosody/values.js';
-import type { SqlTransaction } from './dialect.js';
+import type { ArchiveBulkLoad, SqlTransaction } from './dialect.js';
 import {
   INSERT_BATCH,
   deleteArchiveKeys,
@@ -36,6 +37,10 @@ export class UserImport extends ProsodyImport {
   private readonly batches = new Map<string, ArchiveItem[]>();
   private batched = 0;
   private offlineSeen: Set<string> | undefined;
+  /** Asked for at the first MAM batch; null where the dialect has none or the archive was not empty. */
+  private bulkLoad: ArchiveBulkLoad | null | undefined;
+  /** MAM rows go in without a lookup; the bulk load removes the duplicates at the end. */
+  private unchecked = false;
   private readonly opaqueWritten = new Set<string>();
 
   constructor(
@@ -111,8 +116,9 @@ export class UserImport extends ProsodyImport {
     if (++this.batched >= INSERT_BATCH) await this.flush();
   }
 
-  protected finishArchives(): Promise<void> {
-    return this.flush();
+  protected async finishArchives(): Promise<void> {
+    await this.flush();
+    await this.endUnchecked();
   }
 
   /** Every other write went out as it came. */
@@ -120,8 +126,14 @@ export class UserImport extends ProsodyImport {
 
   private async flush(): Promise<void> {
     for (const [store, items] of this.batches) {
-      if (store === ARCHIVE_STORE) await this.flushArchive(items);
-      else if (store === OFFLINE_STORE) await this.flushOffline(items);
+      if (store === ARCHIVE_STORE) {
+        await this.flushArchive(items);
+        continue;
+      }
+      // These look rows up by key (offline, on merge, reads its store): the indexes come back
+      // first, and MAM goes on with lookups, as a document seldom returns to it after another store.
+      await this.endUnchecked();
+      if (store === OFFLINE_STORE) await this.flushOffline(items);
       else await this.flushReplacing(store, items);
     }
     this.batches.clear();
@@ -132,14 +144,8 @@ export class UserImport extends ProsodyImport {
 
   /** MAM: an id already archived (or seen earlier in the document) is the same message. */
   private async flushArchive(items: ArchiveItem[]): Promise<void> {
-    const seen = await existingArchiveKeys(this.db, this.owner, ARCHIVE_STORE, [...new Set(items.map((i) => i.key))]);
-    const fresh: ArchiveItem[] = [];
-    for (const item of items) {
-      if (seen.has(item.key)) continue;
-      seen.add(item.key);
-      fresh.push(item);
-    }
-    this.noteDuplicates('archive', items.length - fresh.length);
+    if (this.bulkLoad === undefined) this.bulkLoad = (await this.db.bulkLoadArchive?.(this.owner, ARCHIVE_STORE)) ?? null;
+    const fresh = this.unchecked ? items : await this.unseen(items);
     await insertArchiveItems(this.db, this.owner, ARCHIVE_STORE, fresh);
     this.count('archive', fresh.length);
     const before = this.archiveRowsInserted;
@@ -148,6 +154,29 @@ export class UserImport extends ProsodyImport {
     if (STATISTICS_REFRESH_AT.some((n) => before < n && this.archiveRowsInserted >= n)) {
       await this.db.refreshStatistics?.('prosodyarchive');
     }
+    if (this.bulkLoad && !this.unchecked) this.unchecked = await this.bulkLoad.inserted(this.archiveRowsInserted);
+  }
+
+  private async unseen(items: ArchiveItem[]): Promise<ArchiveItem[]> {
+    const seen = await existingArchiveKeys(this.db, this.owner, ARCHIVE_STORE, [...new Set(items.map((i) => i.key))]);
+    const fresh: ArchiveItem[] = [];
+    for (const item of items) {
+      if (seen.has(item.key)) continue;
+      seen.add(item.key);
+      fresh.push(item);
+    }
+    this.noteDuplicates('archive', items.length - fresh.length);
+    return fresh;
+  }
+
+  /** The indexes back, and the duplicates that went in unchecked out of the store and the counts. */
+  private async endUnchecked(): Promise<void> {
+    if (!this.unchecked || !this.bulkLoad) return;
+    this.unchecked = false;
+    const removed = await this.bulkLoad.finish();
+    this.archiveRowsInserted -= removed;
+    this.count('archive', -removed);
+    this.noteDuplicates('archive', removed);
   }
 
   /** Offline messages have no id of their own: a merge skips one stored at the same time with the same content. */

@@ -3,6 +3,7 @@
  * `"quoted"` identifiers and `?` placeholders as in mod_storage_sql.lua; each dialect rewrites
  * them (MySQL: backticks, as util/sql.lua's prepquery does; PostgreSQL: `$n`).
  */
+import type { Owner } from './rows.js';
 
 export type DialectName = 'sqlite' | 'postgresql' | 'mysql';
 
@@ -34,6 +35,32 @@ export interface SqlTransaction extends SqlSession {
    * needs it to plan later statements of the same transaction well (PostgreSQL).
    */
   refreshStatistics?(table: string): Promise<void>;
+  /**
+   * Where filling an archive store from empty goes faster without the table's indexes (SQLite, see
+   * sqlite-bulk.ts): called before the import's first row of `store` is inserted. Undefined when
+   * the store already has rows.
+   */
+  bulkLoadArchive?(owner: Owner, store: string): Promise<ArchiveBulkLoad | undefined>;
+}
+
+/**
+ * One import filling an empty archive store, which may switch to inserting its rows unchecked,
+ * without the table's indexes, and build them again at the end.
+ */
+export interface ArchiveBulkLoad {
+  /**
+   * Called after each INSERT into the store with the number of rows the import has put there.
+   * Resolves to true once rows go in unchecked: the caller must stop looking keys up (the unique
+   * index is gone) and leave duplicates to {@link finish}.
+   */
+  inserted(total: number): Promise<boolean>;
+  /**
+   * Ends the unchecked loading, if it began: removes each row whose key an earlier row of the store
+   * has (the first stays, as a lookup would have kept it), then builds the indexes again. Resolves to
+   * the number of rows removed. Must come before any other statement on the table that needs an
+   * index, and before the commit; afterwards the load never switches again.
+   */
+  finish(): Promise<number>;
 }
 
 export interface SqlDialect extends SqlSession {

@@ -9,7 +9,9 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { SqlParam, SqlRow, SqlTransaction } from './dialect.js';
+import type { ArchiveBulkLoad, SqlParam, SqlRow, SqlTransaction } from './dialect.js';
+import type { Owner } from './rows.js';
+import { SqliteArchiveBulkLoad } from './sqlite-bulk.js';
 import { PipelinedTransaction, type Executed } from './write-behind.js';
 
 type Operation = 'begin' | 'exec' | 'commit' | 'rollback';
@@ -101,6 +103,8 @@ export class SqliteWorkerError extends Error {
 export interface SqliteWriterOptions {
   readonly database: string;
   readonly busyTimeoutMs: number;
+  /** Archive rows an import inserts before it may drop the indexes (see sqlite-bulk.ts). */
+  readonly bulkLoadThreshold: number;
 }
 
 export class SqliteWriter {
@@ -124,7 +128,7 @@ export class SqliteWriter {
       ended();
       throw err;
     }
-    return new SqliteWorkerTransaction(this, ended);
+    return new SqliteWorkerTransaction(this, ended, this.options.bulkLoadThreshold);
   }
 
   send(op: Operation, sql?: string, params?: readonly SqlParam[]): Promise<Reply> {
@@ -148,7 +152,8 @@ export class SqliteWriter {
 
   private started(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver: driverPath, ...this.options } });
+    const { database, busyTimeoutMs } = this.options;
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver: driverPath, database, busyTimeoutMs } });
     worker.on('message', (reply: Reply) => {
       const waiter = this.waiting.get(reply.id);
       this.waiting.delete(reply.id);
@@ -170,11 +175,26 @@ export class SqliteWriter {
 }
 
 class SqliteWorkerTransaction extends PipelinedTransaction {
+  private readonly bulkLoads: SqliteArchiveBulkLoad[] = [];
+
   constructor(
     private readonly writer: SqliteWriter,
     private readonly release: () => void,
+    private readonly bulkLoadThreshold: number,
   ) {
     super();
+  }
+
+  async bulkLoadArchive(owner: Owner, store: string): Promise<ArchiveBulkLoad | undefined> {
+    const load = await SqliteArchiveBulkLoad.start(this, owner, store, this.bulkLoadThreshold);
+    if (load) this.bulkLoads.push(load);
+    return load;
+  }
+
+  /** Never with an archive's indexes dropped: Prosody would go on without them. */
+  override async commit(): Promise<void> {
+    if (this.bulkLoads.some((load) => load.unchecked)) throw new Error('prosodyarchive’s indexes were not rebuilt: the transaction cannot commit');
+    await super.commit();
   }
 
   protected async execute(sql: string, params: readonly SqlParam[]): Promise<Executed> {

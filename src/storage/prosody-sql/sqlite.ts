@@ -6,6 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import type { SqlDialect, SqlParam, SqlRow, SqlSession, SqlTransaction } from './dialect.js';
+import { DEFAULT_BULK_LOAD_THRESHOLD } from './sqlite-bulk.js';
 import { SqliteWriter } from './sqlite-writer.js';
 
 export interface SqliteOptions {
@@ -13,6 +14,11 @@ export interface SqliteOptions {
   readonly database: string;
   /** How long to wait for another writer (Prosody) to release its lock, in ms. */
   readonly busyTimeoutMs?: number;
+  /**
+   * @internal Archive rows an import inserts before it may load the rest without the table's
+   * indexes (default {@link DEFAULT_BULK_LOAD_THRESHOLD}); tests lower it to reach that path.
+   */
+  readonly bulkLoadThreshold?: number;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -62,7 +68,11 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
 
   private constructor(db: Database.Database, options: SqliteOptions) {
     super(db);
-    this.writer = new SqliteWriter({ database: options.database, busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    this.writer = new SqliteWriter({
+      database: options.database,
+      busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      bulkLoadThreshold: options.bulkLoadThreshold ?? DEFAULT_BULK_LOAD_THRESHOLD,
+    });
   }
 
   static open(options: SqliteOptions): SqliteDialect {
