@@ -64,6 +64,23 @@ function message(i: number, me: string): XmlElement {
   );
 }
 
+/** 32 pseudo-random bits from a counter (splitmix32's mixing): the same ids on every run. */
+function mix32(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * A version 4 UUID, as Prosody's mod_mam gives each archived message (util.uuid): the ids are in
+ * no order, so each one lands at a random place in the archive's unique index, as in a real store.
+ */
+function archiveId(i: number): string {
+  const hex = [1, 2, 3, 4].map((k) => mix32(i * 4 + k + 0x9e3779b9).toString(16).padStart(8, '0')).join('');
+  const variant = ((parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
 export async function* syntheticAccount(messages: number): AsyncGenerator<DocumentEvent> {
   const me = `${BENCH_USER}@${BENCH_HOST}`;
   yield { kind: 'host', jid: BENCH_HOST };
@@ -118,7 +135,7 @@ export async function* syntheticAccount(messages: number): AsyncGenerator<Docume
   for (let i = 0; i < messages; i++) {
     yield {
       kind: 'archive',
-      id: `a${i.toString(36).padStart(8, '0')}-${(i * 2654435761) % 1e9}`,
+      id: archiveId(i),
       timestamp: new Date((start + i * 7) * 1000).toISOString().replace('.000Z', 'Z'),
       stanza: message(i, me),
     };

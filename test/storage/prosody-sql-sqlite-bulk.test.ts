@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ApplyOptions, ApplyReport } from '../../../src/storage/backend.js';
-import { ProsodySqlBackend, ensureSchema } from '../../../src/storage/prosody-sql/index.js';
-import { SqliteDialect } from '../../../src/storage/prosody-sql/sqlite.js';
-import { NS, element, type UserRecord } from '../../../src/xep0227/model.js';
-import { ALICE, ALICE_ACCOUNT, ALICE_RECORDS, ALL_KINDS, HOSTS, applyOptions, archiveRecord, collect, iterate } from '../support/sample-user.js';
+import type { ApplyOptions, ApplyReport } from '../../src/storage/backend.js';
+import { ProsodySqlBackend, ensureSchema } from '../../src/storage/prosody-sql/index.js';
+import { SqliteDialect } from '../../src/storage/prosody-sql/sqlite.js';
+import { NS, element, type UserRecord } from '../../src/xep0227/model.js';
+import { ALICE, ALICE_ACCOUNT, ALICE_RECORDS, ALL_KINDS, HOSTS, applyOptions, archiveRecord, collect, iterate } from './support/sample-user.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xporta-sqlite-bulk-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

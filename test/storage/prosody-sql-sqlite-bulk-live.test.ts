@@ -5,12 +5,12 @@
  */
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ProsodySqlBackend } from '../../../src/storage/prosody-sql/index.js';
-import { SqliteDialect } from '../../../src/storage/prosody-sql/sqlite.js';
-import { NS, element, type ArchiveRecord } from '../../../src/xep0227/model.js';
-import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../../support/prosody.js';
-import { loginAs, queryMam, sendMessage, type XmppClient } from '../../support/xmpp-client.js';
-import { iterate } from '../support/sample-user.js';
+import { ProsodySqlBackend } from '../../src/storage/prosody-sql/index.js';
+import { SqliteDialect } from '../../src/storage/prosody-sql/sqlite.js';
+import { NS, element, type ArchiveRecord } from '../../src/xep0227/model.js';
+import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
+import { loginAs, queryMam, sendMessage, type XmppClient } from '../support/xmpp-client.js';
+import { iterate } from './support/sample-user.js';
 
 const PASSWORD = 'bulk-secret';
 /** Three INSERT batches: the indexes go after the first. */
