@@ -25,6 +25,9 @@ import { BENCH_HOST, BENCH_USER, syntheticAccount } from './synthetic.js';
 
 const root = resolve(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'cli.js');
+/** The V8 flags xporta runs with: those of its launcher line (`#!/usr/bin/env -S node …`). */
+const nodeFlags = ((existsSync(cli) ? readFileSync(cli, 'utf8') : '').split('\n', 1)[0]?.match(/^#!.*\bnode\b(.*)$/)?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
+const xporta = [process.execPath, ...nodeFlags, cli];
 const JID = `${BENCH_USER}@${BENCH_HOST}`;
 const TOKEN = 'bench-operator-token';
 
@@ -90,10 +93,10 @@ const TARGET_NAMES: Record<Target, string> = { sqlite: 'SQLite', postgres: 'Post
 
 async function importInto(kind: Target, doc: string, work: string): Promise<Measured> {
   if (kind === 'sqlite') {
-    return timed([process.execPath, cli, 'import', JID, doc, '--create-account'], sqliteEnv(join(work, 'sqlite')));
+    return timed([...xporta, 'import', JID, doc, '--create-account'], sqliteEnv(join(work, 'sqlite')));
   }
   if (kind === 'files') {
-    return timed([process.execPath, cli, 'import', JID, doc, '--create-account'], {
+    return timed([...xporta, 'import', JID, doc, '--create-account'], {
       XPORTA_DATA_DIR: join(work, 'files-state'),
       XPORTA_LOG_LEVEL: 'warn',
       XPORTA_STORAGE: JSON.stringify({ type: 'prosody-files', path: join(work, 'files') }),
@@ -103,7 +106,7 @@ async function importInto(kind: Target, doc: string, work: string): Promise<Meas
   const database = await createTestDatabase(kind, server);
   try {
     const storage = { type: 'prosody-sql', driver: kind, host: server.host, port: server.port, database, username: server.username, ...(server.password ? { password: server.password } : {}) };
-    return timed([process.execPath, cli, 'import', JID, doc, '--create-account'], {
+    return timed([...xporta, 'import', JID, doc, '--create-account'], {
       XPORTA_DATA_DIR: join(work, kind),
       XPORTA_LOG_LEVEL: 'warn',
       XPORTA_STORAGE: JSON.stringify(storage),
@@ -117,7 +120,7 @@ async function importInto(kind: Target, doc: string, work: string): Promise<Meas
 async function exportOverHttp(work: string): Promise<Measured & { bytes: number }> {
   const port = 18_000 + Math.floor(Math.random() * 2000);
   const timeFile = join(work, 'serve.time');
-  const service = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, process.execPath, cli, 'serve'], {
+  const service = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, ...xporta, 'serve'], {
     env: { PATH: process.env.PATH, ...sqliteEnv(join(work, 'sqlite')), XPORTA_LISTEN__PORT: String(port), XPORTA_OPERATOR_TOKEN: TOKEN },
     stdio: 'ignore',
   });
@@ -318,7 +321,7 @@ async function measure(size: number, rows: Row[], m: Migrator | undefined): Prom
     // servers go on checkpointing and purging for a while afterwards on the same two cores.
     await importStep('sqlite');
     const exported = join(work, 'export.xml');
-    const cliExport = timed([process.execPath, cli, 'export', JID], sqliteEnv(join(work, 'sqlite')), exported);
+    const cliExport = timed([...xporta, 'export', JID], sqliteEnv(join(work, 'sqlite')), exported);
     rows.push({ size, step: 'xporta export ← SQLite (CLI)', result: cliExport, bytes: existsSync(exported) ? statSync(exported).size : 0 });
     console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
     const http = await exportOverHttp(work);
