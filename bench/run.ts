@@ -58,8 +58,17 @@ const { values } = parseArgs({
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [10_000, 100_000, 1_000_000] : [10_000];
 const capSeconds = Number(values.cap ?? 300);
 
+/**
+ * Writes out what the last step left dirty (a generated document, a database of hundreds of MB)
+ * before the next is timed: the kernel's writeback would otherwise share its two cores and disk.
+ */
+function settle(): void {
+  spawnSync('sync', [], { stdio: 'ignore' });
+}
+
 /** Runs a command under GNU time: wall seconds and peak RSS of that process alone. */
 function timed(command: string[], env: NodeJS.ProcessEnv, stdoutFile?: string, stdin?: string): Measured {
+  settle();
   const timeFile = join(tmpdir(), `xporta-bench-time-${process.pid}`);
   // Files, not pipes: the measured process writes and reads at disk speed, not through this one.
   const out = stdoutFile ? openSync(stdoutFile, 'w') : undefined;
@@ -120,6 +129,7 @@ async function importInto(kind: Target, doc: string, work: string): Promise<Meas
 async function exportOverHttp(work: string): Promise<Measured & { bytes: number }> {
   const port = 18_000 + Math.floor(Math.random() * 2000);
   const timeFile = join(work, 'serve.time');
+  settle();
   const service = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, ...xporta, 'serve'], {
     env: { PATH: process.env.PATH, ...sqliteEnv(join(work, 'sqlite')), XPORTA_LISTEN__PORT: String(port), XPORTA_OPERATOR_TOKEN: TOKEN },
     stdio: 'ignore',
@@ -194,6 +204,7 @@ async function migratorStep(m: Migrator, timeFile: string, run: () => Promise<Mi
     if (!existsSync(timeFile)) return NaN;
     return Number(readFileSync(timeFile, 'utf8').trim().split(/\s+/).pop()) / 1024;
   };
+  settle();
   try {
     const done = await run();
     return { result: { seconds: done.durationMs / 1000, peakRssMb: rss(), ok: true }, errors: done.errors };
