@@ -368,7 +368,7 @@ async function main(): Promise<void> {
     '',
     ...versions().map((v) => `- ${v}`),
     `- run ${new Date().toISOString()}; each step a fresh process; prosody-migrator capped at ${capSeconds} s; its import reads its own export, or xporta's export of the same data when its export hit the cap (see note)`,
-    '- account: 500 roster items in groups, vCard with a 40 KB photo, 20 PEP nodes with items, N archived messages (1 in 7 OMEMO-encrypted)',
+    '- account: 500 roster items in groups, vCard with a 40 KB photo, 20 PEP nodes with items, N archived messages with random UUID ids as Prosody gives them (1 in 7 OMEMO-encrypted)',
     '',
     '| messages | step | wall time | throughput | peak RSS | note |',
     '| ---: | --- | ---: | ---: | ---: | --- |',
