@@ -10,6 +10,7 @@
  * only if its children are read, and storage copies it. Anything else answers undefined and goes
  * through the parser, which either accepts it with the same meaning or reports where it is wrong.
  */
+import { APOS, EQUALS, GT, LT, QUOT, SLASH, isXmlSpace, skipXmlSpace } from './chars.js';
 import { NS, type XmlElement } from './model.js';
 import { scanVerbatim } from './verbatim.js';
 import { scannedElement } from './xml.js';
@@ -30,22 +31,6 @@ interface StartTag {
   /** Where ` xmlns='…'` stands, from the space before it to the closing quote inclusive; -1 if absent. */
   readonly xmlnsFrom: number;
   readonly xmlnsTo: number;
-}
-
-const LT = 0x3c;
-const GT = 0x3e;
-const SLASH = 0x2f;
-const EQUALS = 0x3d;
-const APOS = 0x27;
-const QUOT = 0x22;
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
-}
-
-function skipSpace(xml: string, i: number): number {
-  while (isSpace(xml.charCodeAt(i))) i++;
-  return i;
 }
 
 const ENTITY = /&(amp|lt|gt|apos|quot);/g;
@@ -78,24 +63,24 @@ function attributeName(xml: string, start: number, end: number): string {
 function readStartTag(xml: string, at: number): StartTag | undefined {
   if (xml.charCodeAt(at) !== LT) return undefined;
   let i = at + 1;
-  for (let c = xml.charCodeAt(i); i < xml.length && !isSpace(c) && c !== GT && c !== SLASH; c = xml.charCodeAt(++i));
+  for (let c = xml.charCodeAt(i); i < xml.length && !isXmlSpace(c) && c !== GT && c !== SLASH; c = xml.charCodeAt(++i));
   const name = xml.slice(at + 1, i);
   const attrs: Record<string, string> = {};
   let xmlnsFrom = -1;
   let xmlnsTo = -1;
   for (;;) {
     const spaceStart = i;
-    i = skipSpace(xml, i);
+    i = skipXmlSpace(xml, i);
     const c = xml.charCodeAt(i);
     if (c === GT) return { name, attrs, end: i + 1, selfClosing: false, xmlnsFrom, xmlnsTo };
     if (c === SLASH) return xml.charCodeAt(i + 1) === GT ? { name, attrs, end: i + 2, selfClosing: true, xmlnsFrom, xmlnsTo } : undefined;
     if (i === spaceStart || Number.isNaN(c)) return undefined;
     const nameStart = i;
-    for (let n = c; i < xml.length && !isSpace(n) && n !== EQUALS; n = xml.charCodeAt(++i));
+    for (let n = c; i < xml.length && !isXmlSpace(n) && n !== EQUALS; n = xml.charCodeAt(++i));
     const nameEnd = i;
-    i = skipSpace(xml, i);
+    i = skipXmlSpace(xml, i);
     if (xml.charCodeAt(i) !== EQUALS) return undefined;
-    i = skipSpace(xml, i + 1);
+    i = skipXmlSpace(xml, i + 1);
     const quote = xml.charCodeAt(i);
     if (quote !== APOS && quote !== QUOT) return undefined;
     const close = xml.indexOf(quote === APOS ? "'" : '"', i + 1);
@@ -114,15 +99,13 @@ function readStartTag(xml: string, at: number): StartTag | undefined {
 
 /** Start of the end tag `</name S? >` that finishes just before `end`, or -1. */
 function endTagBefore(xml: string, end: number, name: string): number {
-  if (xml.charCodeAt(end - 1) !== 0x3e) return -1;
-  let i = end - 1;
-  while (i > 0 && isSpace(xml.charCodeAt(i - 1))) i--;
-  const start = i - name.length - 2;
+  if (xml.charCodeAt(end - 1) !== GT) return -1;
+  const start = skipSpaceBack(xml, end - 1) - name.length - 2;
   return start >= 0 && xml.startsWith('</', start) && xml.startsWith(name, start + 2) ? start : -1;
 }
 
 function skipSpaceBack(xml: string, i: number): number {
-  while (i > 0 && isSpace(xml.charCodeAt(i - 1))) i--;
+  while (i > 0 && isXmlSpace(xml.charCodeAt(i - 1))) i--;
   return i;
 }
 
@@ -133,16 +116,16 @@ function skipSpaceBack(xml: string, i: number): number {
 export function readArchiveItem(xml: string): ArchiveItemTree | undefined {
   const result = readStartTag(xml, 0);
   if (!result || result.name !== 'result' || result.selfClosing) return undefined;
-  const forwarded = readStartTag(xml, skipSpace(xml, result.end));
+  const forwarded = readStartTag(xml, skipXmlSpace(xml, result.end));
   if (!forwarded || forwarded.name !== 'forwarded' || forwarded.selfClosing) return undefined;
-  const delay = readStartTag(xml, skipSpace(xml, forwarded.end));
+  const delay = readStartTag(xml, skipXmlSpace(xml, forwarded.end));
   if (!delay || delay.name !== 'delay') return undefined;
   let delayEnd = delay.end;
   if (!delay.selfClosing) {
     if (!xml.startsWith('</delay>', delayEnd)) return undefined;
     delayEnd += '</delay>'.length;
   }
-  const messageStart = skipSpace(xml, delayEnd);
+  const messageStart = skipXmlSpace(xml, delayEnd);
   const resultClose = endTagBefore(xml, xml.length, 'result');
   const forwardedClose = resultClose < 0 ? -1 : endTagBefore(xml, skipSpaceBack(xml, resultClose), 'forwarded');
   if (forwardedClose < 0) return undefined;
@@ -174,6 +157,6 @@ export function readArchiveItem(xml: string): ArchiveItemTree | undefined {
 /** Whether the tag declares exactly `uri` as its default namespace (scanned: no entity in it). */
 function declares(xml: string, tag: StartTag, uri: string): boolean {
   if (tag.xmlnsFrom < 0) return false;
-  const valueStart = skipSpace(xml, xml.indexOf('=', tag.xmlnsFrom) + 1) + 1;
+  const valueStart = skipXmlSpace(xml, xml.indexOf('=', tag.xmlnsFrom) + 1) + 1;
   return tag.xmlnsTo - 1 - valueStart === uri.length && xml.startsWith(uri, valueStart);
 }

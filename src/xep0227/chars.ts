@@ -12,6 +12,26 @@ export function hasOnlyXmlChars(value: string): boolean {
   return !FORBIDDEN_BMP.test(value) && value.isWellFormed();
 }
 
+// Markup delimiters, for the scanners that read markup by hand (verbatim.ts, archive-item.ts).
+export const LT = 0x3c;
+export const GT = 0x3e;
+export const SLASH = 0x2f;
+export const EQUALS = 0x3d;
+export const COLON = 0x3a;
+export const APOS = 0x27;
+export const QUOT = 0x22;
+
+/** XML's white space (the S production): space, tab, LF, CR. */
+export function isXmlSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
+}
+
+/** Index of the first character from `i` on that is not XML white space (the length at the end). */
+export function skipXmlSpace(text: string, i: number): number {
+  while (isXmlSpace(text.charCodeAt(i))) i++;
+  return i;
+}
+
 /** What {@link measureText} finds in a run of text. */
 export interface TextMeasure {
   /** Its length in UTF-8. */

@@ -50,7 +50,7 @@ import {
   type XmlElement,
 } from './model.js';
 import { readArchiveItem } from './archive-item.js';
-import { measureText } from './chars.js';
+import { measureText, skipXmlSpace } from './chars.js';
 import { ElementBuilder, attributeKey, betweenMarkup, listen, skipOver } from './xml.js';
 import { XIncludeError, includeTarget, resolveInclude } from './xinclude.js';
 
@@ -714,7 +714,7 @@ class DocumentParser {
     for (;;) {
       const lt = s.indexOf(RESULT_TAG, pos);
       if (lt < 0) break;
-      if (!isSpaceRun(s, pos, lt)) {
+      if (skipXmlSpace(s, pos) !== lt) {
         this.sax.write(s.slice(pos, lt));
         pos = lt;
       }
@@ -1112,15 +1112,6 @@ class DocumentParser {
     const i = Math.max(0, found) * 2;
     return [this.positions[i] ?? 1, this.positions[i + 1] ?? 1];
   }
-}
-
-/** Whether `s[from, to)` is all XML whitespace (or empty). */
-function isSpaceRun(s: string, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
-  }
-  return true;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -9,7 +9,7 @@
  * parses the text instead, which either accepts it or reports why not. So an accepted text is
  * always one well-formed element whose namespaces are all declared inside it.
  */
-import { hasOnlyXmlChars } from './chars.js';
+import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, hasOnlyXmlChars, skipXmlSpace } from './chars.js';
 
 export interface VerbatimElement {
   readonly name: string;
@@ -24,24 +24,12 @@ export interface VerbatimElement {
 /** Namespaces that may not be bound as a default namespace (Namespaces in XML 1.0, §3). */
 const RESERVED_NAMESPACES = new Set(['http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2000/xmlns/']);
 
-const LT = 0x3c;
-const GT = 0x3e;
-const SLASH = 0x2f;
-const EQUALS = 0x3d;
-const COLON = 0x3a;
-const APOS = 0x27;
-const QUOT = 0x22;
-
 function isNameStart(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
 }
 
 function isNameChar(c: number): boolean {
   return isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e;
-}
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
 }
 
 const ENTITIES = ['&amp;', '&lt;', '&gt;', '&apos;', '&quot;'];
@@ -94,7 +82,7 @@ export function scanVerbatim(xml: string, defaultNs: string, charsChecked = fals
     let selfClosing = false;
     for (;;) {
       const spaceStart = i;
-      while (isSpace(xml.charCodeAt(i))) i++;
+      i = skipXmlSpace(xml, i);
       const c = xml.charCodeAt(i);
       if (c === GT) {
         i++;
@@ -124,10 +112,10 @@ export function scanVerbatim(xml: string, defaultNs: string, charsChecked = fals
       }
       names[nameCount++] = attrStart;
       names[nameCount++] = attrEnd;
-      while (isSpace(xml.charCodeAt(i))) i++;
+      i = skipXmlSpace(xml, i);
       if (xml.charCodeAt(i) !== EQUALS) return undefined;
       i++;
-      while (isSpace(xml.charCodeAt(i))) i++;
+      i = skipXmlSpace(xml, i);
       const quote = xml.charCodeAt(i);
       if (quote !== APOS && quote !== QUOT) return undefined;
       const valueStart = ++i;
@@ -168,7 +156,7 @@ export function scanVerbatim(xml: string, defaultNs: string, charsChecked = fals
       const openStart = open.pop() as number;
       if (closeEnd - closeStart !== openEnd - openStart || !sameText(xml, openStart, closeStart, closeEnd - closeStart)) return undefined;
       i = closeEnd;
-      while (isSpace(xml.charCodeAt(i))) i++;
+      i = skipXmlSpace(xml, i);
       if (xml.charCodeAt(i) !== GT) return undefined;
       i++;
     }

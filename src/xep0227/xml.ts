@@ -123,10 +123,8 @@ function writeElement(el: XmlElement, parentNs: string, out: string[]): void {
 interface StoredState {
   readonly xml: string;
   readonly defaultNs: string;
-  /** The text with the root's namespace declared, which serialisation copies. */
+  /** The text with the root's namespace declared (`xml` itself when it does), which serialisation copies. */
   readonly verbatim: string;
-  /** Whether `xml`'s root declares its namespace itself (else it takes `defaultNs`). */
-  readonly declared: boolean;
   tree: XmlElement | undefined;
 }
 
@@ -176,7 +174,8 @@ function verbatimText(el: XmlElement): string | undefined {
  */
 export function storedText(el: XmlElement, defaultNs: string): string | undefined {
   const state = storedState(el);
-  return state && !state.declared && state.defaultNs === defaultNs ? state.xml : undefined;
+  // `verbatim` is `xml` exactly when the root declares its namespace itself.
+  return state && state.verbatim !== state.xml && state.defaultNs === defaultNs ? state.xml : undefined;
 }
 
 /**
@@ -197,10 +196,7 @@ export function storedElement(xml: string, defaultNs = ''): XmlElement {
   const scanned = scanVerbatim(xml, defaultNs);
   if (!scanned) return parseElement(xml, defaultNs);
   const el = Object.defineProperties({ name: scanned.name, xmlns: scanned.xmlns }, LAZY_CONTENT);
-  // Declared even when empty: under a parent with a default namespace the root would inherit it.
-  const verbatim = scanned.declaresNamespace ? xml : `<${scanned.name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + scanned.name.length)}`;
-  const state: StoredState = { xml, defaultNs, verbatim, declared: scanned.declaresNamespace, tree: undefined };
-  return Object.defineProperty(el, STORED, { value: state }) as StoredElement;
+  return keepText(el, xml, defaultNs, scanned.declaresNamespace);
 }
 
 /**
@@ -209,9 +205,14 @@ export function storedElement(xml: string, defaultNs = ''): XmlElement {
  * attributes, as parsing gives them, are `attrs`. Its children are parsed only when read.
  */
 export function scannedElement(xml: string, defaultNs: string, name: string, attrs: Record<string, string>): XmlElement {
-  const el = Object.defineProperties({ name, xmlns: defaultNs, attrs }, LAZY_CHILDREN);
-  const verbatim = `<${name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + name.length)}`;
-  const state: StoredState = { xml, defaultNs, verbatim, declared: false, tree: undefined };
+  return keepText(Object.defineProperties({ name, xmlns: defaultNs, attrs }, LAZY_CHILDREN), xml, defaultNs, false);
+}
+
+/** Attaches the text a stored element is serialised from and parsed from when read. */
+function keepText(el: { readonly name: string }, xml: string, defaultNs: string, declaresNamespace: boolean): XmlElement {
+  // Declared even when empty: under a parent with a default namespace the root would inherit it.
+  const verbatim = declaresNamespace ? xml : `<${el.name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + el.name.length)}`;
+  const state: StoredState = { xml, defaultNs, verbatim, tree: undefined };
   return Object.defineProperty(el, STORED, { value: state }) as StoredElement;
 }
 
