@@ -3,27 +3,17 @@
  * indexes while Prosody holds prepared statements on that table, which must go on working (they
  * re-prepare after the schema change), and Prosody serves the imported archive.
  */
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ProsodySqlBackend } from '../../src/storage/prosody-sql/index.js';
-import { SqliteDialect } from '../../src/storage/prosody-sql/sqlite.js';
 import { NS, element, type ArchiveRecord } from '../../src/xep0227/model.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { loginAs, queryMam, sendMessage, type XmppClient } from '../support/xmpp-client.js';
 import { iterate } from './support/sample-user.js';
+import { droppedIndexes, recordingDialect, schemaOf } from './support/sqlite-bulk.js';
 
 const PASSWORD = 'bulk-secret';
 /** Three INSERT batches: the indexes go after the first. */
 const MESSAGES = 1200;
-
-function schemaOf(file: string): unknown[] {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.prepare(`SELECT "type", "name", "tbl_name", "sql" FROM sqlite_master ORDER BY "name"`).all();
-  } finally {
-    db.close();
-  }
-}
 
 /** Yesterday's messages from bob to dave, one a second (mod_mam expires week-old ones). */
 function importedMessages(): ArchiveRecord[] {
@@ -60,18 +50,7 @@ describeWithProsody('SQLite bulk load with a real Prosody', () => {
     expect((await queryMam(alice)).map((m) => m.message.attrs.id)).toEqual([before]);
     const schema = schemaOf(file);
 
-    const dialect = SqliteDialect.open({ database: file, bulkLoadThreshold: 100 });
-    const statements: string[] = [];
-    const begin = dialect.begin.bind(dialect);
-    dialect.begin = async () => {
-      const tx = await begin();
-      const run = tx.run.bind(tx);
-      tx.run = (sql, params) => {
-        statements.push(sql);
-        return run(sql, params);
-      };
-      return tx;
-    };
+    const { dialect, statements } = recordingDialect({ database: file, bulkLoadThreshold: 100 });
     const backend = new ProsodySqlBackend(dialect, { hosts: { localhost: { passwordHash: 'SHA-1' } } });
     try {
       const report = await backend.applyUser({ host: 'localhost', user: 'dave' }, { kind: 'user', name: 'dave', scram: [], extraAttributes: {} }, iterate(importedMessages()), {
@@ -84,7 +63,7 @@ describeWithProsody('SQLite bulk load with a real Prosody', () => {
     } finally {
       await backend.close();
     }
-    expect(statements.filter((s) => s.startsWith('DROP INDEX'))).toHaveLength(4);
+    expect(droppedIndexes(statements)).toHaveLength(4);
     expect(schemaOf(file)).toEqual(schema);
 
     // Prosody's statements on the table work after the schema change: archiving and querying.

@@ -12,6 +12,7 @@ import type { ApplyOptions, ApplyReport } from '../../src/storage/backend.js';
 import { ProsodySqlBackend, ensureSchema } from '../../src/storage/prosody-sql/index.js';
 import { SqliteDialect } from '../../src/storage/prosody-sql/sqlite.js';
 import { NS, element, type UserRecord } from '../../src/xep0227/model.js';
+import { droppedIndexes, recordingDialect, schemaOf } from './support/sqlite-bulk.js';
 import { ALICE, ALICE_ACCOUNT, ALICE_RECORDS, ALL_KINDS, HOSTS, applyOptions, archiveRecord, collect, iterate } from './support/sample-user.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xporta-sqlite-bulk-'));
@@ -30,32 +31,10 @@ interface Opened {
 }
 
 function open(bulkLoadThreshold?: number, file = join(dir, `prosody-${++n}.sqlite`)): Opened {
-  const dialect = SqliteDialect.open({ database: file, ...(bulkLoadThreshold !== undefined ? { bulkLoadThreshold } : {}) });
-  const statements: string[] = [];
-  const begin = dialect.begin.bind(dialect);
-  dialect.begin = async () => {
-    const tx = await begin();
-    const run = tx.run.bind(tx);
-    tx.run = (sql, params) => {
-      statements.push(sql);
-      return run(sql, params);
-    };
-    return tx;
-  };
+  const { dialect, statements } = recordingDialect({ database: file, ...(bulkLoadThreshold !== undefined ? { bulkLoadThreshold } : {}) });
   return { file, backend: new ProsodySqlBackend(dialect, { hosts: HOSTS }), statements };
 }
 
-const dropped = (statements: readonly string[]): string[] => statements.filter((s) => s.startsWith('DROP INDEX'));
-
-/** Everything in sqlite_master, as Prosody would find it. */
-function schemaOf(file: string): unknown[] {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.prepare(`SELECT "type", "name", "tbl_name", "sql" FROM sqlite_master ORDER BY "name"`).all();
-  } finally {
-    db.close();
-  }
-}
 
 /**
  * The archive table's rows in sort_id order, without it (the removed duplicates leave gaps) nor the
@@ -108,8 +87,8 @@ describe('SQLite bulk load of a big archive', () => {
     const expected = await importInto(checked, records);
     const report = await importInto(bulk, records);
 
-    expect(dropped(checked.statements)).toEqual([]);
-    expect(dropped(bulk.statements)).toHaveLength(4);
+    expect(droppedIndexes(checked.statements)).toEqual([]);
+    expect(droppedIndexes(bulk.statements)).toHaveLength(4);
     expect(report).toEqual(expected);
     expect(report.counts.archive).toBe(1995);
     expect(report.skipped).toEqual([{ kind: 'archive', reason: 'already stored', detail: '5 record(s)' }]);
@@ -131,7 +110,7 @@ describe('SQLite bulk load of a big archive', () => {
     const bulk = open(THRESHOLD);
     const expected = await importInto(checked, records);
     const report = await importInto(bulk, records);
-    expect(dropped(bulk.statements)).toHaveLength(4);
+    expect(droppedIndexes(bulk.statements)).toHaveLength(4);
     expect(report).toEqual(expected);
     expect(archiveRows(bulk.file)).toEqual(archiveRows(checked.file));
     expect(await collect(bulk.backend.readUser(ALICE, { include: ALL_KINDS }))).toEqual(await collect(checked.backend.readUser(ALICE, { include: ALL_KINDS })));
@@ -144,11 +123,11 @@ describe('SQLite bulk load of a big archive', () => {
     const bulk = open(THRESHOLD);
     await importInto(bulk, [], { include: new Set(['archive']) });
     await importInto(bulk, messages(1000), { mode: 'merge' });
-    expect(dropped(bulk.statements)).toHaveLength(4);
+    expect(droppedIndexes(bulk.statements)).toHaveLength(4);
 
     bulk.statements.length = 0;
     const report = await importInto(bulk, messagesWithRepeats(), { mode: 'merge' });
-    expect(dropped(bulk.statements)).toEqual([]);
+    expect(droppedIndexes(bulk.statements)).toEqual([]);
     // Ids 0–999 were stored (the first 1000 records and the repeat of 30); 1150 and 1160 come twice.
     expect(report.counts.archive).toBe(997);
     expect(report.skipped).toEqual([{ kind: 'archive', reason: 'already stored', detail: '1003 record(s)' }]);
@@ -158,17 +137,17 @@ describe('SQLite bulk load of a big archive', () => {
   it('leaves the indexes while the table holds more rows than the import, counting them when deleted rows left sort_id high', async () => {
     const bulk = open(THRESHOLD);
     await importInto(bulk, messages(3000), {}, BOB);
-    expect(dropped(bulk.statements)).toHaveLength(4);
+    expect(droppedIndexes(bulk.statements)).toHaveLength(4);
 
     bulk.statements.length = 0;
     await importInto(bulk, messages(2000));
-    expect(dropped(bulk.statements)).toEqual([]);
+    expect(droppedIndexes(bulk.statements)).toEqual([]);
 
     // bob's 3000 gone and alice's 2000 replaced: max(sort_id) says 5000 others, a count says none.
     await importInto(bulk, [], { include: new Set(['archive']) }, BOB);
     bulk.statements.length = 0;
     await importInto(bulk, messages(2000));
-    expect(dropped(bulk.statements)).toHaveLength(4);
+    expect(droppedIndexes(bulk.statements)).toHaveLength(4);
     await bulk.backend.close();
   });
 
@@ -180,7 +159,7 @@ describe('SQLite bulk load of a big archive', () => {
     db.close();
     const before = schemaOf(bulk.file);
     await importInto(bulk, messages(2000));
-    expect(dropped(bulk.statements)).toEqual([]);
+    expect(droppedIndexes(bulk.statements)).toEqual([]);
     expect(schemaOf(bulk.file)).toEqual(before);
     await bulk.backend.close();
   });
@@ -193,13 +172,13 @@ describe('SQLite bulk load of a big archive', () => {
 
     const bad = archiveRecord(5000, { stanza: element('message', NS.client, {}, [element('body', NS.client, {}, ['\u0001'])]) });
     await expect(importInto(bulk, [...messagesWithRepeats(), bad])).rejects.toMatchObject({ name: 'StorageError', code: 'invalid-data' });
-    expect(dropped(bulk.statements)).toHaveLength(4);
+    expect(droppedIndexes(bulk.statements)).toHaveLength(4);
     expect(schemaOf(bulk.file)).toEqual(schema);
     expect(archiveRows(bulk.file)).toEqual(rows);
 
     bulk.statements.length = 0;
     const report = await importInto(bulk, messagesWithRepeats(), { dryRun: true });
-    expect(dropped(bulk.statements)).toHaveLength(4);
+    expect(droppedIndexes(bulk.statements)).toHaveLength(4);
     expect(report).toMatchObject({ dryRun: true, counts: { archive: 1995 } });
     expect(schemaOf(bulk.file)).toEqual(schema);
     expect(archiveRows(bulk.file)).toEqual(rows);
