@@ -4,7 +4,7 @@
  *
  * The launcher line caps V8's young generation at 2 MB a semi-space (`npm start` and the
  * Dockerfile do the same): with the default 16 MB, a million-message import peaks at 172 MB RSS
- * instead of 145 MB, for about a tenth more CPU (measured; see the README's Benchmark section).
+ * instead of 145 MB, at some cost in time (see the README's Benchmark section).
  */
 import { parseArgs } from 'node:util';
 import { runExport, runImport, runOperatorToken, runUserToken, UsageError } from './cli-commands.js';
