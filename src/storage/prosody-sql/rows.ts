@@ -8,7 +8,7 @@ import type { LuaTable, LuaValue } from '../prosody/lua.js';
 import { deserializeValue, serializeValue, StoredValueError } from '../prosody/values.js';
 import { StorageError } from '../backend.js';
 import { compareStrings } from '../prosody/util.js';
-import type { SqlParam, SqlRow, SqlSession } from './dialect.js';
+import { queryArrays, type SqlParam, type SqlRow, type SqlSession } from './dialect.js';
 
 export interface Owner {
   readonly host: string;
@@ -22,19 +22,25 @@ export interface ArchiveRow extends ArchiveItem {
 /** Rows per INSERT statement. */
 export const INSERT_BATCH = 500;
 
-function str(row: SqlRow, column: string): string {
-  const v = row[column];
+function text(v: unknown, column: string): string {
   if (typeof v === 'string') return v;
   if (Buffer.isBuffer(v)) return v.toString('utf8');
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
   throw new StorageError('invalid-data', `column ${column} is not text`);
 }
 
-function num(row: SqlRow, column: string): number {
-  const v = row[column];
+function numeric(v: unknown, column: string): number {
   const n = typeof v === 'number' ? v : typeof v === 'string' || typeof v === 'bigint' ? Number(v) : NaN;
   if (Number.isNaN(n)) throw new StorageError('invalid-data', `column ${column} is not a number`);
   return n;
+}
+
+function str(row: SqlRow, column: string): string {
+  return text(row[column], column);
+}
+
+function num(row: SqlRow, column: string): number {
+  return numeric(row[column], column);
 }
 
 function decode(type: string, value: string, where: string): LuaValue {
@@ -147,18 +153,19 @@ export async function listStores(db: SqlSession, owner: Owner, archive: boolean)
 
 /** One page of an archive store in `sort_id` order, after `afterSortId` (keyset pagination). */
 export async function readArchivePage(db: SqlSession, owner: Owner, store: string, afterSortId: number, limit: number): Promise<ArchiveRow[]> {
-  const rows = await db.query(
+  const rows = await queryArrays(
+    db,
     `SELECT "sort_id", "key", "when", "with", "type", "value" FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "sort_id" > ? ORDER BY "sort_id" LIMIT ${limit}`,
     [owner.host, owner.user, store, afterSortId],
   );
-  return rows.map((row) => {
-    const key = str(row, 'key');
+  return rows.map(([sortId, key, when, withJid, type, value]) => {
+    const keyText = text(key, 'key');
     return {
-      sortId: num(row, 'sort_id'),
-      key,
-      when: num(row, 'when'),
-      with: str(row, 'with'),
-      value: decode(str(row, 'type'), str(row, 'value'), `${store}/${key}`),
+      sortId: numeric(sortId, 'sort_id'),
+      key: keyText,
+      when: numeric(when, 'when'),
+      with: text(withJid, 'with'),
+      value: decode(text(type, 'type'), text(value, 'value'), `${store}/${keyText}`),
     };
   });
 }

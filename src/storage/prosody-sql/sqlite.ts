@@ -25,6 +25,8 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
 class SqliteSession implements SqlSession {
   private readonly statements = new Map<string, Database.Statement<SqlParam[], SqlRow>>();
+  /** Separate from {@link statements}: `raw()` changes what a statement returns for every caller. */
+  private readonly arrayStatements = new Map<string, Database.Statement<SqlParam[], unknown[]>>();
 
   constructor(protected readonly db: Database.Database) {}
 
@@ -35,6 +37,19 @@ class SqliteSession implements SqlSession {
       this.statements.set(sql, stmt);
     }
     return stmt;
+  }
+
+  queryArrays(sql: string, params: readonly SqlParam[] = []): Promise<unknown[][]> {
+    try {
+      let stmt = this.arrayStatements.get(sql);
+      if (!stmt) {
+        stmt = this.db.prepare<SqlParam[], unknown[]>(sql).raw(true);
+        this.arrayStatements.set(sql, stmt);
+      }
+      return Promise.resolve(stmt.all(...params));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
