@@ -2,6 +2,7 @@
  * Export and import of one account, independent of HTTP or CLI: storage records become document
  * events, and a document's events become one storage transaction.
  */
+import { concatAsync } from './async-iter.js';
 import { bareJid, createRecordRewriter } from './jid.js';
 import type { ApplyOptions, ApplyReport, StorageBackend, UserRef } from './storage/backend.js';
 import { StorageError } from './storage/backend.js';
@@ -46,29 +47,27 @@ function accountFor(account: UserStart, kinds: ReadonlySet<DataKind>): UserStart
 }
 
 /** The user's part of a document: `user`, records, `user-end`. */
-export async function* userEvents(
-  storage: StorageBackend,
-  ref: UserRef,
-  kinds: ReadonlySet<DataKind>,
-  signal?: AbortSignal,
-): AsyncGenerator<DocumentEvent> {
+export function userEvents(storage: StorageBackend, ref: UserRef, kinds: ReadonlySet<DataKind>, signal?: AbortSignal): AsyncIterable<DocumentEvent> {
+  return concatAsync<DocumentEvent>(
+    () => accountEvent(storage, ref, kinds),
+    () => storage.readUser(ref, { include: kinds, ...(signal ? { signal } : {}) }),
+    () => [{ kind: 'user-end' }],
+  );
+}
+
+async function* accountEvent(storage: StorageBackend, ref: UserRef, kinds: ReadonlySet<DataKind>): AsyncGenerator<UserStart> {
   const account = await storage.readAccount(ref);
   if (!account) throw new StorageError('user-not-found', `no account ${ref.user}@${ref.host}`);
   yield accountFor(account, kinds);
-  yield* storage.readUser(ref, { include: kinds, ...(signal ? { signal } : {}) });
-  yield { kind: 'user-end' };
 }
 
 /** A whole document with one user. */
-export async function* exportUserDocument(
-  storage: StorageBackend,
-  ref: UserRef,
-  kinds: ReadonlySet<DataKind>,
-  signal?: AbortSignal,
-): AsyncGenerator<DocumentEvent> {
-  yield { kind: 'host', jid: ref.host };
-  yield* userEvents(storage, ref, kinds, signal);
-  yield { kind: 'host-end' };
+export function exportUserDocument(storage: StorageBackend, ref: UserRef, kinds: ReadonlySet<DataKind>, signal?: AbortSignal): AsyncIterable<DocumentEvent> {
+  return concatAsync<DocumentEvent>(
+    () => [{ kind: 'host', jid: ref.host }],
+    () => userEvents(storage, ref, kinds, signal),
+    () => [{ kind: 'host-end' }],
+  );
 }
 
 /**

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { request as httpRequest, type Dispatcher } from 'undici';
+import { tapAsync } from '../../async-iter.js';
 import type { Scope } from '../../config.js';
 import { JidError } from '../../jid.js';
 import { StorageError } from '../../storage/backend.js';
@@ -319,7 +320,7 @@ async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: number)
  * at the end: building a label key for each of a million archived messages cost a tenth of an
  * export's time.
  */
-async function* countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import'): AsyncGenerator<DocumentEvent> {
+function countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import'): AsyncIterable<DocumentEvent> {
   const tally = new Map<DataKind, number>();
   let pending = 0;
   const flush = (): void => {
@@ -327,18 +328,16 @@ async function* countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metr
     tally.clear();
     pending = 0;
   };
-  try {
-    for await (const event of events) {
-      if (event.kind !== 'host' && event.kind !== 'host-end' && event.kind !== 'user' && event.kind !== 'user-end') {
-        const kind = dataKindOf(event);
-        tally.set(kind, (tally.get(kind) ?? 0) + 1);
-        if (++pending === RECORD_TALLY_EVERY) flush();
-      }
-      yield event;
-    }
-  } finally {
-    flush();
-  }
+  return tapAsync(
+    events,
+    (event) => {
+      if (event.kind === 'host' || event.kind === 'host-end' || event.kind === 'user' || event.kind === 'user-end') return;
+      const kind = dataKindOf(event);
+      tally.set(kind, (tally.get(kind) ?? 0) + 1);
+      if (++pending === RECORD_TALLY_EVERY) flush();
+    },
+    flush,
+  );
 }
 
 /** Often enough that a scrape during a long transfer sees it move. */

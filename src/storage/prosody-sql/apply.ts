@@ -20,7 +20,7 @@ import {
   insertArchiveItems,
   listStores,
   mapKeyExists,
-  readArchive,
+  readArchivePages,
   readKeyval,
   writeKeyval,
   writeMapExtra,
@@ -199,7 +199,7 @@ export class UserImport extends ProsodyImport {
 
   private async storedOffline(): Promise<Set<string>> {
     const seen = new Set<string>();
-    for await (const row of readArchive(this.db, this.owner, OFFLINE_STORE, 1000)) seen.add(offlineIdentity(row.when, row.value));
+    for await (const page of readArchivePages(this.db, this.owner, OFFLINE_STORE, 1000)) for (const row of page) seen.add(offlineIdentity(row.when, row.value));
     return seen;
   }
 

@@ -25,7 +25,7 @@ import { UserImport } from './apply.js';
 import type { SqlDialect } from './dialect.js';
 import { MysqlDialect, type MysqlOptions } from './mysql.js';
 import { PostgresqlDialect, type PostgresqlOptions } from './postgresql.js';
-import { listStores, readArchive, readEntries, readKeyval, type ArchiveRow, type Owner } from './rows.js';
+import { listStores, readArchivePages, readEntries, readKeyval, type ArchiveRow, type Owner } from './rows.js';
 import { ensureSchema } from './schema.js';
 import { SqliteDialect, type SqliteOptions } from './sqlite.js';
 
@@ -146,85 +146,86 @@ export class ProsodySqlBackend implements StorageBackend {
   }
 
   async *readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
+    // One generator, not a wrapper around a second: each one a million messages pass through costs.
     try {
-      yield* this.readRecords(ref, options);
+      await this.ensureSchema();
+      const owner: Owner = { host: ref.host, user: ref.user };
+      const jid = `${ref.user}@${ref.host}`;
+      const include = options.include;
+      const signal = options.signal;
+      const needArchiveStores = include.has('pep') || include.has('other');
+      const archiveStores = needArchiveStores ? await listStores(this.db, owner, true) : [];
+
+      if (include.has('roster')) {
+        const data = await readKeyval(this.db, owner, 'roster');
+        if (data) {
+          const { roster, pending } = rosterFromStore(data, jid);
+          yield roster;
+          yield* pending;
+        }
+      }
+      if (include.has('vcard')) {
+        const data = await readKeyval(this.db, owner, 'vcard');
+        if (data && data.get('name') !== undefined) yield vcardFromStore(data);
+      }
+      if (include.has('private')) {
+        const entries = (await readEntries(this.db, owner, 'private')) ?? [];
+        for (const { key, value } of entries) {
+          const record = key === '' ? undefined : privateFromStore(key, value);
+          if (record) yield record;
+        }
+      }
+      if (include.has('pep')) {
+        const entries = (await readEntries(this.db, owner, PEP_STORE)) ?? [];
+        for (const { key, value } of entries) if (key !== '') yield pepNodeFromStore(key, value);
+        for (const store of archiveStores) {
+          if (!store.startsWith(PEP_ITEMS_PREFIX)) continue;
+          const node = store.slice(PEP_ITEMS_PREFIX.length);
+          for await (const page of this.archivePages(owner, store, signal)) for (const row of page) yield pepItemFromArchive(node, row);
+        }
+      }
+      if (include.has('archive')) {
+        for await (const page of this.archivePages(owner, ARCHIVE_STORE, signal)) {
+          for (const row of page) {
+            const record = archiveRecordFromItem(row, jid);
+            if (record) yield record;
+          }
+        }
+      }
+      if (include.has('offline')) {
+        for await (const page of this.archivePages(owner, OFFLINE_STORE, signal)) {
+          for (const row of page) {
+            const record = offlineRecordFromItem(row);
+            if (record) yield record;
+          }
+        }
+      }
+      if (include.has('blocklist')) {
+        const data = await readKeyval(this.db, owner, 'blocklist');
+        if (data) yield blocklistFromStore(data);
+      }
+      if (include.has('privacy')) {
+        const data = await readKeyval(this.db, owner, 'privacy');
+        if (data) yield privacyFromStore(data);
+      }
+      if (include.has('other')) {
+        for (const store of await listStores(this.db, owner, false)) {
+          if (!isOpaqueStore(store, false)) continue;
+          const data = await readKeyval(this.db, owner, store);
+          if (data) yield { kind: 'opaque', element: storeToElement(store, data) };
+        }
+        for (const store of archiveStores) {
+          if (!isOpaqueStore(store, true)) continue;
+          for await (const page of this.archivePages(owner, store, signal)) for (const row of page) yield { kind: 'opaque', element: archiveItemToElement(store, row) };
+        }
+      }
     } catch (err) {
       throw asStorageError(err);
     }
   }
 
-  private async *readRecords(ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
-    await this.ensureSchema();
-    const owner: Owner = { host: ref.host, user: ref.user };
-    const jid = `${ref.user}@${ref.host}`;
-    const include = options.include;
-    const signal = options.signal;
-    const needArchiveStores = include.has('pep') || include.has('other');
-    const archiveStores = needArchiveStores ? await listStores(this.db, owner, true) : [];
-
-    if (include.has('roster')) {
-      const data = await readKeyval(this.db, owner, 'roster');
-      if (data) {
-        const { roster, pending } = rosterFromStore(data, jid);
-        yield roster;
-        yield* pending;
-      }
-    }
-    if (include.has('vcard')) {
-      const data = await readKeyval(this.db, owner, 'vcard');
-      if (data && data.get('name') !== undefined) yield vcardFromStore(data);
-    }
-    if (include.has('private')) {
-      const entries = (await readEntries(this.db, owner, 'private')) ?? [];
-      for (const { key, value } of entries) {
-        const record = key === '' ? undefined : privateFromStore(key, value);
-        if (record) yield record;
-      }
-    }
-    if (include.has('pep')) {
-      const entries = (await readEntries(this.db, owner, PEP_STORE)) ?? [];
-      for (const { key, value } of entries) if (key !== '') yield pepNodeFromStore(key, value);
-      for (const store of archiveStores) {
-        if (!store.startsWith(PEP_ITEMS_PREFIX)) continue;
-        const node = store.slice(PEP_ITEMS_PREFIX.length);
-        for await (const row of this.archiveRows(owner, store, signal)) yield pepItemFromArchive(node, row);
-      }
-    }
-    if (include.has('archive')) {
-      for await (const row of this.archiveRows(owner, ARCHIVE_STORE, signal)) {
-        const record = archiveRecordFromItem(row, jid);
-        if (record) yield record;
-      }
-    }
-    if (include.has('offline')) {
-      for await (const row of this.archiveRows(owner, OFFLINE_STORE, signal)) {
-        const record = offlineRecordFromItem(row);
-        if (record) yield record;
-      }
-    }
-    if (include.has('blocklist')) {
-      const data = await readKeyval(this.db, owner, 'blocklist');
-      if (data) yield blocklistFromStore(data);
-    }
-    if (include.has('privacy')) {
-      const data = await readKeyval(this.db, owner, 'privacy');
-      if (data) yield privacyFromStore(data);
-    }
-    if (include.has('other')) {
-      for (const store of await listStores(this.db, owner, false)) {
-        if (!isOpaqueStore(store, false)) continue;
-        const data = await readKeyval(this.db, owner, store);
-        if (data) yield { kind: 'opaque', element: storeToElement(store, data) };
-      }
-      for (const store of archiveStores) {
-        if (!isOpaqueStore(store, true)) continue;
-        for await (const row of this.archiveRows(owner, store, signal)) yield { kind: 'opaque', element: archiveItemToElement(store, row) };
-      }
-    }
-  }
-
-  private archiveRows(owner: Owner, store: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveRow> {
-    return readArchive(this.db, owner, store, this.batchSize, signal);
+  private archivePages(owner: Owner, store: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveRow[]> {
+    return readArchivePages(this.db, owner, store, this.batchSize, signal);
   }
 
   async applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {
