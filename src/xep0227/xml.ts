@@ -128,39 +128,58 @@ interface StoredState {
   tree: XmlElement | undefined;
 }
 
-// Not enumerable, so neither a copy made with spread syntax (a changed element) nor a deep
-// comparison sees it.
-const STORED = Symbol('stored element');
+/**
+ * An element kept as its text. Its attributes and children are own enumerable accessors, so a
+ * copy made with spread syntax (a changed element) or a deep comparison reads them as for any
+ * element; the text is a private field, which neither sees. A class rather than
+ * `Object.defineProperties` on a literal: that took about 0.7 µs an element against 0.25 µs,
+ * paid for every archived message exported.
+ */
+class StoredXmlElement {
+  readonly name: string;
+  readonly xmlns: string;
+  declare readonly attrs: Readonly<Record<string, string>>;
+  declare readonly children: readonly XmlNode[];
+  readonly #state: StoredState;
 
-type StoredElement = XmlElement & { readonly [STORED]: StoredState };
+  // One pair of accessor functions for all stored elements: getters of each element's own would
+  // make every element a dictionary-mode object of about 700 bytes.
+  static readonly #lazyAttrs: PropertyDescriptor = {
+    enumerable: true,
+    get(this: StoredXmlElement) {
+      return StoredXmlElement.#tree(this).attrs;
+    },
+  };
 
-function treeOf(el: StoredElement): XmlElement {
-  const state = el[STORED];
-  return (state.tree ??= parseElement(state.xml, state.defaultNs));
+  static readonly #lazyChildren: PropertyDescriptor = {
+    enumerable: true,
+    get(this: StoredXmlElement) {
+      return StoredXmlElement.#tree(this).children;
+    },
+  };
+
+  /** `attrs` when the caller has read them with the start tag; otherwise they wait, as the children do. */
+  constructor(name: string, xmlns: string, state: StoredState, attrs?: Record<string, string>) {
+    this.name = name;
+    this.xmlns = xmlns;
+    if (attrs) this.attrs = attrs;
+    else Object.defineProperty(this, 'attrs', StoredXmlElement.#lazyAttrs);
+    Object.defineProperty(this, 'children', StoredXmlElement.#lazyChildren);
+    this.#state = state;
+  }
+
+  static #tree(el: StoredXmlElement): XmlElement {
+    const state = el.#state;
+    return (state.tree ??= parseElement(state.xml, state.defaultNs));
+  }
+
+  static stateOf(el: XmlElement): StoredState | undefined {
+    return #state in el ? (el as StoredXmlElement).#state : undefined;
+  }
 }
 
-// One pair of accessor functions for all stored elements: an object literal with getters of its
-// own is a V8 dictionary-mode object of about 700 bytes; shared ones keep it small and fast.
-const LAZY_CONTENT: PropertyDescriptorMap = {
-  attrs: {
-    enumerable: true,
-    get(this: StoredElement) {
-      return treeOf(this).attrs;
-    },
-  },
-  children: {
-    enumerable: true,
-    get(this: StoredElement) {
-      return treeOf(this).children;
-    },
-  },
-};
-
-// For an element whose attributes were read with its start tag: only the children wait.
-const LAZY_CHILDREN: PropertyDescriptorMap = { children: LAZY_CONTENT.children as PropertyDescriptor };
-
 function storedState(el: XmlElement): StoredState | undefined {
-  return (el as Partial<StoredElement>)[STORED];
+  return StoredXmlElement.stateOf(el);
 }
 
 function verbatimText(el: XmlElement): string | undefined {
@@ -195,8 +214,7 @@ export function mayContainText(el: XmlElement, needle: string): boolean {
 export function storedElement(xml: string, defaultNs = ''): XmlElement {
   const scanned = scanVerbatim(xml, defaultNs);
   if (!scanned) return parseElement(xml, defaultNs);
-  const el = Object.defineProperties({ name: scanned.name, xmlns: scanned.xmlns }, LAZY_CONTENT);
-  return keepText(el, xml, defaultNs, scanned.declaresNamespace);
+  return new StoredXmlElement(scanned.name, scanned.xmlns, storedStateOf(scanned.name, xml, defaultNs, scanned.declaresNamespace));
 }
 
 /**
@@ -205,15 +223,14 @@ export function storedElement(xml: string, defaultNs = ''): XmlElement {
  * attributes, as parsing gives them, are `attrs`. Its children are parsed only when read.
  */
 export function scannedElement(xml: string, defaultNs: string, name: string, attrs: Record<string, string>): XmlElement {
-  return keepText(Object.defineProperties({ name, xmlns: defaultNs, attrs }, LAZY_CHILDREN), xml, defaultNs, false);
+  return new StoredXmlElement(name, defaultNs, storedStateOf(name, xml, defaultNs, false), attrs);
 }
 
-/** Attaches the text a stored element is serialised from and parsed from when read. */
-function keepText(el: { readonly name: string }, xml: string, defaultNs: string, declaresNamespace: boolean): XmlElement {
+/** The text a stored element is serialised from, and parsed from when read. */
+function storedStateOf(name: string, xml: string, defaultNs: string, declaresNamespace: boolean): StoredState {
   // Declared even when empty: under a parent with a default namespace the root would inherit it.
-  const verbatim = declaresNamespace ? xml : `<${el.name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + el.name.length)}`;
-  const state: StoredState = { xml, defaultNs, verbatim, tree: undefined };
-  return Object.defineProperty(el, STORED, { value: state }) as StoredElement;
+  const verbatim = declaresNamespace ? xml : `<${name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + name.length)}`;
+  return { xml, defaultNs, verbatim, tree: undefined };
 }
 
 /** ` xmlns='…'` for each default namespace met (a handful: `jabber:client`, a PEP payload's). */
