@@ -327,6 +327,37 @@ describe('importing', () => {
     expect(back.filter((r) => r.kind === 'offline')).toHaveLength(1);
   });
 
+  it('de-duplicates the same past the in-memory bound, from a scratch file it then removes', async () => {
+    const scratchFiles = async () => (await readdir(data)).filter((name) => name.startsWith('.xporta-scratch-'));
+    const b = backend({ seenInMemory: 3 });
+    await b.applyUser(ref, ACCOUNT, stream(FULL), options({ mode: 'replace' }));
+    const ids = ['a1', 'b1', 'b2', 'b3', 'b2', 'b4', 'a2', 'b5', 'b6', 'b7', 'b8', 'b8', 'b9'];
+    const second = ids.map((id, i) => archive(id, 1795368800 + i, `body ${i}`));
+    const merge = options({ mode: 'merge', include: new Set<DataKind>(['archive']) });
+
+    const dry = await b.applyUser(ref, ACCOUNT, stream(second), { ...merge, dryRun: true });
+    expect(await scratchFiles()).toEqual([]);
+
+    async function* failing(): AsyncGenerator<UserRecord> {
+      yield* second;
+      throw new Error('the document broke off');
+    }
+    await expect(b.applyUser(ref, ACCOUNT, failing(), merge)).rejects.toThrow('the document broke off');
+    expect(await scratchFiles()).toEqual([]);
+
+    const report = await b.applyUser(ref, ACCOUNT, stream(second), merge);
+    expect(report.counts.archive).toBe(9);
+    expect(report.skipped).toContainEqual({ kind: 'archive', reason: 'already stored', detail: '4 record(s)' });
+    expect(dry.counts).toEqual(report.counts);
+    expect(dry.skipped).toEqual(report.skipped);
+    expect(await scratchFiles()).toEqual([]);
+
+    const stored = (await collect(b.readUser(ref, { include: new Set<DataKind>(['archive']) }))) as ArchiveRecord[];
+    expect(stored.map((r) => r.id)).toEqual(['a1', 'a2', 'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'b8', 'b9']);
+    // The first of each repeated id is kept, as below the bound.
+    expect(JSON.stringify(stored.find((r) => r.id === 'b2'))).toContain('body 2');
+  });
+
   it('merging offline messages skips one stored with the same time and stanza', async () => {
     const b = backend();
     await b.applyUser(ref, ACCOUNT, stream(FULL), options({ mode: 'replace' }));

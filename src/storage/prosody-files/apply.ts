@@ -19,11 +19,19 @@ import { ListItemError, archiveItemFromList, archiveItemToList } from './list-it
 import { LuaSerializeError, serializeDatFile, serializeListItem } from './lua-serialize.js';
 import type { FileTransaction, StagedFile } from './transaction.js';
 
+/**
+ * Keys or identities an archive store's de-duplication keeps in memory (2 MB at most) before it
+ * moves them to a scratch file: a million took 32 MB, growing with the archive.
+ */
+export const DEFAULT_SEEN_IN_MEMORY = 65_536;
+
 /** mod_storage_internal's `storage_archive_item_limit` default. */
 export const DEFAULT_ARCHIVE_ITEM_LIMIT = 10000;
 
 export interface FilesImportSettings extends ProsodyImportSettings {
   readonly archiveItemLimit: number;
+  /** See {@link DEFAULT_SEEN_IN_MEMORY}. */
+  readonly seenInMemory: number;
 }
 
 /**
@@ -47,7 +55,7 @@ class ListStage {
   private baseExists = false;
   private baseCount = 0;
   /** `first-wins` keys or `same-content` identities met so far. */
-  private readonly seen = new FingerprintSet();
+  private readonly seen: FingerprintSet;
   /** `last-wins`: serialized items by key, in the order their last occurrence came. */
   private readonly latest = new Map<string, string>();
   written = 0;
@@ -60,7 +68,10 @@ class ListStage {
     private readonly keepBase: boolean,
     private readonly policy: ListPolicy,
     private readonly signal: AbortSignal | undefined,
-  ) {}
+    seenInMemory: number,
+  ) {
+    this.seen = new FingerprintSet({ after: seenInMemory, path: () => tx.scratchPath('.seen.sqlite') });
+  }
 
   /** Reads what the stored file already holds, as far as the policy needs it. */
   private async prepare(): Promise<void> {
@@ -120,6 +131,7 @@ class ListStage {
   /** Items the file holds after the import. */
   async finish(): Promise<number> {
     await this.prepare();
+    this.close();
     if (this.policy === 'last-wins' && this.latest.size > 0) {
       const out = await this.tx.stage(this.path);
       let kept = 0;
@@ -138,6 +150,11 @@ class ListStage {
     }
     if (!this.out && !this.keepBase) await this.tx.remove(this.path);
     return (this.baseExists ? this.baseCount : 0) + this.written;
+  }
+
+  /** Releases what the de-duplication holds; the stage takes no more items afterwards. */
+  close(): void {
+    this.seen.close();
   }
 }
 
@@ -193,7 +210,7 @@ export class FilesImport extends ProsodyImport {
       const policy: ListPolicy =
         store === ARCHIVE_STORE ? 'first-wins' : store === OFFLINE_STORE ? (replace ? 'append' : 'same-content') : 'last-wins';
       const path = this.files.path(this.ref.host, store, this.ref.user, 'list');
-      stage = new ListStage(this.files, this.tx, store, path, !this.clearedLists.has(store), policy, this.options.signal);
+      stage = new ListStage(this.files, this.tx, store, path, !this.clearedLists.has(store), policy, this.options.signal, this.settings.seenInMemory);
       this.lists.set(store, stage);
     }
     return stage;
@@ -260,6 +277,11 @@ export class FilesImport extends ProsodyImport {
     if (kind === undefined) return;
     if (added) this.count(kind);
     else this.noteDuplicates(kind, 1);
+  }
+
+  /** Releases every archive store's de-duplication, whether the import finished or failed. */
+  close(): void {
+    for (const stage of this.lists.values()) stage.close();
   }
 
   protected async finishArchives(): Promise<void> {

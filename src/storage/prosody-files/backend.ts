@@ -26,7 +26,7 @@ import { PreserializedError } from '../prosody/stanza.js';
 import { DEFAULT_IMPORTABLE_STORES, isOpaqueStore } from '../prosody/stores.js';
 import { compareStrings } from '../prosody/util.js';
 import { vcardFromStore } from '../prosody/vcard.js';
-import { DEFAULT_ARCHIVE_ITEM_LIMIT, FilesImport } from './apply.js';
+import { DEFAULT_ARCHIVE_ITEM_LIMIT, DEFAULT_SEEN_IN_MEMORY, FilesImport } from './apply.js';
 import { FileStore, type FileLimits } from './files.js';
 import { stanzaOfListItem } from './list-items.js';
 import { PathError } from './paths.js';
@@ -48,6 +48,11 @@ export interface ProsodyFilesOptions {
   readonly limits?: FileLimits;
   /** Failure injection for tests. */
   readonly faults?: TransactionFaults;
+  /**
+   * @internal Keys an archive store's de-duplication keeps in memory before it moves them to a
+   * scratch file (default {@link DEFAULT_SEEN_IN_MEMORY}); tests lower it to reach that path.
+   */
+  readonly seenInMemory?: number;
 }
 
 export class ProsodyFilesBackend implements StorageBackend {
@@ -217,13 +222,18 @@ export class ProsodyFilesBackend implements StorageBackend {
     if (!options.dryRun) await this.recover();
     const tx = new FileTransaction({ journalDir: this.dataDir, dryRun: options.dryRun, ...(this.options.faults ? { faults: this.options.faults } : {}) });
     try {
-      const report = await this.guard(() =>
-        new FilesImport(this.files, tx, ref, {
-          host,
-          importStores: this.importStores,
-          archiveItemLimit: this.options.archiveItemLimit ?? DEFAULT_ARCHIVE_ITEM_LIMIT,
-        }, options).run(account, records),
-      );
+      const importer = new FilesImport(this.files, tx, ref, {
+        host,
+        importStores: this.importStores,
+        archiveItemLimit: this.options.archiveItemLimit ?? DEFAULT_ARCHIVE_ITEM_LIMIT,
+        seenInMemory: this.options.seenInMemory ?? DEFAULT_SEEN_IN_MEMORY,
+      }, options);
+      let report: ApplyReport;
+      try {
+        report = await this.guard(() => importer.run(account, records));
+      } finally {
+        importer.close();
+      }
       options.signal?.throwIfAborted();
       await tx.commit();
       return report;

@@ -42,6 +42,7 @@ export interface TransactionFaults {
 
 export const TEMP_MARK = '~xporta-';
 const JOURNAL_PREFIX = '.xporta-journal-';
+const SCRATCH_PREFIX = '.xporta-scratch-';
 const WRITE_CHUNK = 256 * 1024;
 
 interface Snapshot {
@@ -294,6 +295,15 @@ export class FileTransaction {
     e.file = file;
     await file.open();
     return file;
+  }
+
+  /**
+   * A path for a file the import needs while it runs (not a store), beside the journals in
+   * Prosody's data directory rather than in a temporary directory that may be memory. The caller
+   * creates and removes it.
+   */
+  scratchPath(extension: string): string {
+    return join(this.options.journalDir, `${SCRATCH_PREFIX}${randomSuffix()}${extension}`);
   }
 
   /** `path` is deleted on commit (if it exists then). */
