@@ -39,10 +39,6 @@ function str(row: SqlRow, column: string): string {
   return text(row[column], column);
 }
 
-function num(row: SqlRow, column: string): number {
-  return numeric(row[column], column);
-}
-
 function decode(type: string, value: string, where: string): LuaValue {
   try {
     return deserializeValue(type, value);
