@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRecordRewriter } from '../../src/jid.js';
 import { EjabberdSqlBackend } from '../../src/storage/ejabberd-sql/index.js';
-import { DATA_KINDS, type UserRecord, type UserStart } from '../../src/xep0227/model.js';
+import { DATA_KINDS, NS, element, type ArchiveRecord, type UserRecord, type UserStart } from '../../src/xep0227/model.js';
 import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle, type EjabberdStorage } from '../support/ejabberd.js';
 import { isCI } from '../support/prosody.js';
 import { sqlServerAvailable } from '../support/sql-databases.js';
@@ -166,6 +166,32 @@ describeWithEjabberd('EjabberdSqlBackend with a real ejabberd 23.01', () => {
         expect(again.filter((r) => r.kind === 'pep-item')).toHaveLength(2);
         expect(again.filter((r) => r.kind === 'blocklist')).toEqual([{ kind: 'blocklist', items: ['spammer@example.net'] }]);
         expect(again.find((r) => r.kind === 'roster')).toMatchObject({ items: [{ jid: 'bob@localhost', groups: ['Friends', 'Work'] }] });
+      });
+
+      it('gives messages of one second distinct times across batches, and a merge of them adds none', async () => {
+        const ref = { host: 'localhost', user: 'henry' };
+        const henry: UserStart = { kind: 'user', name: 'henry', password: 'h', scram: [], extraAttributes: {} };
+        const message = (n: number): ArchiveRecord => ({
+          kind: 'archive',
+          id: `prosody-uuid-${n}`,
+          timestamp: '2026-01-01T00:00:00Z',
+          with: 'bob@localhost',
+          stanza: element('message', NS.client, { from: 'bob@localhost/pc', to: 'henry@localhost', type: 'chat', id: `m${n}` }, [element('body', NS.client, {}, [`burst ${n}`])]),
+        });
+        // More than two batches of 500, all asking for the same microsecond.
+        const burst = Array.from({ length: 1200 }, (_, n) => message(n));
+        const replaced = await backend.applyUser(ref, henry, iterate(burst), { mode: 'replace', dryRun: false, include: ALL, createAccount: true });
+        expect(replaced.counts.archive).toBe(1200);
+        const second = Date.parse('2026-01-01T00:00:00Z') * 1000;
+        const stored = recordsOf(await collect(backend.readUser(ref, { include: ALL })), 'archive');
+        expect(stored.map((r) => Number(r.id))).toEqual(burst.map((_, n) => second + n));
+        expect(stored.map((r) => r.stanza.children.length > 0 && JSON.stringify(r.stanza).includes(`burst ${stored.indexOf(r)}`))).not.toContain(false);
+
+        const merged = await backend.applyUser(ref, henry, iterate([...burst, message(1200)]), { mode: 'merge', dryRun: false, include: ALL, createAccount: false });
+        expect(merged.counts.archive).toBe(1);
+        expect(merged.skipped).toContainEqual({ kind: 'archive', reason: 'already stored', detail: '1200 record(s)' });
+        const after = recordsOf(await collect(backend.readUser(ref, { include: ALL })), 'archive');
+        expect(after.map((r) => Number(r.id))).toEqual([...burst, message(1200)].map((_, n) => second + n));
       });
 
       it('a plain password is stored as such and logs in over SCRAM', async () => {

@@ -23,6 +23,7 @@ import {
 } from '../../xep0227/model.js';
 import { serializeElement } from '../../xep0227/xml.js';
 import type { SqlSession } from '../prosody-sql/dialect.js';
+import { EjabberdArchiveWriter, MICROS_ID } from './archive-writer.js';
 import { formatTerm } from './erlang.js';
 import { DEFAULT_PEP_OPTIONS, encodeAffiliation, encodeSubscriptions, fieldToOption, isoToMicros, microsToErlangNow } from './pep.js';
 import { BLOCKLIST_NAME } from './read.js';
@@ -30,8 +31,6 @@ import { bool, num, str, type Tables } from './tables.js';
 
 const SUBSCRIPTION_CODES = { both: 'B', to: 'T', from: 'F', none: 'N' } as const;
 
-/** A plausible µs-since-epoch MAM id as ejabberd makes them (after 2001, before 2286). */
-const MICROS_ID = /^\d{16}$/;
 
 interface RosterEntry {
   item?: RosterItem;
@@ -50,14 +49,13 @@ export class EjabberdUserImport {
   private readonly warnings: string[] = [];
   private readonly unsupported = new Set<DataKind>();
   private readonly notIncluded = new Map<DataKind, number>();
-  private duplicates = 0;
 
   private roster: Map<string, RosterEntry> | undefined;
   private vcard: XmlElement | undefined;
   private blocked: Set<string> | undefined;
   private privacy: { defaultList?: string; lists: Map<string, PrivacyList> } | undefined;
   private readonly nodeIds = new Map<string, number>();
-  private readonly usedTimestamps = new Set<number>();
+  private readonly archive: EjabberdArchiveWriter;
   private offlineSeen: Set<string> | undefined;
   private offlineDuplicates = 0;
 
@@ -69,6 +67,7 @@ export class EjabberdUserImport {
     private readonly passwordHash: 'SHA-1' | 'SHA-256' | 'plain',
   ) {
     this.jid = `${ref.user}@${ref.host}`;
+    this.archive = new EjabberdArchiveWriter(db, t, ref, options.mode === 'merge');
   }
 
   private includes(kind: DataKind): boolean {
@@ -330,44 +329,26 @@ export class EjabberdUserImport {
    * (Prosody's UUIDs) cannot be, and the message gets a fresh time-based one.
    */
   private async writeArchive(id: string, timestamp: string, withJid: string | undefined, stanza: XmlElement): Promise<void> {
-    let micros = MICROS_ID.test(id) ? Number(id) : isoToMicros(timestamp);
+    const micros = MICROS_ID.test(id) ? Number(id) : isoToMicros(timestamp);
     if (micros === undefined) {
       this.skip('archive', 'no usable archive time', id);
       return;
     }
-    const xml = serializeElement(stanza);
-    if (this.options.mode === 'merge') {
-      // The same message imported before sits at the same (or, for ids ejabberd did not make, a
-      // nearby) time with the same XML; another message at that time pushes this one later.
-      for (;;) {
-        const rows = this.usedTimestamps.has(micros) ? [] : await this.t.select(this.db, this.ref, 'archive', ['xml'], ` AND "timestamp" = ?`, [micros]);
-        if (rows.length > 0 && (MICROS_ID.test(id) || rows.some((r) => str(r.xml) === xml))) {
-          this.usedTimestamps.add(micros);
-          this.duplicates++;
-          return;
-        }
-        if (rows.length === 0 && !this.usedTimestamps.has(micros)) break;
-        micros++;
-      }
-    }
-    while (this.usedTimestamps.has(micros)) micros++;
-    this.usedTimestamps.add(micros);
     const from = stanza.attrs.from ?? '';
     const to = stanza.attrs.to ?? '';
     const outgoing = from === '' || bare(from) === this.jid;
     const peer = outgoing ? to : from;
     const barePeer = withJid ?? bare(peer);
     const body = firstChild(stanza, 'body');
-    await this.t.insert(this.db, this.ref, 'archive', {
-      timestamp: micros,
+    await this.archive.add({
+      id,
+      micros,
+      xml: serializeElement(stanza),
       peer: peer === '' ? barePeer : peer,
-      bare_peer: barePeer,
-      xml,
+      barePeer,
       txt: body ? textOf(body) : '',
       kind: stanza.attrs.type === 'groupchat' ? 'groupchat' : 'chat',
-      nick: '',
     });
-    this.count('archive');
   }
 
   /** mod_offline serves the stored stanza as it is: the delay that says when it was stored must be in it. */
@@ -395,6 +376,8 @@ export class EjabberdUserImport {
   // Collected kinds
 
   private async finish(): Promise<void> {
+    await this.archive.flush();
+    if (this.archive.written > 0) this.count('archive', this.archive.written);
     await this.writeRoster();
     if (this.vcard) await this.writeVCard(this.vcard);
     if (this.privacy) await this.writePrivacy(this.privacy);
@@ -550,7 +533,7 @@ export class EjabberdUserImport {
 
   private report(created: boolean): ApplyReport {
     const skipped = [...this.skipped];
-    if (this.duplicates > 0) skipped.push({ kind: 'archive', reason: 'already stored', detail: `${this.duplicates} record(s)` });
+    if (this.archive.duplicates > 0) skipped.push({ kind: 'archive', reason: 'already stored', detail: `${this.archive.duplicates} record(s)` });
     if (this.offlineDuplicates > 0) skipped.push({ kind: 'offline', reason: 'already stored', detail: `${this.offlineDuplicates} record(s)` });
     for (const [kind, n] of this.notIncluded) skipped.push({ kind, reason: 'kind not included', detail: `${n} record(s)` });
     return {
