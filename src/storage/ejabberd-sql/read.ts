@@ -188,7 +188,12 @@ export interface ArchiveRow {
   readonly xml: string;
 }
 
-/** Keyset pagination on (timestamp, id): holds no cursor between pages. */
+/**
+ * Keyset pagination on (timestamp, id): holds no cursor between pages. The condition starts with
+ * `timestamp >= ?` so that the (user, timestamp) index gives the page's start: with only the OR,
+ * SQLite scanned the user's archive from its beginning for every page (75 ms a page 900,000 rows
+ * in, against 0.3 ms), which made a 1M-message export take 221 s.
+ */
 export async function* readArchiveRows(db: SqlSession, t: Tables, ref: UserRef, batch: number, signal?: AbortSignal): AsyncGenerator<ArchiveRow> {
   let afterTs = '-1';
   let afterId = -1;
@@ -199,7 +204,7 @@ export async function* readArchiveRows(db: SqlSession, t: Tables, ref: UserRef, 
       ref,
       'archive',
       ['timestamp', 'bare_peer', 'xml', 'id'],
-      ` AND ("timestamp" > ? OR ("timestamp" = ? AND "id" > ?)) ORDER BY "timestamp", "id" LIMIT ${batch}`,
+      ` AND "timestamp" >= ? AND ("timestamp" > ? OR "id" > ?) ORDER BY "timestamp", "id" LIMIT ${batch}`,
       [Number(afterTs), Number(afterTs), afterId],
     );
     for (const row of rows) {
