@@ -2,7 +2,8 @@
  * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write]`
  *
  * For each archive size, with a fresh process for every measured step: import into an empty
- * SQLite, PostgreSQL and MariaDB store (CLI), export from SQLite via the CLI and via HTTP, and, on
+ * SQLite, PostgreSQL, MariaDB and internal-files store (CLI), export from SQLite via the CLI and via
+ * HTTP, import into and export from ejabberd's SQLite schema, and, on
  * the same data, Prosody's own prosody-migrator SQLite → xep0227 and back, capped in time. The
  * migrator's import always runs: on its own export when that finished within the cap, otherwise
  * on the document xporta exported from the same SQLite store in the same run.
@@ -96,13 +97,36 @@ function sqliteEnv(dir: string): NodeJS.ProcessEnv {
   return { XPORTA_DATA_DIR: dir, XPORTA_LOG_LEVEL: 'warn' };
 }
 
-type Target = 'sqlite' | 'postgres' | 'mysql' | 'files';
+type Target = 'sqlite' | 'postgres' | 'mysql' | 'files' | 'ejabberd';
 
-const TARGET_NAMES: Record<Target, string> = { sqlite: 'SQLite', postgres: 'PostgreSQL', mysql: 'MariaDB', files: 'Prosody internal files' };
+const TARGET_NAMES: Record<Target, string> = {
+  sqlite: 'SQLite',
+  postgres: 'PostgreSQL',
+  mysql: 'MariaDB',
+  files: 'Prosody internal files',
+  ejabberd: 'ejabberd (SQLite)',
+};
+
+/** ejabberd's own schema file: what ejabberd 23.01 runs on an empty SQLite database (`new_sql_schema: true`). */
+const EJABBERD_SCHEMA = '/usr/share/ejabberd/sql/lite.new.sql';
+
+function ejabberdEnv(work: string): NodeJS.ProcessEnv {
+  return {
+    XPORTA_DATA_DIR: join(work, 'ejabberd-state'),
+    XPORTA_LOG_LEVEL: 'warn',
+    XPORTA_STORAGE: JSON.stringify({ type: 'ejabberd-sql', driver: 'sqlite', schema: 'new', database: join(work, 'ejabberd.sqlite') }),
+  };
+}
 
 async function importInto(kind: Target, doc: string, work: string): Promise<Measured> {
   if (kind === 'sqlite') {
     return timed([...xporta, 'import', JID, doc, '--create-account'], sqliteEnv(join(work, 'sqlite')));
+  }
+  if (kind === 'ejabberd') {
+    const db = new Database(join(work, 'ejabberd.sqlite'));
+    db.exec(readFileSync(EJABBERD_SCHEMA, 'utf8'));
+    db.close();
+    return timed([...xporta, 'import', JID, doc, '--create-account'], ejabberdEnv(work));
   }
   if (kind === 'files') {
     return timed([...xporta, 'import', JID, doc, '--create-account'], {
@@ -291,7 +315,7 @@ function versions(): string[] {
   const maria = spawnSync('mariadb', ['-h', '127.0.0.1', '-u', 'root', '-N', '-e', 'select version()'], { encoding: 'utf8' }).stdout.trim();
   const cpu = cpus();
   return [
-    `xporta ${pkg.version}, Node.js ${process.version}, SQLite ${sqlite} (better-sqlite3), PostgreSQL ${psql || '?'}, MariaDB ${maria || '?'}, Prosody ${dpkg('prosody')}`,
+    `xporta ${pkg.version}, Node.js ${process.version}, SQLite ${sqlite} (better-sqlite3), PostgreSQL ${psql || '?'}, MariaDB ${maria || '?'}, Prosody ${dpkg('prosody')}, ejabberd ${dpkg('ejabberd')}`,
     `machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB memory`,
   ];
 }
@@ -339,6 +363,15 @@ async function measure(size: number, rows: Row[], m: Migrator | undefined): Prom
     rows.push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes });
     console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
     for (const kind of ['postgres', 'mysql', 'files'] as const) await importStep(kind);
+    if (existsSync(EJABBERD_SCHEMA)) {
+      await importStep('ejabberd');
+      const ejExported = join(work, 'ejabberd-export.xml');
+      rows.push({ size, step: 'xporta export ← ejabberd (SQLite, CLI)', result: timed([...xporta, 'export', JID], ejabberdEnv(work), ejExported), bytes: existsSync(ejExported) ? statSync(ejExported).size : 0 });
+      console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
+      rmSync(ejExported, { force: true });
+    } else {
+      rows.push({ size, step: `xporta import → ${TARGET_NAMES.ejabberd} (CLI)`, result: { failed: `ejabberd is not installed (${EJABBERD_SCHEMA})` } });
+    }
     // export.xml stays for the migrator: its import reads it when its own export hits the cap.
     if (m) {
       const xportaExport = cliExport.ok && existsSync(exported) && statSync(exported).size > 0 ? exported : undefined;
