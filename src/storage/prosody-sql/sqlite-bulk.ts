@@ -18,11 +18,12 @@ import { createIndexSql, prosodyTables } from './schema.js';
 
 /**
  * Rows this import inserts before it may drop the indexes. Up to about this many rows the four
- * indexes fit the writer's page cache (better-sqlite3's 16 MB) and cost little to maintain, while
- * the worker keeps up with parsing anyway; the rebuild, though, is time the import waits for at
- * the end (about 3.5 µs a row). Measured on 2 cores, CLI import of the synthetic account: 50k
- * messages +0.15 s (the rebuild alone), 100k +0.25 s, 200k −0.6 s, 1M −3.4 s of 24 s on an idle
- * machine and −12.6 s of 41 s on a busy one; CPU time at 1M falls by a third or more.
+ * indexes cost little to maintain, while the worker keeps up with parsing anyway; the rebuild,
+ * though, is time the import waits for at the end (about 3.5 µs a row). Measured on 2 cores, CLI
+ * import of the synthetic account, with the writer's page cache at better-sqlite3's 16 MB then
+ * (8 MB now, see sqlite-writer.ts): 50k messages +0.15 s (the rebuild alone), 100k +0.25 s,
+ * 200k −0.6 s, 1M −3.4 s of 24 s on an idle machine and −12.6 s of 41 s on a busy one; CPU time
+ * at 1M falls by a third or more.
  */
 export const DEFAULT_BULK_LOAD_THRESHOLD = 50_000;
 

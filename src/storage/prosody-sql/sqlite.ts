@@ -1,8 +1,9 @@
 /**
  * SQLite through better-sqlite3. Reads share one connection; transactions run on a connection of
  * their own on a worker thread (sqlite-writer.ts), so a long import never mixes with reads and
- * holds the write lock only on its own handle. No PRAGMA is changed: the journal mode stays
- * whatever Prosody uses (DELETE by default).
+ * holds the write lock only on its own handle. No PRAGMA Prosody would see is changed: the journal
+ * mode stays whatever Prosody uses (DELETE by default); only the writer connection's own page cache
+ * is set (see sqlite-writer.ts).
  */
 import Database from 'better-sqlite3';
 import type { SqlDialect, SqlParam, SqlRow, SqlSession, SqlTransaction } from './dialect.js';
