@@ -31,7 +31,6 @@ import { bool, num, str, type Tables } from './tables.js';
 
 const SUBSCRIPTION_CODES = { both: 'B', to: 'T', from: 'F', none: 'N' } as const;
 
-
 interface RosterEntry {
   item?: RosterItem;
   pendingIn?: string;

@@ -21,11 +21,14 @@ export const MICROS_ID = /^\d{16}$/;
 /** Messages per batch: one INSERT, and one query for the times they ask for. */
 const ARCHIVE_BATCH = 500;
 
+/** What a message's `values` hold, in order, after the owner's columns. */
+const ARCHIVE_COLUMNS = ['timestamp', 'peer', 'bare_peer', 'xml', 'txt', 'kind', 'nick'];
+
 /** Microseconds looked at in one query when a message has to move past a taken time. */
 const TIME_WINDOW = 64;
 
 /** One message for the `archive` table. */
-export interface ArchiveRow {
+export interface ArchiveMessage {
   /** The document's archive id: a µs time (ejabberd's own) is kept, anything else is not. */
   readonly id: string;
   /** The time the message asks for, in µs. */
@@ -46,7 +49,7 @@ interface TimeUse {
 }
 
 export class EjabberdArchiveWriter {
-  private readonly pending: ArchiveRow[] = [];
+  private readonly pending: ArchiveMessage[] = [];
   /** Rows with a higher id were written by this import. */
   private lastIdBefore: number | undefined;
   written = 0;
@@ -60,7 +63,7 @@ export class EjabberdArchiveWriter {
     private readonly merge: boolean,
   ) {}
 
-  async add(row: ArchiveRow): Promise<void> {
+  async add(row: ArchiveMessage): Promise<void> {
     this.pending.push(row);
     if (this.pending.length >= ARCHIVE_BATCH) await this.flush();
   }
@@ -95,7 +98,8 @@ export class EjabberdArchiveWriter {
       }
       values.push([micros, row.peer, row.barePeer, row.xml, row.txt, row.kind, '']);
     }
-    if (values.length > 0) await this.insert(values);
+    // Sent ahead where the session can: the next batch is read meanwhile.
+    if (values.length > 0) await this.t.insertRows(this.db, this.ref, 'archive', ARCHIVE_COLUMNS, values);
     this.written += values.length;
   }
 
@@ -142,14 +146,4 @@ export class EjabberdArchiveWriter {
     return uses.get(from) as TimeUse;
   }
 
-  /** One multi-row INSERT, sent ahead where the session can: the next batch is read meanwhile. */
-  private async insert(rows: readonly SqlParam[][]): Promise<void> {
-    const owner = this.t.ownerColumns(this.ref);
-    const cols = [...owner.cols, 'timestamp', 'peer', 'bare_peer', 'xml', 'txt', 'kind', 'nick'];
-    const tuple = `(${cols.map(() => '?').join(', ')})`;
-    const sql = `INSERT INTO "archive" (${cols.map((c) => `"${c}"`).join(', ')}) VALUES ${rows.map(() => tuple).join(', ')}`;
-    const params = rows.flatMap((r) => [...owner.params, ...r]);
-    if (this.db.write) await this.db.write(sql, params);
-    else await this.db.run(sql, params);
-  }
 }

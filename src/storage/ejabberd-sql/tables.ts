@@ -5,7 +5,7 @@
  * Pubsub tables are the same in both: PEP nodes are keyed by the owner's bare JID.
  */
 import type { UserRef } from '../backend.js';
-import type { SqlParam, SqlRow, SqlSession } from '../prosody-sql/dialect.js';
+import { sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from '../prosody-sql/dialect.js';
 
 export class Tables {
   constructor(readonly newSchema: boolean) {}
@@ -30,6 +30,14 @@ export class Tables {
   delete(db: SqlSession, ref: UserRef, table: string, extra = '', extraParams: readonly SqlParam[] = []): Promise<number> {
     const o = this.owner(ref);
     return db.run(`DELETE FROM "${table}" WHERE ${o.cond}${extra}`, [...o.params, ...extraParams]);
+  }
+
+  /** Rows of `columns` values (the owner's columns come first, added here) in one INSERT, sent ahead where the session can. */
+  insertRows(db: SqlSession, ref: UserRef, table: string, columns: readonly string[], rows: readonly (readonly SqlParam[])[]): Promise<void> {
+    const o = this.ownerColumns(ref);
+    const cols = [...o.cols, ...columns];
+    const params = rows.flatMap((row) => [...o.params, ...row]);
+    return sendWrite(db, `INSERT INTO "${table}" (${cols.map((c) => `"${c}"`).join(', ')}) VALUES ${valuesPlaceholders(rows.length, cols.length)}`, params);
   }
 
   insert(db: SqlSession, ref: UserRef, table: string, values: Readonly<Record<string, SqlParam>>): Promise<number> {

@@ -69,6 +69,18 @@ export interface ArchiveBulkLoad {
   finish(): Promise<number>;
 }
 
+/** A write nothing reads the result of (an INSERT): sent ahead where the session can. */
+export async function sendWrite(db: SqlSession, sql: string, params: readonly SqlParam[]): Promise<void> {
+  if (db.write) await db.write(sql, params);
+  else await db.run(sql, params);
+}
+
+/** `(?,?,…),(?,?,…)…`: the VALUES of a multi-row INSERT of `count` rows of `width` columns. */
+export function valuesPlaceholders(count: number, width: number): string {
+  const row = `(${new Array<string>(width).fill('?').join(',')})`;
+  return new Array<string>(count).fill(row).join(',');
+}
+
 /** Rows as arrays of their columns in SELECT order, from whichever method the session has. */
 export async function queryArrays(db: SqlSession, sql: string, params: readonly SqlParam[] = []): Promise<unknown[][]> {
   if (db.queryArrays) return db.queryArrays(sql, params);

@@ -8,7 +8,7 @@ import type { LuaTable, LuaValue } from '../prosody/lua.js';
 import { deserializeValue, serializeValue, StoredValueError } from '../prosody/values.js';
 import { StorageError } from '../backend.js';
 import { compareStrings } from '../prosody/util.js';
-import { queryArrays, type SqlParam, type SqlRow, type SqlSession } from './dialect.js';
+import { queryArrays, sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from './dialect.js';
 
 export interface Owner {
   readonly host: string;
@@ -56,17 +56,6 @@ async function inChunks(keys: readonly string[], fn: (chunk: readonly string[], 
   }
 }
 
-/** An INSERT nothing reads the result of: sent ahead where the session can. */
-async function send(db: SqlSession, sql: string, params: readonly SqlParam[]): Promise<void> {
-  if (db.write) await db.write(sql, params);
-  else await db.run(sql, params);
-}
-
-function placeholders(count: number, width: number): string {
-  const row = `(${new Array<string>(width).fill('?').join(',')})`;
-  return new Array<string>(count).fill(row).join(',');
-}
-
 /** The entries of a keyval/map store, undefined when it has no rows. */
 export async function readEntries(db: SqlSession, owner: Owner, store: string): Promise<KeyvalEntry[] | undefined> {
   const rows = await db.query(`SELECT "key", "type", "value" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [
@@ -96,7 +85,7 @@ async function insertEntries(db: SqlSession, owner: Owner, store: string, entrie
       const stored = serializeValue(value);
       params.push(owner.host, owner.user, store, key, stored.type, stored.value);
     }
-    await send(db, `INSERT INTO "prosody" ("host", "user", "store", "key", "type", "value") VALUES ${placeholders(batch.length, 6)}`, params);
+    await sendWrite(db, `INSERT INTO "prosody" ("host", "user", "store", "key", "type", "value") VALUES ${valuesPlaceholders(batch.length, 6)}`, params);
   }
 }
 
@@ -217,6 +206,6 @@ export async function insertArchiveItems(db: SqlSession, owner: Owner, store: st
       const stored = serializeValue(item.value);
       params.push(owner.host, owner.user, store, Math.floor(item.when), item.with, item.key, stored.type, stored.value);
     }
-    await send(db, `INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ${placeholders(batch.length, 8)}`, params);
+    await sendWrite(db, `INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ${valuesPlaceholders(batch.length, 8)}`, params);
   }
 }
