@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import type { PrivateFileMode } from './private-files.js';
 
 export type Scope = 'export' | 'import' | 'admin';
 export const SCOPES: readonly Scope[] = ['export', 'import', 'admin'];
@@ -92,8 +93,22 @@ export interface AuthConfig {
   /** HMAC key for short-lived user tokens; generated per process when absent. */
   readonly userTokenSecret?: string;
   readonly userTokenMaxTtlSeconds: number;
-  /** Failed authentications per client address per minute before 429. */
+  /** Earlier user-token keys, still accepted (never used to sign) while tokens they signed run out. */
+  readonly previousUserTokenSecrets: readonly string[];
+  /** Failed authentications per client address (and per attempted token id) per minute before failures get 429. */
   readonly failedAuthPerMinute: number;
+  /** Requests per minute one token may make; 0 for no quota. */
+  readonly requestsPerMinutePerToken: number;
+}
+
+export interface AuditConfig {
+  /** Where the audit log goes: a file path (created private), or `-` for standard output. */
+  readonly file: string;
+}
+
+export interface FilesConfig {
+  /** Mode of every file xporta creates: 0o600, or 0o640 for a deployment that reads them through a group. */
+  readonly mode: PrivateFileMode;
 }
 
 export interface Config {
@@ -108,6 +123,13 @@ export interface Config {
   readonly auth: AuthConfig;
   readonly limits: LimitsConfig;
   readonly component: ComponentConfig;
+  /**
+   * Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed; from anyone
+   * else the header is ignored and the socket's address is the client's.
+   */
+  readonly trustedProxies: readonly string[];
+  readonly audit: AuditConfig;
+  readonly files: FilesConfig;
 }
 
 export class ConfigError extends Error {
@@ -312,7 +334,7 @@ const DEFAULT_PORT = 8227;
 
 function validate(raw: JsonObject, cwd: string): Config {
   const root = new Fields(raw, '', cwd);
-  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'component']);
+  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'component', 'trustedProxies', 'audit', 'files']);
 
   const listenFields = root.object('listen');
   listenFields.only(['host', 'port']);
@@ -338,7 +360,16 @@ function validate(raw: JsonObject, cwd: string): Config {
   if (Object.keys(hosts).length === 0) hosts.localhost = { passwordHash: 'SHA-1' };
 
   const authFields = root.object('auth');
-  authFields.only(['tokens', 'userTokenSecret', 'userTokenSecretFile', 'userTokenMaxTtlSeconds', 'failedAuthPerMinute']);
+  authFields.only([
+    'tokens',
+    'userTokenSecret',
+    'userTokenSecretFile',
+    'previousUserTokenSecret',
+    'previousUserTokenSecretFile',
+    'userTokenMaxTtlSeconds',
+    'failedAuthPerMinute',
+    'requestsPerMinutePerToken',
+  ]);
   const tokens = authFields.array('tokens').map((t, i): OperatorToken => {
     t.only(['name', 'sha256', 'scopes', 'hosts']);
     const sha256 = t.string('sha256').toLowerCase();
@@ -353,12 +384,34 @@ function validate(raw: JsonObject, cwd: string): Config {
   if (userTokenSecret !== undefined && userTokenSecret.length < 32) {
     throw new ConfigError('auth.userTokenSecret', 'must be at least 32 characters');
   }
+  const previousUserTokenSecret = authFields.secret('previousUserTokenSecret');
+  if (previousUserTokenSecret !== undefined && userTokenSecret === undefined) {
+    throw new ConfigError('auth.previousUserTokenSecret', 'needs auth.userTokenSecret (the key that replaced it)');
+  }
   const auth: AuthConfig = {
     tokens,
     ...(userTokenSecret !== undefined ? { userTokenSecret } : {}),
+    previousUserTokenSecrets: previousUserTokenSecret !== undefined ? [previousUserTokenSecret] : [],
     userTokenMaxTtlSeconds: authFields.integer('userTokenMaxTtlSeconds', 3600, 60, 3600),
     failedAuthPerMinute: authFields.integer('failedAuthPerMinute', 20, 1, 100_000),
+    requestsPerMinutePerToken: authFields.integer('requestsPerMinutePerToken', 1200, 0, 10_000_000),
   };
+
+  const trustedProxies = root.stringArray('trustedProxies', []);
+  for (const proxy of trustedProxies) {
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(proxy)) {
+      throw new ConfigError('trustedProxies', `must list IP addresses or CIDR ranges (got ${JSON.stringify(proxy)})`);
+    }
+  }
+
+  const auditFields = root.object('audit');
+  auditFields.only(['file']);
+  const auditFile = auditFields.string('file', 'audit.log');
+  const audit: AuditConfig = { file: auditFile === '-' ? '-' : isAbsolute(auditFile) ? auditFile : auditFields.has('file') ? auditFields.filePath('file') : resolve(dataDir, auditFile) };
+
+  const filesFields = root.object('files');
+  filesFields.only(['mode']);
+  const files: FilesConfig = { mode: filesFields.oneOf('mode', ['0600', '0640'] as const, '0600') === '0640' ? 0o640 : 0o600 };
 
   const limitFields = root.object('limits');
   limitFields.only(['maxUploadBytes', 'maxConcurrentImports', 'requestTimeoutMs', 'maxElementBytes', 'maxDepth', 'shutdownTimeoutMs']);
@@ -394,6 +447,9 @@ function validate(raw: JsonObject, cwd: string): Config {
     auth,
     limits,
     component,
+    trustedProxies,
+    audit,
+    files,
   };
 }
 
@@ -449,7 +505,7 @@ function validateEjabberdStorage(fields: Fields): EjabberdStorageConfig {
 export function redactedConfig(config: Config): unknown {
   return JSON.parse(
     JSON.stringify(config, (key, value: unknown) =>
-      ['password', 'secret', 'userTokenSecret', 'sha256'].includes(key) && value !== undefined ? '[redacted]' : value,
+      ['password', 'secret', 'userTokenSecret', 'previousUserTokenSecrets', 'sha256'].includes(key) && value !== undefined ? '[redacted]' : value,
     ),
   );
 }

@@ -3,12 +3,14 @@
  * authorised principal.
  */
 import type { FastifyRequest } from 'fastify';
+import { AuditLog } from '../audit.js';
+import type { TokenStore } from '../auth/token-store.js';
 import type { Config, Scope } from '../config.js';
 import { bareJid, JidError } from '../jid.js';
 import { AccountLocks, Slots } from '../jobs.js';
 import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
 import { refOf } from '../transfer.js';
-import { Authenticator, authorize, bearerFrom, FailedAuthLimiter, USER_TOKEN_PREFIX, type Principal } from './auth.js';
+import { attemptedTokenId, Authenticator, authorize, bearerFrom, FailedAuthLimiter, RequestQuota, USER_TOKEN_PREFIX, type Principal } from './auth.js';
 import { Metrics } from './metrics.js';
 import { Problem, problems } from './problem.js';
 
@@ -30,6 +32,10 @@ export interface ServiceContext {
   readonly storage: StorageBackend;
   readonly auth: Authenticator;
   readonly limiter: FailedAuthLimiter;
+  readonly quota: RequestQuota;
+  /** xporta's token state; absent only where a caller built a context without one. */
+  readonly tokens?: TokenStore;
+  readonly audit: AuditLog;
   readonly locks: AccountLocks;
   readonly importSlots: Slots;
   readonly metrics: Metrics;
@@ -37,27 +43,74 @@ export interface ServiceContext {
   notifier?: AccountNotifier;
 }
 
-export function createContext(config: Config, storage: StorageBackend): ServiceContext {
+export interface ContextParts {
+  readonly tokens?: TokenStore;
+  readonly audit?: AuditLog;
+}
+
+export function createContext(config: Config, storage: StorageBackend, parts: ContextParts = {}): ServiceContext {
   return {
     config,
     storage,
-    auth: new Authenticator(config.auth.tokens, config.auth.userTokenSecret, config.auth.userTokenMaxTtlSeconds),
+    auth: new Authenticator(config.auth.tokens, config.auth.userTokenSecret, config.auth.userTokenMaxTtlSeconds, {
+      ...(parts.tokens ? { store: parts.tokens } : {}),
+      previousSecrets: config.auth.previousUserTokenSecrets,
+    }),
     limiter: new FailedAuthLimiter(config.auth.failedAuthPerMinute),
+    quota: new RequestQuota(config.auth.requestsPerMinutePerToken),
+    ...(parts.tokens ? { tokens: parts.tokens } : {}),
+    audit: parts.audit ?? AuditLog.none(),
     locks: new AccountLocks(),
     importSlots: new Slots(config.limits.maxConcurrentImports),
     metrics: new Metrics(),
   };
 }
 
-/** Authenticates the request; failures count against the client address. */
+/** Principals already established, so a hook and a handler may both ask without consuming a link twice. */
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** The principal this request authenticated as, if it did. */
+export function knownPrincipal(request: FastifyRequest): Principal | undefined {
+  return principals.get(request);
+}
+
+/**
+ * Authenticates the request (once; later calls return the same principal). A valid token is
+ * never refused for others' failures: the token is checked first, and only failures count, per
+ * client address (`request.ip`, which honours X-Forwarded-For from trusted proxies only) and per
+ * attempted token id; past the limit a failure is answered 429 instead of 401. An authenticated
+ * token then spends one request of its per-minute quota.
+ */
 export function principalOf(ctx: ServiceContext, request: FastifyRequest): Principal {
-  ctx.limiter.check(request.ip);
+  const known = principals.get(request);
+  if (known) return known;
+  let bearer: string | undefined;
+  let principal: Principal;
   try {
-    return ctx.auth.authenticate(bearerOf(request));
+    bearer = bearerOf(request);
+    principal = ctx.auth.authenticate(bearer);
   } catch (err) {
-    if (err instanceof Problem && err.status === 401) ctx.limiter.fail(request.ip);
+    if (err instanceof Problem && err.status === 401) {
+      const keys = [`ip:${request.ip}`];
+      const tokenId = bearer !== undefined ? attemptedTokenId(bearer) : undefined;
+      if (tokenId !== undefined) keys.push(`jti:${tokenId}`);
+      try {
+        for (const key of keys) ctx.limiter.check(key);
+      } finally {
+        for (const key of keys) ctx.limiter.fail(key);
+      }
+    }
     throw err;
   }
+  principals.set(request, principal);
+  // A single-use link is spent by now: charging its quota could only waste it.
+  if (!(principal.kind === 'user' && principal.singleUse)) ctx.quota.take(quotaKey(principal));
+  return principal;
+}
+
+function quotaKey(principal: Principal): string {
+  if (principal.kind === 'user') return `user:${principal.jti}`;
+  return principal.tokenId !== undefined ? `operator-id:${principal.tokenId}` : `operator:${principal.name}`;
 }
 
 /**

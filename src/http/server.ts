@@ -3,16 +3,21 @@
  * tests can inject requests without a listening socket.
  */
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { AuditLog } from '../audit.js';
+import { STATE_FILE, TokenStore } from '../auth/token-store.js';
 import type { Config } from '../config.js';
 import type { StorageBackend } from '../storage/backend.js';
+import { auditNote, registerAuditTrail } from './audit-trail.js';
 import { createContext, type ServiceContext } from './context.js';
 import { Problem, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
 import { hostRoutes } from './routes/hosts.js';
 import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
+import { tokenRoutes } from './routes/tokens.js';
 import { toProblem, userRoutes, XML_TYPES } from './routes/users.js';
 
 export interface AppDependencies {
@@ -22,6 +27,10 @@ export interface AppDependencies {
   readonly component?: ComponentStatus;
   /** Overrides the logger (tests pass `false` or a stream). */
   readonly logger?: FastifyServerOptions['logger'];
+  /** Overrides the audit log the configuration names (tests pass one on a stream). */
+  readonly audit?: AuditLog;
+  /** Overrides the token store under dataDir; the app then leaves closing it to the caller. */
+  readonly tokenStore?: TokenStore;
 }
 
 /** Paths of anything a log line could carry a secret in. */
@@ -53,7 +62,10 @@ export const REQUEST_SERIALIZER = {
 
 export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ctx: ServiceContext } {
   const { config } = deps;
-  const ctx = createContext(config, deps.storage);
+  const ownStore = deps.tokenStore === undefined;
+  const tokens = deps.tokenStore ?? TokenStore.open(join(config.dataDir, STATE_FILE), config.files.mode);
+  const audit = deps.audit ?? AuditLog.open(config);
+  const ctx = createContext(config, deps.storage, { tokens, audit });
   const app = Fastify({
     logger: deps.logger ?? {
       level: config.logLevel,
@@ -65,6 +77,8 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
+    // request.ip is the X-Forwarded-For client only when the socket's peer is a listed proxy.
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     requestTimeout: config.limits.requestTimeoutMs,
     bodyLimit: config.limits.maxUploadBytes,
     // Idle keep-alive sockets are closed on shutdown; requests in flight (streams) finish.
@@ -84,8 +98,11 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     });
   });
 
+  registerAuditTrail(app, ctx);
+
   app.setErrorHandler((thrown: FastifyError | Problem | Error, request, reply) => {
     const error = toProblem(thrown) as FastifyError | Problem | Error;
+    auditNote(request, { reason: error instanceof Problem ? `${error.code}: ${error.detail ?? error.title}` : (error as FastifyError).code ?? 'internal' });
     if (error instanceof Problem) {
       if (error.status >= 500) request.log.error({ err: error }, 'request failed');
       ctx.metrics.inc('xporta_errors_total', { type: error.code });
@@ -127,9 +144,15 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(userRoutes, { ctx });
   app.register(hostRoutes, { ctx });
   app.register(movedRoutes, { ctx });
+  app.register(tokenRoutes, { ctx });
 
   app.addHook('onClose', async () => {
-    await deps.storage.close();
+    try {
+      await deps.storage.close();
+    } finally {
+      audit.flush();
+      if (ownStore) tokens.close();
+    }
   });
 
   return Object.assign(app, { ctx });

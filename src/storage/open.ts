@@ -1,12 +1,13 @@
 /**
  * The storage backend a configuration names. The embedded default (SQLite under ./data) gets its
- * directory and Prosody's tables created on start; a networked database may be down at start,
+ * directory, a private file and Prosody's tables created on start; a networked database may be down at start,
  * which /health then reports, and is prepared on first use. Prosody's file store is recovered
  * from any interrupted import first.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config, StorageConfig } from '../config.js';
+import { ensurePrivateFile } from '../private-files.js';
 import type { StorageBackend } from './backend.js';
 import { EjabberdSqlBackend } from './ejabberd-sql/backend.js';
 import { ProsodyFilesBackend } from './prosody-files/backend.js';
@@ -40,6 +41,9 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
   }
   if (storage.driver === 'sqlite') {
     mkdirSync(dirname(storage.database), { recursive: true });
+    // Made private before SQLite opens it (SCRAM keys and messages live here); its -wal and
+    // -journal files take its mode. An existing file keeps the mode its owner gave it.
+    ensurePrivateFile(storage.database, config.files.mode);
     const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts, readBatchSize: READ_BATCH_SIZE });
     await backend.ensureSchema();
     return backend;

@@ -316,12 +316,15 @@ describe('HTTP API on the embedded SQLite store', () => {
       for (const lease of held) lease?.release();
     });
 
-    it('429 with Retry-After after repeated failed authentication', async () => {
+    it('429 with Retry-After for failures after repeated failed authentication, never for a valid token', async () => {
       await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: 'wrong1' });
       await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: 'wrong2' });
-      const res = await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
+      const res = await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: 'wrong3' });
       expect(res.statusCode).toBe(429);
       expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+      const valid = await send(limited, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
+      expect(valid.statusCode).not.toBe(429);
+      expect(valid.statusCode).not.toBe(401);
     });
   });
 
@@ -350,6 +353,41 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect(res.headers['www-authenticate']).toMatch(/error="invalid_token"/);
     });
 
+    it('an unknown account, or a field the schema does not have, mints nothing', async () => {
+      expect((await send(app, 'POST', '/v1/users/nobody%40localhost/tokens', TOKENS, { token: ALL, payload: {} })).statusCode).toBe(404);
+      const extra = await send(app, 'POST', '/v1/users/alice%40localhost/tokens', TOKENS, { token: ALL, payload: { scopes: ['export'], jid: 'bob@localhost' } });
+      expect(extra.statusCode).toBe(400);
+      expect(extra.json().detail).toMatch(/unknown field "jid"/);
+    });
+
+    it('lists and revokes an account\'s user tokens', async () => {
+      const LIST = '/v1/users/{jid}/tokens';
+      const REVOKE = '/v1/users/{jid}/tokens/{jti}';
+      const minted = (await send(app, 'POST', '/v1/users/alice%40localhost/tokens', TOKENS, { token: ALL, payload: {} })).json<{ token: string; jti: string }>();
+      const listed = await send(app, 'GET', '/v1/users/alice%40localhost/tokens', LIST, { token: ALL });
+      expect(listed.statusCode).toBe(200);
+      expect(listed.json<{ tokens: { jti: string }[] }>().tokens.map((t) => t.jti)).toContain(minted.jti);
+      expect(listed.body).not.toContain(minted.token);
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/tokens', LIST)).statusCode).toBe(401);
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/tokens', LIST, { token: EXPORT_ONLY })).statusCode).toBe(403);
+      expect((await send(app, 'GET', '/v1/users/alice%40nowhere.test/tokens', LIST, { token: ALL })).statusCode).toBe(404);
+
+      const revoke = (jid: string, jti: string, token?: string): Promise<Sent> =>
+        app.inject({ method: 'DELETE', url: `/v1/users/${jid}/tokens/${jti}`, headers: token ? { authorization: `Bearer ${token}` } : {} }).then((res) => {
+          const sent = { statusCode: res.statusCode, headers: res.headers, body: res.body, rawPayload: res.rawPayload, json: <T>() => JSON.parse(res.body) as T };
+          contract.check('DELETE', REVOKE, sent);
+          return sent;
+        });
+      expect((await revoke('alice%40localhost', minted.jti)).statusCode).toBe(401);
+      expect((await revoke('alice%40localhost', minted.jti, EXPORT_ONLY)).statusCode).toBe(403);
+      expect((await revoke('bob%40localhost', minted.jti, ALL)).statusCode).toBe(404);
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: minted.token })).statusCode).toBe(200);
+      expect((await revoke('alice%40localhost', minted.jti, ALL)).statusCode).toBe(204);
+      const refused = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: minted.token });
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json().detail).toBe('token revoked');
+    });
+
     it('the user token exports its own account and nothing else', async () => {
       expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: userToken })).statusCode).toBe(200);
       expect((await send(app, 'GET', '/v1/users/bob%40localhost/export', EXPORT, { token: userToken })).statusCode).toBe(403);
@@ -367,9 +405,67 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect((await send(app, 'GET', '/metrics', '/metrics', { token })).statusCode).toBe(403);
     });
 
-    it('/openapi.yaml for any valid token', async () => {
-      expect((await send(app, 'GET', '/openapi.yaml', '/openapi.yaml', { token: EXPORT_ONLY })).body).toMatch(/^openapi: 3\.1\.0/);
-      expect((await send(app, 'GET', '/openapi.yaml', '/openapi.yaml')).statusCode).toBe(401);
+    it('/metrics refuses a token limited to some hosts: its figures cover every host', async () => {
+      expect((await send(app, 'GET', '/metrics', '/metrics', { token: OTHER_HOST })).statusCode).toBe(403);
+    });
+
+    it('/openapi.yaml without a token', async () => {
+      expect((await send(app, 'GET', '/openapi.yaml', '/openapi.yaml')).body).toMatch(/^openapi: 3\.1\.0/);
+    });
+  });
+
+  describe('operator tokens in the token store', () => {
+    const TOKENS = '/v1/tokens';
+    const ONE = '/v1/tokens/{id}';
+    const ROTATE = '/v1/tokens/{id}/rotate';
+
+    async function call(method: 'GET' | 'POST' | 'DELETE', url: string, template: string, token?: string, payload?: object): Promise<Sent> {
+      const res = await app.inject({ method, url, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(payload ? { payload } : {}) });
+      const sent = { statusCode: res.statusCode, headers: res.headers, body: res.body, rawPayload: res.rawPayload, json: <T>() => JSON.parse(res.body) as T };
+      contract.check(method, template, sent);
+      return sent;
+    }
+
+    it('create, list, rotate and revoke without a restart', async () => {
+      const created = await call('POST', '/v1/tokens', TOKENS, ALL, { name: 'panel-2', scopes: ['export'], hosts: ['localhost'] });
+      expect(created.statusCode).toBe(201);
+      const { id, token } = created.json<{ id: string; token: string }>();
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token })).statusCode).toBe(200);
+      expect((await send(app, 'GET', '/v1/users/user0%40example.org/export', EXPORT, { token })).statusCode).toBe(403);
+
+      const listed = await call('GET', '/v1/tokens', TOKENS, ALL);
+      expect(listed.statusCode).toBe(200);
+      const entries = listed.json<{ tokens: { name: string; source: string; id?: string }[] }>().tokens;
+      expect(entries).toContainEqual(expect.objectContaining({ name: 'all', source: 'config' }));
+      expect(entries).toContainEqual(expect.objectContaining({ id, name: 'panel-2', source: 'store' }));
+      expect(listed.body).not.toContain(token);
+      expect(listed.body).not.toMatch(/[0-9a-f]{64}/);
+
+      const rotated = await call('POST', `/v1/tokens/${id}/rotate`, ROTATE, ALL);
+      expect(rotated.statusCode).toBe(201);
+      const renewed = rotated.json<{ token: string }>().token;
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token })).statusCode).toBe(401);
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: renewed })).statusCode).toBe(200);
+
+      expect((await call('DELETE', `/v1/tokens/${id}`, ONE, ALL)).statusCode).toBe(204);
+      expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: renewed })).statusCode).toBe(401);
+      expect((await call('POST', `/v1/tokens/${id}/rotate`, ROTATE, ALL)).statusCode).toBe(404);
+    });
+
+    it('400, 401, 403 and 404 around token management', async () => {
+      expect((await call('POST', '/v1/tokens', TOKENS, ALL, { scopes: ['bogus'] })).statusCode).toBe(400);
+      expect((await call('POST', '/v1/tokens', TOKENS, ALL, { hosts: ['elsewhere.test'] })).statusCode).toBe(400);
+      expect((await call('POST', '/v1/tokens', TOKENS, ALL, { name: 'x', sha256: 'f'.repeat(64) })).statusCode).toBe(400);
+      expect((await call('POST', '/v1/tokens', TOKENS, undefined, {})).statusCode).toBe(401);
+      // Admin on some hosts only: it could otherwise make a token wider than itself.
+      expect((await call('POST', '/v1/tokens', TOKENS, OTHER_HOST, {})).statusCode).toBe(403);
+      expect((await call('GET', '/v1/tokens', TOKENS)).statusCode).toBe(401);
+      expect((await call('GET', '/v1/tokens', TOKENS, EXPORT_ONLY)).statusCode).toBe(403);
+      expect((await call('DELETE', '/v1/tokens/nope', ONE)).statusCode).toBe(401);
+      expect((await call('DELETE', '/v1/tokens/nope', ONE, EXPORT_ONLY)).statusCode).toBe(403);
+      expect((await call('DELETE', '/v1/tokens/nope', ONE, ALL)).statusCode).toBe(404);
+      expect((await call('POST', '/v1/tokens/nope/rotate', ROTATE)).statusCode).toBe(401);
+      expect((await call('POST', '/v1/tokens/nope/rotate', ROTATE, EXPORT_ONLY)).statusCode).toBe(403);
     });
   });
 

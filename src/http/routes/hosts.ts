@@ -1,6 +1,7 @@
 /**
  * Whole-host endpoints (operator tokens only) and background job status.
  */
+import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +15,9 @@ import { JobRegistry } from '../../jobs.js';
 import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { authorize } from '../auth.js';
+import { auditNote } from '../audit-trail.js';
 import { principalOf, type ServiceContext } from '../context.js';
+import { directoryModeFor } from '../../private-files.js';
 import { problems } from '../problem.js';
 import { booleanParam, importBody, kindsOrProblem, toProblem } from './users.js';
 
@@ -55,6 +58,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   app.get<{ Params: HostParams; Querystring: { include?: string; exclude?: string } }>('/v1/hosts/:host/export', async (request, reply) => {
     const host = guardHost(request, request.params.host, 'export');
     const kinds = kindsOrProblem(request.query);
+    auditNote(request, { host, kinds: [...kinds] });
     const abort = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
@@ -87,21 +91,23 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const dryRun = booleanParam('dryRun', request.query.dryRun);
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     const runAsync = booleanParam('async', request.query.async);
+    auditNote(request, { host, kinds: [...kinds], mode, dryRun });
     const readerLimits = { maxDepth: config.limits.maxDepth, maxElementBytes: config.limits.maxElementBytes, maxDocumentBytes: config.limits.maxUploadBytes };
 
     const slot = ctx.importSlots.tryTake();
     if (!slot) throw problems.tooManyRequests('too many imports are running; try again later', 30);
-    // The upload goes to disk, not memory: it is read twice (validate, then apply).
+    // The upload goes to disk, not memory: it is read twice (validate, then apply). Its name is
+    // xporta's own, never the caller's (X-Request-Id), so concurrent uploads cannot collide.
     const spoolDir = join(config.dataDir, 'spool');
-    const spool = join(spoolDir, `${host}-${request.id}.xml`);
+    const spool = join(spoolDir, `host-import-${randomUUID()}.xml`);
     const cleanup = async (): Promise<void> => {
       slot.release();
       await rm(spool, { force: true });
     };
     let total: number;
     try {
-      await mkdir(spoolDir, { recursive: true, mode: 0o700 });
-      await pipeline(await importBody(request, config.limits.maxUploadBytes), createWriteStream(spool, { mode: 0o600 }));
+      await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
+      await pipeline(await importBody(request, config.limits.maxUploadBytes), createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
       total = (await validateHostDocument(readDocument(createReadStream(spool), readerLimits), host)).length;
     } catch (err) {
       await cleanup();
@@ -133,7 +139,9 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       });
       return reply.code(202).header('location', `/v1/jobs/${job.id}`).send(job);
     }
-    return reply.code(200).send(await run());
+    const result = await run();
+    auditNote(request, { counts: { users: result.progress.done, failed: result.progress.failed } });
+    return reply.code(200).send(result);
   });
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {

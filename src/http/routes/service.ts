@@ -1,5 +1,7 @@
 /**
- * Operator endpoints about the service itself: Prometheus metrics and the OpenAPI contract.
+ * Endpoints about the service itself: Prometheus metrics (for operator tokens on every host: the
+ * figures are not split by host, so a host-scoped token would see others' traffic) and the
+ * OpenAPI contract (public: it describes the API, not any data).
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -13,12 +15,13 @@ const OPENAPI_PATH = fileURLToPath(new URL('../../../openapi.yaml', import.meta.
 export const serviceRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   app.get('/metrics', async (request, reply) => {
     const principal = principalOf(ctx, request);
-    if (principal.kind !== 'operator') throw problems.forbidden('metrics need an operator token');
+    if (principal.kind !== 'operator' || !principal.hosts.includes('*')) {
+      throw problems.forbidden('metrics cover every host: they need an operator token for all hosts (*)');
+    }
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(ctx.metrics.render());
   });
 
-  app.get('/openapi.yaml', async (request, reply) => {
-    principalOf(ctx, request);
+  app.get('/openapi.yaml', async (_request, reply) => {
     return reply.type('application/yaml; charset=utf-8').send(await readFile(OPENAPI_PATH, 'utf8'));
   });
 };

@@ -9,15 +9,17 @@ import { request as httpRequest, type Dispatcher } from 'undici';
 import { tapAsync } from '../../async-iter.js';
 import type { Scope } from '../../config.js';
 import { JidError } from '../../jid.js';
-import { StorageError } from '../../storage/backend.js';
+import { StorageError, type ApplyReport } from '../../storage/backend.js';
 import { exportUserDocument, importUserDocument, selectKinds, TransferError } from '../../transfer.js';
 import { Xep0227Error } from '../../xep0227/errors.js';
 import { dataKindOf, type DataKind, type DocumentEvent } from '../../xep0227/model.js';
 import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
+import { auditNote } from '../audit-trail.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import type { Metrics } from '../metrics.js';
 import { Problem, problems } from '../problem.js';
+import { onlyFields } from './tokens.js';
 
 interface JidParams {
   jid: string;
@@ -112,6 +114,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', async (request, reply) => {
     const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
     const kinds = kindsOrProblem(request.query);
+    auditNote(request, { account: jid, kinds: [...kinds] });
     if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
     const lease = ctx.locks.tryAcquire(jid, 'shared');
     if (!lease) throw problems.conflict(`an import into ${jid} is running`);
@@ -148,6 +151,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
     const dryRun = booleanParam('dryRun', request.query.dryRun);
     const createAccount = booleanParam('createAccount', request.query.createAccount);
+    auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
     const source = await importBody(request, config.limits.maxUploadBytes);
     const lease = ctx.locks.tryAcquire(jid, 'exclusive');
@@ -176,6 +180,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         'import',
       );
       const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount });
+      auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.code(200).send(report);
     } catch (err) {
@@ -205,6 +210,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
     const dryRun = body.dryRun === true;
     const createAccount = body.createAccount === true;
+    auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
     const lease = ctx.locks.tryAcquire(jid, 'exclusive');
     if (!lease) throw problems.conflict(`another operation on ${jid} is running`);
@@ -227,6 +233,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         maxDocumentBytes: config.limits.maxUploadBytes,
       });
       const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
+      auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.send({ ...report, source: url.origin + url.pathname });
     } catch (err) {
@@ -238,18 +245,35 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   });
 
   app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', async (request, reply) => {
-    const { jid } = guardAccount(ctx, request, request.params.jid, 'admin');
-    const body = request.body ?? {};
+    const { jid, ref } = guardAccount(ctx, request, request.params.jid, 'admin');
+    auditNote(request, { account: jid });
+    const body = onlyFields(request.body, TOKEN_FIELDS) as TokenBody;
     const scopes = body.scopes ?? ['export'];
     if (!Array.isArray(scopes) || scopes.length === 0 || !scopes.every((s) => s === 'export' || s === 'import')) {
       throw problems.badRequest('scopes must be a non-empty array of "export" and "import"');
     }
     const ttlSeconds = body.ttlSeconds ?? 900;
     if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds)) throw problems.badRequest('ttlSeconds must be an integer');
+    if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
     const { token, claims } = ctx.auth.mintUserToken({ jid, scopes: scopes as Scope[], ttlSeconds });
-    return reply.code(201).send({ token, jid, scopes: claims.scp, expiresAt: new Date(claims.exp * 1000).toISOString() });
+    auditNote(request, { target: claims.jti });
+    return reply
+      .code(201)
+      .header('cache-control', 'no-store')
+      .send({ token, jid, jti: claims.jti, scopes: claims.scp, expiresAt: new Date(claims.exp * 1000).toISOString() });
   });
 };
+
+const TOKEN_FIELDS = new Set(['scopes', 'ttlSeconds']);
+
+/** An import report's figures for the audit log: records per kind, skipped items, whether the account was created. */
+function reportCounts(report: ApplyReport): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const [kind, n] of Object.entries(report.counts)) if (typeof n === 'number') counts[kind] = n;
+  counts.skipped = report.skipped.length;
+  if (report.created) counts.created = 1;
+  return counts;
+}
 
 /** The upload as a byte stream: raw XML (optionally gzip-encoded) or one multipart file. */
 export async function importBody(request: FastifyRequest, limit: number): Promise<Readable> {
