@@ -2,10 +2,14 @@
  * The CLI's data commands: the same transfer code as the HTTP routes, on the configured storage.
  */
 import { createReadStream } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { userInfo } from 'node:os';
+import { AuditLog, type AuditEntry } from './audit.js';
+import { parseOperatorTokenSpec, TokenSpecError } from './auth/token-spec.js';
+import { STATE_FILE, TokenStore, type StoredOperatorToken } from './auth/token-store.js';
 import type { Config, Scope } from './config.js';
 import { exportHostDocument } from './host-transfer.js';
 import { Authenticator } from './http/auth.js';
@@ -110,8 +114,25 @@ export interface TokenArgs {
   readonly ttlSeconds?: string;
 }
 
-/** A user token signed with the configured key, so the running service accepts it. */
-export function runUserToken(config: Config, args: TokenArgs): { token: string; expiresAt: string } {
+function openTokenStore(config: Config): TokenStore {
+  return TokenStore.open(join(config.dataDir, STATE_FILE), config.files.mode);
+}
+
+/** One audit line for a CLI action, as the service writes for the API's. */
+function auditCli(config: Config, entry: Omit<AuditEntry, 'actor'>): void {
+  const audit = AuditLog.open(config);
+  let user: string | undefined;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = undefined;
+  }
+  audit.record({ ...entry, actor: { kind: 'cli', ...(user !== undefined ? { user } : {}) } });
+  audit.flush();
+}
+
+/** A user token signed with the configured key, so the running service accepts it; recorded for listing and revocation. */
+export function runUserToken(config: Config, args: TokenArgs): { token: string; expiresAt: string; jti: string } {
   if (config.auth.userTokenSecret === undefined) {
     throw new UsageError('auth.userTokenSecret (or XPORTA_AUTH__USER_TOKEN_SECRET) must be configured for the service to accept CLI-made tokens');
   }
@@ -121,13 +142,93 @@ export function runUserToken(config: Config, args: TokenArgs): { token: string; 
   for (const s of scopes) if (s !== 'export' && s !== 'import') throw new UsageError(`--scopes takes export and/or import, not ${s}`);
   const ttlSeconds = Number(args.ttlSeconds ?? '900');
   if (!Number.isInteger(ttlSeconds)) throw new UsageError('--ttl must be an integer number of seconds');
-  const auth = new Authenticator([], config.auth.userTokenSecret, config.auth.userTokenMaxTtlSeconds);
-  const { token, claims } = auth.mintUserToken({ jid, scopes: scopes as Scope[], ttlSeconds });
-  return { token, expiresAt: new Date(claims.exp * 1000).toISOString() };
+  const store = openTokenStore(config);
+  try {
+    const auth = new Authenticator([], config.auth.userTokenSecret, config.auth.userTokenMaxTtlSeconds, { store });
+    let minted;
+    try {
+      minted = auth.mintUserToken({ jid, scopes: scopes as Scope[], ttlSeconds });
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err));
+    }
+    auditCli(config, { action: 'user-token-mint', outcome: 'ok', account: jid, target: minted.claims.jti });
+    return { token: minted.token, expiresAt: new Date(minted.claims.exp * 1000).toISOString(), jti: minted.claims.jti };
+  } finally {
+    store.close();
+  }
 }
 
-/** A new operator token and the config entry that accepts it. */
-export function runOperatorToken(name: string, scopes: string | undefined): { token: string; entry: object } {
+export interface OperatorTokenArgs {
+  readonly name?: string;
+  readonly scopes?: string;
+  readonly hosts?: string;
+}
+
+function operatorSpec(config: Config, args: OperatorTokenArgs): ReturnType<typeof parseOperatorTokenSpec> {
+  try {
+    return parseOperatorTokenSpec(
+      { ...(args.name !== undefined ? { name: args.name } : {}), ...(args.scopes !== undefined ? { scopes: args.scopes } : {}), ...(args.hosts !== undefined ? { hosts: args.hosts } : {}) },
+      Object.keys(config.hosts),
+    );
+  } catch (err) {
+    if (err instanceof TokenSpecError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** A new operator token in the token store: the running service accepts it at once. */
+export function runOperatorToken(config: Config, args: OperatorTokenArgs): { token: string; record: StoredOperatorToken } {
+  const spec = operatorSpec(config, args);
+  const store = openTokenStore(config);
+  try {
+    const created = store.createOperatorToken(spec);
+    auditCli(config, { action: 'operator-token-create', outcome: 'ok', target: created.record.id });
+    return created;
+  } finally {
+    store.close();
+  }
+}
+
+/** A new operator token and the config-file entry that accepts it (for deployments that keep tokens in the config). */
+export function runOperatorTokenEntry(config: Config, args: OperatorTokenArgs): { token: string; entry: object } {
+  const spec = operatorSpec(config, args);
   const token = generateToken();
-  return { token, entry: { name, sha256: sha256Hex(token), scopes: (scopes ?? 'export,import,admin').split(','), hosts: ['*'] } };
+  return { token, entry: { name: spec.name, sha256: sha256Hex(token), scopes: spec.scopes, hosts: spec.hosts } };
+}
+
+export function runTokenList(config: Config): { tokens: object[] } {
+  const store = openTokenStore(config);
+  try {
+    const fromConfig = config.auth.tokens.map((t) => ({ name: t.name, scopes: t.scopes, hosts: t.hosts, source: 'config' }));
+    return { tokens: [...fromConfig, ...store.listOperatorTokens().map((t) => ({ ...t, source: 'store' }))] };
+  } finally {
+    store.close();
+  }
+}
+
+export function runTokenRevoke(config: Config, id: string | undefined): StoredOperatorToken {
+  if (id === undefined) throw new UsageError('a token id is required (see xporta token list)');
+  const store = openTokenStore(config);
+  try {
+    const existing = store.getOperatorToken(id);
+    if (!existing) throw new UsageError(`no token ${id} in the token store (tokens from the config file are removed there)`);
+    store.revokeOperatorToken(id);
+    auditCli(config, { action: 'operator-token-revoke', outcome: 'ok', target: id });
+    return store.getOperatorToken(id) ?? existing;
+  } finally {
+    store.close();
+  }
+}
+
+export function runTokenRotate(config: Config, id: string | undefined): { token: string; record: StoredOperatorToken } {
+  if (id === undefined) throw new UsageError('a token id is required (see xporta token list)');
+  const store = openTokenStore(config);
+  try {
+    const rotated = store.rotateOperatorToken(id);
+    if (!rotated) throw new UsageError(`no active token ${id} in the token store`);
+    auditCli(config, { action: 'operator-token-rotate', outcome: 'ok', target: id });
+    return rotated;
+  } finally {
+    store.close();
+  }
 }

@@ -7,7 +7,17 @@
  * instead of 145 MB, at some cost in time (see the README's Benchmark section).
  */
 import { parseArgs } from 'node:util';
-import { runExport, runImport, runOperatorToken, runUserToken, UsageError } from './cli-commands.js';
+import {
+  runExport,
+  runImport,
+  runOperatorToken,
+  runOperatorTokenEntry,
+  runTokenList,
+  runTokenRevoke,
+  runTokenRotate,
+  runUserToken,
+  UsageError,
+} from './cli-commands.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
 import { JidError } from './jid.js';
 import { StorageError } from './storage/backend.js';
@@ -26,8 +36,11 @@ commands:
                                       prints the report as JSON
   token JID [--scopes export,import] [--ttl SECONDS]
                                       mint a short-lived user token (needs auth.userTokenSecret)
-  token --operator [--name NAME] [--scopes …]
-                                      make an operator token and the config entry that accepts it
+  token --operator [--name NAME] [--scopes export,import,admin] [--hosts H,…|*]
+                                      make an operator token in the token store (works at once);
+                                      with --print-entry, print a config-file entry instead
+  token list                          operator tokens (config file and token store), no values
+  token revoke ID | token rotate ID   revoke a token-store token, or give it a new value
   config --check                      validate the configuration, print it with secrets redacted
 
 Data kinds: credentials, roster, vcard, private, pep, archive, offline, blocklist, privacy, other.
@@ -61,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
         ttl: { type: 'string' },
         operator: { type: 'boolean' },
         name: { type: 'string' },
+        hosts: { type: 'string' },
+        'print-entry': { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -74,15 +89,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command = 'serve', ...rest] = positionals;
 
-  if (command === 'token' && values.operator) {
-    const { token, entry } = runOperatorToken(values.name ?? 'operator', values.scopes);
-    process.stdout.write(`token (shown once): ${token}\nadd to auth.tokens:\n${JSON.stringify(entry, null, 2)}\n`);
-    return 0;
-  }
-
   let config: Config;
+  const load = (): Config => loadConfig(values.config !== undefined ? { configPath: values.config } : {});
   try {
-    config = loadConfig(values.config !== undefined ? { configPath: values.config } : {});
+    config = load();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`xporta: ${err.message}\n`);
@@ -95,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'serve':
         // Loaded here: the HTTP and XMPP stacks are not needed by the other commands.
-        await (await import('./serve.js')).serve(config);
+        await (await import('./serve.js')).serve(config, load);
         return 0;
       case 'export':
         await runExport(
@@ -127,13 +137,45 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'token': {
+        const operatorArgs = {
+          ...(values.name !== undefined ? { name: values.name } : {}),
+          ...(values.scopes !== undefined ? { scopes: values.scopes } : {}),
+          ...(values.hosts !== undefined ? { hosts: values.hosts } : {}),
+        };
+        if (values.operator && values['print-entry']) {
+          const { token, entry } = runOperatorTokenEntry(config, operatorArgs);
+          process.stdout.write(`token (shown once): ${token}\nadd to auth.tokens:\n${JSON.stringify(entry, null, 2)}\n`);
+          return 0;
+        }
+        if (values.operator) {
+          const { token, record } = runOperatorToken(config, operatorArgs);
+          // The value alone on stdout (for scripts); what it is, on stderr.
+          process.stdout.write(`${token}\n`);
+          process.stderr.write(`operator token ${record.id} (${record.name}; scopes ${record.scopes.join(',')}; hosts ${record.hosts.join(',')}) is in the token store; the value above is shown only now\n`);
+          return 0;
+        }
+        if (rest[0] === 'list') {
+          process.stdout.write(`${JSON.stringify(runTokenList(config), null, 2)}\n`);
+          return 0;
+        }
+        if (rest[0] === 'revoke') {
+          const revoked = runTokenRevoke(config, rest[1]);
+          process.stderr.write(`revoked ${revoked.id} (${revoked.name})\n`);
+          return 0;
+        }
+        if (rest[0] === 'rotate') {
+          const { token, record } = runTokenRotate(config, rest[1]);
+          process.stdout.write(`${token}\n`);
+          process.stderr.write(`new value for ${record.id} (${record.name}); the old one no longer works\n`);
+          return 0;
+        }
         const minted = runUserToken(config, {
           jid: rest[0],
           ...(values.scopes !== undefined ? { scopes: values.scopes } : {}),
           ...(values.ttl !== undefined ? { ttlSeconds: values.ttl } : {}),
         });
         process.stdout.write(`${minted.token}\n`);
-        process.stderr.write(`expires ${minted.expiresAt}\n`);
+        process.stderr.write(`expires ${minted.expiresAt} (id ${minted.jti})\n`);
         return 0;
       }
       case 'config':

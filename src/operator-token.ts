@@ -1,14 +1,19 @@
 /**
- * The operator token of a deployment that configured none: generated on first start, printed
- * once, and kept only as a SHA-256 hash under the data directory, so that `npm start` on a fresh
- * machine gives a working, authenticated service without a config file.
+ * The operator token of a deployment that configured none: generated on first start, kept as a
+ * SHA-256 hash under the data directory, and handed over once — on the terminal when standard
+ * output is one, else in a private file (never a log, which journald or `docker logs` would
+ * keep) — so that `npm start` on a fresh machine gives a working, authenticated service without a
+ * config file.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { directoryModeFor } from './private-files.js';
 import { join } from 'node:path';
 import { SCOPES, type Config, type OperatorToken } from './config.js';
 
 export const TOKEN_FILE = 'operator-token.json';
+/** Where a generated token is handed over when standard output is not a terminal. */
+export const TOKEN_TEXT_FILE = 'operator-token.txt';
 
 export function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
@@ -44,8 +49,21 @@ export function resolveOperatorTokens(config: Config, env: NodeJS.ProcessEnv = p
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const token = generateToken();
-  mkdirSync(config.dataDir, { recursive: true });
+  mkdirSync(config.dataDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
   const record = { name: 'generated', sha256: sha256Hex(token), scopes: SCOPES, hosts: ['*'], created: new Date().toISOString() };
-  writeFileSync(file, JSON.stringify(record, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(file, JSON.stringify(record, null, 2) + '\n', { mode: config.files.mode, flag: 'wx' });
   return { tokens: [{ name: record.name, sha256: record.sha256, scopes: SCOPES, hosts: ['*'] }], generated: token };
+}
+
+/**
+ * Hands a generated token over: the text for a terminal when `toTerminal`, else the token goes to
+ * dataDir/operator-token.txt (private) and the text only names that file.
+ */
+export function handOverGeneratedToken(config: Config, token: string, toTerminal: boolean): string {
+  if (toTerminal) {
+    return `\nxporta: generated an operator token (shown only now; its SHA-256 is in ${join(config.dataDir, TOKEN_FILE)}):\n\n  ${token}\n\n`;
+  }
+  const file = join(config.dataDir, TOKEN_TEXT_FILE);
+  writeFileSync(file, `${token}\n`, { mode: config.files.mode, flag: 'wx' });
+  return `xporta: generated an operator token; it is in ${file} (mode ${config.files.mode.toString(8)}): read it, keep it elsewhere, delete the file\n`;
 }

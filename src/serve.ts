@@ -1,14 +1,26 @@
 /**
  * Runs the service: storage, HTTP, signals. Shutdown on SIGTERM/SIGINT stops accepting
  * connections, lets streams in flight finish (up to limits.shutdownTimeoutMs), then closes storage.
+ * SIGHUP reloads the configuration's operator tokens, user-token keys, token quota and log level;
+ * other fields need a restart, and a configuration that fails to load is logged and ignored.
  */
+import { readFileSync } from 'node:fs';
 import type { Config } from './config.js';
 import { buildApp } from './http/server.js';
-import { resolveOperatorTokens } from './operator-token.js';
+import { handOverGeneratedToken, resolveOperatorTokens } from './operator-token.js';
 import { openStorage } from './storage/open.js';
 import { XmppComponent } from './xmpp/component.js';
 
-export async function serve(config: Config): Promise<void> {
+function packageVersion(): string {
+  try {
+    // package.json sits at the package root, next to both src/ and dist/.
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function serve(config: Config, reloadConfig?: () => Config): Promise<void> {
   const { tokens, generated } = resolveOperatorTokens(config);
   const storage = await openStorage(config);
   let component: XmppComponent | undefined;
@@ -23,12 +35,17 @@ export async function serve(config: Config): Promise<void> {
     component.start(app.ctx);
   }
 
-  if (generated !== undefined) {
-    // Printed once on purpose: only its hash is kept (dataDir/operator-token.json).
-    process.stdout.write(
-      `\nxporta: generated an operator token (shown only now; its SHA-256 is in ${config.dataDir}/operator-token.json):\n\n  ${generated}\n\n`,
-    );
-  }
+  const handOver = (token: string): void => {
+    // To a terminal, or to a private file: never to a log that journald or `docker logs` keeps.
+    const message = handOverGeneratedToken(config, token, process.stdout.isTTY === true);
+    (process.stdout.isTTY ? process.stdout : process.stderr).write(message);
+  };
+  if (generated !== undefined) handOver(generated);
+
+  const tokenNames = (): string[] => [
+    ...app.ctx.auth.configTokens().map((t) => t.name),
+    ...(app.ctx.tokens?.listOperatorTokens().filter((t) => t.revokedAt === undefined).map((t) => `${t.name} (${t.id})`) ?? []),
+  ];
 
   let closing = false;
   const shutdown = (signal: string): void => {
@@ -56,6 +73,38 @@ export async function serve(config: Config): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (!reloadConfig) {
+      app.log.info({ signal: 'SIGHUP' }, 'no configuration source to reload; ignored');
+      return;
+    }
+    try {
+      const next = reloadConfig();
+      const resolved = resolveOperatorTokens(next);
+      if (resolved.generated !== undefined) handOver(resolved.generated);
+      app.ctx.auth.reload(resolved.tokens, next.auth.userTokenSecret, next.auth.previousUserTokenSecrets);
+      app.ctx.quota.setLimit(next.auth.requestsPerMinutePerToken);
+      app.log.level = next.logLevel;
+      app.log.info({ signal: 'SIGHUP', logLevel: next.logLevel, tokens: tokenNames() }, 'configuration reloaded (tokens, user-token keys, quota, log level)');
+    } catch (err) {
+      app.log.error({ signal: 'SIGHUP', error: err instanceof Error ? err.message : String(err) }, 'configuration not reloaded; the running one stays');
+    }
+  });
 
   await app.listen({ host: config.listen.host, port: config.listen.port });
+  const { storage: storageConfig } = config;
+  app.log.info(
+    {
+      version: packageVersion(),
+      backend: storageConfig.type,
+      driver: 'driver' in storageConfig ? storageConfig.driver : 'files',
+      hosts: Object.keys(config.hosts),
+      tokens: tokenNames(),
+      userTokenKey: config.auth.userTokenSecret !== undefined ? 'configured' : 'per process',
+      trustedProxies: config.trustedProxies,
+      audit: config.audit.file,
+      component: config.component.enabled ? { enabled: true, domain: config.component.domain, service: config.component.service } : { enabled: false },
+    },
+    'xporta started',
+  );
 }

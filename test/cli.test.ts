@@ -3,7 +3,7 @@
  * store in a fresh directory, signals and exit codes.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -59,7 +59,7 @@ describe('xporta serve on the embedded default', () => {
 
   beforeAll(async () => {
     port = await freePort();
-    running = start(['serve'], dir, { XPORTA_LISTEN__PORT: String(port), XPORTA_LOG_LEVEL: 'warn' });
+    running = start(['serve'], dir, { XPORTA_LISTEN__PORT: String(port), XPORTA_LOG_LEVEL: 'info' });
   });
 
   afterAll(() => {
@@ -84,12 +84,40 @@ describe('xporta serve on the embedded default', () => {
     expect(tables).toEqual(expect.arrayContaining(['prosody', 'prosodyarchive']));
   });
 
-  it('printed the generated operator token once and stored only its hash', () => {
-    const match = /\n {2}(xpt_[A-Za-z0-9_-]{43})\n/.exec(running.output());
-    expect(match).not.toBeNull();
+  it('handed the generated operator token over in a 0600 file, not on its output, and stored its hash', () => {
+    const file = join(dir, 'data', 'operator-token.txt');
+    expect(running.output()).toContain(file);
+    const token = readFileSync(file, 'utf8').trim();
+    expect(token).toMatch(/^xpt_[A-Za-z0-9_-]{43}$/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(running.output()).not.toContain(token);
     const stored = readFileSync(join(dir, 'data', 'operator-token.json'), 'utf8');
-    expect(stored).not.toContain(match?.[1]);
+    expect(stored).not.toContain(token);
     expect(stored).toMatch(/"sha256": "[0-9a-f]{64}"/);
+  });
+
+  it('created its files private (0600), the SQLite store included', () => {
+    for (const name of ['prosody.sqlite', 'xporta-state.sqlite', 'operator-token.json', 'audit.log']) {
+      expect([name, statSync(join(dir, 'data', name)).mode & 0o777]).toEqual([name, 0o600]);
+    }
+  });
+
+  it('logged a start-up summary with token names, not values', async () => {
+    await waitForHealth(port, running);
+    const started = running
+      .output()
+      .split('\n')
+      .find((line) => line.includes('xporta started'));
+    expect(started).toBeDefined();
+    expect(JSON.parse(started ?? '{}')).toMatchObject({ version: expect.any(String), backend: 'prosody-sql', driver: 'sqlite', hosts: ['localhost'], tokens: ['generated'] });
+  });
+
+  it('logs SIGHUP and keeps serving', async () => {
+    running.child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 300));
+    const res = await fetch(`http://127.0.0.1:${port}/health`);
+    expect(res.status).toBe(200);
+    expect(running.output()).toContain('configuration reloaded');
   });
 
   it('answers unknown routes with problem+json', async () => {
@@ -179,9 +207,46 @@ describe('xporta export / import / token', () => {
     }
   });
 
-  it('makes an operator token with the config entry that accepts it', () => {
-    const res = run(['token', '--operator', '--name', 'panel']);
+  it('makes an operator token with the config entry that accepts it (--print-entry)', () => {
+    const res = run(['token', '--operator', '--name', 'panel', '--print-entry']);
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/"sha256": "[0-9a-f]{64}"/);
+  });
+
+  it('refuses a bogus scope or host with exit 64 and stores nothing', () => {
+    const bogus = run(['token', '--operator', '--scopes', 'bogus']);
+    expect(bogus.status).toBe(64);
+    expect(bogus.stderr).toContain('unknown scope "bogus"');
+    const host = run(['token', '--operator', '--hosts', 'elsewhere.test']);
+    expect(host.status).toBe(64);
+    expect(JSON.parse(run(['token', 'list']).stdout)).toEqual({ tokens: [] });
+  });
+
+  it('creates, lists, rotates and revokes store tokens that a running service honours without a restart', async () => {
+    const port = await freePort();
+    const service = start(['serve'], dir, { ...env, XPORTA_LISTEN__PORT: String(port) });
+    const exportAlice = (token: string) => fetch(`http://127.0.0.1:${port}/v1/users/alice%40localhost/export`, { headers: { authorization: `Bearer ${token}` } });
+    try {
+      await waitForHealth(port, service);
+      const created = run(['token', '--operator', '--name', 'panel', '--scopes', 'export', '--hosts', 'localhost']);
+      expect(created.status).toBe(0);
+      const token = created.stdout.trim();
+      expect((await exportAlice(token)).status).toBe(200);
+      const listed = JSON.parse(run(['token', 'list']).stdout) as { tokens: { id: string; name: string }[] };
+      expect(listed.tokens).toEqual([expect.objectContaining({ name: 'panel', scopes: ['export'], hosts: ['localhost'], source: 'store' })]);
+      expect(JSON.stringify(listed)).not.toContain(token);
+      const id = listed.tokens[0]?.id ?? '';
+      const rotated = run(['token', 'rotate', id]);
+      expect(rotated.status).toBe(0);
+      const renewed = rotated.stdout.trim();
+      expect((await exportAlice(token)).status).toBe(401);
+      expect((await exportAlice(renewed)).status).toBe(200);
+      expect(run(['token', 'revoke', id]).status).toBe(0);
+      expect((await exportAlice(renewed)).status).toBe(401);
+      expect(run(['token', 'revoke', 'nope']).status).toBe(64);
+    } finally {
+      service.child.kill('SIGTERM');
+      await service.exited;
+    }
   });
 });
