@@ -103,8 +103,12 @@ describe('config.example.json', () => {
     expect(config.storage).toMatchObject({ type: 'prosody-sql', driver: 'postgres', password: 's'.repeat(40) });
     expect(config.auth.tokens.map((t) => t.name)).toEqual(['hosting-panel', 'backup-job']);
     expect(config.component.domain).toBe('xporta.example.org');
+    expect(config.auth.previousUserTokenSecrets).toEqual(['s'.repeat(40)]);
+    expect(config.trustedProxies).toEqual(['127.0.0.1', '::1']);
+    expect(config.audit.file).toBe('/srv/xporta/data/audit.log');
+    expect(config.files.mode).toBe(0o600);
     expect(Object.keys(JSON.parse(example) as object).sort()).toEqual(
-      ['auth', 'component', 'dataDir', 'hosts', 'limits', 'listen', 'logLevel', 'publicUrl', 'storage'].sort(),
+      ['audit', 'auth', 'component', 'dataDir', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'publicUrl', 'storage', 'trustedProxies'].sort(),
     );
   });
 });

@@ -193,7 +193,7 @@ export class TokenStore {
     this.db
       .prepare('INSERT OR REPLACE INTO user_tokens (jti, jid, scopes, expires_at, single_use) VALUES (?, ?, ?, ?, ?)')
       .run(token.jti, token.jid, JSON.stringify(token.scopes), token.expiresAt, token.singleUse ? 1 : 0);
-    this.prune();
+    this.maybePrune();
   }
 
   /** User tokens minted here for one account and not yet expired. */
@@ -235,14 +235,19 @@ export class TokenStore {
 
   /** Marks a single-use jti consumed; false when it already was (by this or another process). */
   consume(jti: string, expiresAt: number): boolean {
-    this.prune();
+    this.maybePrune();
     return this.db.prepare('INSERT OR IGNORE INTO consumed_jtis (jti, expires_at) VALUES (?, ?)').run(jti, expiresAt).changes === 1;
+  }
+
+  private maybePrune(): void {
+    const now = nowSeconds();
+    if (now - this.lastPrune < PRUNE_EVERY_SECONDS) return;
+    this.lastPrune = now;
+    this.prune(now);
   }
 
   /** Drops rows of tokens that have expired: they are refused for their expiry alone. */
   prune(now = nowSeconds()): void {
-    if (now - this.lastPrune < PRUNE_EVERY_SECONDS) return;
-    this.lastPrune = now;
     for (const table of ['user_tokens', 'revoked_jtis', 'consumed_jtis']) {
       this.db.prepare(`DELETE FROM ${table} WHERE expires_at <= ?`).run(now);
     }

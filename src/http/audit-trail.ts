@@ -56,7 +56,7 @@ export function registerAuditTrail(app: FastifyInstance, ctx: ServiceContext): v
     const host = note.host ?? (typeof params.host === 'string' ? params.host : undefined);
     // A response cut short by a failed stream was not a success, whatever its status line said.
     const status = reply.statusCode;
-    const complete = reply.raw.writableFinished;
+    const complete = reply.raw.writableEnded;
     ctx.audit.record({
       action,
       actor: actorOf(knownPrincipal(request)),

@@ -45,7 +45,8 @@ export class Problem extends Error {
 
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   for (const [name, value] of Object.entries(problem.headers)) reply.header(name, value);
-  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem.body(reply.request.url));
+  // The path only: a query may carry a token (`?token=`), which must not be echoed.
+  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem.body(reply.request.url.split('?')[0]));
 }
 
 export const problems = {

@@ -27,6 +27,8 @@ export interface AppDependencies {
   readonly component?: ComponentStatus;
   /** Overrides the logger (tests pass `false` or a stream). */
   readonly logger?: FastifyServerOptions['logger'];
+  /** Where the service's own logger writes (its redaction kept); standard output when absent. */
+  readonly logStream?: NodeJS.WritableStream;
   /** Overrides the audit log the configuration names (tests pass one on a stream). */
   readonly audit?: AuditLog;
   /** Overrides the token store under dataDir; the app then leaves closing it to the caller. */
@@ -71,6 +73,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
       level: config.logLevel,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: REQUEST_SERIALIZER,
+      ...(deps.logStream ? { stream: deps.logStream } : {}),
     },
     // A caller's request id is kept only when it is harmless to log and echo.
     genReqId: (req) => {

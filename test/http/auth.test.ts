@@ -1,5 +1,9 @@
-import { describe, expect, it } from 'vitest';
-import { Authenticator, FailedAuthLimiter, authorize, bearerFrom } from '../../src/http/auth.js';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TokenStore } from '../../src/auth/token-store.js';
+import { Authenticator, FailedAuthLimiter, RequestQuota, attemptedTokenId, authorize, bearerFrom } from '../../src/http/auth.js';
 import { Problem } from '../../src/http/problem.js';
 import { sha256Hex } from '../../src/operator-token.js';
 
@@ -72,6 +76,35 @@ describe('Authenticator', () => {
     expect(problemOf(() => auth.authenticate(token)).detail).toBe('token already used');
   });
 
+  it('refuses anything but the exact minted form', () => {
+    const { token } = auth.mintUserToken({ jid: 'alice@localhost', scopes: ['export'], ttlSeconds: 600 });
+    for (const variant of [`${token}.x`, `${token}.`, `${token} `, `${token}A`, token.replace('.', '..'), `xpu_.${token.split('.')[1] ?? ''}`]) {
+      expect([variant, problemOf(() => auth.authenticate(variant)).status]).toEqual([variant, 401]);
+    }
+  });
+
+  it('refuses correctly signed claims it did not mint (unknown fields or scopes)', () => {
+    const sign = (claims: object): string => {
+      // The same construction as mintUserToken, to prove the claim checks and not the signature refuse it.
+      const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+      const inner = auth as unknown as { sign(key: Buffer, payload: string): string };
+      return `xpu_${payload}.${inner.sign(Buffer.from(SECRET), payload)}`;
+    };
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    expect(auth.authenticate(sign({ sub: 'a@localhost', scp: ['export'], exp, jti: 'j1' }))).toMatchObject({ kind: 'user' });
+    expect(problemOf(() => auth.authenticate(sign({ sub: 'a@localhost', scp: ['export'], exp, jti: 'j2', admin: true }))).detail).toBe('malformed token');
+    expect(problemOf(() => auth.authenticate(sign({ sub: 'a@localhost', scp: ['root'], exp, jti: 'j3' }))).detail).toBe('malformed token');
+  });
+
+  it('accepts the previous key for verification, never for signing', () => {
+    const old = new Authenticator([], 'o'.repeat(40), 3600);
+    const { token } = old.mintUserToken({ jid: 'alice@localhost', scopes: ['export'], ttlSeconds: 60 });
+    const rotated = new Authenticator([], 'n'.repeat(40), 3600, { previousSecrets: ['o'.repeat(40)] });
+    expect(rotated.authenticate(token)).toMatchObject({ jid: 'alice@localhost' });
+    const fresh = rotated.mintUserToken({ jid: 'alice@localhost', scopes: ['export'], ttlSeconds: 60 }).token;
+    expect(problemOf(() => old.authenticate(fresh)).detail).toBe('bad signature');
+  });
+
   it('caps the lifetime of user tokens', () => {
     expect(problemOf(() => auth.mintUserToken({ jid: 'a@b', scopes: ['export'], ttlSeconds: 3601 })).status).toBe(400);
   });
@@ -95,5 +128,74 @@ describe('FailedAuthLimiter', () => {
     expect(Number(problem.headers['retry-after'])).toBeGreaterThan(0);
     expect(() => limiter.check('10.0.0.2', 2000)).not.toThrow();
     expect(() => limiter.check('10.0.0.1', 62_000)).not.toThrow();
+  });
+});
+
+describe('attemptedTokenId', () => {
+  it('reads the jti of a user token without trusting it, and nothing else', () => {
+    const auth = new Authenticator([], SECRET, 3600);
+    const { token, claims } = auth.mintUserToken({ jid: 'a@localhost', scopes: ['export'], ttlSeconds: 60 });
+    expect(attemptedTokenId(token)).toBe(claims.jti);
+    expect(attemptedTokenId('xpt_operator')).toBeUndefined();
+    expect(attemptedTokenId('xpu_@@.x')).toBeUndefined();
+  });
+});
+
+describe('RequestQuota', () => {
+  it('allows perMinute requests per key per window, then 429 with Retry-After', () => {
+    const quota = new RequestQuota(2);
+    quota.take('a', 0);
+    quota.take('a', 1);
+    const over = problemOf(() => quota.take('a', 30_000));
+    expect(over.status).toBe(429);
+    expect(over.headers['retry-after']).toBe('30');
+    expect(() => quota.take('b', 30_000)).not.toThrow();
+    expect(() => quota.take('a', 60_000)).not.toThrow();
+  });
+
+  it('does nothing when the quota is 0', () => {
+    const quota = new RequestQuota(0);
+    for (let i = 0; i < 100; i++) quota.take('a', i);
+  });
+});
+
+describe('Authenticator with a token store', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xporta-auth-store-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('creates the store private, and keeps consumed and revoked jtis for other instances', () => {
+    const path = join(dir, 'state.sqlite');
+    const store = TokenStore.open(path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const a = new Authenticator([], SECRET, 3600, { store });
+    const link = a.mintUserToken({ jid: 'alice@localhost', scopes: ['export'], ttlSeconds: 600, singleUse: true });
+    const plain = a.mintUserToken({ jid: 'alice@localhost', scopes: ['export'], ttlSeconds: 600 });
+    expect(a.authenticate(link.token)).toMatchObject({ singleUse: true });
+    expect(a.revokeUserToken(plain.claims.jti)).toBe(true);
+    expect(store.listUserTokens('alice@localhost').map((t) => [t.jti, t.revoked, t.consumed])).toEqual(
+      expect.arrayContaining([
+        [link.claims.jti, false, true],
+        [plain.claims.jti, true, false],
+      ]),
+    );
+    store.close();
+
+    const reopened = TokenStore.open(path);
+    const b = new Authenticator([], SECRET, 3600, { store: reopened });
+    expect(problemOf(() => b.authenticate(link.token)).detail).toBe('token already used');
+    expect(problemOf(() => b.authenticate(plain.token)).detail).toBe('token revoked');
+    reopened.close();
+  });
+
+  it('forgets expired rows', () => {
+    const store = TokenStore.open(join(dir, 'prune.sqlite'));
+    store.consume('old', 100);
+    store.revokeUserToken('old', 100);
+    store.recordUserToken({ jti: 'old', jid: 'a@localhost', scopes: ['export'], expiresAt: 100, singleUse: true });
+    store.prune(10_000_000_000);
+    expect(store.isRevoked('old')).toBe(false);
+    expect(store.consume('old', 20_000_000_000)).toBe(true);
+    expect(store.userToken('old')).toBeUndefined();
+    store.close();
   });
 });
