@@ -26,11 +26,13 @@ export type AuditAction =
   | 'operator-token-revoke'
   | 'operator-token-rotate';
 
-/** Who acted: a token name (operator), a user JID with the token's jti, or the local CLI. */
+/** Who acted: a token name (operator), a user JID with the token's jti, an XMPP user, or the local CLI. */
 export type AuditActor =
   | { readonly kind: 'operator'; readonly name: string; readonly tokenId?: string }
   | { readonly kind: 'user'; readonly jid: string; readonly jti: string }
   | { readonly kind: 'cli'; readonly user?: string }
+  /** A user acting from their XMPP client (authenticated by their server) through the component. */
+  | { readonly kind: 'xmpp'; readonly jid: string }
   | { readonly kind: 'anonymous' };
 
 export interface AuditEntry {

@@ -6,7 +6,7 @@
  * config file.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { directoryModeFor } from './private-files.js';
 import { join } from 'node:path';
 import { SCOPES, type Config, type OperatorToken } from './config.js';
@@ -64,6 +64,8 @@ export function handOverGeneratedToken(config: Config, token: string, toTerminal
     return `\nxporta: generated an operator token (shown only now; its SHA-256 is in ${join(config.dataDir, TOKEN_FILE)}):\n\n  ${token}\n\n`;
   }
   const file = join(config.dataDir, TOKEN_TEXT_FILE);
+  // A stale file from an earlier generation is replaced, never reused with whatever mode it has.
+  rmSync(file, { force: true });
   writeFileSync(file, `${token}\n`, { mode: config.files.mode, flag: 'wx' });
   return `xporta: generated an operator token; it is in ${file} (mode ${config.files.mode.toString(8)}): read it, keep it elsewhere, delete the file\n`;
 }

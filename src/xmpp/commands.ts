@@ -46,6 +46,7 @@ export interface Link {
 export function userLink(ctx: ServiceContext, jid: string, action: 'export' | 'import', scope: Scope, query: Record<string, string>): Link {
   const ttlSeconds = Math.min(LINK_TTL_SECONDS, ctx.auth.maxTtlSeconds);
   const { token, claims } = ctx.auth.mintUserToken({ jid, scopes: [scope], ttlSeconds, singleUse: true });
+  ctx.audit.record({ action: 'user-token-mint', actor: { kind: 'xmpp', jid }, outcome: 'ok', account: jid, target: claims.jti });
   const base = ctx.config.publicUrl.replace(/\/+$/, '');
   const params = new URLSearchParams({ ...query, token });
   return {

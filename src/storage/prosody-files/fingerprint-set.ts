@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { ensurePrivateFile } from '../../private-files.js';
 
 /** 32-bit words per slot. */
 const WORDS = 4;
@@ -128,6 +129,8 @@ class SpilledPrints {
   private readonly selectPrint: Database.Statement<[Buffer], unknown>;
 
   constructor(private readonly path: string) {
+    // Private before SQLite opens it: fingerprints are derived from the account's records.
+    ensurePrivateFile(path);
     this.db = new Database(path);
     try {
       // Nothing here has to survive a crash: no journal, no syncs, no other reader.
