@@ -47,18 +47,28 @@ export async function runExport(config: Config, args: ExportArgs, out: Writable)
   const storage = await openStorage(config);
   try {
     let events;
+    let subject: { host: string } | { account: string };
     if (args.host) {
       if (args.target === undefined) throw new UsageError('a host is required');
       const host = normaliseDomain(args.target);
       servedHost(config, host);
+      subject = { host };
       events = exportHostDocument(storage, host, kinds);
     } else {
       const jid = userJid(args.target);
       const ref = refOf(jid);
       servedHost(config, ref.host);
+      subject = { account: jid };
       events = exportUserDocument(storage, ref, kinds);
     }
-    await pipeline(Readable.from(writeDocument(events)), out, { end: false });
+    const action = args.host ? 'host-export' : 'export';
+    try {
+      await pipeline(Readable.from(writeDocument(events)), out, { end: false });
+    } catch (err) {
+      auditCli(config, { action, ...subject, kinds: [...kinds], outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+    auditCli(config, { action, ...subject, kinds: [...kinds], outcome: 'ok' });
   } finally {
     await storage.close();
   }
@@ -97,12 +107,23 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
       // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
       ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
     });
-    return await importUserDocument(storage, ref, events, {
-      mode,
-      dryRun: args.dryRun === true,
-      include: kinds,
-      createAccount: args.createAccount === true,
-    });
+    const audited = { action: 'import' as const, account: jid, kinds: [...kinds], mode, dryRun: args.dryRun === true };
+    let report: ApplyReport;
+    try {
+      report = await importUserDocument(storage, ref, events, {
+        mode,
+        dryRun: args.dryRun === true,
+        include: kinds,
+        createAccount: args.createAccount === true,
+      });
+    } catch (err) {
+      auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+    const counts: Record<string, number> = { skipped: report.skipped.length, ...(report.created ? { created: 1 } : {}) };
+    for (const [kind, n] of Object.entries(report.counts)) if (typeof n === 'number') counts[kind] = n;
+    auditCli(config, { ...audited, outcome: 'ok', counts });
+    return report;
   } finally {
     await storage.close();
   }
@@ -118,9 +139,9 @@ function openTokenStore(config: Config): TokenStore {
   return TokenStore.open(join(config.dataDir, STATE_FILE), config.files.mode);
 }
 
-/** One audit line for a CLI action, as the service writes for the API's. */
+/** One audit line for a CLI action, as the service writes for the API's; to stderr when the log is standard output (stdout carries the CLI's own output). */
 function auditCli(config: Config, entry: Omit<AuditEntry, 'actor'>): void {
-  const audit = AuditLog.open(config);
+  const audit = config.audit.file === '-' ? AuditLog.toStream(process.stderr) : AuditLog.open(config);
   let user: string | undefined;
   try {
     user = userInfo().username;

@@ -207,6 +207,18 @@ describe('xporta export / import / token', () => {
     }
   });
 
+  it('audits its own actions in the same log as the service, naming the local user', () => {
+    const lines = readFileSync(join(dir, 'data', 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { action: string; outcome: string; actor: { kind: string }; account?: string; host?: string });
+    const cliLines = lines.filter((l) => l.actor.kind === 'cli').map((l) => `${l.action} ${l.outcome} ${l.account ?? l.host ?? ''}`);
+    expect(cliLines).toEqual(
+      expect.arrayContaining(['import ok alice@localhost', 'export ok alice@localhost', 'host-export ok localhost', 'user-token-mint ok alice@localhost']),
+    );
+    expect(statSync(join(dir, 'data', 'audit.log')).mode & 0o777).toBe(0o600);
+  });
+
   it('makes an operator token with the config entry that accepts it (--print-entry)', () => {
     const res = run(['token', '--operator', '--name', 'panel', '--print-entry']);
     expect(res.status).toBe(0);

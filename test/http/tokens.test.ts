@@ -398,6 +398,15 @@ describe('audit log', () => {
     await app.inject({ method: 'DELETE', url: `/v1/tokens/${created.id}`, headers: bearer(ADMIN) }); // 9
     await app.inject({ method: 'PUT', url: '/v1/hosts/example.org/import?createAccount=true', headers: { ...bearer(ADMIN), ...xml }, payload: hostDocument('example.org', ['h1']) }); // 10
     await app.inject({ method: 'GET', url: '/v1/hosts/example.org/export', headers: bearer(ADMIN) }); // 11
+    // 12 and 13: an async host import is accepted, then its job's end gets a line of its own.
+    const accepted = await app.inject({ method: 'PUT', url: '/v1/hosts/example.org/import?createAccount=true&async=true', headers: { ...bearer(ADMIN), ...xml }, payload: hostDocument('example.org', ['h2']) });
+    expect(accepted.statusCode).toBe(202);
+    const jobId = accepted.json<{ id: string }>().id;
+    for (let i = 0; i < 100; i++) {
+      const job = await app.inject({ method: 'GET', url: `/v1/jobs/${jobId}`, headers: bearer(ADMIN) });
+      if (job.json<{ state: string }>().state !== 'running') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await app.inject({ method: 'GET', url: '/health' }); // not audited
     await closeApp(app);
 
@@ -418,7 +427,10 @@ describe('audit log', () => {
       'operator-token-revoke ok',
       'host-import ok',
       'host-export ok',
+      'host-import accepted',
+      'host-import ok',
     ]);
+    expect(lines[12]).toMatchObject({ host: 'example.org', counts: { users: 1, failed: 0 }, requestId: lines[11]?.requestId });
     expect(lines[0]).toMatchObject({ actor: { kind: 'operator', name: 'admin' }, account: 'alice@localhost', dryRun: false, mode: 'replace', counts: { archive: 3, created: 1 }, status: 200 });
     expect(lines[1]).toMatchObject({ dryRun: true, mode: 'merge', kinds: ['roster'] });
     expect(lines[2]).toMatchObject({ account: 'alice@localhost', target: jti });

@@ -15,7 +15,7 @@ import { JobRegistry } from '../../jobs.js';
 import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { authorize } from '../auth.js';
-import { auditNote } from '../audit-trail.js';
+import { actorOf, auditNote } from '../audit-trail.js';
 import { principalOf, type ServiceContext } from '../context.js';
 import { directoryModeFor } from '../../private-files.js';
 import { problems } from '../problem.js';
@@ -133,9 +133,20 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     };
 
     if (runAsync) {
+      // The request's audit line says "accepted"; the job's end gets a line of its own.
+      const finished = { action: 'host-import' as const, actor: actorOf(principalOf(ctx, request)), host, kinds: [...kinds], mode, dryRun, requestId: request.id };
       const job = jobs.start('host-import', host, (j) => {
         j.progress = { done: 0, failed: 0, total };
-        return run((done, failed) => (j.progress = { done, failed, total }));
+        return run((done, failed) => (j.progress = { done, failed, total })).then(
+          (result) => {
+            ctx.audit.record({ ...finished, outcome: 'ok', counts: { users: result.progress.done, failed: result.progress.failed } });
+            return result;
+          },
+          (err: unknown) => {
+            ctx.audit.record({ ...finished, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+            throw err;
+          },
+        );
       });
       return reply.code(202).header('location', `/v1/jobs/${job.id}`).send(job);
     }
