@@ -3,6 +3,7 @@
  * store in a fresh directory, signals and exit codes.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -113,6 +114,7 @@ describe('xporta serve on the embedded default', () => {
   });
 
   it('logs SIGHUP and keeps serving', async () => {
+    await waitForHealth(port, running);
     running.child.kill('SIGHUP');
     await new Promise((r) => setTimeout(r, 300));
     const res = await fetch(`http://127.0.0.1:${port}/health`);
@@ -130,6 +132,43 @@ describe('xporta serve on the embedded default', () => {
   it('stops cleanly on SIGTERM', async () => {
     running.child.kill('SIGTERM');
     expect(await running.exited).toBe(0);
+  });
+});
+
+describe('xporta serve and SIGHUP', () => {
+  it('reloads the config file\'s tokens, and keeps the running config when the file is broken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xporta-cli-hup-'));
+    const port = await freePort();
+    const configPath = join(dir, 'config.json');
+    const withToken = (name: string, token: string): string =>
+      JSON.stringify({ listen: { port }, logLevel: 'info', auth: { tokens: [{ name, sha256: createHash('sha256').update(token).digest('hex'), scopes: ['admin'], hosts: ['*'] }] } });
+    writeFileSync(configPath, withToken('first', 'first-token-value-0123456789'));
+    const running = start(['serve', '--config', configPath], dir);
+    const list = async (token: string): Promise<number> => (await fetch(`http://127.0.0.1:${port}/v1/tokens`, { headers: { authorization: `Bearer ${token}` } })).status;
+    const waitFor = async (text: string, after: number): Promise<void> => {
+      for (let i = 0; i < 100 && !running.output().slice(after).includes(text); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(running.output().slice(after)).toContain(text);
+    };
+    try {
+      await waitForHealth(port, running);
+      expect(await list('first-token-value-0123456789')).toBe(200);
+      writeFileSync(configPath, withToken('second', 'second-token-value-0123456789'));
+      let mark = running.output().length;
+      running.child.kill('SIGHUP');
+      await waitFor('configuration reloaded', mark);
+      expect(await list('second-token-value-0123456789')).toBe(200);
+      expect(await list('first-token-value-0123456789')).toBe(401);
+
+      writeFileSync(configPath, '{ not json');
+      mark = running.output().length;
+      running.child.kill('SIGHUP');
+      await waitFor('configuration not reloaded', mark);
+      expect(await list('second-token-value-0123456789')).toBe(200);
+    } finally {
+      running.child.kill('SIGTERM');
+      await running.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

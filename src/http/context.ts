@@ -31,7 +31,10 @@ export interface ServiceContext {
   readonly config: Config;
   readonly storage: StorageBackend;
   readonly auth: Authenticator;
+  /** Failed authentications per client address. */
   readonly limiter: FailedAuthLimiter;
+  /** Failed authentications per attempted user-token id: apart, so a spray of made-up ids cannot evict address counts. */
+  readonly tokenIdLimiter: FailedAuthLimiter;
   readonly quota: RequestQuota;
   /** xporta's token state; absent only where a caller built a context without one. */
   readonly tokens?: TokenStore;
@@ -57,6 +60,7 @@ export function createContext(config: Config, storage: StorageBackend, parts: Co
       previousSecrets: config.auth.previousUserTokenSecrets,
     }),
     limiter: new FailedAuthLimiter(config.auth.failedAuthPerMinute),
+    tokenIdLimiter: new FailedAuthLimiter(config.auth.failedAuthPerMinute),
     quota: new RequestQuota(config.auth.requestsPerMinutePerToken),
     ...(parts.tokens ? { tokens: parts.tokens } : {}),
     audit: parts.audit ?? AuditLog.none(),
@@ -91,13 +95,13 @@ export function principalOf(ctx: ServiceContext, request: FastifyRequest): Princ
     principal = ctx.auth.authenticate(bearer);
   } catch (err) {
     if (err instanceof Problem && err.status === 401) {
-      const keys = [`ip:${request.ip}`];
+      const counts: [FailedAuthLimiter, string][] = [[ctx.limiter, request.ip]];
       const tokenId = bearer !== undefined ? attemptedTokenId(bearer) : undefined;
-      if (tokenId !== undefined) keys.push(`jti:${tokenId}`);
+      if (tokenId !== undefined) counts.push([ctx.tokenIdLimiter, tokenId]);
       try {
-        for (const key of keys) ctx.limiter.check(key);
+        for (const [limiter, key] of counts) limiter.check(key);
       } finally {
-        for (const key of keys) ctx.limiter.fail(key);
+        for (const [limiter, key] of counts) limiter.fail(key);
       }
     }
     throw err;
