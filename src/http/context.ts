@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { Config, Scope } from '../config.js';
-import { bareJid, JidError } from '../jid.js';
+import { bareJid, JidError, normaliseDomain } from '../jid.js';
 import { AccountLocks, Slots } from '../jobs.js';
 import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
 import { refOf } from '../transfer.js';
@@ -38,22 +38,34 @@ export interface ServiceContext {
 }
 
 export function createContext(config: Config, storage: StorageBackend): ServiceContext {
+  const metrics = new Metrics();
   return {
     config,
     storage,
     auth: new Authenticator(config.auth.tokens, config.auth.userTokenSecret, config.auth.userTokenMaxTtlSeconds),
     limiter: new FailedAuthLimiter(config.auth.failedAuthPerMinute),
     locks: new AccountLocks(),
-    importSlots: new Slots(config.limits.maxConcurrentImports),
-    metrics: new Metrics(),
+    // Every holder of a slot (user, host and pulled imports) shows in the gauge.
+    importSlots: new Slots(config.limits.maxConcurrentImports, (inUse) => metrics.set('xporta_imports_in_progress', inUse)),
+    metrics,
   };
 }
 
-/** Authenticates the request; failures count against the client address. */
+/**
+ * Principals already established, per request: the edge guard authenticates before the body is
+ * read and the handler asks again; a single-use token must not be consumed twice.
+ */
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** Authenticates the request (once; later calls return the same principal); failures count against the client address. */
 export function principalOf(ctx: ServiceContext, request: FastifyRequest): Principal {
+  const known = principals.get(request);
+  if (known !== undefined) return known;
   ctx.limiter.check(request.ip);
   try {
-    return ctx.auth.authenticate(bearerOf(request));
+    const principal = ctx.auth.authenticate(bearerOf(request));
+    principals.set(request, principal);
+    return principal;
   } catch (err) {
     if (err instanceof Problem && err.status === 401) ctx.limiter.fail(request.ip);
     throw err;
@@ -107,4 +119,19 @@ export function guardAccount(
   }
   authorize(principal, scope, parsed.ref.host, parsed.jid);
   return { principal, ...parsed };
+}
+
+/** Authenticates and authorises a whole-host transfer: operator tokens only; 401, 403, then 404 for an unknown host. */
+export function guardHost(ctx: ServiceContext, request: FastifyRequest, raw: string, scope: 'export' | 'import'): string {
+  const principal = principalOf(ctx, request);
+  if (principal.kind !== 'operator') throw problems.forbidden('whole-host transfers need an operator token');
+  let host: string;
+  try {
+    host = normaliseDomain(raw);
+  } catch {
+    throw problems.badRequest(`invalid host ${JSON.stringify(raw)}`);
+  }
+  authorize(principal, scope, host);
+  if (!(host in ctx.config.hosts)) throw problems.notFound(`host ${host} is not served here`);
+  return host;
 }

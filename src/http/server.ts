@@ -4,16 +4,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { createContext, type ServiceContext } from './context.js';
-import { Problem, problems, sendProblem } from './problem.js';
+import { MAX_PARAM_LENGTH, registerEdge } from './edge.js';
+import { pathOf, Problem, PROBLEM_CONTENT_TYPE, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
 import { hostRoutes } from './routes/hosts.js';
 import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
-import { toProblem, userRoutes, XML_TYPES } from './routes/users.js';
+import { toProblem, userRoutes } from './routes/users.js';
+import { announcesBody, XML_TYPES } from './upload.js';
 
 export interface AppDependencies {
   readonly config: Config;
@@ -51,6 +54,28 @@ export const REQUEST_SERIALIZER = {
   }),
 };
 
+/**
+ * Answers a request Node could not parse or that missed a deadline before it reached Fastify
+ * (headers too slow, too large, malformed): as problem+json, then the connection closes.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, title] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request timeout']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request header fields too large']
+        : [400, 'Bad request'];
+  const code = status === 408 ? 'timeout' : status === 431 ? 'headers-too-large' : 'bad-request';
+  const body = JSON.stringify(new Problem(status, code, title, status === 400 ? 'the request is not valid HTTP/1.1' : title).body());
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ctx: ServiceContext } {
   const { config } = deps;
   const ctx = createContext(config, deps.storage);
@@ -65,8 +90,27 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
+    // Uploads stream under their own limits (src/http/upload.ts); every other body is small.
+    bodyLimit: config.limits.maxJsonBodyBytes,
     requestTimeout: config.limits.requestTimeoutMs,
-    bodyLimit: config.limits.maxUploadBytes,
+    keepAliveTimeout: config.limits.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: Math.min(config.limits.headersTimeoutMs, config.limits.requestTimeoutMs),
+      requestTimeout: config.limits.requestTimeoutMs,
+      // How often Node looks for requests past those deadlines.
+      connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs),
+    },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: (error, request, reply) => {
+      if (announcesBody(request)) reply.header('connection', 'close');
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        return sendProblem(reply, problems.uriTooLong(`a path segment is longer than ${MAX_PARAM_LENGTH} characters (a full JID, percent-encoded, fits)`));
+      }
+      if (error.code === 'FST_ERR_BAD_URL') return sendProblem(reply, problems.badRequest('the request path is not validly percent-encoded'));
+      request.log.error({ err: error }, 'framework error');
+      return sendProblem(reply, problems.internal());
+    },
+    clientErrorHandler: answerClientError,
     // Idle keep-alive sockets are closed on shutdown; requests in flight (streams) finish.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -75,6 +119,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  registerEdge(app, ctx);
 
   app.addHook('onResponse', async (request, reply) => {
     ctx.metrics.inc('xporta_http_requests_total', {
@@ -114,9 +159,8 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     return sendProblem(reply, problems.internal());
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problems.notFound(`No route for ${request.method} ${request.url.split('?')[0] ?? ''}`)),
-  );
+  // Normally answered by the edge's onRequest hook already, before any body is read.
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, problems.notFound(`No route for ${request.method} ${pathOf(request.url)}`)));
 
   app.register(multipart, { limits: { files: 1, fileSize: config.limits.maxUploadBytes, fields: 4 } });
   // XML bodies stay streams: an import must never be buffered whole.

@@ -11,13 +11,13 @@ import { problems } from '../problem.js';
 const OPENAPI_PATH = fileURLToPath(new URL('../../../openapi.yaml', import.meta.url));
 
 export const serviceRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
-  app.get('/metrics', async (request, reply) => {
+  app.get('/metrics', { config: { guard: 'operator' } }, async (request, reply) => {
     const principal = principalOf(ctx, request);
     if (principal.kind !== 'operator') throw problems.forbidden('metrics need an operator token');
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(ctx.metrics.render());
   });
 
-  app.get('/openapi.yaml', async (request, reply) => {
+  app.get('/openapi.yaml', { config: { guard: 'authenticated' } }, async (request, reply) => {
     principalOf(ctx, request);
     return reply.type('application/yaml; charset=utf-8').send(await readFile(OPENAPI_PATH, 'utf8'));
   });
