@@ -11,6 +11,7 @@
  * - An answer sent while the request's body is still unread closes the connection, so the rest
  *   of the body is never read.
  */
+import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Scope } from '../config.js';
 import { guardAccount, guardHost, principalOf, type ServiceContext } from './context.js';
@@ -83,6 +84,38 @@ export function registerEdge(app: FastifyInstance, ctx: ServiceContext): void {
 
   app.addHook('onSend', async (request, reply) => {
     // The rest of an unread body is not worth reading: the socket closes once the answer is out.
-    if (request.raw.complete === false && announcesBody(request)) reply.header('connection', 'close');
+    if (request.raw.complete === false && announcesBody(request)) {
+      reply.header('connection', 'close');
+      lingerOnClose(request.raw.socket);
+    }
   });
+}
+
+/** How long a closing connection still takes (and discards) bytes after its answer went out. */
+export const LINGER_MS = 2000;
+
+/**
+ * Node's HTTP server ends an answer marked `Connection: close` with `socket.destroySoon()`,
+ * which closes the socket as soon as the answer is written. A client still sending its body then
+ * gets a reset, and the kernel may drop the answer it had not read yet. Instead, as nginx's
+ * lingering close does: send FIN, discard whatever still arrives (nothing is buffered), and close
+ * after {@link LINGER_MS} or when the client does.
+ */
+export function lingerOnClose(socket: Socket): void {
+  const closing = socket as Socket & { destroySoon?: () => void };
+  if (typeof closing.destroySoon !== 'function') return;
+  closing.destroySoon = () => lingeringClose(socket);
+}
+
+/** Half-closes `socket`, discards what still arrives, and destroys it after {@link LINGER_MS}. */
+export function lingeringClose(socket: Socket, last?: string): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', () => socket.destroy());
+  socket.on('error', () => socket.destroy());
+  if (last !== undefined) socket.end(last);
+  else socket.end();
+  socket.resume();
 }

@@ -9,7 +9,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOpt
 import type { Config } from '../config.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { createContext, type ServiceContext } from './context.js';
-import { MAX_PARAM_LENGTH, registerEdge } from './edge.js';
+import { lingeringClose, lingerOnClose, MAX_PARAM_LENGTH, registerEdge } from './edge.js';
 import { pathOf, Problem, PROBLEM_CONTENT_TYPE, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
 import { hostRoutes } from './routes/hosts.js';
@@ -72,8 +72,7 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
     socket.destroy();
     return;
   }
-  socket.once('finish', () => socket.destroy());
-  socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  lingeringClose(socket, `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ctx: ServiceContext } {
@@ -102,7 +101,10 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (error, request, reply) => {
-      if (announcesBody(request)) reply.header('connection', 'close');
+      if (announcesBody(request)) {
+        reply.header('connection', 'close');
+        lingerOnClose(request.raw.socket);
+      }
       if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
         return sendProblem(reply, problems.uriTooLong(`a path segment is longer than ${MAX_PARAM_LENGTH} characters (a full JID, percent-encoded, fits)`));
       }

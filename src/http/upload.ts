@@ -87,6 +87,8 @@ export function withDeadlines(source: Readable, deadlines: { idleMs: number; tot
   // Paused before the 'data' listener goes on, so nothing flows until the consumer asks.
   source.pause();
   source.on('data', onData).once('end', onEnd).on('error', onError).once('close', onClose);
+  // A multipart file can fail (body cut short) before anyone listens to it.
+  if (source.destroyed) process.nextTick(() => onError(source.errored ?? new Error('the body closed before its end')));
   return out;
 }
 
@@ -113,6 +115,7 @@ export async function importBody(request: FastifyRequest, limits: UploadLimits):
  * excess and answers 413 instead of a truncated document.
  */
 async function multipartFile(request: FastifyRequest, limits: UploadLimits): Promise<Readable> {
+  if (!/;\s*boundary=/i.test(String(request.headers['content-type']))) throw problems.badRequest('the multipart body has no boundary');
   const pending = request.file({ limits: { files: 1, fileSize: limits.maxUploadBytes + 1 } });
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_resolve, reject) => {
@@ -152,7 +155,25 @@ function uploadStream(raw: Readable, gzip: boolean, limit: number, what: string)
       out.destroy(problems.badRequest(`${what} is not valid gzip: ${(err as Error).message}`));
     } else out.destroy(problems.badRequest(`${what} could not be read: ${err instanceof Error ? err.message : String(err)}`));
   };
-  if (gzip) pipeline(raw, byteLimit(limit, what), createGunzip(), byteLimit(limit, `${what} (decompressed)`), out).catch(failed);
-  else pipeline(raw, byteLimit(limit, what), out).catch(failed);
+  // `out` stays outside the pipeline, which would destroy it with the raw error before `failed` maps it.
+  const sink = async (source: AsyncIterable<Buffer>): Promise<void> => {
+    for await (const chunk of source) {
+      if (out.destroyed) return; // the consumer went away: ending the loop tears the pipeline down
+      if (!out.write(chunk)) await drainedOrClosed(out);
+    }
+    out.end();
+  };
+  if (gzip) pipeline(raw, byteLimit(limit, what), createGunzip(), byteLimit(limit, `${what} (decompressed)`), sink).catch(failed);
+  else pipeline(raw, byteLimit(limit, what), sink).catch(failed);
   return out;
+}
+
+function drainedOrClosed(stream: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done).off('close', done);
+      resolve();
+    };
+    stream.on('drain', done).on('close', done);
+  });
 }
