@@ -74,11 +74,15 @@ export function registerEdge(app: FastifyInstance, ctx: ServiceContext): void {
   });
 
   app.addHook('preParsing', async (request, _reply, payload) => {
-    if (!announcesBody(request) || request.routeOptions.config.upload === true) return payload;
+    if (!announcesBody(request)) return payload;
     const type = mediaTypeOf(request);
-    if (type === MULTIPART_TYPE || XML_TYPES.includes(type)) {
-      throw problems.unsupportedMediaType(`${request.method} ${request.routeOptions.url ?? ''} takes a JSON body, not ${type}`);
+    const uploadType = type === MULTIPART_TYPE || XML_TYPES.includes(type);
+    if (request.routeOptions.config.upload === true) {
+      // Streamed by the route itself, under the upload deadlines (src/http/upload.ts).
+      if (uploadType) return payload;
+      throw problems.unsupportedMediaType(`send application/xml (optionally Content-Encoding: gzip) or multipart/form-data, not ${type || 'no type'}`);
     }
+    if (uploadType) throw problems.unsupportedMediaType(`${request.method} ${request.routeOptions.url ?? ''} takes a JSON body, not ${type}`);
     return withDeadlines(payload, { idleMs: limits.bodyTimeoutMs, totalMs: limits.bodyTimeoutMs }, 'the request body');
   });
 

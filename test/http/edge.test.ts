@@ -143,6 +143,31 @@ describe('the HTTP error contract', () => {
     });
   });
 
+  it('408 for an upload that trickles past limits.requestTimeoutMs', async () => {
+    const slow = await makeApp(mkdtempSync(join(tmpdir(), 'xporta-edge-total-')), {
+      XPORTA_LIMITS__UPLOAD_IDLE_TIMEOUT_MS: '500',
+      XPORTA_LIMITS__REQUEST_TIMEOUT_MS: '1000',
+      XPORTA_LIMITS__HEADERS_TIMEOUT_MS: '1000',
+    });
+    const body = new PassThrough();
+    let sent = 0;
+    const timer = setInterval(() => body.write(doc[sent++] ?? ' '), 50);
+    try {
+      const res = await slow.inject({ method: 'PUT', url: '/v1/users/alice%40localhost/import?createAccount=true', headers: { ...auth(ALL), ...xml }, payload: body });
+      expect(String(expectProblem(res, 408).detail)).toMatch(/longer than 1000 ms/);
+      expect(slow.ctx.importSlots.inUse).toBe(0);
+    } finally {
+      clearInterval(timer);
+      await slow.close();
+    }
+  });
+
+  it('HEAD and GET of /health need no token; every other route does', async () => {
+    expect((await app.inject({ method: 'HEAD', url: '/health' })).statusCode).toBe(200);
+    expectProblem(await app.inject({ method: 'GET', url: '/metrics' }), 401);
+    expectProblem(await app.inject({ method: 'GET', url: '/v1/jobs/nope' }), 401);
+  });
+
   describe('JSON bodies', () => {
     const tokens = '/v1/users/alice%40localhost/tokens';
 
@@ -150,6 +175,8 @@ describe('the HTTP error contract', () => {
       expectProblem(await app.inject({ method: 'POST', url: tokens, headers: { ...auth(ALL), 'content-type': 'application/json' }, payload: '{"scopes": [' }), 400);
       expectProblem(await app.inject({ method: 'POST', url: tokens, headers: { ...auth(ALL), 'content-type': 'application/octet-stream' }, payload: 'x' }), 415);
       expectProblem(await app.inject({ method: 'POST', url: tokens, headers: { ...auth(ALL), ...xml }, payload: '<x/>' }), 415);
+      const jsonUpload = { ...auth(ALL), 'content-type': 'application/json' };
+      expectProblem(await app.inject({ method: 'PUT', url: '/v1/users/alice%40localhost/import', headers: jsonUpload, payload: '{}' }), 415);
       const { payload, type } = multipart('<x/>');
       expectProblem(await app.inject({ method: 'POST', url: tokens, headers: { ...auth(ALL), 'content-type': type }, payload }), 415);
       const big = JSON.stringify({ scopes: ['export'], pad: 'x'.repeat(5000) });
