@@ -12,6 +12,7 @@
  *   of the body is never read.
  */
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Scope } from '../config.js';
 import { guardAccount, guardHost, principalOf, type ServiceContext } from './context.js';
@@ -74,7 +75,8 @@ export function registerEdge(app: FastifyInstance, ctx: ServiceContext): void {
   });
 
   app.addHook('preParsing', async (request, _reply, payload) => {
-    if (!announcesBody(request)) return payload;
+    // Fastify never parses a GET or HEAD body; it is discarded when the connection closes.
+    if (!announcesBody(request) || request.method === 'GET' || request.method === 'HEAD') return payload;
     const type = mediaTypeOf(request);
     const uploadType = type === MULTIPART_TYPE || XML_TYPES.includes(type);
     if (request.routeOptions.config.upload === true) {
@@ -90,7 +92,7 @@ export function registerEdge(app: FastifyInstance, ctx: ServiceContext): void {
     // The rest of an unread body is not worth reading: the socket closes once the answer is out.
     if (request.raw.complete === false && announcesBody(request)) {
       reply.header('connection', 'close');
-      lingerOnClose(request.raw.socket);
+      lingerOnClose(request.raw.socket, request.raw);
     }
   });
 }
@@ -105,10 +107,14 @@ export const LINGER_MS = 2000;
  * lingering close does: send FIN, discard whatever still arrives (nothing is buffered), and close
  * after {@link LINGER_MS} or when the client does.
  */
-export function lingerOnClose(socket: Socket): void {
+export function lingerOnClose(socket: Socket, request?: Readable): void {
   const closing = socket as Socket & { destroySoon?: () => void };
   if (typeof closing.destroySoon !== 'function') return;
-  closing.destroySoon = () => lingeringClose(socket);
+  closing.destroySoon = () => {
+    // A body stream left paused by its reader would stall the socket; let it flow away instead.
+    if (request !== undefined && request.listenerCount('data') === 0) request.resume();
+    lingeringClose(socket);
+  };
 }
 
 /** Half-closes `socket`, discards what still arrives, and destroys it after {@link LINGER_MS}. */

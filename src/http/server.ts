@@ -60,6 +60,11 @@ export const REQUEST_SERIALIZER = {
  */
 function answerClientError(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // An answer already under way cannot be followed by another one on the same connection.
+  if ((socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
   const [status, title] =
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'Request timeout']
@@ -78,6 +83,7 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
 export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ctx: ServiceContext } {
   const { config } = deps;
   const ctx = createContext(config, deps.storage);
+  const requestBackstopMs = config.limits.requestTimeoutMs + config.limits.headersTimeoutMs + 1000;
   const app = Fastify({
     logger: deps.logger ?? {
       level: config.logLevel,
@@ -91,11 +97,13 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     },
     // Uploads stream under their own limits (src/http/upload.ts); every other body is small.
     bodyLimit: config.limits.maxJsonBodyBytes,
-    requestTimeout: config.limits.requestTimeoutMs,
+    // Node's own request deadline is a backstop only: the upload deadline (src/http/upload.ts)
+    // counts the same limit from when the route starts reading, and answers 408 itself.
+    requestTimeout: requestBackstopMs,
     keepAliveTimeout: config.limits.keepAliveTimeoutMs,
     http: {
-      headersTimeout: Math.min(config.limits.headersTimeoutMs, config.limits.requestTimeoutMs),
-      requestTimeout: config.limits.requestTimeoutMs,
+      headersTimeout: config.limits.headersTimeoutMs,
+      requestTimeout: requestBackstopMs,
       // How often Node looks for requests past those deadlines.
       connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs),
     },
@@ -103,7 +111,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     frameworkErrors: (error, request, reply) => {
       if (announcesBody(request)) {
         reply.header('connection', 'close');
-        lingerOnClose(request.raw.socket);
+        lingerOnClose(request.raw.socket, request.raw);
       }
       if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
         return sendProblem(reply, problems.uriTooLong(`a path segment is longer than ${MAX_PARAM_LENGTH} characters (a full JID, percent-encoded, fits)`));
