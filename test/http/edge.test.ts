@@ -156,6 +156,7 @@ describe('the HTTP error contract', () => {
       const res = await slow.inject({ method: 'PUT', url: '/v1/users/alice%40localhost/import?createAccount=true', headers: { ...auth(ALL), ...xml }, payload: body });
       expect(String(expectProblem(res, 408).detail)).toMatch(/longer than 1000 ms/);
       expect(slow.ctx.importSlots.inUse).toBe(0);
+      expect((await slow.inject({ method: 'GET', url: '/v1/users/alice%40localhost/export', headers: auth(ALL) })).statusCode).toBe(404);
     } finally {
       clearInterval(timer);
       await slow.close();
@@ -360,9 +361,12 @@ describe('hostile bodies against the service in its own process', () => {
   });
 
   it('answers 300 MB bodies 401/403/404 before reading them while 200 clients trickle, and serves others', async () => {
-    const warm = await fetch(`http://127.0.0.1:${port}/v1/users/alice%40localhost/export`, { headers: auth(ALL) });
-    expect(warm.status).toBe(200);
-    await warm.text();
+    const exportAlice = async (): Promise<string> => {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/users/alice%40localhost/export`, { headers: auth(ALL) });
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const before = await exportAlice();
     const { now: idle, peak: peakBefore } = rssOf(service.pid!);
 
     const head = (method: string, path: string, headers: string): string =>
@@ -415,5 +419,6 @@ describe('hostile bodies against the service in its own process', () => {
         `most sent before an answer ${(Math.max(...(await Promise.all(floods.map((f) => f.answer))).map((a) => a.bytesSentBeforeAnswer)) / 1e6).toFixed(1)} MB`,
     );
     expect(rss.peak - idle).toBeLessThan(50);
+    expect(await exportAlice()).toBe(before);
   }, 30_000);
 });
