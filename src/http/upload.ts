@@ -70,8 +70,11 @@ export function withDeadlines(source: Readable, deadlines: { idleMs: number; tot
   const onClose = (): void => {
     if (!source.readableEnded) onError(new Error('the connection closed before its end'));
   };
+  let total: NodeJS.Timeout | undefined;
   const out = new Readable({
     read() {
+      // The clock starts when the body is first wanted: a body nobody reads has no deadline to miss.
+      total ??= setTimeout(() => out.destroy(problems.timeout(`${what} took longer than ${deadlines.totalMs} ms`)), deadlines.totalMs);
       armIdle();
       source.resume();
     },
@@ -83,7 +86,9 @@ export function withDeadlines(source: Readable, deadlines: { idleMs: number; tot
       callback(err);
     },
   });
-  const total = setTimeout(() => out.destroy(problems.timeout(`${what} took longer than ${deadlines.totalMs} ms`)), deadlines.totalMs);
+  // A reader may stop listening before a deadline passes (Fastify's body parser does at its size
+  // limit); the timeout must not then surface as an unhandled 'error'. Readers that listen still get it.
+  out.on('error', () => undefined);
   // Paused before the 'data' listener goes on, so nothing flows until the consumer asks.
   source.pause();
   source.on('data', onData).once('end', onEnd).on('error', onError).once('close', onClose);

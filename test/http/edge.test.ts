@@ -163,6 +163,24 @@ describe('the HTTP error contract', () => {
     }
   });
 
+  it('a JSON body refused at its size limit leaves no deadline behind to fail later', async () => {
+    const quick = await makeApp(mkdtempSync(join(tmpdir(), 'xporta-edge-quick-')), { XPORTA_LIMITS__BODY_TIMEOUT_MS: '100' });
+    try {
+      const headers = { ...auth(ALL), 'content-type': 'application/json' };
+      const url = '/v1/users/alice%40localhost/tokens';
+      // Refused on Content-Length, then read past the limit without one (and never ended).
+      expectProblem(await quick.inject({ method: 'POST', url, headers, payload: 'x'.repeat(70 * 1024) }), 413);
+      const unsized = new PassThrough();
+      unsized.write(Buffer.alloc(70 * 1024, 0x20));
+      expectProblem(await quick.inject({ method: 'POST', url, headers, payload: unsized }), 413);
+      // Past the 100 ms body deadline: a timer left behind would raise an unhandled error here.
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await quick.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    } finally {
+      await quick.close();
+    }
+  });
+
   it('HEAD and GET of /health need no token; every other route does', async () => {
     expect((await app.inject({ method: 'HEAD', url: '/health' })).statusCode).toBe(200);
     expectProblem(await app.inject({ method: 'GET', url: '/metrics' }), 401);
@@ -360,7 +378,7 @@ describe('hostile bodies against the service in its own process', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('answers 300 MB bodies 401/403/404 before reading them while 200 clients trickle, and serves others', async () => {
+  it('answers 300 MB bodies 401/403/404/413 before reading them while 200 clients trickle, and serves others', async () => {
     const exportAlice = async (): Promise<string> => {
       const res = await fetch(`http://127.0.0.1:${port}/v1/users/alice%40localhost/export`, { headers: auth(ALL) });
       expect(res.status).toBe(200);
@@ -384,6 +402,10 @@ describe('hostile bodies against the service in its own process', () => {
         ] as const
       )[i % 5]!;
       floods.push({ expected, answer: floodRequest(port, request, BODY) });
+    }
+    // An authorised caller's 300 MB JSON body is refused on its announced length alone.
+    for (let i = 0; i < 4; i++) {
+      floods.push({ expected: 413, answer: floodRequest(port, head('POST', '/v1/users/alice%40localhost/tokens', `Authorization: Bearer ${ALL}\r\n${json}`), BODY) });
     }
     // 100 clients trickling their headers, 100 authorised ones trickling a JSON body.
     const trickling: Promise<RawAnswer>[] = [];
