@@ -11,6 +11,7 @@
  * - An answer sent while the request's body is still unread closes the connection, so the rest
  *   of the body is never read.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -74,17 +75,24 @@ export function registerEdge(app: FastifyInstance, ctx: ServiceContext): void {
     runGuard(ctx, request, request.routeOptions.config.guard ?? 'authenticated');
   });
 
-  app.addHook('preParsing', async (request, _reply, payload) => {
+  // A client that asks before sending its body (`Expect: 100-continue`, as curl does for large
+  // uploads) is told to go ahead only once the guard has passed (in preParsing below); a caller
+  // turned away gets its 401/403/404 without having sent a byte of the body.
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => app.server.emit('request', req, res));
+
+  app.addHook('preParsing', async (request, reply, payload) => {
     // Fastify never parses a GET or HEAD body; it is discarded when the connection closes.
     if (!announcesBody(request) || request.method === 'GET' || request.method === 'HEAD') return payload;
     const type = mediaTypeOf(request);
     const uploadType = type === MULTIPART_TYPE || XML_TYPES.includes(type);
-    if (request.routeOptions.config.upload === true) {
-      // Streamed by the route itself, under the upload deadlines (src/http/upload.ts).
-      if (uploadType) return payload;
+    const upload = request.routeOptions.config.upload === true;
+    if (upload && !uploadType) {
       throw problems.unsupportedMediaType(`send application/xml (optionally Content-Encoding: gzip) or multipart/form-data, not ${type || 'no type'}`);
     }
-    if (uploadType) throw problems.unsupportedMediaType(`${request.method} ${request.routeOptions.url ?? ''} takes a JSON body, not ${type}`);
+    if (!upload && uploadType) throw problems.unsupportedMediaType(`${request.method} ${request.routeOptions.url ?? ''} takes a JSON body, not ${type}`);
+    if (/\b100-continue\b/i.test(String(request.headers.expect ?? '')) && !reply.raw.headersSent) reply.raw.writeContinue();
+    // An upload is streamed by its route, under the upload deadlines (src/http/upload.ts).
+    if (upload) return payload;
     return withDeadlines(payload, { idleMs: limits.bodyTimeoutMs, totalMs: limits.bodyTimeoutMs }, 'the request body');
   });
 

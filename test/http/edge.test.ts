@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -319,6 +320,31 @@ describe('slow uploads on a listening server', () => {
     expect(app.ctx.metrics.render()).toMatch(/xporta_imports_in_progress 0/);
     expect((await third()).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/v1/users/alice%40localhost/export', headers: auth(ALL) })).statusCode).toBe(200);
+  });
+
+  it('Expect: 100-continue is answered 100 only after the guard passed', async () => {
+    const ask = (token: string | undefined): Promise<string> =>
+      new Promise((resolveAnswer, reject) => {
+        const body = '{"scopes":["export"]}';
+        const socket = connect(port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (text.startsWith('HTTP/1.1 100 ') && text.endsWith('\r\n\r\n') && !text.includes('\r\n\r\nHTTP')) socket.write(body);
+        });
+        socket.on('close', () => resolveAnswer(text));
+        socket.on('error', reject);
+        socket.write(
+          `POST /v1/users/alice%40localhost/tokens HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nExpect: 100-continue\r\n` +
+            `${token ? `Authorization: Bearer ${token}\r\n` : ''}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+        );
+      });
+    const refused = await ask(undefined);
+    expect(refused).toMatch(/^HTTP\/1\.1 401 /);
+    const forbidden = await ask(EXPORT_ONLY);
+    expect(forbidden).toMatch(/^HTTP\/1\.1 403 /);
+    const allowed = await ask(ALL);
+    expect(allowed).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
   });
 
   it('a stalled host upload frees its slot too', async () => {
