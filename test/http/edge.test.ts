@@ -347,6 +347,15 @@ describe('slow uploads on a listening server', () => {
     expect(allowed).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
   });
 
+  it('requests Node cannot parse are answered problem+json too', async () => {
+    const garbage = await trickleRequest(port, 'NOT HTTP AT ALL\r\n\r\n', '', '', 1000, 5000);
+    expect(garbage.status).toBe(400);
+    expect(garbage.headers['content-type']).toBe(PROBLEM);
+    const huge = await floodRequest(port, `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, 0, 5000);
+    expect(huge.status).toBe(431);
+    expect(JSON.parse(huge.body)).toMatchObject({ status: 431 });
+  });
+
   it('a stalled host upload frees its slot too', async () => {
     const doc = `<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'><user name='dave'/></host></server-data>`;
     const head = `PUT /v1/hosts/example.org/import HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ALL}\r\nContent-Type: application/xml\r\nContent-Length: ${doc.length}\r\n\r\n`;
