@@ -81,8 +81,19 @@ export interface ComponentConfig {
 
 export interface LimitsConfig {
   readonly maxUploadBytes: number;
+  /** Largest body of every route except the two import uploads (JSON, text). */
+  readonly maxJsonBodyBytes: number;
   readonly maxConcurrentImports: number;
+  /** Total deadline of a request, and so of an upload. */
   readonly requestTimeoutMs: number;
+  /** An upload that sends no byte for this long, while xporta waits for one, is aborted. */
+  readonly uploadIdleTimeoutMs: number;
+  /** Deadline for receiving a request's header block. */
+  readonly headersTimeoutMs: number;
+  /** Deadline for receiving a non-upload body (the small JSON ones). */
+  readonly bodyTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open. */
+  readonly keepAliveTimeoutMs: number;
   readonly maxElementBytes: number;
   readonly maxDepth: number;
   readonly shutdownTimeoutMs: number;
@@ -414,11 +425,28 @@ function validate(raw: JsonObject, cwd: string): Config {
   const files: FilesConfig = { mode: filesFields.oneOf('mode', ['0600', '0640'] as const, '0600') === '0640' ? 0o640 : 0o600 };
 
   const limitFields = root.object('limits');
-  limitFields.only(['maxUploadBytes', 'maxConcurrentImports', 'requestTimeoutMs', 'maxElementBytes', 'maxDepth', 'shutdownTimeoutMs']);
+  limitFields.only([
+    'maxUploadBytes',
+    'maxJsonBodyBytes',
+    'maxConcurrentImports',
+    'requestTimeoutMs',
+    'uploadIdleTimeoutMs',
+    'headersTimeoutMs',
+    'bodyTimeoutMs',
+    'keepAliveTimeoutMs',
+    'maxElementBytes',
+    'maxDepth',
+    'shutdownTimeoutMs',
+  ]);
   const limits: LimitsConfig = {
     maxUploadBytes: limitFields.integer('maxUploadBytes', 4 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
+    maxJsonBodyBytes: limitFields.integer('maxJsonBodyBytes', 64 * 1024, 1024, 64 * 1024 ** 2),
     maxConcurrentImports: limitFields.integer('maxConcurrentImports', 2, 1, 1000),
     requestTimeoutMs: limitFields.integer('requestTimeoutMs', 3_600_000, 1000, 86_400_000),
+    uploadIdleTimeoutMs: limitFields.integer('uploadIdleTimeoutMs', 30_000, 100, 3_600_000),
+    headersTimeoutMs: limitFields.integer('headersTimeoutMs', 10_000, 100, 600_000),
+    bodyTimeoutMs: limitFields.integer('bodyTimeoutMs', 30_000, 100, 600_000),
+    keepAliveTimeoutMs: limitFields.integer('keepAliveTimeoutMs', 5_000, 100, 600_000),
     maxElementBytes: limitFields.integer('maxElementBytes', 16 * 1024 ** 2, 1024, 1024 ** 3),
     maxDepth: limitFields.integer('maxDepth', 64, 8, 1024),
     shutdownTimeoutMs: limitFields.integer('shutdownTimeoutMs', 30_000, 0, 3_600_000),

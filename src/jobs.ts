@@ -38,17 +38,23 @@ export class AccountLocks {
 export class Slots {
   private used = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    /** Told the number in use after every take and release (a gauge follows it). */
+    private readonly onChange?: (inUse: number) => void,
+  ) {}
 
   tryTake(): Lease | undefined {
     if (this.used >= this.capacity) return undefined;
     this.used++;
+    this.onChange?.(this.used);
     let released = false;
     return {
       release: () => {
         if (!released) {
           released = true;
           this.used--;
+          this.onChange?.(this.used);
         }
       },
     };

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import { AuditLog } from '../audit.js';
 import type { TokenStore } from '../auth/token-store.js';
 import type { Config, Scope } from '../config.js';
-import { bareJid, JidError } from '../jid.js';
+import { bareJid, JidError, normaliseDomain } from '../jid.js';
 import { AccountLocks, Slots } from '../jobs.js';
 import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
 import { refOf } from '../transfer.js';
@@ -52,6 +52,7 @@ export interface ContextParts {
 }
 
 export function createContext(config: Config, storage: StorageBackend, parts: ContextParts = {}): ServiceContext {
+  const metrics = new Metrics();
   return {
     config,
     storage,
@@ -65,8 +66,9 @@ export function createContext(config: Config, storage: StorageBackend, parts: Co
     ...(parts.tokens ? { tokens: parts.tokens } : {}),
     audit: parts.audit ?? AuditLog.none(),
     locks: new AccountLocks(),
-    importSlots: new Slots(config.limits.maxConcurrentImports),
-    metrics: new Metrics(),
+    // Every holder of a slot (user, host and pulled imports) shows in the gauge.
+    importSlots: new Slots(config.limits.maxConcurrentImports, (inUse) => metrics.set('xporta_imports_in_progress', inUse)),
+    metrics,
   };
 }
 
@@ -164,4 +166,19 @@ export function guardAccount(
   }
   authorize(principal, scope, parsed.ref.host, parsed.jid);
   return { principal, ...parsed };
+}
+
+/** Authenticates and authorises a whole-host transfer: operator tokens only; 401, 403, then 404 for an unknown host. */
+export function guardHost(ctx: ServiceContext, request: FastifyRequest, raw: string, scope: 'export' | 'import'): string {
+  const principal = principalOf(ctx, request);
+  if (principal.kind !== 'operator') throw problems.forbidden('whole-host transfers need an operator token');
+  let host: string;
+  try {
+    host = normaliseDomain(raw);
+  } catch {
+    throw problems.badRequest(`invalid host ${JSON.stringify(raw)}`);
+  }
+  authorize(principal, scope, host);
+  if (!(host in ctx.config.hosts)) throw problems.notFound(`host ${host} is not served here`);
+  return host;
 }

@@ -43,10 +43,18 @@ export class Problem extends Error {
   }
 }
 
+/**
+ * Sends the problem. Its `instance` is the request's path only: the query may hold a user token
+ * (links handed to users carry one in `?token=`), and a problem body must never echo a secret.
+ */
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   for (const [name, value] of Object.entries(problem.headers)) reply.header(name, value);
-  // The path only: a query may carry a token (`?token=`), which must not be echoed.
-  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem.body(reply.request.url.split('?')[0]));
+  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem.body(pathOf(reply.request.url)));
+}
+
+/** The path of a request target, without its query or fragment. */
+export function pathOf(url: string): string {
+  return url.split(/[?#]/, 1)[0] ?? '';
 }
 
 export const problems = {
@@ -59,8 +67,10 @@ export const problems = {
     }),
   forbidden: (detail: string) => new Problem(403, 'forbidden', 'Forbidden', detail),
   notFound: (detail: string) => new Problem(404, 'not-found', 'Not found', detail),
+  timeout: (detail: string) => new Problem(408, 'timeout', 'Request timeout', detail),
   conflict: (detail: string) => new Problem(409, 'conflict', 'Conflict', detail),
   tooLarge: (detail: string) => new Problem(413, 'too-large', 'Content too large', detail),
+  uriTooLong: (detail: string) => new Problem(414, 'uri-too-long', 'URI too long', detail),
   unsupportedMediaType: (detail: string) => new Problem(415, 'unsupported-media-type', 'Unsupported media type', detail),
   unprocessable: (detail: string, ext?: Record<string, unknown>) => new Problem(422, 'invalid-document', 'Invalid document', detail, ext),
   tooManyRequests: (detail: string, retryAfterSeconds: number) =>

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import multipart from '@fastify/multipart';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { AuditLog } from '../audit.js';
 import { STATE_FILE, TokenStore } from '../auth/token-store.js';
@@ -12,13 +13,15 @@ import type { Config } from '../config.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { auditNote, registerAuditTrail } from './audit-trail.js';
 import { createContext, type ServiceContext } from './context.js';
-import { Problem, problems, sendProblem } from './problem.js';
+import { lingeringClose, lingerOnClose, MAX_PARAM_LENGTH, registerEdge } from './edge.js';
+import { pathOf, Problem, PROBLEM_CONTENT_TYPE, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
 import { hostRoutes } from './routes/hosts.js';
 import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
 import { tokenRoutes } from './routes/tokens.js';
-import { toProblem, userRoutes, XML_TYPES } from './routes/users.js';
+import { toProblem, userRoutes } from './routes/users.js';
+import { announcesBody, XML_TYPES } from './upload.js';
 
 export interface AppDependencies {
   readonly config: Config;
@@ -62,12 +65,39 @@ export const REQUEST_SERIALIZER = {
   }),
 };
 
+/**
+ * Answers a request Node could not parse or that missed a deadline before it reached Fastify
+ * (headers too slow, too large, malformed): as problem+json, then the connection closes.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // An answer already under way cannot be followed by another one on the same connection.
+  if ((socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
+  const [status, title] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request timeout']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request header fields too large']
+        : [400, 'Bad request'];
+  const code = status === 408 ? 'timeout' : status === 431 ? 'headers-too-large' : 'bad-request';
+  const body = JSON.stringify(new Problem(status, code, title, status === 400 ? 'the request is not valid HTTP/1.1' : title).body());
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  lingeringClose(socket, `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ctx: ServiceContext } {
   const { config } = deps;
   const ownStore = deps.tokenStore === undefined;
   const tokens = deps.tokenStore ?? TokenStore.open(join(config.dataDir, STATE_FILE), config.files.mode);
   const audit = deps.audit ?? AuditLog.open(config);
   const ctx = createContext(config, deps.storage, { tokens, audit });
+  const requestBackstopMs = config.limits.requestTimeoutMs + config.limits.headersTimeoutMs + 1000;
   const app = Fastify({
     logger: deps.logger ?? {
       level: config.logLevel,
@@ -82,8 +112,32 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     },
     // request.ip is the X-Forwarded-For client only when the socket's peer is a listed proxy.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
-    requestTimeout: config.limits.requestTimeoutMs,
-    bodyLimit: config.limits.maxUploadBytes,
+    // Uploads stream under their own limits (src/http/upload.ts); every other body is small.
+    bodyLimit: config.limits.maxJsonBodyBytes,
+    // Node's own request deadline is a backstop only: the upload deadline (src/http/upload.ts)
+    // counts the same limit from when the route starts reading, and answers 408 itself.
+    requestTimeout: requestBackstopMs,
+    keepAliveTimeout: config.limits.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: config.limits.headersTimeoutMs,
+      requestTimeout: requestBackstopMs,
+      // How often Node looks for requests past those deadlines.
+      connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs),
+    },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: (error, request, reply) => {
+      if (announcesBody(request)) {
+        reply.header('connection', 'close');
+        lingerOnClose(request.raw.socket, request.raw);
+      }
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        return sendProblem(reply, problems.uriTooLong(`a path segment is longer than ${MAX_PARAM_LENGTH} characters (a full JID, percent-encoded, fits)`));
+      }
+      if (error.code === 'FST_ERR_BAD_URL') return sendProblem(reply, problems.badRequest('the request path is not validly percent-encoded'));
+      request.log.error({ err: error }, 'framework error');
+      return sendProblem(reply, problems.internal());
+    },
+    clientErrorHandler: answerClientError,
     // Idle keep-alive sockets are closed on shutdown; requests in flight (streams) finish.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -92,6 +146,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  registerEdge(app, ctx);
 
   app.addHook('onResponse', async (request, reply) => {
     ctx.metrics.inc('xporta_http_requests_total', {
@@ -134,9 +189,8 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     return sendProblem(reply, problems.internal());
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problems.notFound(`No route for ${request.method} ${request.url.split('?')[0] ?? ''}`)),
-  );
+  // Normally answered by the edge's onRequest hook already, before any body is read.
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, problems.notFound(`No route for ${request.method} ${pathOf(request.url)}`)));
 
   app.register(multipart, { limits: { files: 1, fileSize: config.limits.maxUploadBytes, fields: 4 } });
   // XML bodies stay streams: an import must never be buffered whole.

@@ -634,6 +634,44 @@ describe('HTTP API on the embedded SQLite store', () => {
     });
   });
 
+  describe('the edge (test/http/edge.test.ts goes further)', () => {
+    const slowDir = mkdtempSync(join(tmpdir(), 'xporta-api-slow-'));
+    let slow: App;
+    beforeAll(async () => {
+      slow = await makeApp(slowDir, { XPORTA_LIMITS__UPLOAD_IDLE_TIMEOUT_MS: '200' });
+    });
+    afterAll(async () => {
+      await slow.close();
+      rmSync(slowDir, { recursive: true, force: true });
+    });
+
+    it('414 for a path parameter longer than any JID', async () => {
+      const long = `${'a'.repeat(9300)}%40localhost`;
+      expect((await send(app, 'GET', `/v1/users/${long}/export`, EXPORT, { token: ALL })).statusCode).toBe(414);
+      expect((await send(app, 'PUT', `/v1/users/${long}/import`, IMPORT, { token: ALL, headers: xml, payload: doc })).statusCode).toBe(414);
+    });
+
+    it('408 for an upload that stalls', async () => {
+      const stalled = (): PassThrough => {
+        const body = new PassThrough();
+        body.write('<server-data');
+        return body;
+      };
+      const user = await send(slow, 'PUT', '/v1/users/alice%40localhost/import?createAccount=true', IMPORT, { token: ALL, headers: xml, payload: stalled() });
+      expect(user.statusCode).toBe(408);
+      const host = await send(slow, 'PUT', '/v1/hosts/example.org/import', '/v1/hosts/{host}/import', { token: ALL, headers: xml, payload: stalled() });
+      expect(host.statusCode).toBe(408);
+    });
+
+    it('413 and 415 for JSON bodies', async () => {
+      const TOKENS = '/v1/users/{jid}/tokens';
+      const big = { scopes: ['export'], pad: 'x'.repeat(70 * 1024) };
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/tokens', TOKENS, { token: ALL, payload: big })).statusCode).toBe(413);
+      const octets = { 'content-type': 'application/octet-stream' };
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/tokens', TOKENS, { token: ALL, headers: octets, payload: 'x' })).statusCode).toBe(415);
+    });
+  });
+
   it('exercised every path and status of openapi.yaml', () => {
     expect(contract.missing()).toEqual([]);
   });

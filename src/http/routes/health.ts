@@ -24,7 +24,7 @@ const STORAGE_PING_TIMEOUT_MS = 2000;
  * storage answers and the component is connected, and nothing about accounts.
  */
 export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { storage, component }) => {
-  app.get('/health', async (request, reply) => {
+  app.get('/health', { config: { guard: 'public' } }, async (request, reply) => {
     let error: string | undefined;
     try {
       await withTimeout(storage.ping(), STORAGE_PING_TIMEOUT_MS);

@@ -10,16 +10,15 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { FastifyPluginAsync } from 'fastify';
 import { exportHostDocument, importHostDocument, validateHostDocument, type HostImportResult } from '../../host-transfer.js';
-import { normaliseDomain } from '../../jid.js';
 import { JobRegistry } from '../../jobs.js';
 import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
-import { authorize } from '../auth.js';
 import { actorOf, auditNote } from '../audit-trail.js';
-import { principalOf, type ServiceContext } from '../context.js';
+import { guardHost, principalOf, type ServiceContext } from '../context.js';
 import { directoryModeFor } from '../../private-files.js';
 import { problems } from '../problem.js';
-import { booleanParam, importBody, kindsOrProblem, toProblem } from './users.js';
+import { importBody } from '../upload.js';
+import { booleanParam, kindsOrProblem, toProblem } from './users.js';
 
 interface HostParams {
   host: string;
@@ -41,22 +40,8 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   const { config, storage } = ctx;
   const jobs = new JobRegistry();
 
-  function guardHost(request: Parameters<typeof principalOf>[1], raw: string, scope: 'export' | 'import'): string {
-    const principal = principalOf(ctx, request);
-    if (principal.kind !== 'operator') throw problems.forbidden('whole-host transfers need an operator token');
-    let host: string;
-    try {
-      host = normaliseDomain(raw);
-    } catch {
-      throw problems.badRequest(`invalid host ${JSON.stringify(raw)}`);
-    }
-    authorize(principal, scope, host);
-    if (!(host in config.hosts)) throw problems.notFound(`host ${host} is not served here`);
-    return host;
-  }
-
-  app.get<{ Params: HostParams; Querystring: { include?: string; exclude?: string } }>('/v1/hosts/:host/export', async (request, reply) => {
-    const host = guardHost(request, request.params.host, 'export');
+  app.get<{ Params: HostParams; Querystring: { include?: string; exclude?: string } }>('/v1/hosts/:host/export', { config: { guard: { host: 'export' } } }, async (request, reply) => {
+    const host = guardHost(ctx, request, request.params.host, 'export');
     const kinds = kindsOrProblem(request.query);
     auditNote(request, { host, kinds: [...kinds] });
     const abort = new AbortController();
@@ -83,8 +68,8 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       .send(body);
   });
 
-  app.put<{ Params: HostParams; Querystring: HostImportQuery }>('/v1/hosts/:host/import', async (request, reply) => {
-    const host = guardHost(request, request.params.host, 'import');
+  app.put<{ Params: HostParams; Querystring: HostImportQuery }>('/v1/hosts/:host/import', { config: { guard: { host: 'import' }, upload: true } }, async (request, reply) => {
+    const host = guardHost(ctx, request, request.params.host, 'import');
     const kinds = kindsOrProblem(request.query);
     const mode = request.query.mode ?? 'merge';
     if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
@@ -107,7 +92,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     let total: number;
     try {
       await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
-      await pipeline(await importBody(request, config.limits.maxUploadBytes), createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
+      await pipeline(await importBody(request, config.limits), createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
       total = (await validateHostDocument(readDocument(createReadStream(spool), readerLimits), host)).length;
     } catch (err) {
       await cleanup();
@@ -155,7 +140,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     return reply.code(200).send(result);
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
     const principal = principalOf(ctx, request);
     const job = jobs.get(request.params.id);
     // One answer for "no such job" and "not yours": job ids are not to be probed.

@@ -13,7 +13,7 @@ import { problems } from '../problem.js';
 const OPENAPI_PATH = fileURLToPath(new URL('../../../openapi.yaml', import.meta.url));
 
 export const serviceRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
-  app.get('/metrics', async (request, reply) => {
+  app.get('/metrics', { config: { guard: 'operator' } }, async (request, reply) => {
     const principal = principalOf(ctx, request);
     if (principal.kind !== 'operator' || !principal.hosts.includes('*')) {
       throw problems.forbidden('metrics cover every host: they need an operator token for all hosts (*)');
@@ -21,7 +21,7 @@ export const serviceRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async 
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(ctx.metrics.render());
   });
 
-  app.get('/openapi.yaml', async (_request, reply) => {
+  app.get('/openapi.yaml', { config: { guard: 'public' } }, async (_request, reply) => {
     return reply.type('application/yaml; charset=utf-8').send(await readFile(OPENAPI_PATH, 'utf8'));
   });
 };

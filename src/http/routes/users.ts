@@ -1,10 +1,10 @@
 /**
  * Per-account endpoints: streamed export, atomic import, user tokens.
  */
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { request as httpRequest, type Dispatcher } from 'undici';
 import { tapAsync } from '../../async-iter.js';
 import type { Scope } from '../../config.js';
@@ -20,6 +20,7 @@ import { guardAccount, type ServiceContext } from '../context.js';
 import type { Metrics } from '../metrics.js';
 import { Problem, problems } from '../problem.js';
 import { onlyFields } from './tokens.js';
+import { byteLimit, importBody } from '../upload.js';
 
 interface JidParams {
   jid: string;
@@ -50,8 +51,6 @@ interface TokenBody {
   scopes?: unknown;
   ttlSeconds?: unknown;
 }
-
-export const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml'];
 
 /** Maps the layers' own errors to problems; anything else is left for the 500 handler. */
 export function toProblem(err: unknown): unknown {
@@ -96,22 +95,10 @@ export function booleanParam(name: string, value: string | undefined): boolean {
   throw problems.badRequest(`${name} must be true or false`);
 }
 
-/** Fails the stream with 413 once more than `limit` bytes passed. */
-function byteLimit(limit: number, what: string): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, callback: TransformCallback) {
-      seen += chunk.length;
-      if (seen > limit) callback(problems.tooLarge(`${what} exceeds ${limit} bytes`));
-      else callback(null, chunk);
-    },
-  });
-}
-
 export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const { config, storage, metrics } = ctx;
 
-  app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', async (request, reply) => {
+  app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', { config: { guard: { account: 'export' } } }, async (request, reply) => {
     const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
     const kinds = kindsOrProblem(request.query);
     auditNote(request, { account: jid, kinds: [...kinds] });
@@ -144,7 +131,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     return reply.send(body);
   });
 
-  app.put<{ Params: JidParams; Querystring: ImportQuery }>('/v1/users/:jid/import', async (request, reply) => {
+  app.put<{ Params: JidParams; Querystring: ImportQuery }>('/v1/users/:jid/import', { config: { guard: { account: 'import' }, upload: true } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const kinds = kindsOrProblem(request.query);
     const mode = request.query.mode ?? 'replace';
@@ -153,7 +140,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
-    const source = await importBody(request, config.limits.maxUploadBytes);
+    const source = await importBody(request, config.limits);
     const lease = ctx.locks.tryAcquire(jid, 'exclusive');
     if (!lease) {
       source.destroy();
@@ -165,7 +152,6 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source.destroy();
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
-    metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
     try {
       if (!createAccount && !(await storage.userExists(ref))) {
         throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
@@ -189,11 +175,10 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source.destroy();
       slot.release();
       lease.release();
-      metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
     }
   });
 
-  app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', async (request, reply) => {
+  app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', { config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const body = request.body ?? {};
     if (typeof body.url !== 'string') throw problems.badRequest('url is required');
@@ -244,7 +229,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     }
   });
 
-  app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', async (request, reply) => {
+  app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', { config: { guard: { account: 'admin' } } }, async (request, reply) => {
     const { jid, ref } = guardAccount(ctx, request, request.params.jid, 'admin');
     auditNote(request, { account: jid });
     const body = onlyFields(request.body, TOKEN_FIELDS) as TokenBody;
@@ -273,24 +258,6 @@ function reportCounts(report: ApplyReport): Record<string, number> {
   counts.skipped = report.skipped.length;
   if (report.created) counts.created = 1;
   return counts;
-}
-
-/** The upload as a byte stream: raw XML (optionally gzip-encoded) or one multipart file. */
-export async function importBody(request: FastifyRequest, limit: number): Promise<Readable> {
-  const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-  let raw: Readable;
-  if (type === 'multipart/form-data') {
-    const file = await request.file({ limits: { files: 1, fileSize: limit } });
-    if (!file) throw problems.badRequest('the multipart body holds no file');
-    raw = file.file;
-  } else if (XML_TYPES.includes(type)) {
-    raw = request.body as Readable;
-  } else {
-    throw problems.unsupportedMediaType(`send application/xml (optionally Content-Encoding: gzip) or multipart/form-data, not ${type || 'no type'}`);
-  }
-  const encoding = String(request.headers['content-encoding'] ?? 'identity').toLowerCase();
-  if (encoding !== 'identity' && encoding !== 'gzip') throw problems.unsupportedMediaType(`unsupported Content-Encoding ${encoding}`);
-  return limitedBody(raw, encoding === 'gzip', limit, 'the upload');
 }
 
 /**
