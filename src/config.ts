@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { parseAllowEntry } from './net/address-policy.js';
 
 export type Scope = 'export' | 'import' | 'admin';
 export const SCOPES: readonly Scope[] = ['export', 'import', 'admin'];
@@ -84,7 +85,24 @@ export interface LimitsConfig {
   readonly requestTimeoutMs: number;
   readonly maxElementBytes: number;
   readonly maxDepth: number;
+  /** Most elements in one record of an imported document (the reader's work limit). */
+  readonly maxElementNodes: number;
   readonly shutdownTimeoutMs: number;
+}
+
+/** Requests xporta itself makes (import-from, the move's data copy); see src/net/outgoing.ts. */
+export interface OutgoingConfig {
+  /**
+   * CIDR ranges (`10.1.0.0/16`, `::1/128`, a bare address) and host names that may be reached
+   * even though they are loopback, private, link-local or otherwise internal. Empty by default.
+   */
+  readonly allow: readonly string[];
+  /** Longest wait for a connection, the answer's headers, or the next bytes of its body. */
+  readonly idleTimeoutMs: number;
+  /** Longest a whole exchange may take, body included. */
+  readonly totalTimeoutMs: number;
+  /** Largest JSON answer read (the move's import report); documents are bounded by maxUploadBytes. */
+  readonly maxAnswerBytes: number;
 }
 
 export interface AuthConfig {
@@ -107,6 +125,7 @@ export interface Config {
   readonly hosts: Readonly<Record<string, HostConfig>>;
   readonly auth: AuthConfig;
   readonly limits: LimitsConfig;
+  readonly outgoing: OutgoingConfig;
   readonly component: ComponentConfig;
 }
 
@@ -312,7 +331,7 @@ const DEFAULT_PORT = 8227;
 
 function validate(raw: JsonObject, cwd: string): Config {
   const root = new Fields(raw, '', cwd);
-  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'component']);
+  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'component']);
 
   const listenFields = root.object('listen');
   listenFields.only(['host', 'port']);
@@ -361,14 +380,32 @@ function validate(raw: JsonObject, cwd: string): Config {
   };
 
   const limitFields = root.object('limits');
-  limitFields.only(['maxUploadBytes', 'maxConcurrentImports', 'requestTimeoutMs', 'maxElementBytes', 'maxDepth', 'shutdownTimeoutMs']);
+  limitFields.only(['maxUploadBytes', 'maxConcurrentImports', 'requestTimeoutMs', 'maxElementBytes', 'maxDepth', 'maxElementNodes', 'shutdownTimeoutMs']);
   const limits: LimitsConfig = {
     maxUploadBytes: limitFields.integer('maxUploadBytes', 4 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
     maxConcurrentImports: limitFields.integer('maxConcurrentImports', 2, 1, 1000),
     requestTimeoutMs: limitFields.integer('requestTimeoutMs', 3_600_000, 1000, 86_400_000),
     maxElementBytes: limitFields.integer('maxElementBytes', 16 * 1024 ** 2, 1024, 1024 ** 3),
     maxDepth: limitFields.integer('maxDepth', 64, 8, 1024),
+    maxElementNodes: limitFields.integer('maxElementNodes', 100_000, 16, 10_000_000),
     shutdownTimeoutMs: limitFields.integer('shutdownTimeoutMs', 30_000, 0, 3_600_000),
+  };
+
+  const outgoingFields = root.object('outgoing');
+  outgoingFields.only(['allow', 'idleTimeoutMs', 'totalTimeoutMs', 'maxAnswerBytes']);
+  const allow = outgoingFields.stringArray('allow', []);
+  allow.forEach((entry, i) => {
+    try {
+      parseAllowEntry(entry);
+    } catch (err) {
+      throw new ConfigError(`outgoing.allow[${i}]`, (err as Error).message);
+    }
+  });
+  const outgoing: OutgoingConfig = {
+    allow,
+    idleTimeoutMs: outgoingFields.integer('idleTimeoutMs', 30_000, 100, 3_600_000),
+    totalTimeoutMs: outgoingFields.integer('totalTimeoutMs', 3_600_000, 100, 86_400_000),
+    maxAnswerBytes: outgoingFields.integer('maxAnswerBytes', 64 * 1024, 1024, 16 * 1024 ** 2),
   };
 
   const componentFields = root.object('component');
@@ -393,6 +430,7 @@ function validate(raw: JsonObject, cwd: string): Config {
     hosts,
     auth,
     limits,
+    outgoing,
     component,
   };
 }

@@ -51,6 +51,14 @@ describe('loadConfig', () => {
     expect(config.logLevel).toBe('warn');
   });
 
+  it('refuses internal addresses by default: the outgoing allow-list starts empty', () => {
+    const config = loadConfig({ env: {}, cwd: '/x' });
+    expect(config.outgoing).toEqual({ allow: [], idleTimeoutMs: 30_000, totalTimeoutMs: 3_600_000, maxAnswerBytes: 65_536 });
+    expect(config.limits.maxElementNodes).toBe(100_000);
+    const allowed = loadConfig({ env: { XPORTA_OUTGOING__ALLOW: '["127.0.0.0/8", "::1", "xporta.internal"]' }, cwd: '/x' });
+    expect(allowed.outgoing.allow).toEqual(['127.0.0.0/8', '::1', 'xporta.internal']);
+  });
+
   it('reads secrets from files and never prints them', () => {
     const secretPath = tempFile('secret', 'component-secret-value\n');
     const config = loadConfig({
@@ -75,6 +83,12 @@ describe('loadConfig', () => {
     [{ hosts: { 'Example.org': {} } }, 'hosts.Example.org'],
     [{ limtis: {} }, 'limtis'],
     [{ storage: { driver: 'postgres', passwrd: 'x' } }, 'storage.passwrd'],
+    [{ outgoing: { allow: ['10.0.0.0/40'] } }, 'outgoing.allow[0]'],
+    [{ outgoing: { allow: ['127.0.0.1', 'not a host'] } }, 'outgoing.allow[1]'],
+    [{ outgoing: { allow: '127.0.0.0/8' } }, 'outgoing.allow'],
+    [{ outgoing: { idleTimeoutMs: 0 } }, 'outgoing.idleTimeoutMs'],
+    [{ outgoing: { follow: true } }, 'outgoing.follow'],
+    [{ limits: { maxElementNodes: 0 } }, 'limits.maxElementNodes'],
   ])('names the field of a bad value: %j', (raw, field) => {
     const path = tempFile('bad.json', JSON.stringify(raw));
     const err = configError(() => loadConfig({ configPath: path, env: {}, cwd: '/x' }));
@@ -104,7 +118,7 @@ describe('config.example.json', () => {
     expect(config.auth.tokens.map((t) => t.name)).toEqual(['hosting-panel', 'backup-job']);
     expect(config.component.domain).toBe('xporta.example.org');
     expect(Object.keys(JSON.parse(example) as object).sort()).toEqual(
-      ['auth', 'component', 'dataDir', 'hosts', 'limits', 'listen', 'logLevel', 'publicUrl', 'storage'].sort(),
+      ['auth', 'component', 'dataDir', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage'].sort(),
     );
   });
 });

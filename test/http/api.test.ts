@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { ServiceContext } from '../../src/http/context.js';
 import { buildApp } from '../../src/http/server.js';
+import { OUTGOING_MESSAGES } from '../../src/net/outgoing.js';
 import { sha256Hex } from '../../src/operator-token.js';
 import { openStorage } from '../../src/storage/open.js';
 import type { DocumentEvent } from '../../src/xep0227/model.js';
@@ -101,7 +102,8 @@ describe('HTTP API on the embedded SQLite store', () => {
   let exported: string;
 
   beforeAll(async () => {
-    app = await makeApp(dir);
+    // 127.0.0.2 only: a closed port there answers 502, anything on 127.0.0.1 is refused by policy.
+    app = await makeApp(dir, { XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.2'] }) });
   });
   afterAll(async () => {
     await app.close();
@@ -433,7 +435,7 @@ describe('HTTP API on the embedded SQLite store', () => {
     let sourceUrl: string;
 
     beforeAll(async () => {
-      target = await makeApp(targetDir, { XPORTA_LIMITS__MAX_UPLOAD_BYTES: String(1024 * 1024) });
+      target = await makeApp(targetDir, { XPORTA_LIMITS__MAX_UPLOAD_BYTES: String(1024 * 1024), XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.0/8'] }) });
       sourceUrl = await app.listen({ host: '127.0.0.1', port: 0 });
     });
     afterAll(async () => {
@@ -475,7 +477,12 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect(unreachable.statusCode).toBe(502);
       const refused = await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url, token: 'wrong' } });
       expect(refused.statusCode).toBe(502);
-      expect(refused.json().detail).toMatch(/answered 401/);
+      // Not what the source said: a refused port and a 401 look the same to the caller.
+      expect(refused.json().detail).toBe(unreachable.json().detail);
+      expect(refused.json().detail).toBe(OUTGOING_MESSAGES.failed);
+      const byPolicy = await send(app, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url, token: ALL } });
+      expect(byPolicy.statusCode).toBe(422);
+      expect(byPolicy.json()).toMatchObject({ type: 'urn:xporta:problem:outgoing-refused', detail: OUTGOING_MESSAGES.refused });
       const manyUsers = await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, {
         token: ALL,
         payload: { url: `${sourceUrl}/v1/hosts/example.org/export`, token: ALL },
@@ -531,10 +538,18 @@ describe('HTTP API on the embedded SQLite store', () => {
       lease?.release();
       const unreachable = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, {
         token: ALL,
-        payload: { newJid: 'a@b.example', importUrl: 'http://127.0.0.1:1/v1/users/a%40b.example/import?token=xpu_x' },
+        payload: { newJid: 'a@b.example', importUrl: 'http://127.0.0.2:1/v1/users/a%40b.example/import?token=xpu_x' },
       });
       expect(unreachable.statusCode).toBe(502);
       expect(unreachable.json().detail).not.toContain('xpu_x');
+      expect(unreachable.json().detail).toContain(OUTGOING_MESSAGES.failed);
+      const refused = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, {
+        token: ALL,
+        payload: { newJid: 'a@b.example', importUrl: 'http://127.0.0.1:1/v1/users/a%40b.example/import?token=xpu_x' },
+      });
+      expect(refused.statusCode).toBe(422);
+      expect(refused.json().detail).not.toContain('xpu_x');
+      expect(refused.json().detail).toContain(OUTGOING_MESSAGES.refused);
     });
   });
 
