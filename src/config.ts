@@ -387,7 +387,7 @@ function validate(raw: JsonObject, cwd: string): Config {
     requestTimeoutMs: limitFields.integer('requestTimeoutMs', 3_600_000, 1000, 86_400_000),
     maxElementBytes: limitFields.integer('maxElementBytes', 16 * 1024 ** 2, 1024, 1024 ** 3),
     maxDepth: limitFields.integer('maxDepth', 64, 8, 1024),
-    maxElementNodes: limitFields.integer('maxElementNodes', 100_000, 16, 10_000_000),
+    maxElementNodes: limitFields.integer('maxElementNodes', 50_000, 16, 10_000_000),
     shutdownTimeoutMs: limitFields.integer('shutdownTimeoutMs', 30_000, 0, 3_600_000),
   };
 

@@ -21,7 +21,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { OutgoingConfig } from '../config.js';
 import { AddressPolicy, normaliseHost } from './address-policy.js';
@@ -147,11 +146,8 @@ export class OutgoingClient {
       response.body.on('error', () => undefined).destroy();
       throw new OutgoingError('failed', `${where}: answered ${response.statusCode}`);
     }
-    const body = new PassThrough({ highWaterMark: 64 * 1024 });
-    pipeline(response.body, body)
-      .catch((err: unknown) => body.destroy(summarise(err)))
-      .finally(() => clearTimeout(timer));
-    return { headers: response.headers, body };
+    response.body.on('close', () => clearTimeout(timer));
+    return { headers: response.headers, body: withErrorsMapped(response.body, summarise) };
   }
 
   /** Reads a whole (small) answer, failing once it passes `maxBytes` (default `maxAnswerBytes`). */
@@ -174,6 +170,20 @@ export class OutgoingClient {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+/**
+ * `source` through a PassThrough whose only error is `map(err)` of the source's (pipeline() would
+ * hand the original error on first). Destroying the result stops the source.
+ */
+export function withErrorsMapped(source: Readable, map: (err: unknown) => Error): Readable {
+  const out = new PassThrough({ highWaterMark: 64 * 1024 });
+  source.on('error', (err) => out.destroy(map(err)));
+  out.on('close', () => {
+    if (!source.destroyed) source.destroy();
+  });
+  source.pipe(out);
+  return out;
 }
 
 function refusalIn(err: unknown): PolicyRefusal | undefined {

@@ -66,7 +66,7 @@ export interface ReaderOptions {
   /**
    * Most elements in a single record subtree, the record's own element included. Bounds the
    * memory a record's tree takes whatever its byte size: empty elements cost a few bytes of
-   * document each but far more as objects. Default 100,000.
+   * document each but far more as objects. Default 50,000.
    */
   readonly maxElementNodes?: number;
   /** Largest document in bytes, XIncluded files included. Default unlimited. */
@@ -84,7 +84,7 @@ export interface ReaderOptions {
 
 const DEFAULT_MAX_DEPTH = 64;
 const DEFAULT_MAX_ELEMENT_BYTES = 16 * 1024 * 1024;
-const DEFAULT_MAX_ELEMENT_NODES = 100_000;
+const DEFAULT_MAX_ELEMENT_NODES = 50_000;
 /** Fewest characters an element takes in a document (`<a/>`). */
 const MIN_ELEMENT_CHARS = 4;
 /** XInclude nesting: the main document includes host files, which may include user files, … */

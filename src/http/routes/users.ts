@@ -8,7 +8,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { tapAsync } from '../../async-iter.js';
 import type { Scope } from '../../config.js';
 import { JidError } from '../../jid.js';
-import { OutgoingError, outgoingClient, type OutgoingClient } from '../../net/outgoing.js';
+import { OutgoingError, outgoingClient, withErrorsMapped, type OutgoingClient } from '../../net/outgoing.js';
 import { StorageError } from '../../storage/backend.js';
 import { exportUserDocument, importUserDocument, selectKinds, TransferError } from '../../transfer.js';
 import { Xep0227Error } from '../../xep0227/errors.js';
@@ -296,11 +296,9 @@ async function fetchExport(client: OutgoingClient, url: URL, token: string | und
   });
   const limited = limitedBody(response.body, String(response.headers['content-encoding'] ?? '') === 'gzip', limit, 'the source document');
   // Corrupt gzip and the like are the source's fault: summarised like a failed connection.
-  const out = new PassThrough();
-  pipeline(limited, out).catch((err: unknown) => {
-    out.destroy(err instanceof Problem || err instanceof OutgoingError ? err : new OutgoingError('failed', `${url.origin}${url.pathname}: ${(err as Error).message}`));
-  });
-  return out;
+  return withErrorsMapped(limited, (err) =>
+    err instanceof Problem || err instanceof OutgoingError ? err : new OutgoingError('failed', `${url.origin}${url.pathname}: ${(err as Error).message}`),
+  );
 }
 
 /** 422 when the policy refused the address, else 502; the text never says what answered there. */
