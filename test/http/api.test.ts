@@ -2,7 +2,10 @@
  * The HTTP API against a real Prosody-format SQLite store, every response checked against
  * openapi.yaml; the last test asserts that every documented (path, method, status) was seen.
  */
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -522,6 +525,53 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect(body.steps.map((s) => s.to)).toContain('bob@example.net');
       const exported = await send(app, 'GET', '/v1/users/alice%40localhost/export?include=pep', EXPORT, { token: ALL });
       expect(exported.body).toContain('<new-jid>alice@new.example</new-jid>');
+    });
+
+    it('reports only a checked summary of what the import link answered', async () => {
+      const answers = [
+        {
+          user: 'alice@new.example',
+          mode: 'merge',
+          dryRun: false,
+          created: false,
+          counts: { roster: 2, archive: 3 },
+          skipped: [{ kind: 'roster', reason: 'remote text <script>' }],
+          unsupported: ['privacy', 'bogus'],
+          warnings: ['remote text that must not be repeated'],
+          extra: 'remote text',
+        },
+        { user: 'alice@new.example', mode: 'merge', dryRun: false, created: false, counts: { roster: 'remote text' } },
+        'remote text',
+      ];
+      let next = 0;
+      const upstream = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answers[next++])));
+      });
+      upstream.listen(0, '127.0.0.2');
+      await once(upstream, 'listening');
+      const importUrl = `http://127.0.0.2:${(upstream.address() as AddressInfo).port}/v1/users/alice%40new.example/import?token=xpu_x`;
+      try {
+        const res = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'alice@new.example', importUrl } });
+        expect(res.statusCode, res.body).toBe(200);
+        expect(res.json().copied).toEqual({
+          user: 'alice@new.example',
+          mode: 'merge',
+          dryRun: false,
+          created: false,
+          counts: { roster: 2, archive: 3 },
+          skipped: [],
+          unsupported: ['privacy'],
+          warnings: [],
+        });
+        for (let i = 1; i < answers.length; i++) {
+          const bad = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'alice@new.example', importUrl } });
+          expect(bad.statusCode).toBe(502);
+          expect(bad.body).not.toContain('remote text');
+        }
+      } finally {
+        upstream.close();
+      }
     });
 
     it('answers the documented errors', async () => {
