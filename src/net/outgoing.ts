@@ -11,8 +11,9 @@
  * - Redirects are not followed: a 3xx answer is a failure like any other non-success status. The
  *   caller named one URL, and a redirect would carry its bearer token elsewhere.
  * - Deadlines: `idleTimeoutMs` for the connection, the answer's headers and each wait for more
- *   body bytes; `totalTimeoutMs` for the whole exchange, body included, so a peer that trickles
- *   a byte now and then is cut off too.
+ *   body bytes, where a window of that length bringing fewer than {@link MIN_BYTES_PER_WINDOW}
+ *   while xporta was ready to read counts as idle too (a peer trickling a byte now and then);
+ *   `totalTimeoutMs` for the whole exchange, body included.
  * - Failures reach callers as {@link OutgoingError} with one of two fixed messages. Its message
  *   never depends on what answered at the address (refused port, closed connection, something
  *   that is not HTTP, any status code, a remote error text), so the service cannot be used to
@@ -147,6 +148,7 @@ export class OutgoingClient {
       throw new OutgoingError('failed', `${where}: answered ${response.statusCode}`);
     }
     response.body.on('close', () => clearTimeout(timer));
+    stopTrickle(response.body, this.config.idleTimeoutMs);
     return { headers: response.headers, body: withErrorsMapped(response.body, summarise) };
   }
 
@@ -170,6 +172,34 @@ export class OutgoingClient {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+/** Fewest body bytes per `idleTimeoutMs` window from a peer that xporta is waiting for. */
+export const MIN_BYTES_PER_WINDOW = 1024;
+
+/**
+ * Destroys `source` when a whole window of `windowMs` brings fewer than
+ * {@link MIN_BYTES_PER_WINDOW} bytes although the reader was not holding it back: windows in
+ * which the source was paused by backpressure (xporta's own storage being slow) do not count.
+ */
+function stopTrickle(source: Readable, windowMs: number): void {
+  let bytes = 0;
+  let heldBack = false;
+  source.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+  });
+  source.on('pause', () => {
+    heldBack = true;
+  });
+  const timer = setInterval(() => {
+    if (!heldBack && !source.isPaused() && bytes < MIN_BYTES_PER_WINDOW) {
+      source.destroy(new Error(`fewer than ${MIN_BYTES_PER_WINDOW} bytes in ${windowMs} ms`));
+    }
+    bytes = 0;
+    heldBack = source.isPaused();
+  }, windowMs);
+  timer.unref();
+  source.on('close', () => clearInterval(timer));
 }
 
 /**
