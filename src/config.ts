@@ -97,7 +97,7 @@ export interface OutgoingConfig {
    * even though they are loopback, private, link-local or otherwise internal. Empty by default.
    */
   readonly allow: readonly string[];
-  /** Longest wait for a connection, the answer's headers, or the next bytes of its body. */
+  /** Longest wait for a connection, the answer's headers, or the next bytes of its body (see src/net/outgoing.ts). */
   readonly idleTimeoutMs: number;
   /** Longest a whole exchange may take, body included. */
   readonly totalTimeoutMs: number;
