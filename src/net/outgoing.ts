@@ -23,7 +23,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import type { OutgoingConfig } from '../config.js';
+import type { Config, OutgoingConfig } from '../config.js';
 import { AddressPolicy, normaliseHost } from './address-policy.js';
 
 export type OutgoingFailure = 'refused' | 'failed';
@@ -72,10 +72,26 @@ export class OutgoingClient {
   private readonly policy: AddressPolicy;
   private readonly agent: Agent;
 
-  constructor(private readonly config: OutgoingConfig) {
+  private readonly self: string | undefined;
+
+  /**
+   * @param selfUrl xporta's own public URL: its exact origin (scheme, host, port) is reachable
+   *   whatever the address, so that a move between two accounts of this service works with a
+   *   link this service made. Other ports of that host stay refused.
+   */
+  constructor(
+    private readonly config: OutgoingConfig,
+    selfUrl?: string,
+  ) {
     this.policy = new AddressPolicy(config.allow);
+    const self = selfUrl === undefined ? undefined : new URL(selfUrl);
+    this.self = self && endpointOf(self.protocol, self.hostname, self.port);
     const base = buildConnector({ timeout: config.idleTimeoutMs });
     const connect: buildConnector.connector = (options, callback) => {
+      if (this.self !== undefined && endpointOf(options.protocol, options.hostname, options.port) === this.self) {
+        base(options, callback);
+        return;
+      }
       this.destinations(options.hostname).then(
         (addresses) => {
           // Each allowed address in turn, as a resolver-driven connect would, until one answers.
@@ -216,6 +232,12 @@ export function withErrorsMapped(source: Readable, map: (err: unknown) => Error)
   return out;
 }
 
+/** `protocol//host:port` with the default port filled in, for comparing endpoints. */
+function endpointOf(protocol: string, hostname: string, port: string | number | undefined): string {
+  const p = port === undefined || port === '' ? (protocol === 'https:' ? 443 : 80) : Number(port);
+  return `${protocol}//${normaliseHost(hostname)}:${p}`;
+}
+
 function refusalIn(err: unknown): PolicyRefusal | undefined {
   for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) if (e instanceof PolicyRefusal) return e;
   return undefined;
@@ -227,13 +249,13 @@ function describe(err: unknown): string {
   return code ? `${code}: ${err.message}` : err.message;
 }
 
-const clients = new WeakMap<OutgoingConfig, OutgoingClient>();
+const clients = new WeakMap<Config, OutgoingClient>();
 
 /** The client for a configuration, made once: its connection pool is shared by every request. */
-export function outgoingClient(config: OutgoingConfig): OutgoingClient {
+export function outgoingClient(config: Config): OutgoingClient {
   let client = clients.get(config);
   if (!client) {
-    client = new OutgoingClient(config);
+    client = new OutgoingClient(config.outgoing, config.publicUrl);
     clients.set(config, client);
   }
   return client;

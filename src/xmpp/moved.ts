@@ -234,7 +234,7 @@ export class MoveService {
     if (!lease) throw new MoveError('conflict', `an import into ${oldJid} is running`);
     const abort = new AbortController();
     const body = Readable.from(writeDocument(shapeForMove(exportUserDocument(this.ctx.storage, refOf(oldJid), selectKinds(undefined, 'credentials'), abort.signal))));
-    const client = outgoingClient(this.ctx.config.outgoing);
+    const client = outgoingClient(this.ctx.config);
     try {
       const response = await client.request(url, { method: 'PUT', headers: { 'content-type': 'application/xml' }, body, signal: abort.signal });
       const report = copiedSummary(parseJson(await client.readAnswer(response)));

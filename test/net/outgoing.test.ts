@@ -160,6 +160,22 @@ describe('outgoing requests with the default policy', () => {
     expect(recorder.connections + recorder6.connections).toBe(0);
   });
 
+  it("reaches xporta's own public origin, and nothing else on that host", async () => {
+    const { server, port: selfPort } = await httpServer('127.0.0.1', (_req, res) => res.writeHead(200).end('self'));
+    const withSelf = new OutgoingClient(config([]), `http://127.0.0.1:${selfPort}`);
+    try {
+      const response = await withSelf.request(new URL(`http://127.0.0.1:${selfPort}/v1/users/a%40b/import?token=x`), { method: 'GET' });
+      expect((await withSelf.readAnswer(response)).toString()).toBe('self');
+      expect((await failure(withSelf.request(new URL(`http://127.0.0.1:${port}/`), { method: 'GET' }))).reason).toBe('refused');
+      expect((await failure(withSelf.request(new URL(`https://127.0.0.1:${selfPort}/`), { method: 'GET' }))).reason).toBe('refused');
+      expect(recorder.connections).toBe(0);
+    } finally {
+      await withSelf.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it.each(['10.0.0.1', '169.254.169.254'])('refuses %s before any packet leaves', async (address) => {
     // Guard: a policy that let it through would send traffic off the host; stop before that.
     expect(new AddressPolicy([]).allowsAddress(address)).toBe(false);

@@ -59,8 +59,6 @@ export async function startXporta(
       XPORTA_DATA_DIR: dir,
       XPORTA_LOG_LEVEL: 'silent',
       XPORTA_PUBLIC_URL: baseUrl,
-      // The move copies to an import link of this same xporta, on loopback.
-      XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.0/8'] }),
       XPORTA_HOSTS: JSON.stringify(Object.fromEntries(options.hosts.map((h) => [h, { passwordHash: prosody.passwordHash }]))),
       XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: prosody.sql.database }),
       XPORTA_AUTH__USER_TOKEN_SECRET: 'x'.repeat(40),

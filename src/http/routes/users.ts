@@ -222,7 +222,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     let source: Readable | undefined;
     try {
       if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
-      source = await fetchExport(outgoingClient(config.outgoing), url, body.token, config.limits.maxUploadBytes, abort.signal);
+      source = await fetchExport(outgoingClient(config), url, body.token, config.limits.maxUploadBytes, abort.signal);
       const events = countRecords(
         readDocument(source, {
           maxDepth: config.limits.maxDepth,
