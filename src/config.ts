@@ -403,7 +403,7 @@ function validate(raw: JsonObject, cwd: string): Config {
   });
   const outgoing: OutgoingConfig = {
     allow,
-    idleTimeoutMs: outgoingFields.integer('idleTimeoutMs', 30_000, 100, 3_600_000),
+    idleTimeoutMs: outgoingFields.integer('idleTimeoutMs', 60_000, 100, 3_600_000),
     totalTimeoutMs: outgoingFields.integer('totalTimeoutMs', 3_600_000, 100, 86_400_000),
     maxAnswerBytes: outgoingFields.integer('maxAnswerBytes', 64 * 1024, 1024, 16 * 1024 ** 2),
   };

@@ -53,7 +53,7 @@ describe('loadConfig', () => {
 
   it('refuses internal addresses by default: the outgoing allow-list starts empty', () => {
     const config = loadConfig({ env: {}, cwd: '/x' });
-    expect(config.outgoing).toEqual({ allow: [], idleTimeoutMs: 30_000, totalTimeoutMs: 3_600_000, maxAnswerBytes: 65_536 });
+    expect(config.outgoing).toEqual({ allow: [], idleTimeoutMs: 60_000, totalTimeoutMs: 3_600_000, maxAnswerBytes: 65_536 });
     expect(config.limits.maxElementNodes).toBe(50_000);
     const allowed = loadConfig({ env: { XPORTA_OUTGOING__ALLOW: '["127.0.0.0/8", "::1", "xporta.internal"]' }, cwd: '/x' });
     expect(allowed.outgoing.allow).toEqual(['127.0.0.0/8', '::1', 'xporta.internal']);

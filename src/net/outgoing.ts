@@ -59,6 +59,11 @@ export interface OutgoingRequest {
   readonly body?: Readable;
   /** Cancels the exchange (the caller went away). */
   readonly signal?: AbortSignal;
+  /**
+   * The peer answers only once it has processed the whole body (an import link applies the
+   * import first): no idle limit on waiting for the answer's headers, the total deadline only.
+   */
+  readonly answersAfterProcessing?: boolean;
 }
 
 export interface OutgoingResponse {
@@ -151,6 +156,7 @@ export class OutgoingClient {
         method: req.method,
         headers: { ...req.headers },
         ...(req.body ? { body: req.body } : {}),
+        ...(req.answersAfterProcessing ? { headersTimeout: 0 } : {}),
         signal,
       });
     } catch (err) {

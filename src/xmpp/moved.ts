@@ -236,7 +236,13 @@ export class MoveService {
     const body = Readable.from(writeDocument(shapeForMove(exportUserDocument(this.ctx.storage, refOf(oldJid), selectKinds(undefined, 'credentials'), abort.signal))));
     const client = outgoingClient(this.ctx.config);
     try {
-      const response = await client.request(url, { method: 'PUT', headers: { 'content-type': 'application/xml' }, body, signal: abort.signal });
+      const response = await client.request(url, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/xml' },
+        body,
+        signal: abort.signal,
+        answersAfterProcessing: true,
+      });
       const report = copiedSummary(parseJson(await client.readAnswer(response)));
       if (!report) throw new OutgoingError('failed', `${where}: the answer is not an import report`);
       return report;

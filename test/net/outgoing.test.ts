@@ -7,6 +7,7 @@
 import { once } from 'node:events';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OutgoingConfig } from '../../src/config.js';
 import { AddressPolicy, parseAllowEntry } from '../../src/net/address-policy.js';
@@ -267,6 +268,23 @@ describe('outgoing requests with loopback on the allow-list', () => {
   it('reaches an allowed loopback address', async () => {
     const response = await client.request(new URL(`http://127.0.0.2:${okPort}/`), { method: 'GET' });
     expect(JSON.parse((await client.readAnswer(response)).toString())).toEqual({ ok: true });
+  });
+
+  it('waits past the idle deadline for an answer that comes only after the body was processed', async () => {
+    const { server, port: slowPort } = await httpServer('127.0.0.2', (req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => res.writeHead(200).end('{"done":true}'), 1000));
+    });
+    try {
+      const url = new URL(`http://127.0.0.2:${slowPort}/`);
+      const send = (answersAfterProcessing: boolean): ReturnType<OutgoingClient['request']> =>
+        client.request(url, { method: 'PUT', body: Readable.from([Buffer.from('<x/>')]), answersAfterProcessing });
+      expect((await failure(send(false))).internal).toMatch(/Headers Timeout/i);
+      expect((await client.readAnswer(await send(true))).toString()).toBe('{"done":true}');
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('does not follow a redirect, so a redirect to a refused address connects nowhere', async () => {
