@@ -270,7 +270,7 @@ function parseJson(bytes: Buffer): unknown {
 
 /**
  * The remote import report, reduced to what the move reports back and checked field by field:
- * known kinds with their counts, whether the account was created. Free text (warnings, skipped
+ * counts of the kinds this version knows, whether the account was created. Free text (warnings, skipped
  * items) is left out, so nothing the remote wrote reaches the caller.
  */
 export function copiedSummary(value: unknown): ApplyReport | undefined {
@@ -287,8 +287,9 @@ export function copiedSummary(value: unknown): ApplyReport | undefined {
   }
   const counts: Partial<Record<DataKind, number>> = {};
   for (const [kind, n] of Object.entries(report.counts)) {
-    if (!isDataKind(kind) || typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return undefined;
-    counts[kind] = n;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return undefined;
+    // A kind this version does not know (a newer peer's) is left out, not an error.
+    if (isDataKind(kind)) counts[kind] = n;
   }
   const unsupported = Array.isArray(report.unsupported) ? report.unsupported.filter((k): k is DataKind => typeof k === 'string' && isDataKind(k)) : [];
   return { user, mode: report.mode, dryRun: report.dryRun, created: report.created, counts, skipped: [], unsupported, warnings: [] };

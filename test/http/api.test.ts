@@ -534,7 +534,7 @@ describe('HTTP API on the embedded SQLite store', () => {
           mode: 'merge',
           dryRun: false,
           created: false,
-          counts: { roster: 2, archive: 3 },
+          counts: { roster: 2, archive: 3, 'remote text': 1 },
           skipped: [{ kind: 'roster', reason: 'remote text <script>' }],
           unsupported: ['privacy', 'bogus'],
           warnings: ['remote text that must not be repeated'],
