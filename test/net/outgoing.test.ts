@@ -311,7 +311,9 @@ describe('outgoing requests with loopback on the allow-list', () => {
     const texts = new Map<string, string>();
     const internals = new Map<string, string>();
     for (const [name, url] of Object.entries(urls)) {
-      const err = await failure(loopback.request(new URL(url), { method: 'GET' }));
+      const err = await failure(loopback.request(new URL(`${url}?token=xpu_query_secret`), { method: 'GET', headers: { authorization: 'Bearer header_secret' } }));
+      // The details for the debug log name neither the query nor the credentials.
+      expect(err.internal).not.toMatch(/secret/);
       texts.set(name, `${err.reason}: ${err.message}`);
       internals.set(name, err.internal);
     }
