@@ -104,6 +104,7 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
     const events = readDocument(source, {
       maxDepth: config.limits.maxDepth,
       maxElementBytes: config.limits.maxElementBytes,
+      maxElementNodes: config.limits.maxElementNodes,
       // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
       ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
     });

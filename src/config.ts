@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { parseAllowEntry } from './net/address-policy.js';
 import type { PrivateFileMode } from './private-files.js';
 
 export type Scope = 'export' | 'import' | 'admin';
@@ -96,7 +97,24 @@ export interface LimitsConfig {
   readonly keepAliveTimeoutMs: number;
   readonly maxElementBytes: number;
   readonly maxDepth: number;
+  /** Most elements in one record of an imported document (the reader's work limit). */
+  readonly maxElementNodes: number;
   readonly shutdownTimeoutMs: number;
+}
+
+/** Requests xporta itself makes (import-from, the move's data copy); see src/net/outgoing.ts. */
+export interface OutgoingConfig {
+  /**
+   * CIDR ranges (`10.1.0.0/16`, `::1/128`, a bare address) and host names that may be reached
+   * even though they are loopback, private, link-local or otherwise internal. Empty by default.
+   */
+  readonly allow: readonly string[];
+  /** Longest wait for a connection, the answer's headers, or the next bytes of its body (see src/net/outgoing.ts). */
+  readonly idleTimeoutMs: number;
+  /** Longest a whole exchange may take, body included. */
+  readonly totalTimeoutMs: number;
+  /** Largest JSON answer read (the move's import report); documents are bounded by maxUploadBytes. */
+  readonly maxAnswerBytes: number;
 }
 
 export interface AuthConfig {
@@ -133,6 +151,7 @@ export interface Config {
   readonly hosts: Readonly<Record<string, HostConfig>>;
   readonly auth: AuthConfig;
   readonly limits: LimitsConfig;
+  readonly outgoing: OutgoingConfig;
   readonly component: ComponentConfig;
   /**
    * Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed; from anyone
@@ -345,7 +364,7 @@ const DEFAULT_PORT = 8227;
 
 function validate(raw: JsonObject, cwd: string): Config {
   const root = new Fields(raw, '', cwd);
-  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'component', 'trustedProxies', 'audit', 'files']);
+  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'component', 'trustedProxies', 'audit', 'files']);
 
   const listenFields = root.object('listen');
   listenFields.only(['host', 'port']);
@@ -436,6 +455,7 @@ function validate(raw: JsonObject, cwd: string): Config {
     'keepAliveTimeoutMs',
     'maxElementBytes',
     'maxDepth',
+    'maxElementNodes',
     'shutdownTimeoutMs',
   ]);
   const limits: LimitsConfig = {
@@ -449,7 +469,25 @@ function validate(raw: JsonObject, cwd: string): Config {
     keepAliveTimeoutMs: limitFields.integer('keepAliveTimeoutMs', 5_000, 100, 600_000),
     maxElementBytes: limitFields.integer('maxElementBytes', 16 * 1024 ** 2, 1024, 1024 ** 3),
     maxDepth: limitFields.integer('maxDepth', 64, 8, 1024),
+    maxElementNodes: limitFields.integer('maxElementNodes', 50_000, 16, 10_000_000),
     shutdownTimeoutMs: limitFields.integer('shutdownTimeoutMs', 30_000, 0, 3_600_000),
+  };
+
+  const outgoingFields = root.object('outgoing');
+  outgoingFields.only(['allow', 'idleTimeoutMs', 'totalTimeoutMs', 'maxAnswerBytes']);
+  const allow = outgoingFields.stringArray('allow', []);
+  allow.forEach((entry, i) => {
+    try {
+      parseAllowEntry(entry);
+    } catch (err) {
+      throw new ConfigError(`outgoing.allow[${i}]`, (err as Error).message);
+    }
+  });
+  const outgoing: OutgoingConfig = {
+    allow,
+    idleTimeoutMs: outgoingFields.integer('idleTimeoutMs', 60_000, 100, 3_600_000),
+    totalTimeoutMs: outgoingFields.integer('totalTimeoutMs', 3_600_000, 100, 86_400_000),
+    maxAnswerBytes: outgoingFields.integer('maxAnswerBytes', 64 * 1024, 1024, 16 * 1024 ** 2),
   };
 
   const componentFields = root.object('component');
@@ -474,6 +512,7 @@ function validate(raw: JsonObject, cwd: string): Config {
     hosts,
     auth,
     limits,
+    outgoing,
     component,
     trustedProxies,
     audit,

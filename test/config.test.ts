@@ -51,6 +51,14 @@ describe('loadConfig', () => {
     expect(config.logLevel).toBe('warn');
   });
 
+  it('refuses internal addresses by default: the outgoing allow-list starts empty', () => {
+    const config = loadConfig({ env: {}, cwd: '/x' });
+    expect(config.outgoing).toEqual({ allow: [], idleTimeoutMs: 60_000, totalTimeoutMs: 3_600_000, maxAnswerBytes: 65_536 });
+    expect(config.limits.maxElementNodes).toBe(50_000);
+    const allowed = loadConfig({ env: { XPORTA_OUTGOING__ALLOW: '["127.0.0.0/8", "::1", "xporta.internal"]' }, cwd: '/x' });
+    expect(allowed.outgoing.allow).toEqual(['127.0.0.0/8', '::1', 'xporta.internal']);
+  });
+
   it('reads secrets from files and never prints them', () => {
     const secretPath = tempFile('secret', 'component-secret-value\n');
     const config = loadConfig({
@@ -75,6 +83,12 @@ describe('loadConfig', () => {
     [{ hosts: { 'Example.org': {} } }, 'hosts.Example.org'],
     [{ limtis: {} }, 'limtis'],
     [{ storage: { driver: 'postgres', passwrd: 'x' } }, 'storage.passwrd'],
+    [{ outgoing: { allow: ['10.0.0.0/40'] } }, 'outgoing.allow[0]'],
+    [{ outgoing: { allow: ['127.0.0.1', 'not a host'] } }, 'outgoing.allow[1]'],
+    [{ outgoing: { allow: '127.0.0.0/8' } }, 'outgoing.allow'],
+    [{ outgoing: { idleTimeoutMs: 0 } }, 'outgoing.idleTimeoutMs'],
+    [{ outgoing: { follow: true } }, 'outgoing.follow'],
+    [{ limits: { maxElementNodes: 0 } }, 'limits.maxElementNodes'],
   ])('names the field of a bad value: %j', (raw, field) => {
     const path = tempFile('bad.json', JSON.stringify(raw));
     const err = configError(() => loadConfig({ configPath: path, env: {}, cwd: '/x' }));
@@ -108,7 +122,7 @@ describe('config.example.json', () => {
     expect(config.audit.file).toBe('/srv/xporta/data/audit.log');
     expect(config.files.mode).toBe(0o600);
     expect(Object.keys(JSON.parse(example) as object).sort()).toEqual(
-      ['audit', 'auth', 'component', 'dataDir', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'publicUrl', 'storage', 'trustedProxies'].sort(),
+      ['audit', 'auth', 'component', 'dataDir', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies'].sort(),
     );
   });
 });

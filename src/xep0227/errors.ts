@@ -14,6 +14,7 @@ export const XEP0227_ERROR_CODES = [
   'duplicate-user',
   'too-deep',
   'element-too-large',
+  'too-many-nodes',
   'document-too-large',
   'invalid-value',
   'xinclude',
@@ -52,6 +53,7 @@ export class Xep0227Error extends Error {
         return 400;
       case 'document-too-large':
       case 'element-too-large':
+      case 'too-many-nodes':
         return 413;
       default:
         return 422;

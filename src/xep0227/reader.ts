@@ -63,6 +63,12 @@ export interface ReaderOptions {
    * events. Default 16 MiB.
    */
   readonly maxElementBytes?: number;
+  /**
+   * Most elements in a single record subtree, the record's own element included. Bounds the
+   * memory a record's tree takes whatever its byte size: empty elements cost a few bytes of
+   * document each but far more as objects. Default 50,000.
+   */
+  readonly maxElementNodes?: number;
   /** Largest document in bytes, XIncluded files included. Default unlimited. */
   readonly maxDocumentBytes?: number;
   /** Directory that XIncluded files must lie in; relative hrefs of the main document resolve against it. */
@@ -78,6 +84,9 @@ export interface ReaderOptions {
 
 const DEFAULT_MAX_DEPTH = 64;
 const DEFAULT_MAX_ELEMENT_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_ELEMENT_NODES = 50_000;
+/** Fewest characters an element takes in a document (`<a/>`). */
+const MIN_ELEMENT_CHARS = 4;
 /** XInclude nesting: the main document includes host files, which may include user files, … */
 const MAX_INCLUDE_DEPTH = 4;
 const SLICE = 64 * 1024;
@@ -491,6 +500,7 @@ type QueueItem = DocumentEvent | IncludeRequest;
 class Shared {
   readonly maxDepth: number;
   readonly maxElementBytes: number;
+  readonly maxElementNodes: number;
   readonly maxDocumentBytes: number;
   readonly baseDir: string | undefined;
   readonly allowXInclude: boolean;
@@ -502,6 +512,7 @@ class Shared {
   constructor(options: ReaderOptions) {
     this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
     this.maxElementBytes = options.maxElementBytes ?? DEFAULT_MAX_ELEMENT_BYTES;
+    this.maxElementNodes = options.maxElementNodes ?? DEFAULT_MAX_ELEMENT_NODES;
     this.maxDocumentBytes = options.maxDocumentBytes ?? Number.POSITIVE_INFINITY;
     this.baseDir = options.baseDir;
     this.allowXInclude = options.allowXInclude === true && options.baseDir !== undefined;
@@ -535,6 +546,8 @@ class DocumentParser {
   private capture: Capture | undefined;
   /** Line and column of each element opened in the current capture, in document order. */
   private positions: number[] = [];
+  /** Elements opened in the current capture, its root included. */
+  private captureNodes = 0;
   private tagLine = 1;
   private tagColumn = 1;
   private started = false;
@@ -750,6 +763,8 @@ class DocumentParser {
     const measured = measureText(s, from, end);
     // A margin for the few bytes around the item that the parser counts with it.
     if (!measured.xmlChars || measured.bytes + 2 > this.shared.maxElementBytes) return NOT_TAKEN;
+    // Long enough to hold more elements than allowed: saxes counts them and names the position.
+    if (end - lt > MIN_ELEMENT_CHARS * this.shared.maxElementNodes) return NOT_TAKEN;
     const tree = readArchiveItem(s.slice(lt, end));
     if (!tree) return NOT_TAKEN;
     if (this.stack.length + this.ctx.depthOffset + tree.depth > this.shared.maxDepth) return NOT_TAKEN;
@@ -784,6 +799,16 @@ class DocumentParser {
     this.fail('element-too-large', `an element is larger than ${this.shared.maxElementBytes} bytes`, line, column);
   }
 
+  /** Named at the record's start tag, as an element over the byte limit is. */
+  private tooManyNodes(): never {
+    this.fail(
+      'too-many-nodes',
+      `an element holds more than ${this.shared.maxElementNodes} elements`,
+      this.positions[0] ?? this.tagLine,
+      this.positions[1] ?? this.tagColumn,
+    );
+  }
+
   fail(code: Xep0227ErrorCode, message: string, line: number, column: number): never {
     throw new Xep0227Error(code, message, line, column, this.ctx.source);
   }
@@ -811,6 +836,7 @@ class DocumentParser {
       this.fail('too-deep', `elements are nested deeper than ${this.shared.maxDepth} levels`, this.tagLine, this.tagColumn);
     }
     if (this.builder) {
+      if (++this.captureNodes > this.shared.maxElementNodes) this.tooManyNodes();
       this.builder.open(tag);
       this.positions.push(this.tagLine, this.tagColumn);
       this.stack.push({ kind: 'capture' });
@@ -1030,6 +1056,7 @@ class DocumentParser {
     this.builder = new ElementBuilder();
     this.capture = capture;
     this.positions = [this.tagLine, this.tagColumn];
+    this.captureNodes = 1;
     this.builder.open(tag);
     // Not push(): the bytes since the previous event (this start tag) count towards the element.
     this.stack.push({ kind: 'capture' });

@@ -286,7 +286,7 @@ export function moveCommand(deps: CommandDeps): Command<MoveState> {
       try {
         outcome = await Promise.race([work, late]);
       } catch (err) {
-        if (err instanceof MoveError && err.code === 'bad-request') {
+        if (err instanceof MoveError && (err.code === 'bad-request' || err.code === 'refused')) {
           return { status: 'executing', state: { stage: 'details' }, actions: ['complete'], form: MOVE_FORM, notes: [{ type: 'error', text: err.message }] };
         }
         if (err instanceof MoveError) return { status: 'completed', notes: [{ type: 'error', text: `The move did not happen: ${err.message}` }] };

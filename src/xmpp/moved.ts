@@ -13,12 +13,12 @@
  * account's roster. The old account is never deleted here.
  */
 import { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
 import type { ServiceContext } from '../http/context.js';
 import { bareJid, JidError } from '../jid.js';
+import { OutgoingError, outgoingClient } from '../net/outgoing.js';
 import type { ApplyReport, UserRef } from '../storage/backend.js';
 import { exportUserDocument, refOf, selectKinds } from '../transfer.js';
-import { element, textOf, firstChild, type DataKind, type DocumentEvent, type UserRecord, type XmlElement } from '../xep0227/model.js';
+import { element, isDataKind, textOf, firstChild, type DataKind, type DocumentEvent, type UserRecord, type XmlElement } from '../xep0227/model.js';
 import { writeDocument } from '../xep0227/writer.js';
 import { StanzaError } from './connection.js';
 import { storedRoster } from './notify.js';
@@ -30,10 +30,11 @@ export const MOVED_ITEM = 'current';
 
 export class MoveError extends Error {
   constructor(
-    readonly code: 'bad-request' | 'not-found' | 'conflict' | 'upstream',
+    readonly code: 'bad-request' | 'not-found' | 'conflict' | 'upstream' | 'refused',
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'MoveError';
   }
 }
@@ -233,38 +234,65 @@ export class MoveService {
     if (!lease) throw new MoveError('conflict', `an import into ${oldJid} is running`);
     const abort = new AbortController();
     const body = Readable.from(writeDocument(shapeForMove(exportUserDocument(this.ctx.storage, refOf(oldJid), selectKinds(undefined, 'credentials'), abort.signal))));
+    const client = outgoingClient(this.ctx.config);
     try {
-      let response: Dispatcher.ResponseData;
-      try {
-        response = await request(url, {
-          method: 'PUT',
-          headers: { 'content-type': 'application/xml' },
-          body,
-          signal: abort.signal,
-          headersTimeout: 600_000,
-          bodyTimeout: 600_000,
-        });
-      } catch (err) {
-        throw new MoveError('upstream', `cannot send the data to ${where}: ${(err as Error).message}`);
+      const response = await client.request(url, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/xml' },
+        body,
+        signal: abort.signal,
+        answersAfterProcessing: true,
+      });
+      const report = copiedSummary(parseJson(await client.readAnswer(response)));
+      if (!report) throw new OutgoingError('failed', `${where}: the answer is not an import report`);
+      return report;
+    } catch (err) {
+      if (err instanceof OutgoingError) {
+        // The text is fixed (see src/net/outgoing.ts); what happened stays in `cause`, for debug logs.
+        throw new MoveError(err.reason === 'refused' ? 'refused' : 'upstream', `copying the data to ${where} failed: ${err.message}`, { cause: err });
       }
-      const text = await response.body.text();
-      if (response.statusCode !== 200) {
-        let detail = '';
-        try {
-          const problem = JSON.parse(text) as { detail?: unknown };
-          if (typeof problem.detail === 'string') detail = `: ${problem.detail}`;
-        } catch {
-          // Not problem+json; the status says enough.
-        }
-        throw new MoveError('upstream', `${where} answered ${response.statusCode}${detail}`);
-      }
-      return JSON.parse(text) as ApplyReport;
+      throw err;
     } finally {
       abort.abort();
       body.destroy();
       lease.release();
     }
   }
+}
+
+function parseJson(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The remote import report, reduced to what the move reports back and checked field by field:
+ * counts of the kinds this version knows, whether the account was created. Free text (warnings, skipped
+ * items) is left out, so nothing the remote wrote reaches the caller.
+ */
+export function copiedSummary(value: unknown): ApplyReport | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const report = value as Record<string, unknown>;
+  if (typeof report.user !== 'string' || (report.mode !== 'merge' && report.mode !== 'replace')) return undefined;
+  if (typeof report.dryRun !== 'boolean' || typeof report.created !== 'boolean') return undefined;
+  if (typeof report.counts !== 'object' || report.counts === null || Array.isArray(report.counts)) return undefined;
+  let user: string;
+  try {
+    user = bareJid(report.user);
+  } catch {
+    return undefined;
+  }
+  const counts: Partial<Record<DataKind, number>> = {};
+  for (const [kind, n] of Object.entries(report.counts)) {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return undefined;
+    // A kind this version does not know (a newer peer's) is left out, not an error.
+    if (isDataKind(kind)) counts[kind] = n;
+  }
+  const unsupported = Array.isArray(report.unsupported) ? report.unsupported.filter((k): k is DataKind => typeof k === 'string' && isDataKind(k)) : [];
+  return { user, mode: report.mode, dryRun: report.dryRun, created: report.created, counts, skipped: [], unsupported, warnings: [] };
 }
 
 function parseNewJid(oldJid: string, raw: string): string {

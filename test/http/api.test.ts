@@ -2,7 +2,10 @@
  * The HTTP API against a real Prosody-format SQLite store, every response checked against
  * openapi.yaml; the last test asserts that every documented (path, method, status) was seen.
  */
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -12,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { ServiceContext } from '../../src/http/context.js';
 import { buildApp } from '../../src/http/server.js';
+import { OUTGOING_MESSAGES } from '../../src/net/outgoing.js';
 import { sha256Hex } from '../../src/operator-token.js';
 import { openStorage } from '../../src/storage/open.js';
 import type { DocumentEvent } from '../../src/xep0227/model.js';
@@ -101,7 +105,8 @@ describe('HTTP API on the embedded SQLite store', () => {
   let exported: string;
 
   beforeAll(async () => {
-    app = await makeApp(dir);
+    // 127.0.0.2 only: a closed port there answers 502, anything on 127.0.0.1 is refused by policy.
+    app = await makeApp(dir, { XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.2'] }) });
   });
   afterAll(async () => {
     await app.close();
@@ -529,7 +534,7 @@ describe('HTTP API on the embedded SQLite store', () => {
     let sourceUrl: string;
 
     beforeAll(async () => {
-      target = await makeApp(targetDir, { XPORTA_LIMITS__MAX_UPLOAD_BYTES: String(1024 * 1024) });
+      target = await makeApp(targetDir, { XPORTA_LIMITS__MAX_UPLOAD_BYTES: String(1024 * 1024), XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.0/8'] }) });
       sourceUrl = await app.listen({ host: '127.0.0.1', port: 0 });
     });
     afterAll(async () => {
@@ -571,7 +576,12 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect(unreachable.statusCode).toBe(502);
       const refused = await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url, token: 'wrong' } });
       expect(refused.statusCode).toBe(502);
-      expect(refused.json().detail).toMatch(/answered 401/);
+      // Not what the source said: a refused port and a 401 look the same to the caller.
+      expect(refused.json().detail).toBe(unreachable.json().detail);
+      expect(refused.json().detail).toBe(OUTGOING_MESSAGES.failed);
+      const byPolicy = await send(app, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url, token: ALL } });
+      expect(byPolicy.statusCode).toBe(422);
+      expect(byPolicy.json()).toMatchObject({ type: 'urn:xporta:problem:outgoing-refused', detail: OUTGOING_MESSAGES.refused });
       const manyUsers = await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, {
         token: ALL,
         payload: { url: `${sourceUrl}/v1/hosts/example.org/export`, token: ALL },
@@ -613,6 +623,53 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect(exported.body).toContain('<new-jid>alice@new.example</new-jid>');
     });
 
+    it('reports only a checked summary of what the import link answered', async () => {
+      const answers = [
+        {
+          user: 'alice@new.example',
+          mode: 'merge',
+          dryRun: false,
+          created: false,
+          counts: { roster: 2, archive: 3, 'remote text': 1 },
+          skipped: [{ kind: 'roster', reason: 'remote text <script>' }],
+          unsupported: ['privacy', 'bogus'],
+          warnings: ['remote text that must not be repeated'],
+          extra: 'remote text',
+        },
+        { user: 'alice@new.example', mode: 'merge', dryRun: false, created: false, counts: { roster: 'remote text' } },
+        'remote text',
+      ];
+      let next = 0;
+      const upstream = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answers[next++])));
+      });
+      upstream.listen(0, '127.0.0.2');
+      await once(upstream, 'listening');
+      const importUrl = `http://127.0.0.2:${(upstream.address() as AddressInfo).port}/v1/users/alice%40new.example/import?token=xpu_x`;
+      try {
+        const res = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'alice@new.example', importUrl } });
+        expect(res.statusCode, res.body).toBe(200);
+        expect(res.json().copied).toEqual({
+          user: 'alice@new.example',
+          mode: 'merge',
+          dryRun: false,
+          created: false,
+          counts: { roster: 2, archive: 3 },
+          skipped: [],
+          unsupported: ['privacy'],
+          warnings: [],
+        });
+        for (let i = 1; i < answers.length; i++) {
+          const bad = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'alice@new.example', importUrl } });
+          expect(bad.statusCode).toBe(502);
+          expect(bad.body).not.toContain('remote text');
+        }
+      } finally {
+        upstream.close();
+      }
+    });
+
     it('answers the documented errors', async () => {
       expect((await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: {} })).statusCode).toBe(400);
       expect((await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'alice@localhost' } })).statusCode).toBe(400);
@@ -627,10 +684,18 @@ describe('HTTP API on the embedded SQLite store', () => {
       lease?.release();
       const unreachable = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, {
         token: ALL,
-        payload: { newJid: 'a@b.example', importUrl: 'http://127.0.0.1:1/v1/users/a%40b.example/import?token=xpu_x' },
+        payload: { newJid: 'a@b.example', importUrl: 'http://127.0.0.2:1/v1/users/a%40b.example/import?token=xpu_x' },
       });
       expect(unreachable.statusCode).toBe(502);
       expect(unreachable.json().detail).not.toContain('xpu_x');
+      expect(unreachable.json().detail).toContain(OUTGOING_MESSAGES.failed);
+      const refused = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, {
+        token: ALL,
+        payload: { newJid: 'a@b.example', importUrl: 'http://127.0.0.1:1/v1/users/a%40b.example/import?token=xpu_x' },
+      });
+      expect(refused.statusCode).toBe(422);
+      expect(refused.json().detail).not.toContain('xpu_x');
+      expect(refused.json().detail).toContain(OUTGOING_MESSAGES.refused);
     });
   });
 

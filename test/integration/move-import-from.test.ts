@@ -23,6 +23,8 @@ function xportaConfig(dir: string, storage: object): Config {
     env: {
       XPORTA_DATA_DIR: dir,
       XPORTA_LOG_LEVEL: 'silent',
+      // Both xportas listen on loopback, which the outgoing-request policy refuses by default.
+      XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.0/8'] }),
       XPORTA_STORAGE: JSON.stringify(storage),
       XPORTA_AUTH__TOKENS: JSON.stringify([{ name: 't', sha256: createHash('sha256').update(TOKEN).digest('hex'), scopes: ['export', 'import', 'admin'] }]),
     },

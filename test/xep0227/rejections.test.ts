@@ -174,6 +174,28 @@ describe('sizes', () => {
     await collect(readDocument([vcardDoc], { maxElementBytes: 4000 }));
   });
 
+  it('a record subtree with more elements than maxElementNodes, at its start', async () => {
+    const many = (n: number): string => inUser(`<query xmlns='jabber:iq:private'><storage xmlns='urn:example:bomb'>${'<a/>'.repeat(n)}</storage></query>`);
+    await rejectsAt(many(10), 'too-many-nodes', '<storage', { maxElementNodes: 10 });
+    // The record's own element counts: 1 + 9 children is within a limit of 10.
+    await collect(readDocument([many(9)], { maxElementNodes: 10 }));
+    const chunks: string[] = [];
+    const doc = many(50);
+    for (let i = 0; i < doc.length; i += 7) chunks.push(doc.slice(i, i + 7));
+    const at = positionOf(doc, '<storage');
+    const err = await expectRejection(chunks, 'too-many-nodes', at.line, at.column, { maxElementNodes: 20 });
+    expect(err.status).toBe(413);
+  });
+
+  it('counts the elements of archive items the fast path would take', async () => {
+    const item = (n: number): string =>
+      `<result xmlns='urn:xmpp:mam:2' id='m1'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/>` +
+      `<message xmlns='jabber:client' from='a@a.example/r' to='b@b.example' type='chat'><body>hi</body>${'<x/>'.repeat(n)}</message></forwarded></result>`;
+    const doc = (n: number): string => inUser(`<archive xmlns='urn:xmpp:pie:0#mam'>${item(n)}</archive>`);
+    await rejectsAt(doc(100), 'too-many-nodes', '<result', { maxElementNodes: 50 });
+    await collect(readDocument([doc(10)], { maxElementNodes: 50 }));
+  });
+
   it('counts bytes, not characters', async () => {
     const doc = inUser(`<vCard xmlns='vcard-temp'><FN>${'é'.repeat(400)}</FN></vCard>`);
     await collect(readDocument([doc], { maxElementBytes: 900 }));

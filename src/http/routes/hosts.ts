@@ -77,7 +77,12 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     const runAsync = booleanParam('async', request.query.async);
     auditNote(request, { host, kinds: [...kinds], mode, dryRun });
-    const readerLimits = { maxDepth: config.limits.maxDepth, maxElementBytes: config.limits.maxElementBytes, maxDocumentBytes: config.limits.maxUploadBytes };
+    const readerLimits = {
+      maxDepth: config.limits.maxDepth,
+      maxElementBytes: config.limits.maxElementBytes,
+      maxElementNodes: config.limits.maxElementNodes,
+      maxDocumentBytes: config.limits.maxUploadBytes,
+    };
 
     const slot = ctx.importSlots.tryTake();
     if (!slot) throw problems.tooManyRequests('too many imports are running; try again later', 30);

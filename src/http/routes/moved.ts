@@ -3,7 +3,8 @@
  * with `importUrl`, first copies its data to the new account); `GET` reports which contacts have
  * accepted the new JID. The same MoveService backs the component's "Move my account" command.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
+import { OutgoingError } from '../../net/outgoing.js';
 import { MoveError, MoveService } from '../../xmpp/moved.js';
 import { privilegedAccessOf } from '../../xmpp/component.js';
 import { guardAccount, type ServiceContext } from '../context.js';
@@ -19,8 +20,9 @@ interface MovedBody {
   importUrl?: unknown;
 }
 
-function moveProblem(err: unknown): unknown {
+function moveProblem(err: unknown, log: FastifyBaseLogger): unknown {
   if (!(err instanceof MoveError)) return toProblem(err);
+  if (err.cause instanceof OutgoingError) log.debug({ upstream: err.cause.internal }, 'move: copying the data failed');
   switch (err.code) {
     case 'bad-request':
       return problems.badRequest(err.message);
@@ -29,7 +31,9 @@ function moveProblem(err: unknown): unknown {
     case 'conflict':
       return problems.conflict(err.message);
     case 'upstream':
-      return new Problem(502, 'upstream-error', 'Bad gateway', err.message);
+      return new Problem(502, 'upstream-failed', 'Bad gateway', err.message);
+    case 'refused':
+      return new Problem(422, 'outgoing-refused', 'Refused by the outgoing-request policy', err.message);
   }
 }
 
@@ -45,7 +49,7 @@ export const movedRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     try {
       return reply.send(await moves().move(jid, body.newJid, body.importUrl));
     } catch (err) {
-      throw moveProblem(err);
+      throw moveProblem(err, request.log);
     }
   });
 
@@ -55,7 +59,7 @@ export const movedRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     try {
       status = await moves().status(jid);
     } catch (err) {
-      throw moveProblem(err);
+      throw moveProblem(err, request.log);
     }
     if (!status) throw problems.notFound(`${jid} has published no moved statement`);
     return reply.send(status);

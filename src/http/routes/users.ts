@@ -5,10 +5,10 @@ import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { FastifyPluginAsync } from 'fastify';
-import { request as httpRequest, type Dispatcher } from 'undici';
 import { tapAsync } from '../../async-iter.js';
 import type { Scope } from '../../config.js';
 import { JidError } from '../../jid.js';
+import { OutgoingError, outgoingClient, withErrorsMapped, type OutgoingClient } from '../../net/outgoing.js';
 import { StorageError, type ApplyReport } from '../../storage/backend.js';
 import { exportUserDocument, importUserDocument, selectKinds, TransferError } from '../../transfer.js';
 import { Xep0227Error } from '../../xep0227/errors.js';
@@ -160,6 +160,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         readDocument(source, {
           maxDepth: config.limits.maxDepth,
           maxElementBytes: config.limits.maxElementBytes,
+          maxElementNodes: config.limits.maxElementNodes,
           maxDocumentBytes: config.limits.maxUploadBytes,
         }),
         metrics,
@@ -204,28 +205,41 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       lease.release();
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
+    metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
     const abort = new AbortController();
     // Only a client that leaves early cancels the pull; a finished exchange closes too.
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
+    let source: Readable | undefined;
     try {
       if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
-      const source = await fetchExport(url, body.token, config.limits.maxUploadBytes, abort.signal);
-      const events = readDocument(source, {
-        maxDepth: config.limits.maxDepth,
-        maxElementBytes: config.limits.maxElementBytes,
-        maxDocumentBytes: config.limits.maxUploadBytes,
-      });
+      source = await fetchExport(outgoingClient(config), url, body.token, config.limits.maxUploadBytes, abort.signal);
+      const events = countRecords(
+        readDocument(source, {
+          maxDepth: config.limits.maxDepth,
+          maxElementBytes: config.limits.maxElementBytes,
+          maxElementNodes: config.limits.maxElementNodes,
+          maxDocumentBytes: config.limits.maxUploadBytes,
+        }),
+        metrics,
+        'import',
+      );
       const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.send({ ...report, source: url.origin + url.pathname });
     } catch (err) {
+      if (err instanceof OutgoingError) {
+        request.log.debug({ upstream: err.internal }, 'import-from: the source failed');
+        throw upstreamProblem(err);
+      }
       throw toProblem(err);
     } finally {
+      source?.destroy();
       slot.release();
       lease.release();
+      metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
     }
   });
 
@@ -261,27 +275,29 @@ function reportCounts(report: ApplyReport): Record<string, number> {
 }
 
 /**
- * Pulls a XEP-0227 export from another service as a stream. Redirects are not followed: the
- * caller named one URL, and a redirect could point the request (with its token) elsewhere.
+ * Pulls a XEP-0227 export from another service as a stream, through the outgoing-request policy
+ * (src/net/outgoing.ts: address checks at connect time, no redirects, idle and total deadlines).
+ * The stream fails with a 413 problem past `limit` bytes (decompressed too) and with an
+ * {@link OutgoingError} for anything the source did wrong.
  */
-async function fetchExport(url: URL, token: string | undefined, limit: number, signal: AbortSignal): Promise<Readable> {
-  let response: Dispatcher.ResponseData;
-  try {
-    response = await httpRequest(url, {
-      method: 'GET',
-      headers: { accept: 'application/xml', 'accept-encoding': 'gzip', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      signal,
-      headersTimeout: 30_000,
-      bodyTimeout: 300_000,
-    });
-  } catch (err) {
-    throw new Problem(502, 'upstream-unreachable', 'Bad gateway', `cannot reach ${url.origin}: ${(err as Error).message}`);
-  }
-  if (response.statusCode !== 200) {
-    await response.body.dump();
-    throw new Problem(502, 'upstream-error', 'Bad gateway', `${url.origin} answered ${response.statusCode}`);
-  }
-  return limitedBody(response.body, String(response.headers['content-encoding'] ?? '') === 'gzip', limit, 'the source document');
+async function fetchExport(client: OutgoingClient, url: URL, token: string | undefined, limit: number, signal: AbortSignal): Promise<Readable> {
+  const response = await client.request(url, {
+    method: 'GET',
+    headers: { accept: 'application/xml', 'accept-encoding': 'gzip', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    signal,
+  });
+  const limited = limitedBody(response.body, String(response.headers['content-encoding'] ?? '') === 'gzip', limit, 'the source document');
+  // Corrupt gzip and the like are the source's fault: summarised like a failed connection.
+  return withErrorsMapped(limited, (err) =>
+    err instanceof Problem || err instanceof OutgoingError ? err : new OutgoingError('failed', `${url.origin}${url.pathname}: ${(err as Error).message}`),
+  );
+}
+
+/** 422 when the policy refused the address, else 502; the text never says what answered there. */
+function upstreamProblem(err: OutgoingError): Problem {
+  return err.reason === 'refused'
+    ? new Problem(422, 'outgoing-refused', 'Refused by the outgoing-request policy', err.message)
+    : new Problem(502, 'upstream-failed', 'Bad gateway', err.message);
 }
 
 /**
