@@ -5,7 +5,7 @@
  * big MAM archive goes in unchecked where the dialect can bulk-load it, at the end).
  */
 import type { ApplyOptions, UserRef } from '../backend.js';
-import type { ProsodyHostOptions } from '../prosody/accounts.js';
+import type { ProsodyHostOptions, ProsodyVersion } from '../prosody/accounts.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, type ArchiveItem } from '../prosody/archive.js';
 import { ProsodyImport, type MapEntry } from '../prosody/import.js';
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
@@ -49,8 +49,9 @@ export class UserImport extends ProsodyImport {
     host: ProsodyHostOptions,
     options: ApplyOptions,
     importStores: ReadonlySet<string>,
+    serverVersion: ProsodyVersion = '0.12',
   ) {
-    super(ref, { host, importStores }, options);
+    super(ref, { host, importStores, serverVersion }, options);
     this.owner = { host: ref.host, user: ref.user };
   }
 

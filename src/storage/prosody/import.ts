@@ -28,7 +28,7 @@ import {
   type UserStart,
   type VCardRecord,
 } from '../../xep0227/model.js';
-import { accountToStore, type ProsodyHostOptions } from './accounts.js';
+import { accountToStore, newAccountRoles, type ProsodyHostOptions, type ProsodyVersion } from './accounts.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveItemFromRecord, offlineItemFromRecord, type ArchiveItem } from './archive.js';
 import { blocklistToStore } from './blocklist.js';
 import { LuaTable, type LuaValue } from './lua.js';
@@ -60,6 +60,8 @@ export interface MapEntry {
 
 export interface ProsodyImportSettings {
   readonly host: ProsodyHostOptions;
+  /** The target's generation (configured or detected by the backend); default 0.12. */
+  readonly serverVersion?: ProsodyVersion;
   /** The opaque (`other`) stores a document may write. */
   readonly importStores: ReadonlySet<string>;
 }
@@ -160,6 +162,11 @@ export abstract class ProsodyImport {
     const exists = existing !== undefined && !existing.isEmpty;
     if (!exists && !this.options.createAccount) throw new StorageError('user-not-found', `${this.jid} does not exist`);
     if (!exists || this.includes('credentials')) await this.applyAccount(account, exists ? existing : undefined);
+    if (!exists && this.importSettings.serverVersion === '13') {
+      // What Prosody 13 gives an account an admin creates; the document's roles are never taken.
+      const roles = newAccountRoles(this.importSettings.host);
+      if (roles) await this.writeStore('account_roles', roles);
+    }
 
     if (this.includes('roster')) {
       const roster = await this.readStore('roster');
@@ -181,6 +188,7 @@ export abstract class ProsodyImport {
       ...(existing ? { existing } : {}),
       applyCredentials: this.includes('credentials'),
       mode: this.options.mode,
+      ...(this.importSettings.serverVersion ? { serverVersion: this.importSettings.serverVersion } : {}),
     });
     await this.writeStore('accounts', result.data);
     this.warnings.push(...result.warnings);
