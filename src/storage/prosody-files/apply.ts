@@ -180,6 +180,11 @@ function keyOf(value: LuaValue, position: number): string {
 }
 
 export class FilesImport extends ProsodyImport {
+  /** Prosody 13's files keep `when` as a float with µs. */
+  protected override keepsSubSecondTimes(): boolean {
+    return this.serverVersion === '13';
+  }
+
   /** keyval stores: the new content, for every store that will be written (or removed when empty). */
   private readonly tables = new Map<string, LuaTable>();
   /** keyval stores emptied by `replace`. */

@@ -50,9 +50,15 @@ export class UserImport extends ProsodyImport {
     options: ApplyOptions,
     importStores: ReadonlySet<string>,
     serverVersion: ProsodyVersion = '0.12',
+    /** The database keeps a fractional `when` (SQLite's REAL; PostgreSQL and MySQL have INTEGER). */
+    private readonly fractionalTimes = false,
   ) {
     super(ref, { host, importStores, serverVersion }, options);
     this.owner = { host: ref.host, user: ref.user };
+  }
+
+  protected override keepsSubSecondTimes(): boolean {
+    return this.fractionalTimes && this.serverVersion === '13';
   }
 
   protected readStore(store: string): Promise<LuaTable | undefined> {

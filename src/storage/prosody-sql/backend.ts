@@ -239,7 +239,7 @@ export class ProsodySqlBackend implements StorageBackend {
     const serverVersion = this.settings.serverVersion ?? (await detectProsodyVersion(this.db)) ?? '0.12';
     const tx = await this.db.begin();
     try {
-      const report = await new UserImport(tx, ref, host, options, this.importStores, serverVersion).run(account, records);
+      const report = await new UserImport(tx, ref, host, options, this.importStores, serverVersion, this.db.name === 'sqlite').run(account, records);
       if (options.dryRun) await tx.rollback();
       else await tx.commit();
       return report;

@@ -134,6 +134,19 @@ export abstract class ProsodyImport {
   protected abstract finishArchives(): Promise<void>;
   /** Called last: writes what the primitives above only collected. */
   protected abstract finishStores(): Promise<void>;
+  /**
+   * Whether archive and offline times keep their fraction: Prosody 13 stores µs where the storage
+   * can hold them (SQLite's REAL, the files' floats); 0.12 needs whole seconds.
+   */
+  protected keepsSubSecondTimes(): boolean {
+    return false;
+  }
+
+  /** The target's generation. */
+  protected get serverVersion(): ProsodyVersion {
+    return this.importSettings.serverVersion ?? '0.12';
+  }
+
   /** Why an opaque archive item cannot be kept in this storage; undefined when it can. */
   protected rejectOpaqueItem(_item: ArchiveItem): string | undefined {
     return undefined;
@@ -250,7 +263,7 @@ export abstract class ProsodyImport {
         return;
       }
       case 'pep-node':
-        await this.setMapKey(PEP_STORE, record.node, pepNodeToStore(record, this.skipped));
+        await this.setMapKey(PEP_STORE, record.node, pepNodeToStore(record, this.skipped, this.serverVersion));
         this.pepNodes.add(record.node);
         this.count('pep');
         return;
@@ -266,13 +279,13 @@ export abstract class ProsodyImport {
         return;
       }
       case 'archive': {
-        const item = archiveItemFromRecord(record, this.jid);
+        const item = archiveItemFromRecord(record, this.jid, this.keepsSubSecondTimes());
         if (typeof item === 'string') this.skip('archive', item, record.id);
         else await this.appendArchiveItem(ARCHIVE_STORE, item);
         return;
       }
       case 'offline': {
-        const item = offlineItemFromRecord(record);
+        const item = offlineItemFromRecord(record, this.keepsSubSecondTimes());
         if (typeof item === 'string') this.skip('offline', item);
         else await this.appendArchiveItem(OFFLINE_STORE, item);
         return;

@@ -23,10 +23,22 @@ function twoDigits(n: number): string {
   return n < 10 ? `0${n}` : String(n);
 }
 
-/** Prosody's stored time (integer seconds, occasionally a float) as XEP-0082 UTC. */
+/**
+ * Prosody's stored time (integer seconds; a float with µs from Prosody 13 on SQLite and in its
+ * files) as XEP-0082 UTC: whole seconds as util.datetime writes them, a fraction as 6 digits.
+ */
 export function secondsToIso(seconds: number): string {
-  // util.datetime writes whole seconds; keep a fraction only when the source had one.
-  if (!Number.isInteger(seconds) || seconds < 0 || seconds >= 253_402_300_800) return new Date(Math.round(seconds * 1000)).toISOString();
+  if (seconds < 0 || seconds >= 253_402_300_800 || !Number.isFinite(seconds)) return new Date(Math.round(seconds * 1000)).toISOString();
+  if (!Number.isInteger(seconds)) {
+    let whole = Math.floor(seconds);
+    let micros = Math.round((seconds - whole) * 1e6);
+    if (micros >= 1e6) {
+      whole += 1;
+      micros -= 1e6;
+    }
+    if (micros === 0) return secondsToIso(whole);
+    return `${secondsToIso(whole).slice(0, -1)}.${String(micros).padStart(6, '0')}Z`;
+  }
   const day = Math.floor(seconds / 86_400);
   if (day !== cachedDay) {
     cachedDay = day;
@@ -48,6 +60,16 @@ export function isoToSeconds(iso: string): number | undefined {
   const ms = Date.parse(`${m[1]}${fraction}${m[3]}`);
   if (Number.isNaN(ms)) return undefined;
   return Math.floor(ms / 1000);
+}
+
+/** An XEP-0082 date-time as Unix seconds with its fraction (to the µs), undefined when it is not one. */
+export function isoToTime(iso: string): number | undefined {
+  const m = XEP0082_DATETIME.exec(iso);
+  if (!m) return undefined;
+  const whole = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(whole)) return undefined;
+  const fraction = m[2] ? Number(`0${m[2].slice(0, 7)}`) : 0;
+  return whole / 1000 + fraction;
 }
 
 /** Seconds since the epoch, as os.time() gives them. */
