@@ -25,18 +25,14 @@ function twoDigits(n: number): string {
 
 /**
  * Prosody's stored time (integer seconds; a float with µs from Prosody 13 on SQLite and in its
- * files) as XEP-0082 UTC: whole seconds as util.datetime writes them, a fraction as 6 digits.
+ * files) as XEP-0082 UTC exactly as Prosody's util.datetime writes it, so as MAM serves it: whole
+ * seconds, or 6 fraction digits, the float's µs rounded down.
  */
 export function secondsToIso(seconds: number): string {
   if (seconds < 0 || seconds >= 253_402_300_800 || !Number.isFinite(seconds)) return new Date(Math.round(seconds * 1000)).toISOString();
   if (!Number.isInteger(seconds)) {
-    let whole = Math.floor(seconds);
-    let micros = Math.round((seconds - whole) * 1e6);
-    if (micros >= 1e6) {
-      whole += 1;
-      micros -= 1e6;
-    }
-    if (micros === 0) return secondsToIso(whole);
+    const whole = Math.floor(seconds);
+    const micros = Math.floor((seconds - whole) * 1e6);
     return `${secondsToIso(whole).slice(0, -1)}.${String(micros).padStart(6, '0')}Z`;
   }
   const day = Math.floor(seconds / 86_400);
@@ -62,14 +58,18 @@ export function isoToSeconds(iso: string): number | undefined {
   return Math.floor(ms / 1000);
 }
 
-/** An XEP-0082 date-time as Unix seconds with its fraction (to the µs), undefined when it is not one. */
+/**
+ * An XEP-0082 date-time as Unix seconds with its fraction to the µs, undefined when it is not
+ * one. The float is put half a µs into its µs, so that {@link secondsToIso} and Prosody (which
+ * round the float's µs down) give the same stamp back; no fraction gives an integer.
+ */
 export function isoToTime(iso: string): number | undefined {
   const m = XEP0082_DATETIME.exec(iso);
   if (!m) return undefined;
   const whole = Date.parse(`${m[1]}${m[3]}`);
   if (Number.isNaN(whole)) return undefined;
-  const fraction = m[2] ? Number(`0${m[2].slice(0, 7)}`) : 0;
-  return whole / 1000 + fraction;
+  const micros = m[2] ? Number(m[2].slice(1, 7).padEnd(6, '0')) : 0;
+  return micros === 0 ? whole / 1000 : whole / 1000 + (micros + 0.5) / 1e6;
 }
 
 /** Seconds since the epoch, as os.time() gives them. */
