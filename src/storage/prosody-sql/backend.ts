@@ -95,7 +95,8 @@ export class ProsodySqlBackend implements StorageBackend {
 
   /** Creates Prosody's tables (as Prosody would) where they are missing. Runs once per instance. */
   ensureSchema(): Promise<unknown> {
-    this.schema ??= ensureSchema(this.db).catch((err: unknown) => {
+    // Without a configured generation, 0.12's DDL: Prosody 13 upgrades it itself on its first start.
+    this.schema ??= ensureSchema(this.db, this.settings.serverVersion ?? '0.12').catch((err: unknown) => {
       this.schema = undefined;
       throw new StorageError('unavailable', `cannot prepare the Prosody tables: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     });
