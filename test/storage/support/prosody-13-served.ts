@@ -41,13 +41,13 @@ function connectionOf(sql: ProsodySqlParams): ProsodySqlConnection {
 }
 
 /** Error lines of Prosody's log file. */
-async function logErrors(prosody: ProsodyHandle): Promise<string[]> {
+export async function logErrors(prosody: ProsodyHandle): Promise<string[]> {
   const text = await readFile(prosody.logPath, 'utf8').catch(() => '');
   return text.split('\n').filter((l) => /\terror\t/.test(l));
 }
 
 /** `prosodyctl shell <command>` output; fails the test on a non-zero exit. */
-async function shell(prosody: ProsodyHandle, command: string): Promise<string> {
+export async function shell(prosody: ProsodyHandle, command: string): Promise<string> {
   const r = await prosody.prosodyctl(['shell', command]);
   if (r.code !== 0) throw new Error(`prosodyctl shell ${command} failed (${r.code}): ${r.stdout}${r.stderr}`);
   return r.stdout;
@@ -58,7 +58,7 @@ async function shell(prosody: ProsodyHandle, command: string): Promise<string> {
  * daily cleanup do: with `updated` stored as a string this raises "attempt to compare number with
  * string". (A grant made in the same second as the import's password change stays valid.)
  */
-async function grantWorks(prosody: ProsodyHandle, user: string): Promise<string> {
+export async function grantWorks(prosody: ProsodyHandle, user: string): Promise<string> {
   const jid = `${user}@${HOST}`;
   const lua =
     `>local t = prosody.hosts["${HOST}"].modules.tokenauth; assert(t.create_grant("${jid}", "${jid}", 3600)); ` +
