@@ -71,6 +71,8 @@ if [ ! -s "$prosody13_marker" ] || [ ! -f "$EJABBERD24/usr/sbin/ejabberdctl.xpor
   if [ ! -s "$prosody13_marker" ] || [ ! -x "$PROSODY13/bin/prosodyctl" ]; then
     echo "unpacking Prosody 13 from bookworm-backports into $PROSODY13"
     mkdir -p "$dl/prosody"
+    # apt fetches as _apt where it can write; otherwise it warns and fetches as root.
+    chown _apt "$dl/prosody" 2>/dev/null || true
     (cd "$dl/prosody" && apt-get download -qq prosody/bookworm-backports prosody-modules/bookworm-backports)
     $SUDO rm -rf "$PROSODY13"
     $SUDO mkdir -p "$PROSODY13/bin"
@@ -90,6 +92,7 @@ if [ ! -s "$prosody13_marker" ] || [ ! -f "$EJABBERD24/usr/sbin/ejabberdctl.xpor
   if [ ! -f "$ejabberd24_marker" ] || [ ! -f "$EJABBERD24/usr/sbin/ejabberdctl.xporta" ]; then
     echo "unpacking ejabberd 24.12 from bookworm-backports into $EJABBERD24"
     mkdir -p "$dl/ejabberd"
+    chown _apt "$dl/ejabberd" 2>/dev/null || true
     pkgs=(ejabberd/bookworm-backports)
     for p in "${ej_deps[@]}"; do pkgs+=("$p/bookworm-backports"); done
     (cd "$dl/ejabberd" && apt-get download -qq "${pkgs[@]}")
