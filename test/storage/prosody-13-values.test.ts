@@ -80,3 +80,26 @@ describe('sub-second archive times', () => {
     expect(stampOf(1796625223.2167)).toMatch(/^2026-12-07T06:33:43\.21(6699|6700)Z$/);
   });
 });
+
+describe('telling Prosody 13 files from 0.12', () => {
+  it('by a 13-only store directory or a .lidx in the archive; nothing tells nothing', async () => {
+    const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { detectProsodyVersion } = await import('../../src/storage/prosody-files/generation.js');
+    const dir = await mkdtemp(join(tmpdir(), 'xporta-gen-'));
+    try {
+      expect(await detectProsodyVersion(dir, 'localhost')).toBeUndefined();
+      await mkdir(join(dir, 'localhost', 'archive'), { recursive: true });
+      await writeFile(join(dir, 'localhost', 'archive', 'alice.list'), '');
+      expect(await detectProsodyVersion(dir, 'localhost')).toBeUndefined();
+      await writeFile(join(dir, 'localhost', 'archive', 'alice.lidx'), '');
+      expect(await detectProsodyVersion(dir, 'localhost')).toBe('13');
+      const { storeDir } = await import('../../src/storage/prosody-files/paths.js');
+      await mkdir(storeDir(dir, 'example.org', 'account_roles'), { recursive: true });
+      expect(await detectProsodyVersion(dir, 'example.org')).toBe('13');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
