@@ -29,8 +29,13 @@ describe('accountToStore on Prosody 13', () => {
   it('writes created/updated as numbers, never the strings a document carries', () => {
     const { data } = accountToStore(doc({ created: '1700000000', updated: '1700000001' }), host, { applyCredentials: true, mode: 'replace', serverVersion: '13', now: 1800000000 });
     expect(data.get('created')).toBe(1700000000);
-    // The password was just set: grants made before it (mod_tokenauth compares with `updated`) end.
-    expect(data.get('updated')).toBe(1800000000);
+    expect(data.get('updated')).toBe(1700000001);
+  });
+
+  it('moves updated on when the document’s credentials replace an existing account’s, so older grants end', () => {
+    const existing = LuaTable.of({ password: 'x', created: 1600000000, updated: 1600000001 });
+    const replaced = accountToStore(doc({ updated: '1700000001' }), host, { existing, applyCredentials: true, mode: 'replace', serverVersion: '13', now: 1800000000 }).data;
+    expect([replaced.get('created'), replaced.get('updated')]).toEqual([1600000000, 1800000000]);
   });
 
   it('gives a new account created/updated on 13 even without them in the document, and none on 0.12', () => {

@@ -257,9 +257,10 @@ function secondsOf(text: string | undefined): number | undefined {
 
 /**
  * `created`/`updated` as numbers, never strings. `created`: the existing account's, else the
- * document's, else now. `updated` (mod_tokenauth's "password changed at"): now when the
- * document's credentials were applied, so grants made before the move stop working as after a
- * password change; else the existing account's. On 0.12 they are only kept where already present.
+ * document's, else now. `updated` (mod_tokenauth's "password changed at"): for an existing
+ * account, now when the document's credentials replaced its own, so grants made before stop
+ * working as after a password change, else its own; a new account (which has no grants) keeps the
+ * document's, else now. On 0.12 they are only kept where already present.
  */
 function applyTimes(data: LuaTable, account: UserStart, existing: LuaTable | undefined, options: AccountStoreOptions, credentialsApplied: boolean): void {
   const now = options.now ?? nowSeconds();
@@ -275,7 +276,7 @@ function applyTimes(data: LuaTable, account: UserStart, existing: LuaTable | und
   for (const key of TIME_KEYS) data.set(key, undefined);
   if (!wanted) return;
   const created = existing ? stored('created') ?? secondsOf(attr('created')) ?? now : secondsOf(attr('created')) ?? now;
-  const updated = credentialsApplied || !existing ? now : stored('updated') ?? now;
+  const updated = existing ? (credentialsApplied ? now : stored('updated') ?? now) : secondsOf(attr('updated')) ?? now;
   data.set('created', created);
   data.set('updated', updated);
 }
