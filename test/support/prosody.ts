@@ -648,7 +648,13 @@ export async function startProsody(options: StartProsodyOptions = {}): Promise<P
  * directly, so it needs no running server, and a running one sees the account at once.
  */
 export async function createUser(prosody: ProsodyHandle, user: string, host: string, password: string): Promise<void> {
-  const result = await prosody.prosodyctl(['register', user, host, password]);
+  let result = await prosody.prosodyctl(['register', user, host, password]);
+  // prosodyctl writes SQLite beside the running server, which may hold the write lock a moment
+  // (13 writes its cron store at start): try again rather than fail on a busy database.
+  for (let attempt = 1; attempt < 5 && result.code !== 0 && /database is locked/.test(result.stdout + result.stderr); attempt++) {
+    await sleep(250 * attempt);
+    result = await prosody.prosodyctl(['register', user, host, password]);
+  }
   if (result.code !== 0) {
     throw new Error(`prosodyctl register ${user} ${host} failed (${result.code}): ${result.stdout}${result.stderr}`);
   }
