@@ -23,14 +23,22 @@ export interface OperatorToken {
   readonly hosts: readonly string[];
 }
 
+/**
+ * Prosody's generation, for storage that cannot tell it yet (see README, "Server versions");
+ * absent: detected from the storage, else 0.12.
+ */
+export interface ProsodyVersionSetting {
+  readonly serverVersion?: '0.12' | '13';
+}
+
 export type StorageConfig =
-  | {
+  | ({
       readonly type: 'prosody-sql';
       readonly driver: 'sqlite';
       /** Path of the SQLite file. */
       readonly database: string;
-    }
-  | {
+    } & ProsodyVersionSetting)
+  | ({
       readonly type: 'prosody-sql';
       readonly driver: 'postgres' | 'mysql';
       readonly database: string;
@@ -38,24 +46,29 @@ export type StorageConfig =
       readonly port: number;
       readonly username: string;
       readonly password?: string;
-    }
-  | {
+    } & ProsodyVersionSetting)
+  | ({
       readonly type: 'prosody-files';
       /** Prosody's data_path. */
       readonly path: string;
-    }
+    } & ProsodyVersionSetting)
   | EjabberdStorageConfig;
 
-/** ejabberd 23.01's SQL database (`sql_type`, `sql_database`…, `new_sql_schema`). */
+/** ejabberd's generation; absent: detected from the schema (24.12 by `archive.origin_id` or `schema_version`). */
+export interface EjabberdVersionSetting {
+  readonly serverVersion?: '23.01' | '24.12';
+}
+
+/** ejabberd's SQL database (`sql_type`, `sql_database`…, `new_sql_schema`), 23.01 or 24.12. */
 export type EjabberdStorageConfig =
-  | {
+  | ({
       readonly type: 'ejabberd-sql';
       readonly driver: 'sqlite';
       /** `new` when ejabberd runs with `new_sql_schema: true`. */
       readonly schema: 'new' | 'default';
       readonly database: string;
-    }
-  | {
+    } & EjabberdVersionSetting)
+  | ({
       readonly type: 'ejabberd-sql';
       readonly driver: 'postgres' | 'mysql';
       readonly schema: 'new' | 'default';
@@ -64,11 +77,16 @@ export type EjabberdStorageConfig =
       readonly port: number;
       readonly username: string;
       readonly password?: string;
-    };
+    } & EjabberdVersionSetting);
 
 export interface HostConfig {
   /** Which SCRAM hash Prosody's `password_hash` uses on this host. */
   readonly passwordHash: PasswordHash;
+  /**
+   * Prosody 13: the primary role of an account an import creates, as `prosodyctl` would give it
+   * (`prosody:member` unless set); `null` stores none, so Prosody's `default_user_role` applies.
+   */
+  readonly newAccountRole?: string | null;
 }
 
 export interface ComponentConfig {
@@ -292,6 +310,17 @@ class Fields {
     return this.obj[key] !== undefined;
   }
 
+  /** A non-empty string, `null`, or undefined when absent. */
+  nullableString(key: string): string | null | undefined {
+    if (this.obj[key] === null) return null;
+    return this.has(key) ? this.string(key) : undefined;
+  }
+
+  /** One of `allowed`, or undefined when absent. */
+  optionalOneOf<T extends string>(key: string, allowed: readonly T[]): T | undefined {
+    return this.has(key) ? this.oneOf(key, allowed) : undefined;
+  }
+
   string(key: string, fallback?: string): string {
     const v = this.obj[key];
     if (v === undefined) {
@@ -383,9 +412,10 @@ function validate(raw: JsonObject, cwd: string): Config {
 
   const hosts: Record<string, HostConfig> = {};
   for (const [host, fields] of root.entries('hosts')) {
-    fields.only(['passwordHash']);
+    fields.only(['passwordHash', 'newAccountRole']);
     if (host !== host.toLowerCase() || !/^[^\s/@]+$/.test(host)) throw new ConfigError(`hosts.${host}`, 'must be a lower-case domain name');
-    hosts[host] = { passwordHash: fields.oneOf('passwordHash', ['SHA-1', 'SHA-256', 'plain'] as const, 'SHA-1') };
+    const role = fields.nullableString('newAccountRole');
+    hosts[host] = { passwordHash: fields.oneOf('passwordHash', ['SHA-1', 'SHA-256', 'plain'] as const, 'SHA-1'), ...(role !== undefined ? { newAccountRole: role } : {}) };
   }
   if (Object.keys(hosts).length === 0) hosts.localhost = { passwordHash: 'SHA-1' };
 
@@ -522,21 +552,24 @@ function validate(raw: JsonObject, cwd: string): Config {
 
 function validateStorage(fields: Fields, dataDir: string): StorageConfig {
   const type = fields.oneOf('type', ['prosody-sql', 'prosody-files', 'ejabberd-sql'] as const, 'prosody-sql');
-  if (type === 'prosody-files') {
-    fields.only(['type', 'path']);
-    return { type, path: fields.filePath('path') };
-  }
   if (type === 'ejabberd-sql') return validateEjabberdStorage(fields);
+  const v = fields.optionalOneOf('serverVersion', ['0.12', '13'] as const);
+  const version = v !== undefined ? { serverVersion: v } : {};
+  if (type === 'prosody-files') {
+    fields.only(['type', 'path', 'serverVersion']);
+    return { type, path: fields.filePath('path'), ...version };
+  }
   const driver = fields.oneOf('driver', ['sqlite', 'postgres', 'mysql'] as const, 'sqlite');
   if (driver === 'sqlite') {
-    fields.only(['type', 'driver', 'database']);
-    return { type, driver, database: fields.has('database') ? fields.filePath('database') : resolve(dataDir, 'prosody.sqlite') };
+    fields.only(['type', 'driver', 'database', 'serverVersion']);
+    return { type, driver, database: fields.has('database') ? fields.filePath('database') : resolve(dataDir, 'prosody.sqlite'), ...version };
   }
-  fields.only(['type', 'driver', 'database', 'host', 'port', 'username', 'password', 'passwordFile']);
+  fields.only(['type', 'driver', 'database', 'host', 'port', 'username', 'password', 'passwordFile', 'serverVersion']);
   const password = fields.secret('password');
   return {
     type,
     driver,
+    ...version,
     database: fields.string('database', 'prosody'),
     host: fields.string('host', '127.0.0.1'),
     port: fields.integer('port', driver === 'postgres' ? 5432 : 3306, 1, 65535),
@@ -550,16 +583,19 @@ function validateEjabberdStorage(fields: Fields): EjabberdStorageConfig {
   const type = 'ejabberd-sql';
   const driver = fields.oneOf('driver', ['sqlite', 'postgres', 'mysql'] as const, 'sqlite');
   const schema = fields.oneOf('schema', ['new', 'default'] as const, 'default');
+  const v = fields.optionalOneOf('serverVersion', ['23.01', '24.12'] as const);
+  const version = v !== undefined ? { serverVersion: v } : {};
   if (driver === 'sqlite') {
-    fields.only(['type', 'driver', 'schema', 'database']);
-    return { type, driver, schema, database: fields.filePath('database') };
+    fields.only(['type', 'driver', 'schema', 'database', 'serverVersion']);
+    return { type, driver, schema, database: fields.filePath('database'), ...version };
   }
-  fields.only(['type', 'driver', 'schema', 'database', 'host', 'port', 'username', 'password', 'passwordFile']);
+  fields.only(['type', 'driver', 'schema', 'database', 'host', 'port', 'username', 'password', 'passwordFile', 'serverVersion']);
   const password = fields.secret('password');
   return {
     type,
     driver,
     schema,
+    ...version,
     database: fields.string('database', 'ejabberd'),
     host: fields.string('host', '127.0.0.1'),
     port: fields.integer('port', driver === 'postgres' ? 5432 : 3306, 1, 65535),

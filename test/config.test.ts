@@ -41,6 +41,18 @@ describe('loadConfig', () => {
     expect(config.hosts['example.org']?.passwordHash).toBe('SHA-256');
   });
 
+  it('takes the server generation and Prosody 13’s role for created accounts, and refuses unknown ones', () => {
+    const load = (body: object): ReturnType<typeof loadConfig> => loadConfig({ configPath: tempFile('v.json', JSON.stringify(body)), env: {}, cwd: '/opt' });
+    const files = load({ storage: { type: 'prosody-files', path: 'd', serverVersion: '13' }, hosts: { a: { newAccountRole: 'prosody:admin' }, b: { newAccountRole: null }, c: {} } });
+    expect(files.storage).toEqual({ type: 'prosody-files', path: '/opt/d', serverVersion: '13' });
+    expect(files.hosts).toEqual({ a: { passwordHash: 'SHA-1', newAccountRole: 'prosody:admin' }, b: { passwordHash: 'SHA-1', newAccountRole: null }, c: { passwordHash: 'SHA-1' } });
+    expect(load({ storage: { type: 'ejabberd-sql', database: '/e.db', serverVersion: '24.12' } }).storage).toMatchObject({ serverVersion: '24.12' });
+    expect(load({ storage: { type: 'prosody-sql', driver: 'postgres' } }).storage).not.toHaveProperty('serverVersion');
+    expect(() => load({ storage: { type: 'prosody-sql', serverVersion: '24.12' } })).toThrow(/storage\.serverVersion: must be one of 0\.12, 13/);
+    expect(() => load({ storage: { type: 'ejabberd-sql', database: '/e.db', serverVersion: '13' } })).toThrow(/storage\.serverVersion: must be one of 23\.01, 24\.12/);
+    expect(() => load({ hosts: { a: { newAccountRole: 5 } } })).toThrow(/hosts\.a\.newAccountRole/);
+  });
+
   it('lets XPORTA_* variables override nested fields, camel-casing segments', () => {
     const config = loadConfig({
       env: { XPORTA_LISTEN__PORT: '8080', XPORTA_LIMITS__MAX_CONCURRENT_IMPORTS: '5', XPORTA_LOG_LEVEL: 'warn' },

@@ -25,7 +25,7 @@ const READ_BATCH_SIZE = 200;
 export async function openStorage(config: Config): Promise<StorageBackend> {
   const { storage, hosts } = config;
   if (storage.type === 'prosody-files') {
-    const backend = new ProsodyFilesBackend({ path: storage.path, hosts });
+    const backend = new ProsodyFilesBackend({ path: storage.path, hosts, ...(storage.serverVersion ? { serverVersion: storage.serverVersion } : {}) });
     // Finishes or rolls back an import a crash interrupted before anything reads the files.
     await backend.recover();
     return backend;
@@ -35,20 +35,26 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
     // serving cached data after an import until `ejabberdctl clear_cache` (see README).
     // hosts.<domain>.passwordHash says which credentials ejabberd's auth_scram_hash can use there.
     const ejabberdHosts = Object.fromEntries(Object.entries(hosts).map(([h, c]) => [h, { passwordHash: c.passwordHash }]));
-    const settings = { hosts: ejabberdHosts, newSchema: storage.schema === 'new', readBatchSize: READ_BATCH_SIZE };
+    const settings = {
+      hosts: ejabberdHosts,
+      newSchema: storage.schema === 'new',
+      readBatchSize: READ_BATCH_SIZE,
+      ...(storage.serverVersion ? { serverVersion: storage.serverVersion } : {}),
+    };
     if (storage.driver === 'sqlite') return new EjabberdSqlBackend({ dialect: 'sqlite', database: storage.database, ...settings });
     return new EjabberdSqlBackend({ ...networkedConnection(storage), ...settings });
   }
+  const version = storage.serverVersion ? { serverVersion: storage.serverVersion } : {};
   if (storage.driver === 'sqlite') {
     mkdirSync(dirname(storage.database), { recursive: true });
     // Made private before SQLite opens it (SCRAM keys and messages live here); its -wal and
     // -journal files take its mode. An existing file keeps the mode its owner gave it.
     ensurePrivateFile(storage.database, config.files.mode);
-    const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts, readBatchSize: READ_BATCH_SIZE });
+    const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts, readBatchSize: READ_BATCH_SIZE, ...version });
     await backend.ensureSchema();
     return backend;
   }
-  return new ProsodySqlBackend({ ...networkedConnection(storage), hosts, readBatchSize: READ_BATCH_SIZE });
+  return new ProsodySqlBackend({ ...networkedConnection(storage), hosts, readBatchSize: READ_BATCH_SIZE, ...version });
 }
 
 /** A networked database's connection in the dialects' terms: the same for Prosody's and ejabberd's stores. */

@@ -63,7 +63,8 @@ describeWithProsody('round trip: Prosody on SQLite → Prosody on internal files
     // B's data directory is created by a first start; the import runs while B is stopped.
     prosodyB = await startProsody({ storage: 'internal', dir: rootB });
     await prosodyB.stop();
-    const storageB = new ProsodyFilesBackend({ path: join(rootB, 'data'), hosts });
+    // A data directory B has not written to cannot tell its generation: configured, as an operator would.
+    const storageB = new ProsodyFilesBackend({ path: join(rootB, 'data'), hosts, serverVersion: prosodyA.version });
     const report = await importUserDocument(storageB, ALICE, readDocument(Readable.from([Buffer.from(first)])), {
       mode: 'replace',
       dryRun: false,
@@ -86,7 +87,8 @@ describeWithProsody('round trip: Prosody on SQLite → Prosody on internal files
   });
 
   it('exports the same records from Prosody B', async () => {
-    const storageB = new ProsodyFilesBackend({ path: join(rootB, 'data'), hosts });
+    // A data directory B has not written to cannot tell its generation: configured, as an operator would.
+    const storageB = new ProsodyFilesBackend({ path: join(rootB, 'data'), hosts, serverVersion: prosodyA.version });
     const second = await exportText(storageB);
     const [a, b] = [await events(first), await events(second)];
     expect(b.filter((e) => e.kind === 'archive').length).toBe(summary.archive.messages.length);

@@ -327,6 +327,34 @@ describe('importing', () => {
     expect(back.filter((r) => r.kind === 'offline')).toHaveLength(1);
   });
 
+  it('removes the Prosody 13 .lidx beside every .list it appends to or rewrites, and leaves others', async () => {
+    const b = backend();
+    await b.applyUser(ref, ACCOUNT, stream(FULL), options({ mode: 'replace' }));
+    const lidx = (store: string, user = 'dave'): string => path.join(data, `localhost/${store}/${user}.lidx`);
+    // What Prosody 13 leaves after reading or appending: an index beside each list.
+    for (const store of ['archive', 'offline', 'pep_urn%3aexample%3anotes']) await writeFile(lidx(store), 'stale index');
+    await writeFile(lidx('archive', 'someone'), 'not ours');
+    await b.applyUser(ref, ACCOUNT, stream([archive('a9', 1795368900, 'appended')]), options({ mode: 'merge', include: new Set<DataKind>(['archive']) }));
+    const files = await snapshot(data);
+    expect(files.has('localhost/archive/dave.lidx')).toBe(false);
+    // Lists this import did not touch keep their index; so does another user's.
+    expect(files.has('localhost/offline/dave.lidx')).toBe(true);
+    expect(files.has('localhost/archive/someone.lidx')).toBe(true);
+    await b.applyUser(ref, ACCOUNT, stream([pepItem('urn:example:notes', 'n1', 'edited')]), options({ mode: 'merge', include: new Set<DataKind>(['pep']) }));
+    expect((await snapshot(data)).has('localhost/pep_urn%3aexample%3anotes/dave.lidx')).toBe(false);
+    await b.applyUser(ref, ACCOUNT, stream([]), options({ mode: 'replace', include: new Set<DataKind>(['offline']) }));
+    expect((await snapshot(data)).has('localhost/offline/dave.lidx')).toBe(false);
+  });
+
+  it('a dry run leaves a .lidx in place', async () => {
+    const b = backend();
+    await b.applyUser(ref, ACCOUNT, stream(FULL), options({ mode: 'replace' }));
+    const index = path.join(data, 'localhost/archive/dave.lidx');
+    await writeFile(index, 'index');
+    await b.applyUser(ref, ACCOUNT, stream([archive('a9', 1795368900, 'x')]), options({ dryRun: true }));
+    expect(await readFile(index, 'utf8')).toBe('index');
+  });
+
   it('de-duplicates the same past the in-memory bound, from a scratch file it then removes', async () => {
     const scratchFiles = async () => (await readdir(data)).filter((name) => name.startsWith('.xporta-scratch-'));
     const b = backend({ seenInMemory: 3 });

@@ -1,5 +1,5 @@
 /**
- * A real ejabberd 23.01 (Debian package) for integration tests: its own ejabberd.yml, spool,
+ * A real ejabberd (23.01 from Debian, or 24.12 from the rig's backports unpack) for integration tests: its own ejabberd.yml, spool,
  * log, Erlang node name and cookie, loopback ports and (for postgres/mysql) database.
  *
  * /usr/sbin/ejabberdctl is not used: as root it re-runs itself as the `ejabberd` user (which
@@ -19,40 +19,45 @@ import mysql from 'mysql2/promise';
 import type { EjabberdSqlConnection } from '../../src/storage/ejabberd-sql/index.js';
 import { binaryAvailable, isCI } from './prosody.js';
 import { freePorts } from './ports.js';
+import { defaultEjabberdVersion, ejabberdInstall, type EjabberdVersion } from './server-versions.js';
 import { createTestDatabase, dropTestDatabase, sqlServer, type SqlServer, type SqlServerKind } from './sql-databases.js';
 
+export type { EjabberdVersion } from './server-versions.js';
+
 export const ERL_BIN = process.env.XPORTA_ERL_BIN ?? '/usr/bin/erl';
-/** Where Debian's ejabberd package puts its OTP application (ERL_LIBS for `erl`). */
-export const EJABBERD_LIBS = process.env.XPORTA_EJABBERD_LIBS ?? '/usr/lib/x86_64-linux-gnu';
-export const EJABBERD_SQL_DIR = process.env.XPORTA_EJABBERD_SQL_DIR ?? '/usr/share/ejabberd/sql';
-const EJABBERD_MARKER = join(EJABBERD_LIBS, 'ejabberd-23.01-1', 'ebin', 'ejabberd.app');
+/** ejabberd 23.01's OTP application dir (ERL_LIBS for `erl`) and schema files. */
+export const EJABBERD_LIBS = ejabberdInstall('23.01').erlLibs;
+export const EJABBERD_SQL_DIR = ejabberdInstall('23.01').sqlDir;
 
 export type EjabberdStorage = 'sqlite' | SqlServerKind;
 
 const warned = new Set<string>();
 
-export function ejabberdAvailable(): boolean {
-  return binaryAvailable(ERL_BIN) && existsSync(EJABBERD_MARKER);
+export function ejabberdAvailable(version: EjabberdVersion = defaultEjabberdVersion()): boolean {
+  return binaryAvailable(ERL_BIN) && existsSync(ejabberdInstall(version).marker);
 }
 
 /**
  * For `describe.skipIf`: true only when ejabberd is missing outside CI. Under CI a missing
- * package throws here, so the suite fails instead of silently skipping.
+ * package throws here, naming the version, so the suite fails instead of silently skipping.
  */
-export function skipWithoutEjabberd(): boolean {
-  if (ejabberdAvailable()) return false;
-  const message = `ejabberd 23.01 is not installed (apt-get install ejabberd erlang-p1-sqlite3; looked for ${EJABBERD_MARKER})`;
-  if (isCI) throw new Error(`${message}; CI is set, so ejabberd tests fail instead of skipping`);
-  if (!warned.has(message)) console.warn(`[xporta tests] skipping ejabberd tests: ${message}`);
+export function skipWithoutEjabberd(version: EjabberdVersion = defaultEjabberdVersion()): boolean {
+  if (ejabberdAvailable(version)) return false;
+  const install = ejabberdInstall(version);
+  const message = `ejabberd ${version} is not installed (${install.installHint}; looked for ${install.marker})`;
+  if (isCI) throw new Error(`${message}; CI is set, so ejabberd ${version} tests fail instead of skipping`);
+  if (!warned.has(message)) console.warn(`[xporta tests] skipping ejabberd ${version} tests: ${message}`);
   warned.add(message);
   return true;
 }
 
-export function describeWithEjabberd(name: string, fn: () => void): void {
-  describe.skipIf(skipWithoutEjabberd())(name, fn);
+export function describeWithEjabberd(name: string, fn: () => void, version: EjabberdVersion = defaultEjabberdVersion()): void {
+  describe.skipIf(skipWithoutEjabberd(version))(name, fn);
 }
 
 export interface StartEjabberdOptions {
+  /** Which generation; default XPORTA_EJABBERD_VERSION, else 23.01. */
+  readonly version?: EjabberdVersion;
   /** Default `sqlite`. postgres/mysql get a fresh `xporta_test_*` database with ejabberd's schema. */
   readonly storage?: EjabberdStorage;
   /** `new_sql_schema`; default true. */
@@ -71,6 +76,7 @@ export interface CtlResult {
 }
 
 export interface EjabberdHandle {
+  readonly version: EjabberdVersion;
   readonly c2sPort: number;
   /** c2s service URI for @xmpp/client. */
   readonly service: string;
@@ -94,6 +100,8 @@ export interface EjabberdHandle {
   restart(): Promise<void>;
   stop(): Promise<void>;
   logTail(lines?: number): string;
+  /** Lines ejabberd logged at error level (`[error]`) since it was first started. */
+  logErrors(): string[];
 }
 
 function renderConfig(o: {
@@ -167,8 +175,8 @@ function renderConfig(o: {
 }
 
 /** Runs ejabberd's schema script, statement by statement (neither driver takes a whole file safely). */
-async function loadSchema(kind: SqlServerKind, database: string, server: SqlServer, newSchema: boolean): Promise<void> {
-  const file = join(EJABBERD_SQL_DIR, `${kind === 'postgres' ? 'pg' : 'mysql'}${newSchema ? '.new' : ''}.sql`);
+async function loadSchema(kind: SqlServerKind, database: string, server: SqlServer, newSchema: boolean, sqlDir: string): Promise<void> {
+  const file = join(sqlDir, `${kind === 'postgres' ? 'pg' : 'mysql'}${newSchema ? '.new' : ''}.sql`);
   const text = readFileSync(file, 'utf8')
     .split('\n')
     .filter((l) => !/^\s*--/.test(l))
@@ -263,6 +271,7 @@ class EjabberdInstance implements EjabberdHandle {
   private readonly cookie = randomBytes(12).toString('hex');
 
   constructor(
+    readonly version: EjabberdVersion,
     readonly rootDir: string,
     readonly c2sPort: number,
     readonly hosts: readonly string[],
@@ -285,7 +294,7 @@ class EjabberdInstance implements EjabberdHandle {
   private env(): NodeJS.ProcessEnv {
     return {
       ...process.env,
-      ERL_LIBS: EJABBERD_LIBS,
+      ERL_LIBS: ejabberdInstall(this.version).erlLibs,
       EJABBERD_CONFIG_PATH: this.configPath,
       EJABBERD_LOG_PATH: this.logPath,
       ERL_CRASH_DUMP: join(this.rootDir, 'logs', 'erl_crash.dump'),
@@ -313,11 +322,11 @@ class EjabberdInstance implements EjabberdHandle {
     const deadline = Date.now() + this.startTimeoutMs;
     const host = this.hosts[0] ?? 'localhost';
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`ejabberd exited with ${child.exitCode} during start:\n${this.logTail(30)}`);
+      if (child.exitCode !== null) throw new Error(`ejabberd ${this.version} exited with ${child.exitCode} during start:\n${this.logTail(30)}`);
       if (await streamReady(this.c2sPort, host)) return;
       await new Promise((r) => setTimeout(r, 200));
     }
-    throw new Error(`ejabberd did not accept a stream on ${this.c2sPort} within ${this.startTimeoutMs} ms:\n${this.logTail(30)}`);
+    throw new Error(`ejabberd ${this.version} did not accept a stream on ${this.c2sPort} within ${this.startTimeoutMs} ms:\n${this.logTail(30)}`);
   }
 
   ctl(args: readonly string[]): Promise<CtlResult> {
@@ -374,6 +383,16 @@ class EjabberdInstance implements EjabberdHandle {
     if (process.env.XPORTA_KEEP_TEST_DATA !== '1') await rm(this.rootDir, { recursive: true, force: true });
   }
 
+  logErrors(): string[] {
+    let text: string;
+    try {
+      text = readFileSync(this.logPath, 'utf8');
+    } catch {
+      return [];
+    }
+    return text.split('\n').filter((l) => / \[error\] /.test(l));
+  }
+
   logTail(lines = 40): string {
     try {
       return readFileSync(this.logPath, 'utf8').split('\n').slice(-lines).join('\n');
@@ -384,7 +403,9 @@ class EjabberdInstance implements EjabberdHandle {
 }
 
 export async function startEjabberd(options: StartEjabberdOptions = {}): Promise<EjabberdHandle> {
-  if (!ejabberdAvailable()) throw new Error(`ejabberd is missing (${EJABBERD_MARKER}); wrap the suite in describeWithEjabberd() to skip`);
+  const version = options.version ?? defaultEjabberdVersion();
+  const install = ejabberdInstall(version);
+  if (!ejabberdAvailable(version)) throw new Error(`ejabberd ${version} is missing (${install.marker}); wrap the suite in describeWithEjabberd() to skip`);
   const storage = options.storage ?? 'sqlite';
   const newSchema = options.newSchema ?? true;
   const hosts = options.hosts ?? ['localhost'];
@@ -400,7 +421,7 @@ export async function startEjabberd(options: StartEjabberdOptions = {}): Promise
     const database = await createTestDatabase(storage, admin);
     let server = admin;
     try {
-      await loadSchema(storage, database, admin, newSchema);
+      await loadSchema(storage, database, admin, newSchema, install.sqlDir);
       // p1_mysql sends an empty password as a real one ("using password: YES") and is refused:
       // ejabberd gets a user of its own, named like the database and dropped with it.
       if (storage === 'mysql') server = await createMysqlUser(admin, database);
@@ -415,7 +436,7 @@ export async function startEjabberd(options: StartEjabberdOptions = {}): Promise
   if (port === undefined) throw new Error('no free port');
   const node = `xporta_ej_${randomBytes(4).toString('hex')}@localhost`;
   await writeFile(join(rootDir, 'ejabberd.yml'), renderConfig({ hosts, port, storage, newSchema, scramHash: options.scramHash ?? 'sha', ...(sqlitePath ? { sqlitePath } : {}), ...(sql ? { sql } : {}) }));
-  const instance = new EjabberdInstance(rootDir, port, hosts, node, storage, newSchema, options.startTimeoutMs ?? 30_000, sqlitePath, sql);
+  const instance = new EjabberdInstance(version, rootDir, port, hosts, node, storage, newSchema, options.startTimeoutMs ?? 30_000, sqlitePath, sql);
   try {
     await instance.launch();
     // ejabberd creates its SQLite tables on the first SQL query, not at start: make it query now,

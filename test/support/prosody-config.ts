@@ -81,6 +81,8 @@ export interface ProsodyConfigInput {
   readonly component: { readonly jid: string; readonly secret: string };
   readonly storage: ProsodyStorageKind;
   readonly sql?: ProsodySqlParams;
+  /** Prosody generation; 13 needs mod_posix named when run in the foreground. Default 0.12. */
+  readonly version?: '0.12' | '13';
   readonly passwordHash: 'SHA-1' | 'SHA-256';
   readonly privilege?: PrivilegeConfig;
   readonly extraModules?: readonly string[];
@@ -127,6 +129,9 @@ function luaPrivilege(component: string, p: PrivilegeConfig): string {
 
 export function renderProsodyConfig(c: ProsodyConfigInput): string {
   const modules = [...DEFAULT_MODULES, ...(c.extraModules ?? [])];
+  // 13 loads mod_posix (which handles run_as_root and the pidfile prosodyctl reads) only when
+  // it is listed, when run in the foreground as here.
+  if (c.version === '13') modules.push('posix');
   if (c.privilege) modules.push('privilege');
   if (c.httpPort !== undefined) modules.push('http');
 

@@ -1,5 +1,5 @@
 /**
- * A real Prosody 0.12 for integration tests: its own config, data dir, ports and (for
+ * A real Prosody (0.12 from Debian, or 13 from the rig's backports unpack) for integration tests: its own config, data dir, ports and (for
  * postgres/mysql) database, started as a foreground child process and torn down afterwards.
  */
 import { spawn } from 'node:child_process';
@@ -20,11 +20,15 @@ import {
 import { connect } from 'node:net';
 import { canConnect, freePorts } from './ports.js';
 import { createTestDatabase, dropTestDatabase, sqlServer, type SqlServer, type SqlServerKind } from './sql-databases.js';
+import { defaultProsodyVersion, prosodyBinaries, type ProsodyVersion } from './server-versions.js';
 
 export type { PrivilegeConfig, ProsodySqlParams, ProsodyStorageKind } from './prosody-config.js';
 
-export const PROSODY_BIN = process.env.XPORTA_PROSODY_BIN ?? '/usr/bin/prosody';
-export const PROSODYCTL_BIN = process.env.XPORTA_PROSODYCTL_BIN ?? '/usr/bin/prosodyctl';
+export type { ProsodyVersion } from './server-versions.js';
+
+/** Prosody 0.12's binaries (Debian's package). */
+export const PROSODY_BIN = prosodyBinaries('0.12').prosody;
+export const PROSODYCTL_BIN = prosodyBinaries('0.12').prosodyctl;
 
 /** Any CI marker counts: when unsure we would rather fail than skip. */
 export const isCI: boolean = ((): boolean => {
@@ -49,33 +53,37 @@ export function binaryAvailable(path: string): boolean {
  * True when `path` is executable. A missing binary throws under CI (a green run must never
  * hide a missing install step) and only warns elsewhere, so a developer without it can skip.
  */
-export function requireBinary(path: string): boolean {
+export function requireBinary(path: string, version: ProsodyVersion = '0.12'): boolean {
   if (binaryAvailable(path)) return true;
-  const message = `${path} is not installed or not executable (apt-get install prosody lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql)`;
-  if (isCI) throw new Error(`${message}; CI is set, so Prosody tests fail instead of skipping`);
-  if (!warned.has(path)) console.warn(`[xporta tests] skipping Prosody tests: ${message}`);
+  const message = `Prosody ${version}: ${path} is not installed or not executable (${prosodyBinaries(version).installHint})`;
+  if (isCI) throw new Error(`${message}; CI is set, so Prosody ${version} tests fail instead of skipping`);
+  if (!warned.has(path)) console.warn(`[xporta tests] skipping Prosody ${version} tests: ${message}`);
   warned.add(path);
   return false;
 }
 
-export function prosodyAvailable(): boolean {
-  return binaryAvailable(PROSODY_BIN) && binaryAvailable(PROSODYCTL_BIN);
+export function prosodyAvailable(version: ProsodyVersion = defaultProsodyVersion()): boolean {
+  const bins = prosodyBinaries(version);
+  return binaryAvailable(bins.prosody) && binaryAvailable(bins.prosodyctl);
 }
 
 /**
  * For `describe.skipIf(...)`: true only when Prosody is missing *and* we are not in CI. Under
- * CI the suite runs and startProsody() throws, so a missing package shows up as a failure.
+ * CI this throws, naming the version, so a missing package shows up as a failure.
  */
-export function skipWithoutProsody(): boolean {
-  if (prosodyAvailable()) return false;
-  return !(requireBinary(PROSODY_BIN) && requireBinary(PROSODYCTL_BIN));
+export function skipWithoutProsody(version: ProsodyVersion = defaultProsodyVersion()): boolean {
+  if (prosodyAvailable(version)) return false;
+  const bins = prosodyBinaries(version);
+  return !(requireBinary(bins.prosody, version) && requireBinary(bins.prosodyctl, version));
 }
 
-export function describeWithProsody(name: string, fn: () => void): void {
-  describe.skipIf(skipWithoutProsody())(name, fn);
+export function describeWithProsody(name: string, fn: () => void, version: ProsodyVersion = defaultProsodyVersion()): void {
+  describe.skipIf(skipWithoutProsody(version))(name, fn);
 }
 
 export interface StartProsodyOptions {
+  /** Which generation; default XPORTA_PROSODY_VERSION, else 0.12. */
+  readonly version?: ProsodyVersion;
   /** Default `sqlite`. postgres/mysql get a fresh `xporta_test_*` database, dropped by stop(). */
   readonly storage?: ProsodyStorageKind;
   /** Prosody's `password_hash`; decides SCRAM-SHA-1 vs SCRAM-SHA-256. Default `SHA-1`. */
@@ -105,6 +113,7 @@ export interface ProsodyctlResult {
 }
 
 export interface ProsodyHandle {
+  readonly version: ProsodyVersion;
   /** Ports can change on restart() if the old one was taken meanwhile: read them afresh. */
   readonly c2sPort: number;
   readonly componentPort: number;
@@ -259,6 +268,7 @@ class ProsodyInstance implements ProsodyHandle {
   private readonly stderrTail = new TailBuffer();
 
   constructor(
+    readonly version: ProsodyVersion,
     readonly rootDir: string,
     private readonly ownsDir: boolean,
     readonly storage: ProsodyStorageKind,
@@ -319,6 +329,7 @@ class ProsodyInstance implements ProsodyHandle {
       c2sPort: this.ports.c2s,
       componentPort: this.ports.component,
       ...(this.ports.http !== undefined ? { httpPort: this.ports.http } : {}),
+      version: this.version,
       hosts: this.hosts,
       component: this.component,
       storage: this.storage,
@@ -350,7 +361,7 @@ class ProsodyInstance implements ProsodyHandle {
 
   private async launchOnce(): Promise<'ready' | 'port-taken'> {
     const logOffset = await fileSize(this.logPath);
-    const child = spawn(PROSODY_BIN, ['--config', this.configPath, '-F'], {
+    const child = spawn(prosodyBinaries(this.version).prosody, ['--config', this.configPath, '-F'], {
       cwd: this.rootDir,
       env: prosodyEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -373,7 +384,7 @@ class ProsodyInstance implements ProsodyHandle {
     const deadline = Date.now() + this.startTimeoutMs;
     let log = '';
     for (;;) {
-      if (spawnError) throw await this.startFailure(`could not spawn ${PROSODY_BIN}: ${spawnError.message}`, log);
+      if (spawnError) throw await this.startFailure(`could not spawn ${prosodyBinaries(this.version).prosody}: ${spawnError.message}`, log);
       if (!this.running) {
         throw await this.startFailure(`Prosody exited during startup (code ${child.exitCode}, signal ${child.signalCode})`, log);
       }
@@ -418,7 +429,7 @@ class ProsodyInstance implements ProsodyHandle {
     }
     const logText = logSinceStart.trim() === '' ? await this.logTail() : logSinceStart.split('\n').slice(-40).join('\n');
     const details = [
-      reason,
+      `Prosody ${this.version}: ${reason}`,
       `config: ${this.configPath}${this.ownsDir && !keepData() ? ' (removed; XPORTA_KEEP_TEST_DATA=1 keeps it)' : ''}`,
       `--- log (${this.logPath}) ---`,
       logText,
@@ -491,7 +502,7 @@ class ProsodyInstance implements ProsodyHandle {
   }
 
   prosodyctl(args: readonly string[]): Promise<ProsodyctlResult> {
-    return runProsodyctl(this.configPath, this.rootDir, args);
+    return runProsodyctl(prosodyBinaries(this.version).prosodyctl, this.configPath, this.rootDir, args);
   }
 
   async logTail(lines = 40): Promise<string> {
@@ -526,9 +537,9 @@ function c2sAnswersStream(port: number, domain: string, timeoutMs = 1000): Promi
   });
 }
 
-function runProsodyctl(configPath: string, cwd: string, args: readonly string[]): Promise<ProsodyctlResult> {
+function runProsodyctl(bin: string, configPath: string, cwd: string, args: readonly string[]): Promise<ProsodyctlResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PROSODYCTL_BIN, ['--config', configPath, ...args], {
+    const child = spawn(bin, ['--config', configPath, ...args], {
       cwd,
       env: prosodyEnv(),
       // prosodyctl may prompt (passwords, confirmations); a closed stdin makes it give up.
@@ -551,8 +562,10 @@ function runProsodyctl(configPath: string, cwd: string, args: readonly string[])
 }
 
 export async function startProsody(options: StartProsodyOptions = {}): Promise<ProsodyHandle> {
-  for (const bin of [PROSODY_BIN, PROSODYCTL_BIN]) {
-    if (!requireBinary(bin)) throw new Error(`${bin} is missing; wrap the suite in describeWithProsody() to skip`);
+  const version = options.version ?? defaultProsodyVersion();
+  const bins = prosodyBinaries(version);
+  for (const bin of [bins.prosody, bins.prosodyctl]) {
+    if (!requireBinary(bin, version)) throw new Error(`Prosody ${version}: ${bin} is missing; wrap the suite in describeWithProsody() to skip`);
   }
   const storage = options.storage ?? 'sqlite';
   const hosts = options.hosts ?? ['localhost'];
@@ -604,6 +617,7 @@ export async function startProsody(options: StartProsodyOptions = {}): Promise<P
   if (c2s === undefined || componentPort === undefined) throw new Error('no free ports');
   installExitHook();
   const instance = new ProsodyInstance(
+    version,
     rootDir,
     ownsDir,
     storage,
@@ -634,7 +648,13 @@ export async function startProsody(options: StartProsodyOptions = {}): Promise<P
  * directly, so it needs no running server, and a running one sees the account at once.
  */
 export async function createUser(prosody: ProsodyHandle, user: string, host: string, password: string): Promise<void> {
-  const result = await prosody.prosodyctl(['register', user, host, password]);
+  let result = await prosody.prosodyctl(['register', user, host, password]);
+  // prosodyctl writes SQLite beside the running server, which may hold the write lock a moment
+  // (13 writes its cron store at start): try again rather than fail on a busy database.
+  for (let attempt = 1; attempt < 5 && result.code !== 0 && /database is locked/.test(result.stdout + result.stderr); attempt++) {
+    await sleep(250 * attempt);
+    result = await prosody.prosodyctl(['register', user, host, password]);
+  }
   if (result.code !== 0) {
     throw new Error(`prosodyctl register ${user} ${host} failed (${result.code}): ${result.stdout}${result.stderr}`);
   }

@@ -314,9 +314,9 @@ export async function connectClient(options: ConnectOptions): Promise<XmppClient
   return client;
 }
 
-/** connectClient against a test Prosody; `host` defaults to its first VirtualHost. */
+/** connectClient against a test Prosody or ejabberd; `host` defaults to its first VirtualHost. */
 export function loginAs(
-  prosody: ProsodyHandle,
+  prosody: Pick<ProsodyHandle, 'service' | 'hosts'>,
   username: string,
   password: string,
   options: { readonly host?: string; readonly resource?: string; readonly presence?: boolean } = {},

@@ -1,5 +1,5 @@
 /**
- * One import into ejabberd 23.01's SQL tables, inside a transaction the caller owns. Small
+ * One import into ejabberd's SQL tables (23.01 and 24.12), inside a transaction the caller owns. Small
  * per-user data (roster, vCard, privacy, blocklist) is collected and written at the end so that
  * several records combine; the rest is written as it arrives.
  */
@@ -21,9 +21,10 @@ import {
   type UserStart,
   type XmlElement,
 } from '../../xep0227/model.js';
-import { serializeElement } from '../../xep0227/xml.js';
+import { parseElement, serializeElement } from '../../xep0227/xml.js';
 import type { SqlSession } from '../prosody-sql/dialect.js';
 import { EjabberdArchiveWriter, MICROS_ID } from './archive-writer.js';
+import { LEGACY_NS, PEP_BOOKMARKS_CONFIG, PEP_BOOKMARKS_NODE, legacyFromPep, pepFromLegacy } from './bookmarks.js';
 import { formatTerm } from './erlang.js';
 import { DEFAULT_PEP_OPTIONS, encodeAffiliation, encodeSubscriptions, fieldToOption, isoToMicros, microsToErlangNow } from './pep.js';
 import { BLOCKLIST_NAME } from './read.js';
@@ -39,6 +40,22 @@ interface RosterEntry {
 function bare(jid: string): string {
   const slash = jid.indexOf('/');
   return slash < 0 ? jid : jid.slice(0, slash);
+}
+
+/** What the target database's generation asks of an import. */
+export interface EjabberdImportSchema {
+  /** `archive.origin_id` exists (24.12) and must be written. */
+  readonly originId: boolean;
+  /** Keep XEP-0048 private and XEP-0402 PEP bookmarks in sync, as ejabberd 24.12 does. */
+  readonly syncBookmarks: boolean;
+}
+
+/** `<origin-id xmlns='urn:xmpp:sid:0' id/>`'s id, else the message id, else '' (what ejabberd 24.12 stores). */
+export function originIdOf(stanza: XmlElement): string {
+  const origin = firstChild(stanza, 'origin-id', 'urn:xmpp:sid:0');
+  const id = origin?.attrs.id;
+  if (id !== undefined && id !== '') return id;
+  return stanza.attrs.id ?? '';
 }
 
 export class EjabberdUserImport {
@@ -57,6 +74,9 @@ export class EjabberdUserImport {
   private readonly archive: EjabberdArchiveWriter;
   private offlineSeen: Set<string> | undefined;
   private offlineDuplicates = 0;
+  /** The document's XEP-0048 `<storage/>` and whether it had XEP-0402 items, for the bookmark sync. */
+  private legacyBookmarks: XmlElement | undefined;
+  private pepBookmarks = 0;
 
   constructor(
     private readonly db: SqlSession,
@@ -64,9 +84,10 @@ export class EjabberdUserImport {
     private readonly ref: UserRef,
     private readonly options: ApplyOptions,
     private readonly passwordHash: 'SHA-1' | 'SHA-256' | 'plain',
+    private readonly schema: EjabberdImportSchema = { originId: false, syncBookmarks: false },
   ) {
     this.jid = `${ref.user}@${ref.host}`;
-    this.archive = new EjabberdArchiveWriter(db, t, ref, options.mode === 'merge');
+    this.archive = new EjabberdArchiveWriter(db, t, ref, options.mode === 'merge', schema.originId);
   }
 
   private includes(kind: DataKind): boolean {
@@ -211,6 +232,7 @@ export class EjabberdUserImport {
         return;
       case 'private': {
         const ns = record.element.xmlns;
+        if (ns === LEGACY_NS && record.element.name === 'storage') this.legacyBookmarks = record.element;
         await this.t.delete(this.db, this.ref, 'private_storage', ` AND "namespace" = ?`, [ns]);
         await this.t.insert(this.db, this.ref, 'private_storage', { namespace: ns, data: serializeElement(record.element) });
         this.count('private');
@@ -221,6 +243,7 @@ export class EjabberdUserImport {
         this.count('pep');
         return;
       case 'pep-item':
+        if (record.node === PEP_BOOKMARKS_NODE) this.pepBookmarks++;
         await this.writeItem(record);
         this.count('pep');
         return;
@@ -347,6 +370,7 @@ export class EjabberdUserImport {
       barePeer,
       txt: body ? textOf(body) : '',
       kind: stanza.attrs.type === 'groupchat' ? 'groupchat' : 'chat',
+      originId: originIdOf(stanza),
     });
   }
 
@@ -377,10 +401,41 @@ export class EjabberdUserImport {
   private async finish(): Promise<void> {
     await this.archive.flush();
     if (this.archive.written > 0) this.count('archive', this.archive.written);
+    if (this.schema.syncBookmarks && this.includes('private') && this.includes('pep')) await this.syncBookmarks();
     await this.writeRoster();
     if (this.vcard) await this.writeVCard(this.vcard);
     if (this.privacy) await this.writePrivacy(this.privacy);
     if (this.blocked) await this.writeBlocklist(this.blocked);
+  }
+
+  /**
+   * ejabberd 24.12 mirrors each bookmark form into the other when a client writes one. A document
+   * with only one form gets the other written here, so legacy and current clients both see the
+   * rooms: XEP-0402 items become the private `<storage/>` (from every item the node holds after
+   * the import), a private `<storage/>` becomes XEP-0402 items (the node made as XEP-0402 asks).
+   */
+  private async syncBookmarks(): Promise<void> {
+    if (this.pepBookmarks > 0 && !this.legacyBookmarks) {
+      const id = await this.nodeId(PEP_BOOKMARKS_NODE);
+      if (id === undefined) return;
+      const rows = await this.db.query(`SELECT "itemid", "payload" FROM "pubsub_item" WHERE "nodeid" = ? ORDER BY "modification", "itemid"`, [id]);
+      const items = rows.flatMap((r) => {
+        const text = str(r.payload).trim();
+        return text === '' ? [] : [{ id: str(r.itemid), payload: parseElement(text) }];
+      });
+      const storage = legacyFromPep(items);
+      await this.t.delete(this.db, this.ref, 'private_storage', ` AND "namespace" = ?`, [LEGACY_NS]);
+      await this.t.insert(this.db, this.ref, 'private_storage', { namespace: LEGACY_NS, data: serializeElement(storage) });
+      this.warnings.push(`bookmarks: ${storage.children.length} XEP-0402 bookmark(s) also written as XEP-0048 private storage, which ejabberd keeps in sync`);
+    } else if (this.legacyBookmarks && this.pepBookmarks === 0) {
+      const items = pepFromLegacy(this.legacyBookmarks);
+      if (items.length === 0) return;
+      if ((await this.nodeId(PEP_BOOKMARKS_NODE)) === undefined) {
+        await this.writeNode({ kind: 'pep-node', node: PEP_BOOKMARKS_NODE, config: PEP_BOOKMARKS_CONFIG, affiliations: [], subscriptions: [] });
+      }
+      for (const item of items) await this.writeItem({ kind: 'pep-item', node: PEP_BOOKMARKS_NODE, id: item.id, payload: item.payload, publisher: this.jid });
+      this.warnings.push(`bookmarks: ${items.length} XEP-0048 private bookmark(s) also written as XEP-0402 PEP items, which ejabberd keeps in sync`);
+    }
   }
 
   private async writeRoster(): Promise<void> {

@@ -38,6 +38,8 @@ export interface ArchiveMessage {
   readonly barePeer: string;
   readonly txt: string;
   readonly kind: 'chat' | 'groupchat';
+  /** What ejabberd 24.12 keeps in `origin_id`: the `<origin-id/>` id, else the message id, else ''. */
+  readonly originId: string;
 }
 
 /** What is stored at one time. */
@@ -61,6 +63,8 @@ export class EjabberdArchiveWriter {
     private readonly ref: UserRef,
     /** `merge`: a message already stored at its time with the same XML (or ejabberd's own id) is not written again. */
     private readonly merge: boolean,
+    /** The table has 24.12's `origin_id` column (NOT NULL without default on PostgreSQL and MySQL). */
+    private readonly originIdColumn = false,
   ) {}
 
   async add(row: ArchiveMessage): Promise<void> {
@@ -96,10 +100,13 @@ export class EjabberdArchiveWriter {
         this.duplicates++;
         continue;
       }
-      values.push([micros, row.peer, row.barePeer, row.xml, row.txt, row.kind, '']);
+      const value: SqlParam[] = [micros, row.peer, row.barePeer, row.xml, row.txt, row.kind, ''];
+      if (this.originIdColumn) value.push(row.originId);
+      values.push(value);
     }
+    const columns = this.originIdColumn ? [...ARCHIVE_COLUMNS, 'origin_id'] : ARCHIVE_COLUMNS;
     // Sent ahead where the session can: the next batch is read meanwhile.
-    if (values.length > 0) await this.t.insertRows(this.db, this.ref, 'archive', ARCHIVE_COLUMNS, values);
+    if (values.length > 0) await this.t.insertRows(this.db, this.ref, 'archive', columns, values);
     this.written += values.length;
   }
 

@@ -1,5 +1,5 @@
 /**
- * ejabberd 23.01's SQL storage as a {@link StorageBackend}, over the same SQLite, PostgreSQL and
+ * ejabberd's SQL storage (23.01 and 24.12) as a {@link StorageBackend}, over the same SQLite, PostgreSQL and
  * MySQL/MariaDB dialects as the Prosody SQL backend. ejabberd caches roster, vCard, private
  * data, offline counts and credentials: a write is only seen by a running ejabberd after
  * `ejabberdctl clear_cache`, which is what `onCommitted` is for.
@@ -14,6 +14,7 @@ import { MysqlDialect, type MysqlOptions } from '../prosody-sql/mysql.js';
 import { PostgresqlDialect, type PostgresqlOptions } from '../prosody-sql/postgresql.js';
 import { SqliteDialect, type SqliteOptions } from '../prosody-sql/sqlite.js';
 import { EjabberdUserImport } from './apply.js';
+import { ejabberdVersion, schemaTraits, type EjabberdVersion } from './generation.js';
 import { ErlangTermError } from './erlang.js';
 import { microsToIso } from './pep.js';
 import { readAccount, readArchiveRows, readOffline, readPep, readPrivacy, readPrivate, readRoster, readVCard } from './read.js';
@@ -39,6 +40,12 @@ export interface EjabberdSqlSettings {
   readonly hosts: Readonly<Record<string, EjabberdHostOptions>>;
   /** ejabberd's `new_sql_schema`: per-user tables carry `server_host`. */
   readonly newSchema: boolean;
+  /**
+   * The ejabberd generation, when the schema cannot tell (it says 24.12 by `archive.origin_id` or
+   * the `schema_version` table, which 24.12 adds to any schema at start). Decides the bookmark
+   * sync; whether `origin_id` is written always follows the column.
+   */
+  readonly serverVersion?: EjabberdVersion;
   /** Rows fetched per archive/offline query when reading (default 1000). */
   readonly readBatchSize?: number;
   /**
@@ -177,7 +184,9 @@ export class EjabberdSqlBackend implements StorageBackend {
     const tx = await this.db.begin();
     let report: ApplyReport;
     try {
-      report = await new EjabberdUserImport(tx, this.t, ref, options, this.settings.hosts[ref.host]?.passwordHash ?? 'SHA-1').run(account, records);
+      const traits = await schemaTraits(tx, this.db.name);
+      const schema = { originId: traits.originId, syncBookmarks: ejabberdVersion(traits, this.settings.serverVersion) === '24.12' };
+      report = await new EjabberdUserImport(tx, this.t, ref, options, this.settings.hosts[ref.host]?.passwordHash ?? 'SHA-1', schema).run(account, records);
       if (options.dryRun) await tx.rollback();
       else await tx.commit();
     } catch (err) {

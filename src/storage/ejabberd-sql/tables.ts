@@ -1,5 +1,5 @@
 /**
- * Row-level access to ejabberd 23.01's SQL tables, for both its schemas: the "new" one
+ * Row-level access to ejabberd's SQL tables (23.01 and 24.12), for both its schemas: the "new" one
  * (`new_sql_schema: true`, a `server_host` column on per-user tables) and the default one
  * (no such column: one database per vhost, or vhosts sharing one set of usernames).
  * Pubsub tables are the same in both: PEP nodes are keyed by the owner's bare JID.

@@ -18,6 +18,7 @@ import { FingerprintSet } from './fingerprint-set.js';
 import { ListItemError, archiveItemFromList, archiveItemToList } from './list-items.js';
 import { LuaSerializeError, serializeDatFile, serializeListItem } from './lua-serialize.js';
 import type { FileTransaction, StagedFile } from './transaction.js';
+import { listIndexPath } from './paths.js';
 
 /**
  * Keys or identities an archive store's de-duplication keeps in memory (2 MB at most) before it
@@ -119,6 +120,7 @@ class ListStage {
       if (!this.seen.add(id)) return false;
     }
     if (!this.out) {
+      await this.dropIndex();
       this.out = await this.tx.stage(this.path);
       // The stored items stay exactly as Prosody wrote them; new ones follow, as appends would.
       if (this.baseExists) await this.out.appendFileContents(this.path);
@@ -133,6 +135,7 @@ class ListStage {
     await this.prepare();
     this.close();
     if (this.policy === 'last-wins' && this.latest.size > 0) {
+      await this.dropIndex();
       const out = await this.tx.stage(this.path);
       let kept = 0;
       if (this.baseExists) {
@@ -148,8 +151,21 @@ class ListStage {
       this.written = this.latest.size;
       return kept + this.written;
     }
-    if (!this.out && !this.keepBase) await this.tx.remove(this.path);
+    if (!this.out && !this.keepBase) {
+      await this.dropIndex();
+      await this.tx.remove(this.path);
+    }
     return (this.baseExists ? this.baseCount : 0) + this.written;
+  }
+
+  /**
+   * Prosody 13 keeps `<user>.lidx` beside an appended `.list`: one end offset per item, trusted
+   * whenever its header matches. Any `.list` this import rewrites loses its index in the same
+   * transaction (removed before the list is replaced), as Prosody's own list_store does; Prosody
+   * rebuilds it on the next append. 0.12 has no such file, and a removal of nothing is a no-op.
+   */
+  private async dropIndex(): Promise<void> {
+    await this.tx.remove(listIndexPath(this.path));
   }
 
   /** Releases what the de-duplication holds; the stage takes no more items afterwards. */
@@ -164,6 +180,11 @@ function keyOf(value: LuaValue, position: number): string {
 }
 
 export class FilesImport extends ProsodyImport {
+  /** Prosody 13's files keep `when` as a float with µs. */
+  protected override keepsSubSecondTimes(): boolean {
+    return this.serverVersion === '13';
+  }
+
   /** keyval stores: the new content, for every store that will be written (or removed when empty). */
   private readonly tables = new Map<string, LuaTable>();
   /** keyval stores emptied by `replace`. */

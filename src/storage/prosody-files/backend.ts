@@ -14,7 +14,8 @@ import { resolve } from 'node:path';
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
-import { accountFromStore, type ProsodyHostOptions } from '../prosody/accounts.js';
+import { accountFromStore, type ProsodyHostOptions, type ProsodyVersion } from '../prosody/accounts.js';
+import { detectProsodyVersion } from './generation.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveRecordFromItem, offlineRecordFromItem } from '../prosody/archive.js';
 import { blocklistFromStore } from '../prosody/blocklist.js';
 import { archiveItemToElement, storeToElement } from '../prosody/opaque.js';
@@ -46,6 +47,8 @@ export interface ProsodyFilesOptions {
   readonly archiveItemLimit?: number;
   /** Size and depth limits for what is read. */
   readonly limits?: FileLimits;
+  /** The Prosody generation; when absent it is detected from the host's directory (see generation.ts), else 0.12. */
+  readonly serverVersion?: ProsodyVersion;
   /** Failure injection for tests. */
   readonly faults?: TransactionFaults;
   /**
@@ -222,8 +225,10 @@ export class ProsodyFilesBackend implements StorageBackend {
     if (!options.dryRun) await this.recover();
     const tx = new FileTransaction({ journalDir: this.dataDir, dryRun: options.dryRun, ...(this.options.faults ? { faults: this.options.faults } : {}) });
     try {
+      const serverVersion = this.options.serverVersion ?? (await detectProsodyVersion(this.dataDir, ref.host)) ?? '0.12';
       const importer = new FilesImport(this.files, tx, ref, {
         host,
+        serverVersion,
         importStores: this.importStores,
         archiveItemLimit: this.options.archiveItemLimit ?? DEFAULT_ARCHIVE_ITEM_LIMIT,
         seenInMemory: this.options.seenInMemory ?? DEFAULT_SEEN_IN_MEMORY,

@@ -32,9 +32,12 @@ function parseStamp(stamp: string): number | undefined {
   return isoToSeconds(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${zone}`);
 }
 
-/** util.datetime.datetime(when). */
+/** util.datetime.datetime(when): whole seconds, or (Prosody 13) a float's µs, floored as Prosody does. */
 export function stampOf(when: number): string {
-  return new Date(Math.floor(when) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const whole = Math.floor(when);
+  const base = new Date(whole * 1000).toISOString().replace(/\.\d{3}Z$/, '');
+  if (when === whole) return `${base}Z`;
+  return `${base}.${String(Math.floor((when - whole) * 1e6)).padStart(6, '0')}Z`;
 }
 
 /**
@@ -88,7 +91,7 @@ export function archiveItemToList(item: ArchiveItem, options: ListItemOptions): 
   else throw new ListItemError('Prosody keeps only stanzas in archive stores');
   const attr = table.get('attr');
   if (typeof table.get('name') !== 'string' || !(attr instanceof LuaTable)) throw new ListItemError('not a preserialized stanza');
-  if (!Number.isSafeInteger(item.when)) throw new ListItemError(`time ${item.when} is not whole seconds`);
+  if (!Number.isFinite(item.when) || item.when < 0) throw new ListItemError(`time ${item.when} is not a time`);
   const newAttr = copyTable(attr);
   newAttr.set('stamp', stampOf(item.when));
   table.set('attr', newAttr);

@@ -93,6 +93,12 @@ export function getpath(dataDir: string, host: string, store: string, user: stri
 }
 
 /** `<data_path>/<encode(host)>`. */
+/** Prosody 13's item index beside a `.list` file (`<user>.lidx`, util/datamanager.lua). */
+export function listIndexPath(listPath: string): string {
+  if (!listPath.endsWith('.list')) throw new Error(`not a .list path: ${listPath}`);
+  return `${listPath.slice(0, -'.list'.length)}.lidx`;
+}
+
 export function hostDir(dataDir: string, host: string): string {
   if (host === '') throw new PathError('host must not be empty');
   return join(resolve(dataDir), segment(encode(host), 'host'));

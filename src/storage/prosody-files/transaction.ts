@@ -317,9 +317,11 @@ export class FileTransaction {
 
   private ordered(): Entry[] {
     const all = [...this.entries.values()].filter((e) => e.file !== undefined || (e.remove && e.snapshot !== null));
+    // List indexes (Prosody 13's `.lidx`) go first: a list is never in place beside a stale index.
     // The account file last: until it is in place, a new account does not exist for Prosody.
+    const isIndex = (e: Entry): boolean => e.path.endsWith('.lidx');
     const isAccount = (e: Entry): boolean => basename(dirname(e.path)) === 'accounts';
-    return [...all.filter((e) => !isAccount(e)), ...all.filter(isAccount)];
+    return [...all.filter(isIndex), ...all.filter((e) => !isAccount(e) && !isIndex(e)), ...all.filter(isAccount)];
   }
 
   async rollback(): Promise<void> {

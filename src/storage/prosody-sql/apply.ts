@@ -5,7 +5,7 @@
  * big MAM archive goes in unchecked where the dialect can bulk-load it, at the end).
  */
 import type { ApplyOptions, UserRef } from '../backend.js';
-import type { ProsodyHostOptions } from '../prosody/accounts.js';
+import type { ProsodyHostOptions, ProsodyVersion } from '../prosody/accounts.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, type ArchiveItem } from '../prosody/archive.js';
 import { ProsodyImport, type MapEntry } from '../prosody/import.js';
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
@@ -49,9 +49,16 @@ export class UserImport extends ProsodyImport {
     host: ProsodyHostOptions,
     options: ApplyOptions,
     importStores: ReadonlySet<string>,
+    serverVersion: ProsodyVersion = '0.12',
+    /** The database keeps a fractional `when` (SQLite's REAL; PostgreSQL and MySQL have INTEGER). */
+    private readonly fractionalTimes = false,
   ) {
-    super(ref, { host, importStores }, options);
+    super(ref, { host, importStores, serverVersion }, options);
     this.owner = { host: ref.host, user: ref.user };
+  }
+
+  protected override keepsSubSecondTimes(): boolean {
+    return this.fractionalTimes && this.serverVersion === '13';
   }
 
   protected readStore(store: string): Promise<LuaTable | undefined> {

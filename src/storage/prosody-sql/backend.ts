@@ -6,7 +6,8 @@
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
-import { accountFromStore, type ProsodyHostOptions } from '../prosody/accounts.js';
+import { accountFromStore, type ProsodyHostOptions, type ProsodyVersion } from '../prosody/accounts.js';
+import { detectProsodyVersion } from './generation.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveRecordFromItem, offlineRecordFromItem } from '../prosody/archive.js';
 import { blocklistFromStore } from '../prosody/blocklist.js';
 import { archiveItemToElement, storeToElement } from '../prosody/opaque.js';
@@ -41,6 +42,8 @@ export interface ProsodySqlSettings {
   readonly importStores?: readonly string[];
   /** Archive rows fetched per query when reading (default 1000). */
   readonly readBatchSize?: number;
+  /** The Prosody generation; when absent it is detected from the database (see generation.ts), else 0.12. */
+  readonly serverVersion?: ProsodyVersion;
 }
 
 export type ProsodySqlOptions = ProsodySqlConnection & ProsodySqlSettings;
@@ -92,7 +95,8 @@ export class ProsodySqlBackend implements StorageBackend {
 
   /** Creates Prosody's tables (as Prosody would) where they are missing. Runs once per instance. */
   ensureSchema(): Promise<unknown> {
-    this.schema ??= ensureSchema(this.db).catch((err: unknown) => {
+    // Without a configured generation, 0.12's DDL: Prosody 13 upgrades it itself on its first start.
+    this.schema ??= ensureSchema(this.db, this.settings.serverVersion ?? '0.12').catch((err: unknown) => {
       this.schema = undefined;
       throw new StorageError('unavailable', `cannot prepare the Prosody tables: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     });
@@ -233,9 +237,10 @@ export class ProsodySqlBackend implements StorageBackend {
     if (!host) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
     options.signal?.throwIfAborted();
     await this.ensureSchema();
+    const serverVersion = this.settings.serverVersion ?? (await detectProsodyVersion(this.db)) ?? '0.12';
     const tx = await this.db.begin();
     try {
-      const report = await new UserImport(tx, ref, host, options, this.importStores).run(account, records);
+      const report = await new UserImport(tx, ref, host, options, this.importStores, serverVersion, this.db.name === 'sqlite').run(account, records);
       if (options.dryRun) await tx.rollback();
       else await tx.commit();
       return report;

@@ -197,14 +197,14 @@ export async function deleteArchiveKeys(db: SqlSession, owner: Owner, store: str
   });
 }
 
-/** Appends items in order (multi-row INSERT); `when` is stored as integer seconds. */
+/** Appends items in order (multi-row INSERT); `when` as given (whole seconds except from a Prosody 13 SQLite import). */
 export async function insertArchiveItems(db: SqlSession, owner: Owner, store: string, items: readonly ArchiveItem[]): Promise<void> {
   for (let i = 0; i < items.length; i += INSERT_BATCH) {
     const batch = items.slice(i, i + INSERT_BATCH);
     const params: SqlParam[] = [];
     for (const item of batch) {
       const stored = serializeValue(item.value);
-      params.push(owner.host, owner.user, store, Math.floor(item.when), item.with, item.key, stored.type, stored.value);
+      params.push(owner.host, owner.user, store, item.when, item.with, item.key, stored.type, stored.value);
     }
     await sendWrite(db, `INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ${valuesPlaceholders(batch.length, 8)}`, params);
   }

@@ -3,6 +3,7 @@
  * util/sql.lua generate for each driver, so that Prosody can use a database xporta created.
  */
 import type { ProsodyDriver, SqlDialect } from './dialect.js';
+import type { ProsodyVersion } from '../prosody/accounts.js';
 
 interface Column {
   readonly name: string;
@@ -26,12 +27,20 @@ interface Table {
 
 const text = (name: string): Column => ({ name, type: 'TEXT', nullable: false });
 
-export function prosodyTables(driver: ProsodyDriver): Table[] {
+/**
+ * mod_storage_sql's tables. 13 names the `prosody` index `prosody_unique_index` and makes it
+ * unique (not on MySQL), for its `INSERT … ON CONFLICT` map writes; 0.12 has `prosody_index`.
+ */
+export function prosodyTables(driver: ProsodyDriver, version: ProsodyVersion = '0.12'): Table[] {
+  const prosodyIndex: Index =
+    version === '13'
+      ? { name: 'prosody_unique_index', columns: ['host', 'user', 'store', 'key'], unique: driver !== 'MySQL' }
+      : { name: 'prosody_index', columns: ['host', 'user', 'store', 'key'] };
   return [
     {
       name: 'prosody',
       columns: [text('host'), text('user'), text('store'), text('key'), text('type'), { name: 'value', type: 'MEDIUMTEXT', nullable: false }],
-      indexes: [{ name: 'prosody_index', columns: ['host', 'user', 'store', 'key'] }],
+      indexes: [prosodyIndex],
     },
     {
       name: 'prosodyarchive',
@@ -87,10 +96,10 @@ export function createIndexSql(index: Index, table: string, driver: ProsodyDrive
  * is not an error: on MySQL the 20-character prefix makes every index over an INTEGER column
  * (`when`, `sort_id`) fail, so Prosody's own MySQL schema has only `prosodyarchive_index` there.
  */
-export async function ensureSchema(db: SqlDialect): Promise<{ created: string[] }> {
+export async function ensureSchema(db: SqlDialect, version: ProsodyVersion = '0.12'): Promise<{ created: string[] }> {
   const created: string[] = [];
   const charset = await db.charset();
-  for (const table of prosodyTables(db.driver)) {
+  for (const table of prosodyTables(db.driver, version)) {
     if (await db.tableExists(table.name)) continue;
     await db.run(createTableSql(table, db.driver, charset));
     for (const index of table.indexes) {

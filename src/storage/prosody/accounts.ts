@@ -5,24 +5,49 @@
  * a UUID used as raw salt bytes, and `iteration_count`; the hash is the host's `password_hash`
  * option (SHA-1 unless set). mod_auth_internal_plain keeps `password`. Any other key is kept as an
  * attribute of `<user>` in Prosody's extended-xep0227 namespace, as mod_storage_xep0227 does.
+ *
+ * Prosody 13 adds `created` and `updated` (numbers: Unix seconds; mod_tokenauth compares a
+ * grant's time with `updated`, and a string there breaks every token of the account), `disabled`
+ * (boolean) and `disabled_meta` (table). The last two are the server's moderation state: an
+ * existing account keeps its own in both modes, whatever the document says.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { SkippedItem } from '../backend.js';
 import { NS, type ScramCredentials, type ScramMechanism, type UserStart } from '../../xep0227/model.js';
 import { splitClark } from '../../xep0227/xml.js';
-import { encodeJson } from './json.js';
-import { LuaFloat, LuaTable, isLuaInteger, isStanzaValue, luaNumberToString, type LuaValue } from './lua.js';
+import { ProsodyJsonError, decodeJson, encodeJson } from './json.js';
+import { LuaFloat, LuaTable, isLuaInteger, isStanzaValue, luaNumber, luaNumberToString, parseLuaNumber, type LuaValue } from './lua.js';
 import { saslprep } from './saslprep.js';
 import { serializeXmlValue } from './stanza.js';
-import { generateUuid } from './util.js';
+import { generateUuid, nowSeconds } from './util.js';
 
 export type PasswordHash = 'SHA-1' | 'SHA-256' | 'plain';
+
+/** The Prosody generations whose storage xporta knows. */
+export type ProsodyVersion = '0.12' | '13';
+
+/** What Prosody 13 gives an account an admin creates (`default_provisioned_role`). */
+export const DEFAULT_NEW_ACCOUNT_ROLE = 'prosody:member';
+
+/** What Prosody 13 assumes without an `account_roles` row (`default_user_role`): never stored. */
+export const IMPLICIT_USER_ROLE = 'prosody:registered';
 
 /** What xporta must know about a Prosody host's configuration. */
 export interface ProsodyHostOptions {
   /** The host's `password_hash` (mod_auth_internal_hashed), or `plain` for mod_auth_internal_plain. */
   readonly passwordHash: PasswordHash;
+  /**
+   * Prosody 13: the primary role (`account_roles` `_default`) of an account an import creates;
+   * default {@link DEFAULT_NEW_ACCOUNT_ROLE}. `null` or `prosody:registered` stores none.
+   */
+  readonly newAccountRole?: string | null;
 }
+
+/** Account keys that are the server's moderation state, never taken from a document for an existing account. */
+const SERVER_STATE_KEYS: ReadonlySet<string> = new Set(['disabled', 'disabled_meta']);
+
+/** Account keys Prosody 13 keeps as numbers. */
+const TIME_KEYS: ReadonlySet<string> = new Set(['created', 'updated']);
 
 /** mod_auth_internal_hashed `default_iteration_count`. */
 export const DEFAULT_ITERATION_COUNT = 10000;
@@ -151,6 +176,10 @@ export interface AccountStoreResult {
 export interface AccountStoreOptions {
   /** The account's current value, when it exists. */
   readonly existing?: LuaTable;
+  /** The target's generation: 13 keeps `created`/`updated` on every account. Default 0.12. */
+  readonly serverVersion?: ProsodyVersion;
+  /** Unix seconds for `created`/`updated`; default now. */
+  readonly now?: number;
   /** Apply the document's credentials (the `credentials` kind is selected). */
   readonly applyCredentials: boolean;
   /** `merge` keeps existing non-credential keys the document does not mention. */
@@ -171,22 +200,92 @@ export function accountToStore(account: UserStart, host: ProsodyHostOptions, opt
   } else if (!credentials && !options.existing) {
     warnings.push(`${PASSWORD_RESET_WARNING}: no usable credentials were imported; the account got a random password`);
   }
+  const existing = options.existing;
   const data = new LuaTable();
-  if (options.existing && options.mode === 'merge') {
-    for (const [key, value] of options.existing.hash) data.set(key, value);
+  if (existing && options.mode === 'merge') {
+    for (const [key, value] of existing.hash) data.set(key, value);
   }
-  const kept = credentials ?? (options.existing ? pickCredentials(options.existing) : lockedCredentials(host));
+  const kept = credentials ?? (existing ? pickCredentials(existing) : lockedCredentials(host));
   for (const key of CREDENTIAL_KEYS) data.set(key, undefined);
   for (const [key, value] of kept.hash) data.set(key, value);
   if (options.applyCredentials) {
-    for (const [key, value] of Object.entries(account.extraAttributes)) {
+    for (const [key, text] of Object.entries(account.extraAttributes)) {
       const clark = splitClark(key);
       if (!clark || clark.uri !== NS.prosodyExtended) continue;
-      if (CREDENTIAL_KEYS.has(clark.local) || clark.local === '') continue;
-      data.set(clark.local, value);
+      const name = clark.local;
+      if (CREDENTIAL_KEYS.has(name) || name === '' || TIME_KEYS.has(name)) continue;
+      if (SERVER_STATE_KEYS.has(name)) continue;
+      data.set(name, text);
     }
   }
+  applyServerState(data, account, existing);
+  applyTimes(data, account, existing, options, credentials !== undefined);
   return { data, credentialsApplied: credentials !== undefined, warnings, skipped };
+}
+
+/**
+ * `disabled`/`disabled_meta`: an existing account keeps its own (both modes, so a replace never
+ * re-enables an account an admin disabled or one pending deletion). A new account is disabled
+ * when the document says it was, with its meta, so a move never enables one.
+ */
+function applyServerState(data: LuaTable, account: UserStart, existing: LuaTable | undefined): void {
+  for (const key of SERVER_STATE_KEYS) data.set(key, undefined);
+  if (existing) {
+    for (const key of SERVER_STATE_KEYS) data.set(key, existing.get(key));
+    return;
+  }
+  const attr = (name: string): string | undefined => account.extraAttributes[`{${NS.prosodyExtended}}${name}`];
+  if (attr('disabled') !== 'true') return;
+  data.set('disabled', true);
+  const meta = attr('disabled_meta');
+  if (meta === undefined) return;
+  try {
+    const value = decodeJson(meta);
+    if (value instanceof LuaTable) data.set('disabled_meta', value);
+  } catch (err) {
+    if (!(err instanceof ProsodyJsonError)) throw err;
+  }
+}
+
+/** An attribute's text as Unix seconds, when it is a whole non-negative number. */
+function secondsOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = parseLuaNumber(text);
+  const value = typeof n === 'number' ? n : n?.value;
+  return value !== undefined && Number.isFinite(value) && value >= 0 ? Math.floor(value) : undefined;
+}
+
+/**
+ * `created`/`updated` as numbers, never strings. `created`: the existing account's, else the
+ * document's, else now. `updated` (mod_tokenauth's "password changed at"): for an existing
+ * account, now when the document's credentials replaced its own, so grants made before stop
+ * working as after a password change, else its own; a new account (which has no grants) keeps the
+ * document's, else now. On 0.12 they are only kept where already present.
+ */
+function applyTimes(data: LuaTable, account: UserStart, existing: LuaTable | undefined, options: AccountStoreOptions, credentialsApplied: boolean): void {
+  const now = options.now ?? nowSeconds();
+  const attr = (name: string): string | undefined => account.extraAttributes[`{${NS.prosodyExtended}}${name}`];
+  // A string here is what an earlier xporta wrote: read as the number it should have been.
+  const stored = (name: string): number | undefined => {
+    const value = existing?.get(name);
+    const n = luaNumber(value);
+    if (n !== undefined) return Number.isFinite(n) && n >= 0 ? Math.floor(n) : undefined;
+    return typeof value === 'string' ? secondsOf(value) : undefined;
+  };
+  const wanted = options.serverVersion === '13' || stored('created') !== undefined || attr('created') !== undefined;
+  for (const key of TIME_KEYS) data.set(key, undefined);
+  if (!wanted) return;
+  const created = existing ? stored('created') ?? secondsOf(attr('created')) ?? now : secondsOf(attr('created')) ?? now;
+  const updated = existing ? (credentialsApplied ? now : stored('updated') ?? now) : secondsOf(attr('updated')) ?? now;
+  data.set('created', created);
+  data.set('updated', updated);
+}
+
+/** The `account_roles` value for an account an import creates on Prosody 13, if one is stored. */
+export function newAccountRoles(host: ProsodyHostOptions): LuaTable | undefined {
+  const role = host.newAccountRole === undefined ? DEFAULT_NEW_ACCOUNT_ROLE : host.newAccountRole;
+  if (role === null || role === '' || role === IMPLICIT_USER_ROLE) return undefined;
+  return LuaTable.of({ _default: role });
 }
 
 function pickCredentials(existing: LuaTable): LuaTable {

@@ -10,7 +10,7 @@ import { NS, element, firstChild, isElement, type ArchiveRecord, type OfflineRec
 import { LuaTable, isStanzaValue, type LuaValue } from './lua.js';
 import { mayContainText } from '../../xep0227/xml.js';
 import { fromPreserialized } from './stanza.js';
-import { bareJid, generateUuid, isoToSeconds, nowSeconds, secondsToIso } from './util.js';
+import { bareJid, generateUuid, isoToSeconds, isoToTime, nowSeconds, secondsToIso } from './util.js';
 
 export interface ArchiveItem {
   readonly key: string;
@@ -68,8 +68,12 @@ function withoutOwnStanzaId(stanza: XmlElement, userJid: string): XmlElement {
   return element(stanza.name, stanza.xmlns, stanza.attrs, stanza.children.filter((c) => !own(c)));
 }
 
-export function archiveItemFromRecord(record: ArchiveRecord, userJid: string): ArchiveItem | string {
-  const when = isoToSeconds(record.timestamp);
+/**
+ * `subSecond`: keep the fraction of the time (Prosody 13 on SQLite and in files keeps µs);
+ * otherwise whole seconds, as 0.12 (whose util.datetime needs an integer) and PG/MySQL store them.
+ */
+export function archiveItemFromRecord(record: ArchiveRecord, userJid: string, subSecond = false): ArchiveItem | string {
+  const when = (subSecond ? isoToTime : isoToSeconds)(record.timestamp);
   if (when === undefined) return `invalid timestamp ${JSON.stringify(record.timestamp)}`;
   const stanza = withoutOwnStanzaId(clientNamespace(record.stanza), userJid);
   return {
@@ -87,10 +91,10 @@ export function offlineRecordFromItem(item: ArchiveItem): OfflineRecord | undefi
 }
 
 /** The time an offline message was stored: the record's, else its `<delay>`, else now. */
-export function offlineItemFromRecord(record: OfflineRecord): ArchiveItem | string {
+export function offlineItemFromRecord(record: OfflineRecord, subSecond = false): ArchiveItem | string {
   let when: number | undefined;
   if (record.timestamp !== undefined) {
-    when = isoToSeconds(record.timestamp);
+    when = (subSecond ? isoToTime : isoToSeconds)(record.timestamp);
     if (when === undefined) return `invalid timestamp ${JSON.stringify(record.timestamp)}`;
   } else {
     const stamp = firstChild(record.stanza, 'delay', NS.delay)?.attrs.stamp;

@@ -28,7 +28,7 @@ import {
   type UserStart,
   type VCardRecord,
 } from '../../xep0227/model.js';
-import { accountToStore, type ProsodyHostOptions } from './accounts.js';
+import { accountToStore, newAccountRoles, type ProsodyHostOptions, type ProsodyVersion } from './accounts.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveItemFromRecord, offlineItemFromRecord, type ArchiveItem } from './archive.js';
 import { blocklistToStore } from './blocklist.js';
 import { LuaTable, type LuaValue } from './lua.js';
@@ -60,6 +60,8 @@ export interface MapEntry {
 
 export interface ProsodyImportSettings {
   readonly host: ProsodyHostOptions;
+  /** The target's generation (configured or detected by the backend); default 0.12. */
+  readonly serverVersion?: ProsodyVersion;
   /** The opaque (`other`) stores a document may write. */
   readonly importStores: ReadonlySet<string>;
 }
@@ -132,6 +134,19 @@ export abstract class ProsodyImport {
   protected abstract finishArchives(): Promise<void>;
   /** Called last: writes what the primitives above only collected. */
   protected abstract finishStores(): Promise<void>;
+  /**
+   * Whether archive and offline times keep their fraction: Prosody 13 stores µs where the storage
+   * can hold them (SQLite's REAL, the files' floats); 0.12 needs whole seconds.
+   */
+  protected keepsSubSecondTimes(): boolean {
+    return false;
+  }
+
+  /** The target's generation. */
+  protected get serverVersion(): ProsodyVersion {
+    return this.importSettings.serverVersion ?? '0.12';
+  }
+
   /** Why an opaque archive item cannot be kept in this storage; undefined when it can. */
   protected rejectOpaqueItem(_item: ArchiveItem): string | undefined {
     return undefined;
@@ -160,6 +175,11 @@ export abstract class ProsodyImport {
     const exists = existing !== undefined && !existing.isEmpty;
     if (!exists && !this.options.createAccount) throw new StorageError('user-not-found', `${this.jid} does not exist`);
     if (!exists || this.includes('credentials')) await this.applyAccount(account, exists ? existing : undefined);
+    if (!exists && this.importSettings.serverVersion === '13') {
+      // What Prosody 13 gives an account an admin creates; the document's roles are never taken.
+      const roles = newAccountRoles(this.importSettings.host);
+      if (roles) await this.writeStore('account_roles', roles);
+    }
 
     if (this.includes('roster')) {
       const roster = await this.readStore('roster');
@@ -181,6 +201,7 @@ export abstract class ProsodyImport {
       ...(existing ? { existing } : {}),
       applyCredentials: this.includes('credentials'),
       mode: this.options.mode,
+      ...(this.importSettings.serverVersion ? { serverVersion: this.importSettings.serverVersion } : {}),
     });
     await this.writeStore('accounts', result.data);
     this.warnings.push(...result.warnings);
@@ -242,7 +263,7 @@ export abstract class ProsodyImport {
         return;
       }
       case 'pep-node':
-        await this.setMapKey(PEP_STORE, record.node, pepNodeToStore(record, this.skipped));
+        await this.setMapKey(PEP_STORE, record.node, pepNodeToStore(record, this.skipped, this.serverVersion));
         this.pepNodes.add(record.node);
         this.count('pep');
         return;
@@ -258,13 +279,13 @@ export abstract class ProsodyImport {
         return;
       }
       case 'archive': {
-        const item = archiveItemFromRecord(record, this.jid);
+        const item = archiveItemFromRecord(record, this.jid, this.keepsSubSecondTimes());
         if (typeof item === 'string') this.skip('archive', item, record.id);
         else await this.appendArchiveItem(ARCHIVE_STORE, item);
         return;
       }
       case 'offline': {
-        const item = offlineItemFromRecord(record);
+        const item = offlineItemFromRecord(record, this.keepsSubSecondTimes());
         if (typeof item === 'string') this.skip('offline', item);
         else await this.appendArchiveItem(OFFLINE_STORE, item);
         return;

@@ -12,6 +12,7 @@
  */
 import type { SkippedItem } from '../backend.js';
 import type { NodeConfigField, PepItemRecord, PepNodeRecord, PubsubAffiliation, PubsubSubscriptionState } from '../../xep0227/model.js';
+import type { ProsodyVersion } from './accounts.js';
 import type { ArchiveItem } from './archive.js';
 import { LuaFloat, LuaTable, isStanzaValue, luaNumberToString, type LuaValue } from './lua.js';
 import { fromPreserialized } from './stanza.js';
@@ -24,7 +25,7 @@ export function pepItemsStore(node: string): string {
   return `${PEP_ITEMS_PREFIX}${node}`;
 }
 
-type FieldKind = 'text' | 'boolean' | 'list' | 'max';
+type FieldKind = 'text' | 'boolean' | 'list' | 'max' | 'multi';
 
 interface ConfigField {
   readonly key: string;
@@ -41,6 +42,8 @@ export const NODE_CONFIG_FIELDS: readonly ConfigField[] = [
   { key: 'max_items', var: 'pubsub#max_items', type: 'text-single', kind: 'max' },
   { key: 'persist_items', var: 'pubsub#persist_items', type: 'boolean', kind: 'boolean' },
   { key: 'access_model', var: 'pubsub#access_model', type: 'list-single', kind: 'list' },
+  // Prosody 13: the groups the `roster` access model lets in, a list even with one group.
+  { key: 'roster_groups_allowed', var: 'pubsub#roster_groups_allowed', type: 'list-multi', kind: 'multi' },
   { key: 'publish_model', var: 'pubsub#publish_model', type: 'list-single', kind: 'list' },
   { key: 'send_last_published_item', var: 'pubsub#send_last_published_item', type: 'list-single', kind: 'list' },
   { key: 'notify_items', var: 'pubsub#deliver_notifications', type: 'boolean', kind: 'boolean' },
@@ -53,8 +56,11 @@ export const NODE_CONFIG_FIELDS: readonly ConfigField[] = [
 const BY_KEY = new Map(NODE_CONFIG_FIELDS.map((f) => [f.key, f]));
 const BY_VAR = new Map(NODE_CONFIG_FIELDS.map((f) => [f.var, f]));
 
-/** mod_pep's check_node_config accepts only these. */
-const PEP_ACCESS_MODELS = new Set(['open', 'presence', 'whitelist']);
+/** mod_pep's check_node_config accepts only these; 13 adds `roster`. */
+const PEP_ACCESS_MODELS: Readonly<Record<ProsodyVersion, ReadonlySet<string>>> = {
+  '0.12': new Set(['open', 'presence', 'whitelist']),
+  '13': new Set(['open', 'presence', 'roster', 'whitelist']),
+};
 const AFFILIATIONS = new Set<string>(['owner', 'publisher', 'publish-only', 'member', 'none', 'outcast']);
 
 /** util/dataforms.lua's rendering of a value: booleans `1`/`0`, numbers `%d`. */
@@ -110,7 +116,7 @@ function parseBoolean(value: string | undefined): boolean | undefined {
   return undefined;
 }
 
-function configValue(field: NodeConfigField, skipped: SkippedItem[], node: string): [string, LuaValue] | undefined {
+function configValue(field: NodeConfigField, skipped: SkippedItem[], node: string, version: ProsodyVersion): [string, LuaValue] | undefined {
   const skip = (reason: string): undefined => {
     skipped.push({ kind: 'pep', reason, detail: `${node} ${field.var}` });
     return undefined;
@@ -128,6 +134,7 @@ function configValue(field: NodeConfigField, skipped: SkippedItem[], node: strin
     if (field.values.length > 1 || field.type?.endsWith('-multi')) return [key, LuaTable.of({}, field.values)];
     return first === undefined ? undefined : [key, first];
   }
+  if (known.kind === 'multi') return [known.key, LuaTable.of({}, field.values.filter((v) => v !== ''))];
   if (first === undefined || first === '') return undefined;
   switch (known.kind) {
     case 'boolean': {
@@ -139,9 +146,9 @@ function configValue(field: NodeConfigField, skipped: SkippedItem[], node: strin
       if (/^\d{1,9}$/.test(first)) return [known.key, Number(first)];
       return skip('invalid max_items');
     case 'list':
-      if (known.key === 'access_model' && !PEP_ACCESS_MODELS.has(first)) {
+      if (known.key === 'access_model' && !PEP_ACCESS_MODELS[version].has(first)) {
         // The most restrictive model Prosody's PEP has, rather than a more open one.
-        skipped.push({ kind: 'pep', reason: `access model ${first} is not supported by Prosody PEP; whitelist used`, detail: node });
+        skipped.push({ kind: 'pep', reason: `access model ${first} is not supported by Prosody ${version} PEP; whitelist used`, detail: node });
         return [known.key, 'whitelist'];
       }
       return [known.key, first];
@@ -150,11 +157,12 @@ function configValue(field: NodeConfigField, skipped: SkippedItem[], node: strin
   }
 }
 
-export function pepNodeToStore(record: PepNodeRecord, skipped: SkippedItem[]): LuaTable {
+/** `version`: the target's generation, which decides the access models it takes. Default 0.12. */
+export function pepNodeToStore(record: PepNodeRecord, skipped: SkippedItem[], version: ProsodyVersion = '0.12'): LuaTable {
   const config = new LuaTable();
   for (const field of record.config) {
     if (field.var === 'FORM_TYPE') continue;
-    const entry = configValue(field, skipped, record.node);
+    const entry = configValue(field, skipped, record.node, version);
     if (entry) config.set(entry[0], entry[1]);
   }
   const affiliations = new LuaTable();

@@ -24,12 +24,18 @@ export function typedArchiveKind(store: string): DataKind | undefined {
 
 /**
  * Stores never exported or imported: credentials other than the password (tokens, which would let
- * a document grant access), authorisation (`roles`), and the server's own bookkeeping.
+ * a document grant access), authorisation (`roles`, `account_roles`), moderation state, and the
+ * server's own bookkeeping.
  */
 export const PRIVATE_STORES: ReadonlySet<string> = new Set([
   'auth_tokens',
   'fast_tokens',
   'roles',
+  // Prosody 13: the account's roles (server authority; an import creating an account writes the
+  // host's newAccountRole instead), pending deletion and moderation flags (server moderation state).
+  'account_roles',
+  'accounts_cleanup',
+  'account_flags',
   'invite_token',
   'invite_api_keys',
   'smacks_h',

@@ -23,10 +23,18 @@ function twoDigits(n: number): string {
   return n < 10 ? `0${n}` : String(n);
 }
 
-/** Prosody's stored time (integer seconds, occasionally a float) as XEP-0082 UTC. */
+/**
+ * Prosody's stored time (integer seconds; a float with µs from Prosody 13 on SQLite and in its
+ * files) as XEP-0082 UTC exactly as Prosody's util.datetime writes it, so as MAM serves it: whole
+ * seconds, or 6 fraction digits, the float's µs rounded down.
+ */
 export function secondsToIso(seconds: number): string {
-  // util.datetime writes whole seconds; keep a fraction only when the source had one.
-  if (!Number.isInteger(seconds) || seconds < 0 || seconds >= 253_402_300_800) return new Date(Math.round(seconds * 1000)).toISOString();
+  if (seconds < 0 || seconds >= 253_402_300_800 || !Number.isFinite(seconds)) return new Date(Math.round(seconds * 1000)).toISOString();
+  if (!Number.isInteger(seconds)) {
+    const whole = Math.floor(seconds);
+    const micros = Math.floor((seconds - whole) * 1e6);
+    return `${secondsToIso(whole).slice(0, -1)}.${String(micros).padStart(6, '0')}Z`;
+  }
   const day = Math.floor(seconds / 86_400);
   if (day !== cachedDay) {
     cachedDay = day;
@@ -48,6 +56,20 @@ export function isoToSeconds(iso: string): number | undefined {
   const ms = Date.parse(`${m[1]}${fraction}${m[3]}`);
   if (Number.isNaN(ms)) return undefined;
   return Math.floor(ms / 1000);
+}
+
+/**
+ * An XEP-0082 date-time as Unix seconds with its fraction to the µs, undefined when it is not
+ * one. The float is put half a µs into its µs, so that {@link secondsToIso} and Prosody (which
+ * round the float's µs down) give the same stamp back; no fraction gives an integer.
+ */
+export function isoToTime(iso: string): number | undefined {
+  const m = XEP0082_DATETIME.exec(iso);
+  if (!m) return undefined;
+  const whole = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(whole)) return undefined;
+  const micros = m[2] ? Number(m[2].slice(1, 7).padEnd(6, '0')) : 0;
+  return micros === 0 ? whole / 1000 : whole / 1000 + (micros + 0.5) / 1e6;
 }
 
 /** Seconds since the epoch, as os.time() gives them. */
