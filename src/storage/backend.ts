@@ -1,3 +1,4 @@
+import { isTransientDatabaseError } from './transient.js';
 import type { DataKind, UserRecord, UserStart } from '../xep0227/model.js';
 
 /** A user account on a host, both normalised (see src/jid.ts). */
@@ -52,14 +53,28 @@ export interface ReadOptions {
 
 /** Thrown by backends for conditions the API maps to specific statuses. */
 export class StorageError extends Error {
+  /**
+   * `unavailable` only: the same operation may succeed when tried again (a lost connection, a
+   * deadlock, a serialization failure); nothing of the failed attempt was stored.
+   */
+  readonly retryable: boolean;
+
   constructor(
-    readonly code: 'user-not-found' | 'user-exists' | 'invalid-data' | 'unavailable' | 'conflict',
+    readonly code: 'user-not-found' | 'user-exists' | 'invalid-data' | 'unavailable' | 'conflict' | 'insufficient-storage',
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryable?: boolean },
   ) {
-    super(message, options);
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'StorageError';
+    this.retryable = options?.retryable ?? false;
   }
+}
+
+/** A database failure a later attempt may not meet, as a retryable `unavailable` error; anything else unchanged. */
+export function transientAsUnavailable(err: unknown): unknown {
+  if (err instanceof StorageError || !isTransientDatabaseError(err)) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  return new StorageError('unavailable', `storage temporarily unavailable: ${reason}`, { cause: err, retryable: true });
 }
 
 /**

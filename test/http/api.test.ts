@@ -120,6 +120,10 @@ describe('HTTP API on the embedded SQLite store', () => {
     const res = await send(down, 'GET', '/health', '/health');
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ status: 'degraded', storage: { reachable: false } });
+    const put = await send(down, 'PUT', '/v1/users/alice%40localhost/import?createAccount=true', IMPORT, { token: ALL, headers: xml, payload: doc });
+    expect(put.statusCode).toBe(503);
+    expect(put.headers['retry-after']).toMatch(/^\d+$/);
+    expect(put.json()).toMatchObject({ type: 'urn:xporta:problem:storage-unavailable' });
     await down.close();
   });
 

@@ -15,9 +15,11 @@ import { Xep0227Error } from '../../xep0227/errors.js';
 import { dataKindOf, type DataKind, type DocumentEvent } from '../../xep0227/model.js';
 import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
+import { DEFAULT_RETRY_POLICY, withRetries } from '../../retry.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import type { Metrics } from '../metrics.js';
 import { Problem, problems } from '../problem.js';
+import { spoolUpload, type Spool } from '../spool.js';
 
 interface JidParams {
   jid: string;
@@ -74,10 +76,21 @@ export function toProblem(err: unknown): unknown {
       case 'invalid-data':
         return problems.unprocessable(err.message);
       case 'unavailable':
-        return problems.unavailable(err.message);
+        return problems.storageUnavailable(err.message, STORAGE_RETRY_AFTER_SECONDS);
+      case 'insufficient-storage':
+        return problems.insufficientStorage(err.message);
     }
   }
+  if (isNoSpaceError(err)) return problems.insufficientStorage('no space left on the device that holds the spool or the store; nothing was changed');
   return err;
+}
+
+/** What a 503 for a storage failure tells the client to wait before trying again. */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
+function isNoSpaceError(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 export function kindsOrProblem(query: ExportQuery): ReturnType<typeof selectKinds> {
@@ -162,20 +175,34 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
     metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
+    let spool: Spool | undefined;
     try {
       if (!createAccount && !(await storage.userExists(ref))) {
         throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       }
-      const events = countRecords(
-        readDocument(source, {
-          maxDepth: config.limits.maxDepth,
-          maxElementBytes: config.limits.maxElementBytes,
-          maxDocumentBytes: config.limits.maxUploadBytes,
-        }),
-        metrics,
-        'import',
+      // The whole upload is on local disk before the storage transaction opens: a slow client
+      // holds no database lock, and a retry reads the same document again.
+      spool = await spoolUpload(source, config.dataDir, `user-${request.id}`);
+      const readerLimits = {
+        maxDepth: config.limits.maxDepth,
+        maxElementBytes: config.limits.maxElementBytes,
+        maxDocumentBytes: config.limits.maxUploadBytes,
+      };
+      const document = spool;
+      const report = await withRetries(
+        (attempt) => {
+          const events = readDocument(document.open(), readerLimits);
+          // Records are counted once, on the first attempt.
+          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, 'import') : events, {
+            mode,
+            dryRun,
+            include: kinds,
+            createAccount,
+          });
+        },
+        DEFAULT_RETRY_POLICY,
+        (err, attempt, delayMs) => request.log.warn({ jid, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
       );
-      const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.code(200).send(report);
     } catch (err) {
@@ -185,6 +212,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       slot.release();
       lease.release();
       metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
+      await spool?.remove();
     }
   });
 

@@ -4,7 +4,7 @@
  * `sort_id`), holding no connection between pages; an import runs in one transaction.
  */
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
-import { StorageError } from '../backend.js';
+import { StorageError, transientAsUnavailable } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
 import { accountFromStore, type ProsodyHostOptions } from '../prosody/accounts.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveRecordFromItem, offlineRecordFromItem } from '../prosody/archive.js';
@@ -55,7 +55,7 @@ function asStorageError(err: unknown): unknown {
   ) {
     return new StorageError('invalid-data', err.message, { cause: err });
   }
-  return err;
+  return transientAsUnavailable(err);
 }
 
 function openDialect(options: ProsodySqlConnection): SqlDialect {
@@ -132,17 +132,25 @@ export class ProsodySqlBackend implements StorageBackend {
 
   async userExists(ref: UserRef): Promise<boolean> {
     await this.ensureSchema();
-    const rows = await this.db.query(`SELECT 1 AS "present" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = 'accounts' LIMIT 1`, [
-      ref.host,
-      ref.user,
-    ]);
-    return rows.length > 0;
+    try {
+      const rows = await this.db.query(`SELECT 1 AS "present" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = 'accounts' LIMIT 1`, [
+        ref.host,
+        ref.user,
+      ]);
+      return rows.length > 0;
+    } catch (err) {
+      throw asStorageError(err);
+    }
   }
 
   async readAccount(ref: UserRef): Promise<UserStart | null> {
     await this.ensureSchema();
-    const data = await readKeyval(this.db, ref, 'accounts');
-    return data ? accountFromStore(ref.user, data) : null;
+    try {
+      const data = await readKeyval(this.db, ref, 'accounts');
+      return data ? accountFromStore(ref.user, data) : null;
+    } catch (err) {
+      throw asStorageError(err);
+    }
   }
 
   async *readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
@@ -233,7 +241,12 @@ export class ProsodySqlBackend implements StorageBackend {
     if (!host) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
     options.signal?.throwIfAborted();
     await this.ensureSchema();
-    const tx = await this.db.begin();
+    let tx: Awaited<ReturnType<SqlDialect['begin']>>;
+    try {
+      tx = await this.db.begin();
+    } catch (err) {
+      throw asStorageError(err);
+    }
     try {
       const report = await new UserImport(tx, ref, host, options, this.importStores).run(account, records);
       if (options.dryRun) await tx.rollback();

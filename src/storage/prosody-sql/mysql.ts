@@ -88,6 +88,11 @@ export class MysqlDialect implements SqlDialect {
   async begin(): Promise<SqlTransaction> {
     const conn = await (await this.pooled()).getConnection();
     try {
+      // READ COMMITTED takes no gap locks: under REPEATABLE READ, imports of different accounts
+      // lock gaps of the shared (host, user, store, key) index and deadlock each other. Each
+      // account's rows are written by one import at a time (the account lock), so nothing the
+      // import reads can change under it in a way the stricter level would catch.
+      await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
       await conn.beginTransaction();
     } catch (err) {
       conn.destroy();

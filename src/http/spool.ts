@@ -1,0 +1,39 @@
+/**
+ * An upload copied to a private file under `<dataDir>/spool` before anything is applied: the
+ * storage transaction then reads a local file at disk speed instead of waiting on the client
+ * (a slow upload no longer holds a database write lock), and the document can be read again
+ * when an attempt must be retried.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export interface Spool {
+  readonly path: string;
+  /** A fresh read of the whole document. */
+  open(): Readable;
+  /** Deletes the file; safe to call more than once. */
+  remove(): Promise<void>;
+}
+
+export function spoolDirectory(dataDir: string): string {
+  return join(dataDir, 'spool');
+}
+
+/** Copies `body` to a new spool file; on failure nothing is left behind. */
+export async function spoolUpload(body: Readable, dataDir: string, name: string): Promise<Spool> {
+  const dir = spoolDirectory(dataDir);
+  const path = join(dir, `${name.replace(/[^\w@.+-]/g, '_')}.xml`);
+  const remove = (): Promise<void> => rm(path, { force: true });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await pipeline(body, createWriteStream(path, { mode: 0o600 }));
+  } catch (err) {
+    body.destroy();
+    await remove();
+    throw err;
+  }
+  return { path, open: () => createReadStream(path), remove };
+}
