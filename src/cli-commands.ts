@@ -15,7 +15,7 @@ import { StorageError, type ApplyReport } from './storage/backend.js';
 import { openStorage } from './storage/open.js';
 import { exportUserDocument, importUserDocument, refOf, selectKinds } from './transfer.js';
 import { readDocument } from './xep0227/reader.js';
-import { writeDocument } from './xep0227/writer.js';
+import { writeDocument, type InvalidCharsReplaced } from './xep0227/writer.js';
 
 export class UsageError extends Error {}
 
@@ -54,7 +54,11 @@ export async function runExport(config: Config, args: ExportArgs, out: Writable)
       servedHost(config, ref.host);
       events = exportUserDocument(storage, ref, kinds);
     }
-    await pipeline(Readable.from(writeDocument(events)), out, { end: false });
+    const onInvalidChars = (r: InvalidCharsReplaced): void => {
+      const where = [r.user, r.kind, r.detail].filter((x) => x !== undefined).join(', ');
+      process.stderr.write(`xporta: warning: U+${r.codePoint.toString(16).toUpperCase().padStart(4, '0')} cannot be carried by XML 1.0; exported as U+FFFD (${where})\n`);
+    };
+    await pipeline(Readable.from(writeDocument(events, { onInvalidChars })), out, { end: false });
   } finally {
     await storage.close();
   }

@@ -566,6 +566,11 @@ class DocumentParser {
     listen(sax, {
       doctype: (doctype) => this.onDoctype(doctype),
       xmldecl: (decl) => {
+        // XML 1.1 admits control characters (as &#x1; and raw C1) that no XMPP server can carry:
+        // the streams are XML 1.0, and Prosody refuses to send them. Refused before any content.
+        if (decl.version !== undefined && decl.version !== '1.0') {
+          this.fail('unsupported-version', `only XML 1.0 documents are supported, not version ${decl.version}`, sax.line, 1);
+        }
         const encoding = decl.encoding;
         if (encoding !== undefined && !/^(utf-?8|us-ascii|ascii)$/i.test(encoding)) {
           this.fail('malformed', `only UTF-8 documents are supported, not ${encoding}`, sax.line, 1);

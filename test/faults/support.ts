@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { loadConfig } from '../../src/config.js';
 import { buildApp } from '../../src/http/server.js';
 import { sha256Hex } from '../../src/operator-token.js';
@@ -19,7 +19,11 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-export async function startService(storage: Record<string, unknown> | undefined, env: Record<string, string> = {}): Promise<TestService> {
+export async function startService(
+  storage: Record<string, unknown> | undefined,
+  env: Record<string, string> = {},
+  logger: FastifyServerOptions['logger'] = false,
+): Promise<TestService> {
   const dir = mkdtempSync(join(tmpdir(), 'xporta-faults-'));
   const config = loadConfig({
     env: {
@@ -33,7 +37,7 @@ export async function startService(storage: Record<string, unknown> | undefined,
     },
     cwd: dir,
   });
-  const app = buildApp({ config, storage: await openStorage(config), logger: false });
+  const app = buildApp({ config, storage: await openStorage(config), logger });
   await app.ready();
   return {
     app,

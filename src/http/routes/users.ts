@@ -14,7 +14,7 @@ import { exportUserDocument, importUserDocument, selectKinds, TransferError } fr
 import { Xep0227Error } from '../../xep0227/errors.js';
 import { dataKindOf, type DataKind, type DocumentEvent } from '../../xep0227/model.js';
 import { readDocument } from '../../xep0227/reader.js';
-import { writeDocument } from '../../xep0227/writer.js';
+import { writeDocument, type InvalidCharsReplaced } from '../../xep0227/writer.js';
 import { DEFAULT_RETRY_POLICY, withRetries } from '../../retry.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import type { Metrics } from '../metrics.js';
@@ -137,7 +137,9 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     });
 
     const counted = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), metrics, 'export');
-    let body: Readable = Readable.from(countBytes(writeDocument(counted), (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n)), {
+    const onInvalidChars = (r: InvalidCharsReplaced): void =>
+      request.log.warn({ jid, kind: r.kind, detail: r.detail, codePoint: r.codePoint }, 'stored text XML 1.0 cannot carry was exported with U+FFFD in its place');
+    let body: Readable = Readable.from(countBytes(writeDocument(counted, { onInvalidChars }), (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n)), {
       objectMode: false,
     });
     const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
