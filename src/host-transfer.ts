@@ -4,6 +4,7 @@
  * a second applies each account in its own storage transaction and reports per account.
  */
 import { bareJid } from './jid.js';
+import type { Lease } from './jobs.js';
 import type { ApplyOptions, ApplyReport, StorageBackend } from './storage/backend.js';
 import { TransferError, userEvents } from './transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from './xep0227/model.js';
@@ -53,6 +54,8 @@ export async function validateHostDocument(events: AsyncIterable<DocumentEvent>,
   return users;
 }
 
+const NO_LOCK: Lease = { release: () => undefined };
+
 export interface HostImportResult {
   readonly host: string;
   readonly users: readonly (ApplyReport | { readonly user: string; readonly error: string })[];
@@ -64,7 +67,17 @@ export async function importHostDocument(
   storage: StorageBackend,
   host: string,
   events: AsyncIterable<DocumentEvent>,
-  options: Omit<ApplyOptions, 'signal'> & { signal?: AbortSignal; total?: number; onUser?: (user: string, progress: HostProgress) => void },
+  options: Omit<ApplyOptions, 'signal'> & {
+    signal?: AbortSignal;
+    total?: number;
+    onUser?: (user: string, progress: HostProgress) => void;
+    /**
+     * Takes the account's exclusive lock (the one user imports and exports take), or returns
+     * undefined when another operation holds it: that account is then reported as failed with a
+     * conflict and left untouched, never overwritten behind the other operation's back.
+     */
+    lockAccount?: (jid: string) => Lease | undefined;
+  },
 ): Promise<HostImportResult> {
   const progress: HostProgress = { done: 0, failed: 0, ...(options.total !== undefined ? { total: options.total } : {}) };
   const results: (ApplyReport | { user: string; error: string })[] = [];
@@ -90,12 +103,21 @@ export async function importHostDocument(
     const account: UserStart = next.value;
     const jid = bareJid(`${account.name}@${host}`);
     const records = recordsUntilUserEnd();
-    try {
-      results.push(await storage.applyUser({ host, user: account.name }, account, records, options));
-    } catch (err) {
+    const lease = options.lockAccount ? options.lockAccount(jid) : NO_LOCK;
+    if (!lease) {
       progress.failed++;
-      // What the failed apply left unread of this user is skipped by the loop below.
-      results.push({ user: jid, error: err instanceof Error ? err.message : String(err) });
+      // Its records are skipped by the loop below, like those of a failed apply.
+      results.push({ user: jid, error: `conflict: another operation on ${jid} is running; the account was not changed` });
+    } else {
+      try {
+        results.push(await storage.applyUser({ host, user: account.name }, account, records, options));
+      } catch (err) {
+        progress.failed++;
+        // What the failed apply left unread of this user is skipped by the loop below.
+        results.push({ user: jid, error: err instanceof Error ? err.message : String(err) });
+      } finally {
+        lease.release();
+      }
     }
     progress.done++;
     options.onUser?.(jid, progress);
