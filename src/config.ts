@@ -27,6 +27,12 @@ export type StorageConfig =
       readonly driver: 'sqlite';
       /** Path of the SQLite file. */
       readonly database: string;
+      /**
+       * `wal`: switch the database to WAL at start (persistent; Prosody works with it), so that
+       * readers never wait for an import and exports read one snapshot. `keep` (default): leave
+       * the journal mode as Prosody set it.
+       */
+      readonly journalMode: 'keep' | 'wal';
     }
   | {
       readonly type: 'prosody-sql';
@@ -406,8 +412,13 @@ function validateStorage(fields: Fields, dataDir: string): StorageConfig {
   if (type === 'ejabberd-sql') return validateEjabberdStorage(fields);
   const driver = fields.oneOf('driver', ['sqlite', 'postgres', 'mysql'] as const, 'sqlite');
   if (driver === 'sqlite') {
-    fields.only(['type', 'driver', 'database']);
-    return { type, driver, database: fields.has('database') ? fields.filePath('database') : resolve(dataDir, 'prosody.sqlite') };
+    fields.only(['type', 'driver', 'database', 'journalMode']);
+    return {
+      type,
+      driver,
+      database: fields.has('database') ? fields.filePath('database') : resolve(dataDir, 'prosody.sqlite'),
+      journalMode: fields.oneOf('journalMode', ['keep', 'wal'] as const, 'keep'),
+    };
   }
   fields.only(['type', 'driver', 'database', 'host', 'port', 'username', 'password', 'passwordFile']);
   const password = fields.secret('password');

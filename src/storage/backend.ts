@@ -77,6 +77,13 @@ export function transientAsUnavailable(err: unknown): unknown {
   return new StorageError('unavailable', `storage temporarily unavailable: ${reason}`, { cause: err, retryable: true });
 }
 
+/** The reads of {@link StorageBackend} on one consistent view; `close` ends it. */
+export interface StorageSnapshot {
+  readAccount(ref: UserRef): Promise<UserStart | null>;
+  readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord>;
+  close(): Promise<void>;
+}
+
 /**
  * One server's storage. Every backend (Prosody SQL, Prosody files, ejabberd SQL) implements this;
  * nothing above this interface knows a storage format.
@@ -97,6 +104,13 @@ export interface StorageBackend {
   readAccount(ref: UserRef): Promise<UserStart | null>;
   /** Every record of the selected kinds, streamed (archives with a cursor). */
   readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord>;
+
+  /**
+   * A consistent view for one account's export: `readAccount` and `readUser` on it see the
+   * storage as it was at one moment, whatever imports commit meanwhile. Resolves to undefined
+   * when this storage gives none (see README); absent on backends without snapshots.
+   */
+  snapshot?(): Promise<StorageSnapshot | undefined>;
 
   /**
    * Applies an account and its records in one transaction: either everything is stored or

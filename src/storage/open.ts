@@ -40,7 +40,13 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
   }
   if (storage.driver === 'sqlite') {
     mkdirSync(dirname(storage.database), { recursive: true });
-    const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts, readBatchSize: READ_BATCH_SIZE });
+    const backend = new ProsodySqlBackend({
+      dialect: 'sqlite',
+      database: storage.database,
+      ...(storage.journalMode === 'wal' ? { walMode: true } : {}),
+      hosts,
+      readBatchSize: READ_BATCH_SIZE,
+    });
     await backend.ensureSchema();
     return backend;
   }

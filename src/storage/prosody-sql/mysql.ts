@@ -3,7 +3,7 @@
  * `utf8%`, i.e. utf8mb4) with its `_bin` collation, so keys compare byte for byte as in Prosody.
  */
 import type mysql from 'mysql2/promise';
-import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
+import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from './dialect.js';
 import { PipelinedTransaction, type Executed } from './write-behind.js';
 
 export interface MysqlOptions {
@@ -99,6 +99,33 @@ export class MysqlDialect implements SqlDialect {
       throw err;
     }
     return new MysqlTransaction(conn);
+  }
+
+  /** InnoDB's consistent read view, taken at START TRANSACTION rather than at the first read. */
+  async snapshot(): Promise<SqlSnapshot> {
+    const conn = await (await this.pooled()).getConnection();
+    try {
+      await conn.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+    let ended = false;
+    return {
+      query: async (sql, params = []) => rowsOf(await exec(conn, sql, params)),
+      run: async (sql, params = []) => affectedOf(await exec(conn, sql, params)),
+      end: async () => {
+        if (ended) return;
+        ended = true;
+        try {
+          await conn.query('COMMIT');
+          conn.release();
+        } catch {
+          conn.destroy();
+        }
+      },
+    };
   }
 
   async tableExists(table: string): Promise<boolean> {

@@ -3,7 +3,7 @@
  * first use, so that a service or CLI on another store does not carry it (about 15 MB of RSS).
  */
 import type pg from 'pg';
-import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
+import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from './dialect.js';
 import { PipelinedTransaction, type Executed } from './write-behind.js';
 
 export interface PostgresqlOptions {
@@ -127,6 +127,35 @@ export class PostgresqlDialect implements SqlDialect {
       throw err;
     }
     return transaction;
+  }
+
+  /** REPEATABLE READ READ ONLY: every statement sees the snapshot the first one took. */
+  async snapshot(): Promise<SqlSnapshot> {
+    const client = await (await this.pooled()).connect();
+    const guard = guardCheckedOut(client);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    } catch (err) {
+      guard.release(err instanceof Error ? err : true);
+      throw err;
+    }
+    let ended = false;
+    return {
+      query: async (sql, params = []) => (await query(client, sql, params)).rows,
+      run: async (sql, params = []) => (await query(client, sql, params)).rowCount ?? 0,
+      end: async () => {
+        if (ended) return;
+        ended = true;
+        const broken = guard.broken();
+        if (broken) return guard.release(broken);
+        try {
+          await client.query('COMMIT');
+          guard.release();
+        } catch (err) {
+          guard.release(err instanceof Error ? err : true);
+        }
+      },
+    };
   }
 
   async tableExists(table: string): Promise<boolean> {
