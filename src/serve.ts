@@ -4,6 +4,7 @@
  */
 import type { Config } from './config.js';
 import { buildApp } from './http/server.js';
+import { clearSpool } from './http/spool.js';
 import { resolveOperatorTokens } from './operator-token.js';
 import { openStorage } from './storage/open.js';
 import { XmppComponent } from './xmpp/component.js';
@@ -11,6 +12,7 @@ import { XmppComponent } from './xmpp/component.js';
 export async function serve(config: Config): Promise<void> {
   const { tokens, generated } = resolveOperatorTokens(config);
   const storage = await openStorage(config);
+  await clearSpool(config.dataDir);
   let component: XmppComponent | undefined;
   const app = buildApp({
     config: { ...config, auth: { ...config.auth, tokens } },

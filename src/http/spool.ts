@@ -5,7 +5,7 @@
  * when an attempt must be retried.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -36,4 +36,22 @@ export async function spoolUpload(body: Readable, dataDir: string, name: string)
     throw err;
   }
   return { path, open: () => createReadStream(path), remove };
+}
+
+/**
+ * Deletes what a previous run of the service left in the spool (it was killed mid-import): at
+ * start nothing of this process is there yet, and `dataDir` belongs to one service. Returns how
+ * many files went.
+ */
+export async function clearSpool(dataDir: string): Promise<number> {
+  const dir = spoolDirectory(dataDir);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  for (const name of names) await rm(join(dir, name), { force: true, recursive: true });
+  return names.length;
 }

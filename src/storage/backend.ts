@@ -1,4 +1,4 @@
-import { isTransientDatabaseError } from './transient.js';
+import { isNoSpaceDatabaseError, isTransientDatabaseError } from './transient.js';
 import type { DataKind, UserRecord, UserStart } from '../xep0227/model.js';
 
 /** A user account on a host, both normalised (see src/jid.ts). */
@@ -70,9 +70,16 @@ export class StorageError extends Error {
   }
 }
 
-/** A database failure a later attempt may not meet, as a retryable `unavailable` error; anything else unchanged. */
+/**
+ * A database failure a later attempt may not meet as a retryable `unavailable` error, a full
+ * database as `insufficient-storage`; anything else unchanged.
+ */
 export function transientAsUnavailable(err: unknown): unknown {
-  if (err instanceof StorageError || !isTransientDatabaseError(err)) return err;
+  if (err instanceof StorageError) return err;
+  if (isNoSpaceDatabaseError(err)) {
+    return new StorageError('insufficient-storage', 'the database is out of space; the import was rolled back', { cause: err });
+  }
+  if (!isTransientDatabaseError(err)) return err;
   const reason = err instanceof Error ? err.message : String(err);
   return new StorageError('unavailable', `storage temporarily unavailable: ${reason}`, { cause: err, retryable: true });
 }

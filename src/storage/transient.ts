@@ -60,3 +60,13 @@ export function isTransientDatabaseError(err: unknown, depth = 0): boolean {
   if (typeof message === 'string' && PG_CONNECTION_MESSAGES.some((re) => re.test(message))) return true;
   return isTransientDatabaseError(field(err, 'cause'), depth + 1);
 }
+
+/** The database or the disk under it is full: PostgreSQL 53100, MySQL 1021/1114, SQLite SQLITE_FULL, ENOSPC. */
+export function isNoSpaceDatabaseError(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 4) return false;
+  const code = field(err, 'code');
+  const errno = field(err, 'errno');
+  if (code === '53100' || code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') return true;
+  if (errno === 1021 || errno === 1114) return true;
+  return isNoSpaceDatabaseError(field(err, 'cause'), depth + 1);
+}
