@@ -248,15 +248,24 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
+    let spool: Spool | undefined;
     try {
       if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       const source = await fetchExport(url, body.token, config.limits.maxUploadBytes, abort.signal);
-      const events = readDocument(source, {
+      // As for uploads: the transfer from the other service holds no database lock, and a retry reads the copy.
+      spool = await spoolUpload(source, config.dataDir, `pull-${request.id}`);
+      const document = spool;
+      const readerLimits = {
         maxDepth: config.limits.maxDepth,
         maxElementBytes: config.limits.maxElementBytes,
         maxDocumentBytes: config.limits.maxUploadBytes,
-      });
-      const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
+      };
+      const report = await withRetries(
+        () => importUserDocument(storage, ref, readDocument(document.open(), readerLimits), { mode, dryRun, include: kinds, createAccount, signal: abort.signal }),
+        DEFAULT_RETRY_POLICY,
+        (err, attempt, delayMs) => request.log.warn({ jid, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
+        abort.signal,
+      );
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.send({ ...report, source: url.origin + url.pathname });
     } catch (err) {
@@ -264,6 +273,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     } finally {
       slot.release();
       lease.release();
+      await spool?.remove();
     }
   });
 
