@@ -12,6 +12,7 @@ import { Authenticator } from './http/auth.js';
 import { bareJid, normaliseDomain } from './jid.js';
 import { generateToken, sha256Hex } from './operator-token.js';
 import { StorageError, type ApplyReport } from './storage/backend.js';
+import { withRetries } from './retry.js';
 import { openStorage } from './storage/open.js';
 import { exportUserDocument, importUserDocument, refOf, selectKinds } from './transfer.js';
 import { readDocument } from './xep0227/reader.js';
@@ -83,26 +84,32 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
   const mode = args.mode ?? 'replace';
   if (mode !== 'replace' && mode !== 'merge') throw new UsageError('--mode must be replace or merge');
   const kinds = selectKinds(args.include, args.exclude);
-  const fromFile = args.file !== '-';
-  let source: Readable = fromFile ? createReadStream(args.file) : stdin;
-  if (fromFile && /\.gz$/.test(args.file)) source = source.pipe(createGunzip());
+  const file = args.file;
+  const fromFile = file !== '-';
+  const open = (): Readable => {
+    if (!fromFile) return stdin;
+    const raw = createReadStream(file);
+    return /\.gz$/.test(file) ? raw.pipe(createGunzip()) : raw;
+  };
   const storage = await openStorage(config);
   try {
     if (!args.createAccount && !(await storage.userExists(ref))) {
       throw new StorageError('user-not-found', `no account ${jid} (use --create-account to create it)`);
     }
-    const events = readDocument(source, {
-      maxDepth: config.limits.maxDepth,
-      maxElementBytes: config.limits.maxElementBytes,
-      // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
-      ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
-    });
-    return await importUserDocument(storage, ref, events, {
-      mode,
-      dryRun: args.dryRun === true,
-      include: kinds,
-      createAccount: args.createAccount === true,
-    });
+    const attempt = (): Promise<ApplyReport> =>
+      importUserDocument(
+        storage,
+        ref,
+        readDocument(open(), {
+          maxDepth: config.limits.maxDepth,
+          maxElementBytes: config.limits.maxElementBytes,
+          // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
+          ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(file)) } : {}),
+        }),
+        { mode, dryRun: args.dryRun === true, include: kinds, createAccount: args.createAccount === true },
+      );
+    // A file can be read again after a transient storage failure; standard input cannot.
+    return await (fromFile ? withRetries(attempt) : attempt());
   } finally {
     await storage.close();
   }

@@ -16,7 +16,8 @@ import { buildApp } from '../../src/http/server.js';
 import { openStorage } from '../../src/storage/open.js';
 import { accountDocument } from '../support/documents.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
-import { loginAs, xml, type XmppClient } from '../support/xmpp-client.js';
+import { loginAs, type XmppClient } from '../support/xmpp-client.js';
+import { lockedLines, messageRounds } from './serving-rounds.js';
 
 const TOKEN = 'serving-test-operator-token';
 const UPLOAD_SECONDS = 15;
@@ -80,7 +81,7 @@ describeWithProsody('Prosody on SQLite serves other users during a slow import',
   // Rollback journal (Prosody's default) first: the WAL run switches the file for good.
   it.each(['keep', 'wal'] as const)(`logins and messages never wait more than 2 s during a ${UPLOAD_SECONDS} s upload (journalMode %s)`, async (journalMode) => {
     const app = await xporta(journalMode);
-    const before = ((await prosody.logTail(5000)).match(/database is locked/g) ?? []).length;
+    const before = await lockedLines(prosody);
     const doc = accountDocument({ host: 'localhost', user: 'alice', password: 'alicepw', archiveCount: 20_000 });
     let done = false;
     const started = Date.now();
@@ -93,31 +94,12 @@ describeWithProsody('Prosody on SQLite serves other users during a slow import',
       })
       .finally(() => (done = true));
 
-    const rounds: number[] = [];
-    let n = 0;
-    // Keep going a little after the import ends: the apply phase comes at the end of the upload.
-    let after = 3;
-    const failures: string[] = [];
-    while (!done || after-- > 0) {
-      const t0 = Date.now();
-      try {
-        const bob = await loginAs(prosody, 'bob', 'bobpw', { resource: `r${n}` });
-        const id = `ping-${n++}`;
-        const delivered = carol.waitFor((s) => s.name === 'message' && s.attrs.id === id, 5000);
-        await bob.send(xml('message', { to: 'carol@localhost/desk', type: 'chat', id }, xml('body', {}, `hello ${id}`)));
-        await delivered;
-        await bob.close();
-      } catch (err) {
-        failures.push(err instanceof Error ? err.message : String(err));
-      }
-      rounds.push(Date.now() - t0);
-      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - t0))));
-    }
+    const { durations: rounds, failures } = await messageRounds(prosody, carol, () => !done);
     const res = await importing;
     const longest = Math.max(...rounds);
     // SQLite has one writer at a time: Prosody's own writes that fall in the apply phase (MAM
     // archiving of these very messages) fail there; delivery and logins do not. Reported, not asserted.
-    const locked = ((await prosody.logTail(5000)).match(/database is locked/g) ?? []).length - before;
+    const locked = (await lockedLines(prosody)) - before;
     console.info(
       `[serving-during-import] journalMode ${journalMode}: upload+import ${Date.now() - started} ms; ${rounds.length} rounds, ${failures.length} failed; longest login+message ${longest} ms; Prosody "database is locked" lines: ${locked}`,
     );

@@ -189,7 +189,7 @@ export abstract class ProsodyImport {
   }
 
   /**
-   * mod_vcard_legacy (Prosody 0.12 and 13) serves the vCard from PEP and, at each login, moves a
+   * mod_vcard_legacy (Prosody 0.12) serves the vCard from PEP and, at each login, moves a
    * vcard-temp vCard from the `vcard` store into PEP, unless the user's PEP service already has a
    * vcard4 or avatar node: then it deletes the vcard-temp vCard unread. A running Prosody keeps each
    * user's PEP service, with its nodes, in memory (mod_pep's service cache), so nodes this import
