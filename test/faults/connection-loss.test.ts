@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountDocument } from '../support/documents.js';
 import { isCI } from '../support/prosody.js';
 import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../support/sql-databases.js';
-import { archiveCount, exportDoc, importDoc, startService, type TestService } from './support.js';
+import { archiveCount, exportDoc, importDoc, startService, TOKEN, type TestService } from './support.js';
 
 const skipWithout = async (kind: SqlServerKind): Promise<boolean> => !isCI && !(await sqlServerAvailable(kind));
 
@@ -107,6 +107,24 @@ for (const { kind, driver, killer } of cases) {
       const after = await exportDoc(service.app, 'alice@localhost');
       expect(after.status).toBe(200);
       expect(archiveCount(after.body)).toBe(40_000);
+    }, 180_000);
+
+    it('a host import whose connection is killed once mid-account retries that account from the spool', async () => {
+      expect((await importDoc(service.app, 'alice@localhost', small)).status).toBe(200);
+      const pending = service.app.inject({
+        method: 'PUT',
+        url: '/v1/hosts/localhost/import?mode=replace',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/xml' },
+        payload: large,
+      });
+      await until(() => kill.importRunning(), 60_000);
+      expect(await kill.killAll()).toBeGreaterThan(0);
+      const res = await pending;
+      expect(res.statusCode, res.body).toBe(200);
+      const result = JSON.parse(res.body) as { users: { user: string; error?: string; counts?: Record<string, number> }[]; progress: { failed: number } };
+      expect(result.progress.failed).toBe(0);
+      expect(result.users[0]).toMatchObject({ user: 'alice@localhost', counts: { archive: 40_000 } });
+      expect(archiveCount((await exportDoc(service.app, 'alice@localhost')).body)).toBe(40_000);
     }, 180_000);
 
     it('a connection that keeps dying: 503 with Retry-After, store unchanged, the service keeps serving', async () => {

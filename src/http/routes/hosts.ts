@@ -122,6 +122,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
           createAccount,
           total,
           lockAccount: (jid) => ctx.locks.tryAcquire(jid, 'exclusive'),
+          reopen: () => readDocument(createReadStream(spool), readerLimits),
           onUser: (user, progress) => {
             onProgress?.(progress.done, progress.failed);
             if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');
