@@ -16,10 +16,11 @@ import { Authenticator } from './http/auth.js';
 import { bareJid, normaliseDomain } from './jid.js';
 import { generateToken, sha256Hex } from './operator-token.js';
 import { StorageError, type ApplyReport } from './storage/backend.js';
+import { withRetries } from './retry.js';
 import { openStorage } from './storage/open.js';
 import { exportUserDocument, importUserDocument, refOf, selectKinds } from './transfer.js';
 import { readDocument } from './xep0227/reader.js';
-import { writeDocument } from './xep0227/writer.js';
+import { writeDocument, type InvalidCharsReplaced } from './xep0227/writer.js';
 
 export class UsageError extends Error {}
 
@@ -61,9 +62,13 @@ export async function runExport(config: Config, args: ExportArgs, out: Writable)
       subject = { account: jid };
       events = exportUserDocument(storage, ref, kinds);
     }
+    const onInvalidChars = (r: InvalidCharsReplaced): void => {
+      const where = [r.user, r.kind, r.detail].filter((x) => x !== undefined).join(', ');
+      process.stderr.write(`xporta: warning: U+${r.codePoint.toString(16).toUpperCase().padStart(4, '0')} cannot be carried by XML 1.0; exported as U+FFFD (${where})\n`);
+    };
     const action = args.host ? 'host-export' : 'export';
     try {
-      await pipeline(Readable.from(writeDocument(events)), out, { end: false });
+      await pipeline(Readable.from(writeDocument(events, { onInvalidChars })), out, { end: false });
     } catch (err) {
       auditCli(config, { action, ...subject, kinds: [...kinds], outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
       throw err;
@@ -93,30 +98,36 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
   const mode = args.mode ?? 'replace';
   if (mode !== 'replace' && mode !== 'merge') throw new UsageError('--mode must be replace or merge');
   const kinds = selectKinds(args.include, args.exclude);
-  const fromFile = args.file !== '-';
-  let source: Readable = fromFile ? createReadStream(args.file) : stdin;
-  if (fromFile && /\.gz$/.test(args.file)) source = source.pipe(createGunzip());
+  const file = args.file;
+  const fromFile = file !== '-';
+  const open = (): Readable => {
+    if (!fromFile) return stdin;
+    const raw = createReadStream(file);
+    return /\.gz$/.test(file) ? raw.pipe(createGunzip()) : raw;
+  };
   const storage = await openStorage(config);
   try {
     if (!args.createAccount && !(await storage.userExists(ref))) {
       throw new StorageError('user-not-found', `no account ${jid} (use --create-account to create it)`);
     }
-    const events = readDocument(source, {
-      maxDepth: config.limits.maxDepth,
-      maxElementBytes: config.limits.maxElementBytes,
-      maxElementNodes: config.limits.maxElementNodes,
-      // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
-      ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
-    });
+    const attempt = (): Promise<ApplyReport> =>
+      importUserDocument(
+        storage,
+        ref,
+        readDocument(open(), {
+          maxDepth: config.limits.maxDepth,
+          maxElementBytes: config.limits.maxElementBytes,
+          maxElementNodes: config.limits.maxElementNodes,
+          // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
+          ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(file)) } : {}),
+        }),
+        { mode, dryRun: args.dryRun === true, include: kinds, createAccount: args.createAccount === true },
+      );
     const audited = { action: 'import' as const, account: jid, kinds: [...kinds], mode, dryRun: args.dryRun === true };
     let report: ApplyReport;
     try {
-      report = await importUserDocument(storage, ref, events, {
-        mode,
-        dryRun: args.dryRun === true,
-        include: kinds,
-        createAccount: args.createAccount === true,
-      });
+      // A file can be read again after a transient storage failure; standard input cannot.
+      report = await (fromFile ? withRetries(attempt) : attempt());
     } catch (err) {
       auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
       throw err;

@@ -52,6 +52,7 @@ const EXIT_USAGE = 64;
 const EXIT_DATAERR = 65;
 const EXIT_NOUSER = 67;
 const EXIT_UNAVAILABLE = 69;
+const EXIT_IOERR = 74;
 const EXIT_CONFIG = 78;
 
 async function main(argv: string[]): Promise<number> {
@@ -198,6 +199,7 @@ async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof StorageError) {
       process.stderr.write(`xporta: ${err.message}\n`);
+      if (err.code === 'insufficient-storage') return EXIT_IOERR;
       return err.code === 'user-not-found' ? EXIT_NOUSER : err.code === 'unavailable' ? EXIT_UNAVAILABLE : EXIT_DATAERR;
     }
     throw err;

@@ -37,6 +37,12 @@ export type StorageConfig =
       readonly driver: 'sqlite';
       /** Path of the SQLite file. */
       readonly database: string;
+      /**
+       * `wal`: switch the database to WAL at start (persistent; Prosody works with it), so that
+       * readers never wait for an import and exports read one snapshot. `keep` (default): leave
+       * the journal mode as Prosody set it.
+       */
+      readonly journalMode: 'keep' | 'wal';
     } & ProsodyVersionSetting)
   | ({
       readonly type: 'prosody-sql';
@@ -561,8 +567,14 @@ function validateStorage(fields: Fields, dataDir: string): StorageConfig {
   }
   const driver = fields.oneOf('driver', ['sqlite', 'postgres', 'mysql'] as const, 'sqlite');
   if (driver === 'sqlite') {
-    fields.only(['type', 'driver', 'database', 'serverVersion']);
-    return { type, driver, database: fields.has('database') ? fields.filePath('database') : resolve(dataDir, 'prosody.sqlite'), ...version };
+    fields.only(['type', 'driver', 'database', 'serverVersion', 'journalMode']);
+    return {
+      type,
+      driver,
+      database: fields.has('database') ? fields.filePath('database') : resolve(dataDir, 'prosody.sqlite'),
+      journalMode: fields.oneOf('journalMode', ['keep', 'wal'] as const, 'keep'),
+      ...version,
+    };
   }
   fields.only(['type', 'driver', 'database', 'host', 'port', 'username', 'password', 'passwordFile', 'serverVersion']);
   const password = fields.secret('password');

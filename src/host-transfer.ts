@@ -4,6 +4,8 @@
  * a second applies each account in its own storage transaction and reports per account.
  */
 import { bareJid } from './jid.js';
+import type { Lease } from './jobs.js';
+import { withRetries, type RetryPolicy } from './retry.js';
 import type { ApplyOptions, ApplyReport, StorageBackend } from './storage/backend.js';
 import { TransferError, userEvents } from './transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from './xep0227/model.js';
@@ -53,6 +55,8 @@ export async function validateHostDocument(events: AsyncIterable<DocumentEvent>,
   return users;
 }
 
+const NO_LOCK: Lease = { release: () => undefined };
+
 export interface HostImportResult {
   readonly host: string;
   readonly users: readonly (ApplyReport | { readonly user: string; readonly error: string })[];
@@ -64,15 +68,33 @@ export async function importHostDocument(
   storage: StorageBackend,
   host: string,
   events: AsyncIterable<DocumentEvent>,
-  options: Omit<ApplyOptions, 'signal'> & { signal?: AbortSignal; total?: number; onUser?: (user: string, progress: HostProgress) => void },
+  options: Omit<ApplyOptions, 'signal'> & {
+    signal?: AbortSignal;
+    total?: number;
+    onUser?: (user: string, progress: HostProgress) => void;
+    /**
+     * Takes the account's exclusive lock (the one user imports and exports take), or returns
+     * undefined when another operation holds it: that account is then reported as failed with a
+     * conflict and left untouched, never overwritten behind the other operation's back.
+     */
+    lockAccount?: (jid: string) => Lease | undefined;
+    /**
+     * Reads the same document again from its start (the spool). With it, an account whose apply
+     * failed for a transient reason (StorageError.retryable) is applied again from a fresh read,
+     * as a user import would be (see retry.ts); without it, it is reported as failed.
+     */
+    reopen?: () => AsyncIterable<DocumentEvent>;
+    retryPolicy?: RetryPolicy;
+  },
 ): Promise<HostImportResult> {
   const progress: HostProgress = { done: 0, failed: 0, ...(options.total !== undefined ? { total: options.total } : {}) };
   const results: (ApplyReport | { user: string; error: string })[] = [];
   const iterator = events[Symbol.asyncIterator]();
+  const reopen = options.reopen;
 
-  async function* recordsUntilUserEnd(): AsyncGenerator<UserRecord> {
+  async function* recordsUntilUserEnd(from: AsyncIterator<DocumentEvent> = iterator): AsyncGenerator<UserRecord> {
     for (;;) {
-      const next = await iterator.next();
+      const next = await from.next();
       if (next.done || next.value.kind === 'user-end') return;
       const event = next.value;
       if (event.kind === 'host' || event.kind === 'host-end' || event.kind === 'user') {
@@ -82,20 +104,49 @@ export async function importHostDocument(
     }
   }
 
+  /** Applies the `index`-th account (0-based) again, from a fresh read of the document. */
+  async function applyAgain(index: number, account: UserStart): Promise<ApplyReport> {
+    const again = (reopen as () => AsyncIterable<DocumentEvent>)()[Symbol.asyncIterator]();
+    try {
+      for (let seen = -1; seen < index; ) {
+        const next = await again.next();
+        if (next.done) throw new TransferError('wrong-structure', 'the spooled document ended before the account to retry');
+        if (next.value.kind === 'user') seen++;
+      }
+      return await storage.applyUser({ host, user: account.name }, account, recordsUntilUserEnd(again), options);
+    } finally {
+      await again.return?.();
+    }
+  }
+
+  let index = -1;
   for (;;) {
     if (options.signal?.aborted) break;
     const next = await iterator.next();
     if (next.done) break;
     if (next.value.kind !== 'user') continue;
+    index++;
     const account: UserStart = next.value;
+    const position = index;
     const jid = bareJid(`${account.name}@${host}`);
     const records = recordsUntilUserEnd();
-    try {
-      results.push(await storage.applyUser({ host, user: account.name }, account, records, options));
-    } catch (err) {
+    const lease = options.lockAccount ? options.lockAccount(jid) : NO_LOCK;
+    if (!lease) {
       progress.failed++;
-      // What the failed apply left unread of this user is skipped by the loop below.
-      results.push({ user: jid, error: err instanceof Error ? err.message : String(err) });
+      // Its records are skipped by the loop below, like those of a failed apply.
+      results.push({ user: jid, error: `conflict: another operation on ${jid} is running; the account was not changed` });
+    } else {
+      try {
+        const apply = (attempt: number): Promise<ApplyReport> =>
+          attempt === 1 ? storage.applyUser({ host, user: account.name }, account, records, options) : applyAgain(position, account);
+        results.push(reopen ? await withRetries(apply, options.retryPolicy, undefined, options.signal) : await apply(1));
+      } catch (err) {
+        progress.failed++;
+        // What the failed apply left unread of this user is skipped by the loop below.
+        results.push({ user: jid, error: err instanceof Error ? err.message : String(err) });
+      } finally {
+        lease.release();
+      }
     }
     progress.done++;
     options.onUser?.(jid, progress);

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from './config.js';
 import { buildApp } from './http/server.js';
+import { clearSpool } from './http/spool.js';
 import { handOverGeneratedToken, resolveOperatorTokens } from './operator-token.js';
 import { openStorage } from './storage/open.js';
 import { XmppComponent } from './xmpp/component.js';
@@ -23,6 +24,7 @@ function packageVersion(): string {
 export async function serve(config: Config, reloadConfig?: () => Config): Promise<void> {
   const { tokens, generated } = resolveOperatorTokens(config);
   const storage = await openStorage(config);
+  await clearSpool(config.dataDir);
   let component: XmppComponent | undefined;
   const app = buildApp({
     config: { ...config, auth: { ...config.auth, tokens } },

@@ -2,9 +2,9 @@
  * Export and import of one account, independent of HTTP or CLI: storage records become document
  * events, and a document's events become one storage transaction.
  */
-import { concatAsync } from './async-iter.js';
+import { concatAsync, tapAsync } from './async-iter.js';
 import { bareJid, createRecordRewriter } from './jid.js';
-import type { ApplyOptions, ApplyReport, StorageBackend, UserRef } from './storage/backend.js';
+import type { ApplyOptions, ApplyReport, StorageBackend, StorageSnapshot, UserRef } from './storage/backend.js';
 import { StorageError } from './storage/backend.js';
 import { DATA_KINDS, isDataKind, type DataKind, type DocumentEvent, type UserRecord, type UserStart } from './xep0227/model.js';
 
@@ -46,16 +46,42 @@ function accountFor(account: UserStart, kinds: ReadonlySet<DataKind>): UserStart
   return { kind: 'user', name: account.name, scram: [], extraAttributes: account.extraAttributes };
 }
 
-/** The user's part of a document: `user`, records, `user-end`. */
+/**
+ * The user's part of a document: `user`, records, `user-end`. Where the storage gives snapshots,
+ * all of it is read from one (opened with the account, closed when the iteration ends, fails or
+ * is stopped), so an import committing meanwhile shows either wholly or not at all.
+ */
 export function userEvents(storage: StorageBackend, ref: UserRef, kinds: ReadonlySet<DataKind>, signal?: AbortSignal): AsyncIterable<DocumentEvent> {
-  return concatAsync<DocumentEvent>(
-    () => accountEvent(storage, ref, kinds),
-    () => storage.readUser(ref, { include: kinds, ...(signal ? { signal } : {}) }),
+  const options = { include: kinds, ...(signal ? { signal } : {}) };
+  if (!storage.snapshot) {
+    return concatAsync<DocumentEvent>(
+      () => accountEvent(storage, ref, kinds),
+      () => storage.readUser(ref, options),
+      () => [{ kind: 'user-end' }],
+    );
+  }
+  let reader: StorageSnapshot | undefined;
+  let source: Pick<StorageBackend, 'readAccount' | 'readUser'> = storage;
+  const close = (): void => {
+    const open = reader;
+    reader = undefined;
+    void open?.close().catch(() => undefined);
+  };
+  const events = concatAsync<DocumentEvent>(
+    () => openThenAccountEvent(),
+    () => source.readUser(ref, options),
     () => [{ kind: 'user-end' }],
   );
+  async function* openThenAccountEvent(): AsyncGenerator<UserStart> {
+    reader = await storage.snapshot?.();
+    if (reader) source = reader;
+    yield* accountEvent(source, ref, kinds);
+  }
+  // The records pass through one `then` more here, not through another generator.
+  return tapAsync(events, () => undefined, close);
 }
 
-async function* accountEvent(storage: StorageBackend, ref: UserRef, kinds: ReadonlySet<DataKind>): AsyncGenerator<UserStart> {
+async function* accountEvent(storage: Pick<StorageBackend, 'readAccount'>, ref: UserRef, kinds: ReadonlySet<DataKind>): AsyncGenerator<UserStart> {
   const account = await storage.readAccount(ref);
   if (!account) throw new StorageError('user-not-found', `no account ${ref.user}@${ref.host}`);
   yield accountFor(account, kinds);

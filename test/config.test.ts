@@ -24,7 +24,7 @@ function configError(fn: () => unknown): ConfigError {
 describe('loadConfig', () => {
   it('defaults to the embedded Prosody-format SQLite store under ./data', () => {
     const config = loadConfig({ env: {}, cwd: '/srv/xporta' });
-    expect(config.storage).toEqual({ type: 'prosody-sql', driver: 'sqlite', database: '/srv/xporta/data/prosody.sqlite' });
+    expect(config.storage).toEqual({ type: 'prosody-sql', driver: 'sqlite', database: '/srv/xporta/data/prosody.sqlite', journalMode: 'keep' });
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8227 });
     expect(config.hosts).toEqual({ localhost: { passwordHash: 'SHA-1' } });
     expect(config.component.enabled).toBe(false);

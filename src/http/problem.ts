@@ -76,5 +76,9 @@ export const problems = {
   tooManyRequests: (detail: string, retryAfterSeconds: number) =>
     new Problem(429, 'too-many-requests', 'Too many requests', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
   unavailable: (detail: string) => new Problem(503, 'unavailable', 'Service unavailable', detail),
+  /** The storage failed in a way a later attempt may not (lost connection, deadlock); nothing was changed. */
+  storageUnavailable: (detail: string, retryAfterSeconds: number) =>
+    new Problem(503, 'storage-unavailable', 'Storage unavailable', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
+  insufficientStorage: (detail: string) => new Problem(507, 'insufficient-storage', 'Insufficient storage', detail),
   internal: () => new Problem(500, 'internal', 'Internal error', 'An unexpected error occurred; the request id is in the log.'),
 };

@@ -1,3 +1,4 @@
+import { isNoSpaceDatabaseError, isTransientDatabaseError } from './transient.js';
 import type { DataKind, UserRecord, UserStart } from '../xep0227/model.js';
 
 /** A user account on a host, both normalised (see src/jid.ts). */
@@ -52,14 +53,42 @@ export interface ReadOptions {
 
 /** Thrown by backends for conditions the API maps to specific statuses. */
 export class StorageError extends Error {
+  /**
+   * `unavailable` only: the same operation may succeed when tried again (a lost connection, a
+   * deadlock, a serialization failure); nothing of the failed attempt was stored.
+   */
+  readonly retryable: boolean;
+
   constructor(
-    readonly code: 'user-not-found' | 'user-exists' | 'invalid-data' | 'unavailable' | 'conflict',
+    readonly code: 'user-not-found' | 'user-exists' | 'invalid-data' | 'unavailable' | 'conflict' | 'insufficient-storage',
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryable?: boolean },
   ) {
-    super(message, options);
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'StorageError';
+    this.retryable = options?.retryable ?? false;
   }
+}
+
+/**
+ * A database failure a later attempt may not meet as a retryable `unavailable` error, a full
+ * database as `insufficient-storage`; anything else unchanged.
+ */
+export function transientAsUnavailable(err: unknown): unknown {
+  if (err instanceof StorageError) return err;
+  if (isNoSpaceDatabaseError(err)) {
+    return new StorageError('insufficient-storage', 'the database is out of space; the import was rolled back', { cause: err });
+  }
+  if (!isTransientDatabaseError(err)) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  return new StorageError('unavailable', `storage temporarily unavailable: ${reason}`, { cause: err, retryable: true });
+}
+
+/** The reads of {@link StorageBackend} on one consistent view; `close` ends it. */
+export interface StorageSnapshot {
+  readAccount(ref: UserRef): Promise<UserStart | null>;
+  readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord>;
+  close(): Promise<void>;
 }
 
 /**
@@ -82,6 +111,13 @@ export interface StorageBackend {
   readAccount(ref: UserRef): Promise<UserStart | null>;
   /** Every record of the selected kinds, streamed (archives with a cursor). */
   readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord>;
+
+  /**
+   * A consistent view for one account's export: `readAccount` and `readUser` on it see the
+   * storage as it was at one moment, whatever imports commit meanwhile. Resolves to undefined
+   * when this storage gives none (see README); absent on backends without snapshots.
+   */
+  snapshot?(): Promise<StorageSnapshot | undefined>;
 
   /**
    * Applies an account and its records in one transaction: either everything is stored or

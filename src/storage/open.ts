@@ -50,7 +50,14 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
     // Made private before SQLite opens it (SCRAM keys and messages live here); its -wal and
     // -journal files take its mode. An existing file keeps the mode its owner gave it.
     ensurePrivateFile(storage.database, config.files.mode);
-    const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts, readBatchSize: READ_BATCH_SIZE, ...version });
+    const backend = new ProsodySqlBackend({
+      dialect: 'sqlite',
+      database: storage.database,
+      ...(storage.journalMode === 'wal' ? { walMode: true } : {}),
+      hosts,
+      readBatchSize: READ_BATCH_SIZE,
+      ...version,
+    });
     await backend.ensureSchema();
     return backend;
   }

@@ -18,6 +18,7 @@ export const XEP0227_ERROR_CODES = [
   'document-too-large',
   'invalid-value',
   'xinclude',
+  'unsupported-version',
 ] as const;
 
 export type Xep0227ErrorCode = (typeof XEP0227_ERROR_CODES)[number];

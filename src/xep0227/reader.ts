@@ -145,16 +145,24 @@ export function normaliseTimestamp(value: string): string | undefined {
   const m = TIMESTAMP.exec(value);
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s, frac = '', zone = 'Z'] = m;
+  const year = Number(y);
   const month = Number(mo);
   const day = Number(d);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) {
+  // Year 0000 does not exist in XEP-0082 (ISO 8601 without expanded years) nor for the servers.
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) {
     return undefined;
   }
   if (zone === 'Z') return value;
   const sign = zone.startsWith('-') ? -1 : 1;
   const offsetMinutes = Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6));
-  const utc = Date.UTC(Number(y), month - 1, day, Number(h), Number(mi), Number(s)) - sign * offsetMinutes * 60_000;
-  return `${new Date(utc).toISOString().slice(0, 19)}${frac}Z`;
+  // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
+  const local = new Date(0);
+  local.setUTCFullYear(year, month - 1, day);
+  local.setUTCHours(Number(h), Number(mi), Number(s), 0);
+  const utc = new Date(local.getTime() - sign * offsetMinutes * 60_000);
+  // An offset can carry 0001-01-01 or 9999-12-31 out of the four-digit years.
+  if (utc.getUTCFullYear() < 1 || utc.getUTCFullYear() > 9999) return undefined;
+  return `${utc.toISOString().slice(0, 19)}${frac}Z`;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
@@ -579,6 +587,11 @@ class DocumentParser {
     listen(sax, {
       doctype: (doctype) => this.onDoctype(doctype),
       xmldecl: (decl) => {
+        // XML 1.1 admits control characters (as &#x1; and raw C1) that no XMPP server can carry:
+        // the streams are XML 1.0, and Prosody refuses to send them. Refused before any content.
+        if (decl.version !== undefined && decl.version !== '1.0') {
+          this.fail('unsupported-version', `only XML 1.0 documents are supported, not version ${decl.version}`, sax.line, 1);
+        }
         const encoding = decl.encoding;
         if (encoding !== undefined && !/^(utf-?8|us-ascii|ascii)$/i.test(encoding)) {
           this.fail('malformed', `only UTF-8 documents are supported, not ${encoding}`, sax.line, 1);

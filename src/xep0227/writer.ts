@@ -21,7 +21,7 @@ import {
   type XmlElement,
   type XmlNode,
 } from './model.js';
-import { escapeAttribute, escapeText, serializeElement, splitClark } from './xml.js';
+import { escapeAttribute, escapeText, serializeElement, splitClark, XmlCharError } from './xml.js';
 
 /** Size of the chunks the writer yields (the last one may be smaller). */
 export const WRITER_CHUNK_BYTES = 64 * 1024;
@@ -56,6 +56,20 @@ class ChunkBuffer {
   private parts: string[] = [];
   private units = 0;
   private carry: Buffer | undefined;
+
+  /** With {@link unitCount}, the position to {@link rollback} to; valid until the next drain. */
+  get partCount(): number {
+    return this.parts.length;
+  }
+
+  get unitCount(): number {
+    return this.units;
+  }
+
+  rollback(parts: number, units: number): void {
+    this.parts.length = parts;
+    this.units = units;
+  }
 
   push(...texts: string[]): void {
     for (const text of texts) {
@@ -95,9 +109,9 @@ class ChunkBuffer {
  * everything, so the `*-end` events may be omitted. Throws {@link XmlCharError} for text XML
  * cannot carry and `Error` for records outside a user.
  */
-export async function* writeDocument(events: AsyncIterable<DocumentEvent> | Iterable<DocumentEvent>): AsyncGenerator<Buffer> {
+export async function* writeDocument(events: AsyncIterable<DocumentEvent> | Iterable<DocumentEvent>, options: WriterOptions = {}): AsyncGenerator<Buffer> {
   const out = new ChunkBuffer();
-  const state = new WriterState(out);
+  const state = new WriterState(out, options.onInvalidChars);
   out.push(XML_DECLARATION);
   out.push(`<server-data xmlns='${NS.pie}' xmlns:${XP}='${NS.xporta}'>\n`);
   for await (const event of events) {
@@ -110,18 +124,95 @@ export async function* writeDocument(events: AsyncIterable<DocumentEvent> | Iter
 }
 
 /** {@link writeDocument} as a byte stream, for `reply.send()` or `pipeline()`. */
-export function documentStream(events: AsyncIterable<DocumentEvent> | Iterable<DocumentEvent>): Readable {
-  return Readable.from(writeDocument(events), { objectMode: false, highWaterMark: WRITER_CHUNK_BYTES });
+export function documentStream(events: AsyncIterable<DocumentEvent> | Iterable<DocumentEvent>, options: WriterOptions = {}): Readable {
+  return Readable.from(writeDocument(events, options), { objectMode: false, highWaterMark: WRITER_CHUNK_BYTES });
+}
+
+/** An event written with characters XML 1.0 cannot carry replaced by U+FFFD. */
+export interface InvalidCharsReplaced {
+  /** The event's kind, e.g. `roster` or `archive`. */
+  readonly kind: DocumentEvent['kind'];
+  /** The account being written, when inside one. */
+  readonly user: string | undefined;
+  /** What identifies the record where it has an id (archive id, PEP node and item). */
+  readonly detail: string | undefined;
+  /** The first character replaced. */
+  readonly codePoint: number;
+}
+
+export interface WriterOptions {
+  /**
+   * Without it, stored text XML 1.0 cannot carry (a control character, a lone surrogate) fails
+   * the document with {@link XmlCharError}. With it, the offending event is written with each
+   * such character replaced by U+FFFD, and this hears of it: an export keeps going on stored data.
+   */
+  readonly onInvalidChars?: (replaced: InvalidCharsReplaced) => void;
+}
+
+// XML 1.0 Char production's complement (lone surrogates included: the `u` flag sees them as code points).
+const NOT_XML_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
+
+/** A deep copy of an event's data with every string's forbidden characters replaced. */
+function replaceInvalidChars<T>(value: T): T {
+  if (typeof value === 'string') return value.replace(NOT_XML_CHAR, '\uFFFD') as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => replaceInvalidChars(v)) as T;
+  if (typeof value === 'object' && value !== null) {
+    const copy: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) copy[k] = replaceInvalidChars(v);
+    return copy as T;
+  }
+  return value;
+}
+
+function eventDetail(event: DocumentEvent): string | undefined {
+  switch (event.kind) {
+    case 'archive':
+      return `id ${event.id}`;
+    case 'pep-item':
+      return `node ${event.node}, item ${event.id}`;
+    case 'pep-node':
+      return `node ${event.node}`;
+    default:
+      return undefined;
+  }
 }
 
 class WriterState {
   private hostOpen = false;
   private userOpen = false;
+  private user: string | undefined;
   private container: Container | undefined;
 
-  constructor(private readonly out: ChunkBuffer) {}
+  constructor(
+    private readonly out: ChunkBuffer,
+    private readonly onInvalidChars?: (replaced: InvalidCharsReplaced) => void,
+  ) {}
 
   write(event: DocumentEvent): void {
+    if (!this.onInvalidChars) {
+      this.writeEvent(event);
+      return;
+    }
+    // Plain locals, not a snapshot object: this runs once per archived message.
+    const parts = this.out.partCount;
+    const units = this.out.unitCount;
+    const { hostOpen, userOpen, user, container } = this;
+    try {
+      this.writeEvent(event);
+    } catch (err) {
+      if (!(err instanceof XmlCharError)) throw err;
+      // Undo what the event wrote so far (nothing was drained in between), then write it again cleaned.
+      this.out.rollback(parts, units);
+      this.hostOpen = hostOpen;
+      this.userOpen = userOpen;
+      this.user = user;
+      this.container = container;
+      this.writeEvent(replaceInvalidChars(event));
+      this.onInvalidChars({ kind: event.kind, user: this.user, detail: eventDetail(event), codePoint: err.codePoint });
+    }
+  }
+
+  private writeEvent(event: DocumentEvent): void {
     switch (event.kind) {
       case 'host':
         this.closeHost();
@@ -137,6 +228,7 @@ class WriterState {
         this.out.push(userStartTag(event));
         for (const scram of event.scram) this.out.push(scramElement(scram));
         this.userOpen = true;
+        this.user = event.name;
         return;
       case 'user-end':
         this.closeUser();

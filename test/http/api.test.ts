@@ -125,7 +125,25 @@ describe('HTTP API on the embedded SQLite store', () => {
     const res = await send(down, 'GET', '/health', '/health');
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ status: 'degraded', storage: { reachable: false } });
+    const put = await send(down, 'PUT', '/v1/users/alice%40localhost/import?createAccount=true', IMPORT, { token: ALL, headers: xml, payload: doc });
+    expect(put.statusCode).toBe(503);
+    expect(put.headers['retry-after']).toMatch(/^\d+$/);
+    expect(put.json()).toMatchObject({ type: 'urn:xporta:problem:storage-unavailable' });
     await down.close();
+  });
+
+  it('PUT import answers 507 when the store has no space left', async () => {
+    const full = await makeApp(mkdtempSync(join(tmpdir(), 'xporta-api-full-')), { XPORTA_STORAGE: JSON.stringify({ type: 'prosody-files', path: 'store' }) });
+    // A full disk as the file store meets it while staging (test/faults/files-cleanup.test.ts uses a real tmpfs).
+    (full.ctx.storage as unknown as { options: { faults?: object } }).options.faults = {
+      beforeStage: () => {
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      },
+    };
+    const put = await send(full, 'PUT', '/v1/users/alice%40localhost/import?createAccount=true', IMPORT, { token: ALL, headers: xml, payload: doc });
+    expect(put.statusCode).toBe(507);
+    expect(put.json()).toMatchObject({ type: 'urn:xporta:problem:insufficient-storage' });
+    await full.close();
   });
 
   describe('authentication and authorisation', () => {

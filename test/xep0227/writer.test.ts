@@ -121,6 +121,27 @@ describe('writer output', () => {
     await expect(writeString(around({ kind: 'archive', id: '\u0001', timestamp: 't', stanza: msg('x') }))).rejects.toBeInstanceOf(XmlCharError);
   });
 
+  it('with onInvalidChars, replaces such characters by U+FFFD, reports each event once, and stays well-formed', async () => {
+    const reports: unknown[] = [];
+    const events = around(
+      { kind: 'archive', id: 'a1', timestamp: '2024-01-01T00:00:00Z', stanza: msg('fine') },
+      { kind: 'archive', id: 'a\u0001', timestamp: '2024-01-01T00:00:01Z', stanza: msg('bad\u0002') },
+      { kind: 'archive', id: 'a3', timestamp: '2024-01-01T00:00:02Z', stanza: msg('fine') },
+      { kind: 'vcard', vcard: element('vCard', NS.vcardTemp, {}, [element('FN', NS.vcardTemp, {}, ['x\uD800y'])]) },
+    );
+    events.splice(1, 1, { kind: 'user', name: 'u', scram: [], extraAttributes: {}, password: 'p\u0003' });
+    let text = '';
+    for await (const chunk of writeDocument(events, { onInvalidChars: (r) => reports.push(r) })) text += chunk.toString('utf8');
+    const read = await readString(text);
+    expect(read.filter((e) => e.kind === 'archive').map((e) => (e.kind === 'archive' ? e.id : ''))).toEqual(['a1', 'a\uFFFD', 'a3']);
+    expect(read.find((e) => e.kind === 'user')).toMatchObject({ password: 'p\uFFFD' });
+    expect(reports).toEqual([
+      { kind: 'user', user: 'u', detail: undefined, codePoint: 3 },
+      { kind: 'archive', user: 'u', detail: 'id a\u0001', codePoint: 1 },
+      { kind: 'vcard', user: 'u', detail: undefined, codePoint: 0xd800 },
+    ]);
+  });
+
   it('writes the offline storage time only when the stanza does not say it', async () => {
     const delayed = element('message', C, {}, [element('delay', NS.delay, { stamp: '2024-01-01T00:00:00Z' })]);
     const text = await writeString(

@@ -54,7 +54,12 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, exported: progress.done, last: user }, 'host export progress');
       },
     });
-    let body: Readable = Readable.from(writeDocument(events));
+    let body: Readable = Readable.from(
+      writeDocument(events, {
+        onInvalidChars: (r) =>
+          request.log.warn({ host, user: r.user, kind: r.kind, detail: r.detail, codePoint: r.codePoint }, 'stored text XML 1.0 cannot carry was exported with U+FFFD in its place'),
+      }),
+    );
     if (/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) {
       const gzip = createGzip();
       body.on('error', (err) => gzip.destroy(err));
@@ -112,6 +117,8 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
           include: kinds,
           createAccount,
           total,
+          lockAccount: (jid) => ctx.locks.tryAcquire(jid, 'exclusive'),
+          reopen: () => readDocument(createReadStream(spool), readerLimits),
           onUser: (user, progress) => {
             onProgress?.(progress.done, progress.failed);
             if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');

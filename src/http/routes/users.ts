@@ -6,19 +6,21 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { FastifyPluginAsync } from 'fastify';
 import { tapAsync } from '../../async-iter.js';
-import type { Scope } from '../../config.js';
+import type { Config, Scope } from '../../config.js';
 import { JidError } from '../../jid.js';
 import { OutgoingError, outgoingClient, withErrorsMapped, type OutgoingClient } from '../../net/outgoing.js';
 import { StorageError, type ApplyReport } from '../../storage/backend.js';
 import { exportUserDocument, importUserDocument, selectKinds, TransferError } from '../../transfer.js';
 import { Xep0227Error } from '../../xep0227/errors.js';
 import { dataKindOf, type DataKind, type DocumentEvent } from '../../xep0227/model.js';
-import { readDocument } from '../../xep0227/reader.js';
-import { writeDocument } from '../../xep0227/writer.js';
+import { readDocument, type ReaderOptions } from '../../xep0227/reader.js';
+import { writeDocument, type InvalidCharsReplaced } from '../../xep0227/writer.js';
+import { DEFAULT_RETRY_POLICY, withRetries } from '../../retry.js';
 import { auditNote } from '../audit-trail.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import type { Metrics } from '../metrics.js';
 import { Problem, problems } from '../problem.js';
+import { spoolUpload, type Spool } from '../spool.js';
 import { onlyFields } from './tokens.js';
 import { byteLimit, importBody } from '../upload.js';
 
@@ -75,10 +77,21 @@ export function toProblem(err: unknown): unknown {
       case 'invalid-data':
         return problems.unprocessable(err.message);
       case 'unavailable':
-        return problems.unavailable(err.message);
+        return problems.storageUnavailable(err.message, STORAGE_RETRY_AFTER_SECONDS);
+      case 'insufficient-storage':
+        return problems.insufficientStorage(err.message);
     }
   }
+  if (isNoSpaceError(err)) return problems.insufficientStorage('no space left on the device that holds the spool or the store; nothing was changed');
   return err;
+}
+
+/** What a 503 for a storage failure tells the client to wait before trying again. */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
+function isNoSpaceError(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 export function kindsOrProblem(query: ExportQuery): ReturnType<typeof selectKinds> {
@@ -114,7 +127,9 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     });
 
     const counted = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), metrics, 'export');
-    let body: Readable = Readable.from(countBytes(writeDocument(counted), (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n)), {
+    const onInvalidChars = (r: InvalidCharsReplaced): void =>
+      request.log.warn({ jid, kind: r.kind, detail: r.detail, codePoint: r.codePoint }, 'stored text XML 1.0 cannot carry was exported with U+FFFD in its place');
+    let body: Readable = Readable.from(countBytes(writeDocument(counted, { onInvalidChars }), (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n)), {
       objectMode: false,
     });
     const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
@@ -152,21 +167,29 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source.destroy();
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
+    let spool: Spool | undefined;
     try {
       if (!createAccount && !(await storage.userExists(ref))) {
         throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       }
-      const events = countRecords(
-        readDocument(source, {
-          maxDepth: config.limits.maxDepth,
-          maxElementBytes: config.limits.maxElementBytes,
-          maxElementNodes: config.limits.maxElementNodes,
-          maxDocumentBytes: config.limits.maxUploadBytes,
-        }),
-        metrics,
-        'import',
+      // The whole upload is on local disk before the storage transaction opens: a slow client
+      // holds no database lock, and a retry reads the same document again.
+      spool = await spoolUpload(source, config.dataDir, 'user', config.files.mode);
+      const document = spool;
+      const report = await withRetries(
+        (attempt) => {
+          const events = readDocument(document.open(), readerLimitsOf(config.limits));
+          // Records are counted once, on the first attempt.
+          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, 'import') : events, {
+            mode,
+            dryRun,
+            include: kinds,
+            createAccount,
+          });
+        },
+        DEFAULT_RETRY_POLICY,
+        (err, attempt, delayMs) => request.log.warn({ jid, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
       );
-      const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount });
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.code(200).send(report);
@@ -176,6 +199,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source.destroy();
       slot.release();
       lease.release();
+      await spool?.remove();
     }
   });
 
@@ -205,27 +229,34 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       lease.release();
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
-    metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
     const abort = new AbortController();
     // Only a client that leaves early cancels the pull; a finished exchange closes too.
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
     let source: Readable | undefined;
+    let spool: Spool | undefined;
     try {
       if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       source = await fetchExport(outgoingClient(config), url, body.token, config.limits.maxUploadBytes, abort.signal);
-      const events = countRecords(
-        readDocument(source, {
-          maxDepth: config.limits.maxDepth,
-          maxElementBytes: config.limits.maxElementBytes,
-          maxElementNodes: config.limits.maxElementNodes,
-          maxDocumentBytes: config.limits.maxUploadBytes,
-        }),
-        metrics,
-        'import',
+      // As for uploads: the transfer from the other service holds no database lock, and a retry reads the copy.
+      spool = await spoolUpload(source, config.dataDir, 'pull', config.files.mode);
+      const document = spool;
+      const report = await withRetries(
+        (attempt) => {
+          const events = readDocument(document.open(), readerLimitsOf(config.limits));
+          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, 'import') : events, {
+            mode,
+            dryRun,
+            include: kinds,
+            createAccount,
+            signal: abort.signal,
+          });
+        },
+        DEFAULT_RETRY_POLICY,
+        (err, attempt, delayMs) => request.log.warn({ jid, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
+        abort.signal,
       );
-      const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.send({ ...report, source: url.origin + url.pathname });
@@ -239,7 +270,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source?.destroy();
       slot.release();
       lease.release();
-      metrics.set('xporta_imports_in_progress', ctx.importSlots.inUse);
+      await spool?.remove();
     }
   });
 
@@ -262,6 +293,16 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       .send({ token, jid, jti: claims.jti, scopes: claims.scp, expiresAt: new Date(claims.exp * 1000).toISOString() });
   });
 };
+
+/** The reader's limits for an uploaded or pulled document. */
+function readerLimitsOf(limits: Config['limits']): ReaderOptions {
+  return {
+    maxDepth: limits.maxDepth,
+    maxElementBytes: limits.maxElementBytes,
+    maxElementNodes: limits.maxElementNodes,
+    maxDocumentBytes: limits.maxUploadBytes,
+  };
+}
 
 const TOKEN_FIELDS = new Set(['scopes', 'ttlSeconds']);
 

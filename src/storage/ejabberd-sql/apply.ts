@@ -137,7 +137,7 @@ export class EjabberdUserImport {
     const other = account.scram.map((s) => s.mechanism).join(', ');
     if (this.includes('credentials')) {
       this.skip('credentials', `this host takes ${wanted ?? 'a plain password'} (or a plain password), the document has none`, other || undefined);
-      this.warnings.push(`password must be reset for ${this.jid}`);
+      this.warnings.push(exists ? `the existing credentials were kept for ${this.jid}` : `password must be reset for ${this.jid}`);
     }
     if (!exists) {
       // The account needs some password; one nobody knows keeps it closed until it is reset.

@@ -5,7 +5,7 @@
  * `ejabberdctl clear_cache`, which is what `onCommitted` is for.
  */
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
-import { StorageError } from '../backend.js';
+import { StorageError, transientAsUnavailable } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
 import { XmlCharError, XmlFragmentError } from '../../xep0227/xml.js';
 import { parseElement } from '../../xep0227/xml.js';
@@ -75,7 +75,7 @@ function asStorageError(err: unknown): unknown {
   if (err instanceof XmlCharError || err instanceof XmlFragmentError || err instanceof ErlangTermError) {
     return new StorageError('invalid-data', err.message, { cause: err });
   }
-  return err;
+  return transientAsUnavailable(err);
 }
 
 export class EjabberdSqlBackend implements StorageBackend {
@@ -129,11 +129,19 @@ export class EjabberdSqlBackend implements StorageBackend {
   }
 
   async userExists(ref: UserRef): Promise<boolean> {
-    return (await this.t.select(this.db, ref, 'users', ['username'])).length > 0;
+    try {
+      return (await this.t.select(this.db, ref, 'users', ['username'])).length > 0;
+    } catch (err) {
+      throw asStorageError(err);
+    }
   }
 
-  readAccount(ref: UserRef): Promise<UserStart | null> {
-    return readAccount(this.db, this.t, ref);
+  async readAccount(ref: UserRef): Promise<UserStart | null> {
+    try {
+      return await readAccount(this.db, this.t, ref);
+    } catch (err) {
+      throw asStorageError(err);
+    }
   }
 
   async *readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
@@ -181,7 +189,12 @@ export class EjabberdSqlBackend implements StorageBackend {
   async applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {
     if (!(ref.host in this.settings.hosts)) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
     options.signal?.throwIfAborted();
-    const tx = await this.db.begin();
+    let tx: Awaited<ReturnType<SqlDialect['begin']>>;
+    try {
+      tx = await this.db.begin();
+    } catch (err) {
+      throw asStorageError(err);
+    }
     let report: ApplyReport;
     try {
       const traits = await schemaTraits(tx, this.db.name);

@@ -31,7 +31,7 @@ import { DEFAULT_ARCHIVE_ITEM_LIMIT, DEFAULT_SEEN_IN_MEMORY, FilesImport } from 
 import { FileStore, type FileLimits } from './files.js';
 import { stanzaOfListItem } from './list-items.js';
 import { PathError } from './paths.js';
-import { FileTransaction, recoverJournals, type TransactionFaults } from './transaction.js';
+import { FileTransaction, recoverJournals, removeOrphans, type TransactionFaults } from './transaction.js';
 
 export interface ProsodyFilesOptions {
   /** Prosody's `data_path`. */
@@ -58,6 +58,17 @@ export interface ProsodyFilesOptions {
   readonly seenInMemory?: number;
 }
 
+/** A full disk (or quota) while staging or committing, wherever it surfaced, as `insufficient-storage`. */
+function noSpaceAsStorageError(err: unknown): unknown {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new StorageError('insufficient-storage', 'no space left in the Prosody data directory; the import was rolled back and nothing was changed', { cause: err });
+    }
+  }
+  return err;
+}
+
 export class ProsodyFilesBackend implements StorageBackend {
   readonly name = 'prosody-files';
   readonly supportedKinds: ReadonlySet<DataKind> = new Set(DATA_KINDS);
@@ -82,9 +93,14 @@ export class ProsodyFilesBackend implements StorageBackend {
     }
   }
 
-  /** Rolls back imports interrupted by a crash during their commit; returns how many. */
-  recover(): Promise<number> {
-    return recoverJournals(this.dataDir);
+  /**
+   * Rolls back imports interrupted by a crash during their commit, then deletes the temporaries
+   * and scratch files dead imports left behind; returns how many journals were replayed.
+   */
+  async recover(): Promise<number> {
+    const replayed = await recoverJournals(this.dataDir);
+    await removeOrphans(this.dataDir);
+    return replayed;
   }
 
   /** The configured hosts and every host directory found in the data directory. */
@@ -244,7 +260,7 @@ export class ProsodyFilesBackend implements StorageBackend {
       return report;
     } catch (err) {
       await tx.rollback().catch(() => undefined);
-      throw err;
+      throw noSpaceAsStorageError(err);
     }
   }
 

@@ -65,8 +65,12 @@ export function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
+/**
+ * `<pid>-<random>`: the process id lets {@link removeOrphans} tell the temporaries of a live import
+ * (in this or another process on this machine) from those a dead one left behind.
+ */
 function randomSuffix(): string {
-  return randomBytes(9).toString('hex');
+  return `${process.pid}-${randomBytes(9).toString('hex')}`;
 }
 
 async function fsyncPath(path: string): Promise<void> {
@@ -460,6 +464,62 @@ function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Names from before temporaries carried a process id: `<18 hex digits>`. */
+const LEGACY_SUFFIX = /^[0-9a-f]{18}(?:\.|$)/;
+const PID_SUFFIX = /^(\d+)-[0-9a-f]{18}(?:\.|$)/;
+
+/**
+ * Whether a temporary (the part of its name after the mark) is one nobody will use again: its
+ * process is gone, or it has no process id and is older than any import still running could
+ * have left it. The temporaries of this process's own imports are never orphans.
+ */
+async function isOrphan(path: string, suffix: string): Promise<boolean> {
+  const withPid = PID_SUFFIX.exec(suffix);
+  if (withPid) {
+    const pid = Number(withPid[1]);
+    return pid !== process.pid && !processAlive(pid);
+  }
+  if (!LEGACY_SUFFIX.test(suffix)) return false;
+  const age = Date.now() - ((await snapshotOf(path))?.mtimeMs ?? Date.now());
+  return age >= STALE_JOURNAL_MS;
+}
+
+/**
+ * Deletes what imports that died left outside a journal: staged files (`<file>~xporta-*`, a kill
+ * while staging), backups of finished commits (`~xporta-*.bak`; a journal that still names one
+ * is replayed first by {@link recoverJournals}) and scratch files (`.xporta-scratch-*`). Looks in
+ * the data directory and in each `<host>/<store>/` directory below it, where Prosody's files
+ * are. Returns the number of files removed.
+ */
+export async function removeOrphans(dataDir: string): Promise<number> {
+  let removed = 0;
+  const sweep = async (dir: string, depth: number): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (depth < 2) await sweep(path, depth + 1);
+        continue;
+      }
+      let suffix: string | undefined;
+      const mark = entry.name.indexOf(TEMP_MARK);
+      if (mark > 0) suffix = entry.name.slice(mark + TEMP_MARK.length);
+      else if (depth === 0 && entry.name.startsWith(SCRATCH_PREFIX)) suffix = entry.name.slice(SCRATCH_PREFIX.length);
+      if (suffix === undefined || !(await isOrphan(path, suffix))) continue;
+      await rm(path, { force: true });
+      removed++;
+    }
+  };
+  await sweep(dataDir, 0);
+  return removed;
 }
 
 /**

@@ -3,8 +3,8 @@
  * PostgreSQL and MySQL/MariaDB. Reads stream archives page by page (keyset pagination on
  * `sort_id`), holding no connection between pages; an import runs in one transaction.
  */
-import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
-import { StorageError } from '../backend.js';
+import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
+import { StorageError, transientAsUnavailable } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
 import { accountFromStore, type ProsodyHostOptions, type ProsodyVersion } from '../prosody/accounts.js';
 import { detectProsodyVersion } from './generation.js';
@@ -23,7 +23,7 @@ import { PreserializedError } from '../prosody/stanza.js';
 import { StoredValueError } from '../prosody/values.js';
 import { XmlCharError } from '../../xep0227/xml.js';
 import { UserImport } from './apply.js';
-import type { SqlDialect } from './dialect.js';
+import type { SqlDialect, SqlSession, SqlSnapshot } from './dialect.js';
 import { MysqlDialect, type MysqlOptions } from './mysql.js';
 import { PostgresqlDialect, type PostgresqlOptions } from './postgresql.js';
 import { listStores, readArchivePages, readEntries, readKeyval, type ArchiveRow, type Owner } from './rows.js';
@@ -58,7 +58,7 @@ function asStorageError(err: unknown): unknown {
   ) {
     return new StorageError('invalid-data', err.message, { cause: err });
   }
-  return err;
+  return transientAsUnavailable(err);
 }
 
 function openDialect(options: ProsodySqlConnection): SqlDialect {
@@ -136,20 +136,54 @@ export class ProsodySqlBackend implements StorageBackend {
 
   async userExists(ref: UserRef): Promise<boolean> {
     await this.ensureSchema();
-    const rows = await this.db.query(`SELECT 1 AS "present" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = 'accounts' LIMIT 1`, [
-      ref.host,
-      ref.user,
-    ]);
-    return rows.length > 0;
+    try {
+      const rows = await this.db.query(`SELECT 1 AS "present" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = 'accounts' LIMIT 1`, [
+        ref.host,
+        ref.user,
+      ]);
+      return rows.length > 0;
+    } catch (err) {
+      throw asStorageError(err);
+    }
   }
 
-  async readAccount(ref: UserRef): Promise<UserStart | null> {
+  readAccount(ref: UserRef): Promise<UserStart | null> {
+    return this.readAccountFrom(this.db, ref);
+  }
+
+  private async readAccountFrom(db: SqlSession, ref: UserRef): Promise<UserStart | null> {
     await this.ensureSchema();
-    const data = await readKeyval(this.db, ref, 'accounts');
-    return data ? accountFromStore(ref.user, data) : null;
+    try {
+      const data = await readKeyval(db, ref, 'accounts');
+      return data ? accountFromStore(ref.user, data) : null;
+    } catch (err) {
+      throw asStorageError(err);
+    }
   }
 
-  async *readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
+  readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
+    return this.readUserFrom(this.db, ref, options);
+  }
+
+  async snapshot(): Promise<StorageSnapshot | undefined> {
+    if (!this.db.snapshot) return undefined;
+    await this.ensureSchema();
+    let view: SqlSnapshot | undefined;
+    try {
+      view = await this.db.snapshot();
+    } catch (err) {
+      throw asStorageError(err);
+    }
+    if (!view) return undefined;
+    const session = view;
+    return {
+      readAccount: (ref) => this.readAccountFrom(session, ref),
+      readUser: (ref, options) => this.readUserFrom(session, ref, options),
+      close: () => session.end(),
+    };
+  }
+
+  private async *readUserFrom(db: SqlSession, ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
     // One generator, not a wrapper around a second: each one a million messages pass through costs.
     try {
       await this.ensureSchema();
@@ -158,10 +192,10 @@ export class ProsodySqlBackend implements StorageBackend {
       const include = options.include;
       const signal = options.signal;
       const needArchiveStores = include.has('pep') || include.has('other');
-      const archiveStores = needArchiveStores ? await listStores(this.db, owner, true) : [];
+      const archiveStores = needArchiveStores ? await listStores(db, owner, true) : [];
 
       if (include.has('roster')) {
-        const data = await readKeyval(this.db, owner, 'roster');
+        const data = await readKeyval(db, owner, 'roster');
         if (data) {
           const { roster, pending } = rosterFromStore(data, jid);
           yield roster;
@@ -169,27 +203,27 @@ export class ProsodySqlBackend implements StorageBackend {
         }
       }
       if (include.has('vcard')) {
-        const data = await readKeyval(this.db, owner, 'vcard');
+        const data = await readKeyval(db, owner, 'vcard');
         if (data && data.get('name') !== undefined) yield vcardFromStore(data);
       }
       if (include.has('private')) {
-        const entries = (await readEntries(this.db, owner, 'private')) ?? [];
+        const entries = (await readEntries(db, owner, 'private')) ?? [];
         for (const { key, value } of entries) {
           const record = key === '' ? undefined : privateFromStore(key, value);
           if (record) yield record;
         }
       }
       if (include.has('pep')) {
-        const entries = (await readEntries(this.db, owner, PEP_STORE)) ?? [];
+        const entries = (await readEntries(db, owner, PEP_STORE)) ?? [];
         for (const { key, value } of entries) if (key !== '') yield pepNodeFromStore(key, value);
         for (const store of archiveStores) {
           if (!store.startsWith(PEP_ITEMS_PREFIX)) continue;
           const node = store.slice(PEP_ITEMS_PREFIX.length);
-          for await (const page of this.archivePages(owner, store, signal)) for (const row of page) yield pepItemFromArchive(node, row);
+          for await (const page of this.archivePages(db, owner, store, signal)) for (const row of page) yield pepItemFromArchive(node, row);
         }
       }
       if (include.has('archive')) {
-        for await (const page of this.archivePages(owner, ARCHIVE_STORE, signal)) {
+        for await (const page of this.archivePages(db, owner, ARCHIVE_STORE, signal)) {
           for (const row of page) {
             const record = archiveRecordFromItem(row, jid);
             if (record) yield record;
@@ -197,7 +231,7 @@ export class ProsodySqlBackend implements StorageBackend {
         }
       }
       if (include.has('offline')) {
-        for await (const page of this.archivePages(owner, OFFLINE_STORE, signal)) {
+        for await (const page of this.archivePages(db, owner, OFFLINE_STORE, signal)) {
           for (const row of page) {
             const record = offlineRecordFromItem(row);
             if (record) yield record;
@@ -205,22 +239,22 @@ export class ProsodySqlBackend implements StorageBackend {
         }
       }
       if (include.has('blocklist')) {
-        const data = await readKeyval(this.db, owner, 'blocklist');
+        const data = await readKeyval(db, owner, 'blocklist');
         if (data) yield blocklistFromStore(data);
       }
       if (include.has('privacy')) {
-        const data = await readKeyval(this.db, owner, 'privacy');
+        const data = await readKeyval(db, owner, 'privacy');
         if (data) yield privacyFromStore(data);
       }
       if (include.has('other')) {
-        for (const store of await listStores(this.db, owner, false)) {
+        for (const store of await listStores(db, owner, false)) {
           if (!isOpaqueStore(store, false)) continue;
-          const data = await readKeyval(this.db, owner, store);
+          const data = await readKeyval(db, owner, store);
           if (data) yield { kind: 'opaque', element: storeToElement(store, data) };
         }
         for (const store of archiveStores) {
           if (!isOpaqueStore(store, true)) continue;
-          for await (const page of this.archivePages(owner, store, signal)) for (const row of page) yield { kind: 'opaque', element: archiveItemToElement(store, row) };
+          for await (const page of this.archivePages(db, owner, store, signal)) for (const row of page) yield { kind: 'opaque', element: archiveItemToElement(store, row) };
         }
       }
     } catch (err) {
@@ -228,8 +262,8 @@ export class ProsodySqlBackend implements StorageBackend {
     }
   }
 
-  private archivePages(owner: Owner, store: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveRow[]> {
-    return readArchivePages(this.db, owner, store, this.batchSize, signal);
+  private archivePages(db: SqlSession, owner: Owner, store: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveRow[]> {
+    return readArchivePages(db, owner, store, this.batchSize, signal);
   }
 
   async applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {
@@ -238,7 +272,12 @@ export class ProsodySqlBackend implements StorageBackend {
     options.signal?.throwIfAborted();
     await this.ensureSchema();
     const serverVersion = this.settings.serverVersion ?? (await detectProsodyVersion(this.db)) ?? '0.12';
-    const tx = await this.db.begin();
+    let tx: Awaited<ReturnType<SqlDialect['begin']>>;
+    try {
+      tx = await this.db.begin();
+    } catch (err) {
+      throw asStorageError(err);
+    }
     try {
       const report = await new UserImport(tx, ref, host, options, this.importStores, serverVersion, this.db.name === 'sqlite').run(account, records);
       if (options.dryRun) await tx.rollback();

@@ -87,10 +87,21 @@ export async function queryArrays(db: SqlSession, sql: string, params: readonly 
   return (await db.query(sql, params)).map((row) => Object.values(row));
 }
 
+/** Reads on a connection of their own that all see the database as it was at one moment. */
+export interface SqlSnapshot extends SqlSession {
+  /** Ends the read transaction and gives the connection back; safe to call more than once. */
+  end(): Promise<void>;
+}
+
 export interface SqlDialect extends SqlSession {
   readonly name: DialectName;
   readonly driver: ProsodyDriver;
   begin(): Promise<SqlTransaction>;
+  /**
+   * A consistent read view for one export. Resolves to undefined where the database cannot give
+   * one without blocking its writers (SQLite outside WAL mode): the caller then reads as usual.
+   */
+  snapshot?(): Promise<SqlSnapshot | undefined>;
   tableExists(table: string): Promise<boolean>;
   /**
    * The character set util/sql.lua picks for MySQL tables (the widest `utf8%` one); `utf8` for

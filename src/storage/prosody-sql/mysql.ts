@@ -3,7 +3,7 @@
  * `utf8%`, i.e. utf8mb4) with its `_bin` collation, so keys compare byte for byte as in Prosody.
  */
 import type mysql from 'mysql2/promise';
-import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
+import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from './dialect.js';
 import { PipelinedTransaction, type Executed } from './write-behind.js';
 
 export interface MysqlOptions {
@@ -88,12 +88,44 @@ export class MysqlDialect implements SqlDialect {
   async begin(): Promise<SqlTransaction> {
     const conn = await (await this.pooled()).getConnection();
     try {
+      // READ COMMITTED takes no gap locks: under REPEATABLE READ, imports of different accounts
+      // lock gaps of the shared (host, user, store, key) index and deadlock each other. Each
+      // account's rows are written by one import at a time (the account lock), so nothing the
+      // import reads can change under it in a way the stricter level would catch.
+      await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
       await conn.beginTransaction();
     } catch (err) {
       conn.destroy();
       throw err;
     }
     return new MysqlTransaction(conn);
+  }
+
+  /** InnoDB's consistent read view, taken at START TRANSACTION rather than at the first read. */
+  async snapshot(): Promise<SqlSnapshot> {
+    const conn = await (await this.pooled()).getConnection();
+    try {
+      await conn.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+    let ended = false;
+    return {
+      query: async (sql, params = []) => rowsOf(await exec(conn, sql, params)),
+      run: async (sql, params = []) => affectedOf(await exec(conn, sql, params)),
+      end: async () => {
+        if (ended) return;
+        ended = true;
+        try {
+          await conn.query('COMMIT');
+          conn.release();
+        } catch {
+          conn.destroy();
+        }
+      },
+    };
   }
 
   async tableExists(table: string): Promise<boolean> {

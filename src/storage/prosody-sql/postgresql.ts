@@ -3,7 +3,7 @@
  * first use, so that a service or CLI on another store does not carry it (about 15 MB of RSS).
  */
 import type pg from 'pg';
-import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from './dialect.js';
+import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from './dialect.js';
 import { PipelinedTransaction, type Executed } from './write-behind.js';
 
 export interface PostgresqlOptions {
@@ -21,9 +21,34 @@ async function query(client: Queryable, sql: string, params: readonly SqlParam[]
   return client.query<SqlRow>(numberedPlaceholders(sql), [...params]);
 }
 
+/**
+ * A checked-out client has no 'error' listener of the pool's, and an unhandled 'error' event ends
+ * the process: a connection terminated under a transaction (pg_terminate_backend, a restart) must
+ * only fail the statement in progress. The listener stays until the client is released; the
+ * failure itself reaches the caller through the rejected query.
+ */
+function guardCheckedOut(client: pg.PoolClient): { broken: () => Error | undefined; release: (err?: Error | boolean) => void } {
+  let failure: Error | undefined;
+  const onError = (err: Error): void => {
+    failure ??= err;
+  };
+  client.on('error', onError);
+  return {
+    broken: () => failure,
+    release: (err?: Error | boolean) => {
+      client.removeListener('error', onError);
+      // A client that failed must not go back to the pool.
+      client.release(err ?? failure ?? undefined);
+    },
+  };
+}
+
 class PostgresqlTransaction extends PipelinedTransaction {
+  private readonly guard: ReturnType<typeof guardCheckedOut>;
+
   constructor(private readonly client: pg.PoolClient) {
     super();
+    this.guard = guardCheckedOut(client);
   }
 
   protected async execute(sql: string, params: readonly SqlParam[]): Promise<Executed> {
@@ -43,12 +68,18 @@ class PostgresqlTransaction extends PipelinedTransaction {
   }
 
   protected async end(commit: boolean): Promise<void> {
+    const broken = this.guard.broken();
+    if (broken) {
+      this.guard.release(broken);
+      if (commit) throw broken;
+      return;
+    }
     try {
       await this.client.query(commit ? 'COMMIT' : 'ROLLBACK');
-      this.client.release();
+      this.guard.release();
     } catch (err) {
       // A connection in an unknown state must not go back to the pool.
-      this.client.release(err instanceof Error ? err : true);
+      this.guard.release(err instanceof Error ? err : true);
       throw err;
     }
   }
@@ -88,13 +119,43 @@ export class PostgresqlDialect implements SqlDialect {
 
   async begin(): Promise<SqlTransaction> {
     const client = await (await this.pooled()).connect();
+    const transaction = new PostgresqlTransaction(client);
     try {
       await client.query('BEGIN');
     } catch (err) {
-      client.release(err instanceof Error ? err : true);
+      await transaction.rollback().catch(() => undefined);
       throw err;
     }
-    return new PostgresqlTransaction(client);
+    return transaction;
+  }
+
+  /** REPEATABLE READ READ ONLY: every statement sees the snapshot the first one took. */
+  async snapshot(): Promise<SqlSnapshot> {
+    const client = await (await this.pooled()).connect();
+    const guard = guardCheckedOut(client);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    } catch (err) {
+      guard.release(err instanceof Error ? err : true);
+      throw err;
+    }
+    let ended = false;
+    return {
+      query: async (sql, params = []) => (await query(client, sql, params)).rows,
+      run: async (sql, params = []) => (await query(client, sql, params)).rowCount ?? 0,
+      end: async () => {
+        if (ended) return;
+        ended = true;
+        const broken = guard.broken();
+        if (broken) return guard.release(broken);
+        try {
+          await client.query('COMMIT');
+          guard.release();
+        } catch (err) {
+          guard.release(err instanceof Error ? err : true);
+        }
+      },
+    };
   }
 
   async tableExists(table: string): Promise<boolean> {

@@ -6,7 +6,7 @@
  * is set (see sqlite-writer.ts).
  */
 import Database from 'better-sqlite3';
-import type { SqlDialect, SqlParam, SqlRow, SqlSession, SqlTransaction } from './dialect.js';
+import type { SqlDialect, SqlParam, SqlRow, SqlSession, SqlSnapshot, SqlTransaction } from './dialect.js';
 import { DEFAULT_BULK_LOAD_THRESHOLD } from './sqlite-bulk.js';
 import { SqliteWriter } from './sqlite-writer.js';
 
@@ -20,6 +20,8 @@ export interface SqliteOptions {
    * indexes (default {@link DEFAULT_BULK_LOAD_THRESHOLD}); tests lower it to reach that path.
    */
   readonly bulkLoadThreshold?: number;
+  /** Switch the database to WAL when opening it (the mode is stored in the file and stays). */
+  readonly walMode?: boolean;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -82,7 +84,10 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
 
   private readonly writer: SqliteWriter;
 
-  private constructor(db: Database.Database, options: SqliteOptions) {
+  private constructor(
+    db: Database.Database,
+    private readonly options: SqliteOptions,
+  ) {
     super(db);
     this.writer = new SqliteWriter({
       database: options.database,
@@ -100,12 +105,52 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
   }
 
   private static connect(options: SqliteOptions): Database.Database {
-    return new Database(options.database, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    const db = new Database(options.database, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    if (options.walMode) db.pragma('journal_mode = WAL');
+    return db;
   }
 
   /** On the writer's worker, so that SQLite inserts while the caller parses (see sqlite-writer.ts). */
   begin(): Promise<SqlTransaction> {
     return this.writer.begin();
+  }
+
+  /**
+   * In WAL mode, a read transaction on a connection of its own: it sees one version of the
+   * database and blocks no writer. In rollback-journal mode (Prosody's default) the same
+   * transaction would hold a SHARED lock for the whole export and make every writer, Prosody
+   * included, fail with "database is locked"; there the export reads as before (see README).
+   */
+  async snapshot(): Promise<SqlSnapshot | undefined> {
+    const mode = this.db.pragma('journal_mode', { simple: true });
+    if (typeof mode !== 'string' || mode.toLowerCase() !== 'wal') return undefined;
+    const conn = new Database(this.options.database, { readonly: true, timeout: this.options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    const session = new SqliteSession(conn);
+    try {
+      conn.exec('BEGIN');
+      // A deferred transaction takes its snapshot at the first read, so read now.
+      conn.prepare('SELECT 1 FROM sqlite_master LIMIT 1').all();
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+    let ended = false;
+    return {
+      query: (sql, params) => session.query(sql, params),
+      queryArrays: (sql, params) => session.queryArrays(sql, params),
+      run: (sql, params) => session.run(sql, params),
+      end: () => {
+        if (!ended) {
+          ended = true;
+          try {
+            conn.exec('COMMIT');
+          } finally {
+            conn.close();
+          }
+        }
+        return Promise.resolve();
+      },
+    };
   }
 
   async tableExists(table: string): Promise<boolean> {

@@ -53,6 +53,7 @@ const TIME_KEYS: ReadonlySet<string> = new Set(['created', 'updated']);
 export const DEFAULT_ITERATION_COUNT = 10000;
 
 export const PASSWORD_RESET_WARNING = 'password must be reset';
+export const CREDENTIALS_KEPT_WARNING = 'the existing credentials were kept';
 
 const CREDENTIAL_KEYS: ReadonlySet<string> = new Set(['password', 'salt', 'stored_key', 'server_key', 'iteration_count']);
 
@@ -196,7 +197,8 @@ export function accountToStore(account: UserStart, host: ProsodyHostOptions, opt
   const skipped: SkippedItem[] = [];
   const credentials = options.applyCredentials ? chooseCredentials(account, host, skipped) : undefined;
   if (!credentials && options.existing && options.applyCredentials) {
-    warnings.push(`${PASSWORD_RESET_WARNING}: the document has no credentials this host can use; the existing ones were kept`);
+    // The password still works: nothing to reset, but the operator should know the document's were not used.
+    warnings.push(`${CREDENTIALS_KEPT_WARNING}: the document has no credentials this host can use`);
   } else if (!credentials && !options.existing) {
     warnings.push(`${PASSWORD_RESET_WARNING}: no usable credentials were imported; the account got a random password`);
   }

@@ -6,9 +6,10 @@
  * the peer's bare JID, no `<stanza-id>` by the user. `offline` (mod_offline.lua): the whole stanza,
  * `with` = "".
  */
+import { createHash } from 'node:crypto';
 import { NS, element, firstChild, isElement, type ArchiveRecord, type OfflineRecord, type XmlElement } from '../../xep0227/model.js';
 import { LuaTable, isStanzaValue, type LuaValue } from './lua.js';
-import { mayContainText } from '../../xep0227/xml.js';
+import { mayContainText, serializeElement } from '../../xep0227/xml.js';
 import { fromPreserialized } from './stanza.js';
 import { bareJid, generateUuid, isoToSeconds, isoToTime, nowSeconds, secondsToIso } from './util.js';
 
@@ -69,6 +70,17 @@ function withoutOwnStanzaId(stanza: XmlElement, userJid: string): XmlElement {
 }
 
 /**
+ * The key of an item that came without an id (`id=''`): derived from its time, peer and stanza,
+ * so that importing the same document again (a merge) finds the item instead of adding it once
+ * more. Shaped as a UUID (version 8, RFC 9562: custom), as Prosody's own keys are UUIDs.
+ */
+export function contentId(when: number, peer: string, stanza: XmlElement): string {
+  const hex = createHash('sha256').update(`${when}\n${peer}\n`).update(serializeElement(stanza)).digest('hex');
+  const variant = ((parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
  * `subSecond`: keep the fraction of the time (Prosody 13 on SQLite and in files keeps µs);
  * otherwise whole seconds, as 0.12 (whose util.datetime needs an integer) and PG/MySQL store them.
  */
@@ -77,7 +89,7 @@ export function archiveItemFromRecord(record: ArchiveRecord, userJid: string, su
   if (when === undefined) return `invalid timestamp ${JSON.stringify(record.timestamp)}`;
   const stanza = withoutOwnStanzaId(clientNamespace(record.stanza), userJid);
   return {
-    key: record.id !== '' ? record.id : generateUuid(),
+    key: record.id !== '' ? record.id : contentId(when, record.with ?? '', stanza),
     when,
     with: record.with !== undefined && record.with !== '' ? bareJid(record.with) : archiveWith(stanza, userJid),
     value: stanza,

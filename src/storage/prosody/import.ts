@@ -42,6 +42,9 @@ import { bareJid, nowSeconds } from './util.js';
 import { StoredValueError } from './values.js';
 import { vcardToStore } from './vcard.js';
 
+/** Where mod_vcard_legacy keeps a user's vCard and avatar. */
+const VCARD_PEP_NODES: readonly string[] = ['urn:xmpp:vcard4', 'urn:xmpp:avatar:metadata', 'urn:xmpp:avatar:data'];
+
 /** keyval stores each kind owns, for `replace`. */
 const KIND_STORES: Partial<Record<DataKind, readonly string[]>> = {
   roster: ['roster'],
@@ -185,6 +188,7 @@ export abstract class ProsodyImport {
       const roster = await this.readStore('roster');
       if (roster && !roster.isEmpty) this.existingRoster = roster;
     }
+    const vcardPepNodes = this.includes('vcard') ? await this.storedVCardPepNodes() : [];
     if (this.options.mode === 'replace') await this.clear();
 
     for await (const record of records) {
@@ -193,7 +197,35 @@ export abstract class ProsodyImport {
     }
     this.options.signal?.throwIfAborted();
     await this.finish();
+    this.warnAboutVCardPep(vcardPepNodes);
     return this.report(!exists);
+  }
+
+  /** The PEP nodes mod_vcard_legacy keeps a vCard in that the account has in storage now. */
+  private async storedVCardPepNodes(): Promise<string[]> {
+    const pep = await this.readStore(PEP_STORE);
+    if (!pep) return [];
+    return VCARD_PEP_NODES.filter((node) => pep.get(node) !== undefined);
+  }
+
+  /**
+   * mod_vcard_legacy (Prosody 0.12) serves the vCard from PEP and, at each login, moves a
+   * vcard-temp vCard from the `vcard` store into PEP, unless the user's PEP service already has a
+   * vcard4 or avatar node: then it deletes the vcard-temp vCard unread. A running Prosody keeps each
+   * user's PEP service, with its nodes, in memory (mod_pep's service cache), so nodes this import
+   * removed or left are still there at the next login, and the imported vCard is thrown away.
+   * Storage alone cannot fix that; the operator can (restart Prosody before the user logs in).
+   */
+  private warnAboutVCardPep(storedNodes: readonly string[]): void {
+    if (!this.vcard || storedNodes.length === 0) return;
+    const documentHasThem = VCARD_PEP_NODES.some((node) => this.pepNodes.has(node) || this.pepItemNodes.has(node));
+    if (documentHasThem) return;
+    this.warnings.push(
+      `vCard: ${this.jid} had its vCard in PEP (${storedNodes.join(', ')}), the document has a vcard-temp vCard only; ` +
+        'with mod_vcard_legacy, a running Prosody would discard the imported vCard at the next login ' +
+        '(its PEP service is cached in memory): restart Prosody before the user logs in again' +
+        (this.options.mode === 'merge' ? ', and import with mode=replace (merge keeps the PEP vCard, which Prosody then serves)' : ''),
+    );
   }
 
   private async applyAccount(account: UserStart, existing: LuaTable | undefined): Promise<void> {
