@@ -16,6 +16,7 @@ import { createContext, type ServiceContext } from './context.js';
 import { lingeringClose, lingerOnClose, MAX_PARAM_LENGTH, registerEdge } from './edge.js';
 import { pathOf, Problem, PROBLEM_CONTENT_TYPE, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
+import { exportRoutes } from './routes/exports.js';
 import { hostRoutes } from './routes/hosts.js';
 import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
@@ -199,11 +200,18 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(healthRoutes, { storage: deps.storage, ...(deps.component ? { component: deps.component } : {}) });
   app.register(serviceRoutes, { ctx });
   app.register(userRoutes, { ctx });
+  app.register(exportRoutes, { ctx });
   app.register(hostRoutes, { ctx });
   app.register(movedRoutes, { ctx });
   app.register(tokenRoutes, { ctx });
 
+  // Expired export files go at start and then at least every minute (a request for one removes it at once).
+  ctx.exportFiles.sweep();
+  const sweeper = setInterval(() => ctx.exportFiles.sweep(), Math.min(60, config.exports.ttlSeconds) * 1000);
+  sweeper.unref();
+
   app.addHook('onClose', async () => {
+    clearInterval(sweeper);
     try {
       await deps.storage.close();
     } finally {

@@ -165,7 +165,7 @@ describe('HTTP API on the embedded SQLite store', () => {
     it('exports it back, streamed, as an attachment with the same records', async () => {
       const res = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
       expect(res.statusCode).toBe(200);
-      expect(res.headers['content-disposition']).toBe('attachment; filename="alice@localhost.xml"');
+      expect(res.headers['content-disposition']).toBe(`attachment; filename="alice@localhost.xml"; filename*=UTF-8''alice%40localhost.xml`);
       exported = res.body;
       const [before, after] = [await events(doc), await events(exported)];
       expect(after.filter((e) => e.kind === 'archive')).toEqual(before.filter((e) => e.kind === 'archive'));

@@ -16,6 +16,7 @@ import { dataKindOf, type DataKind, type DocumentEvent } from '../../xep0227/mod
 import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { auditNote } from '../audit-trail.js';
+import { attachmentDisposition } from '../download.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import type { Metrics } from '../metrics.js';
 import { Problem, problems } from '../problem.js';
@@ -103,6 +104,12 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const kinds = kindsOrProblem(request.query);
     auditNote(request, { account: jid, kinds: [...kinds] });
     if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
+    reply
+      .header('content-type', 'application/xml; charset=utf-8')
+      .header('content-disposition', attachmentDisposition(`${jid}.xml`))
+      .header('vary', 'accept-encoding');
+    // The streamed export has no length or validator to give; a HEAD reads nothing.
+    if (request.method === 'HEAD') return reply.send(Readable.from([]));
     const lease = ctx.locks.tryAcquire(jid, 'shared');
     if (!lease) throw problems.conflict(`an import into ${jid} is running`);
 
@@ -124,10 +131,6 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       body = body.pipe(compressed);
       reply.header('content-encoding', 'gzip');
     }
-    reply
-      .header('content-type', 'application/xml; charset=utf-8')
-      .header('content-disposition', `attachment; filename="${jid.replace(/[^\w@.+-]/g, '_')}.xml"`)
-      .header('vary', 'accept-encoding');
     return reply.send(body);
   });
 
@@ -299,7 +302,7 @@ function limitedBody(raw: Readable, gzip: boolean, limit: number, what: string):
 }
 
 /** Counts bytes as they are pulled, without a 'data' listener that would bypass backpressure. */
-async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: number) => void): AsyncGenerator<Buffer> {
+export async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: number) => void): AsyncGenerator<Buffer> {
   for await (const chunk of chunks) {
     count(chunk.length);
     yield chunk;
@@ -311,7 +314,7 @@ async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: number)
  * at the end: building a label key for each of a million archived messages cost a tenth of an
  * export's time.
  */
-function countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import'): AsyncIterable<DocumentEvent> {
+export function countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import'): AsyncIterable<DocumentEvent> {
   const tally = new Map<DataKind, number>();
   let pending = 0;
   const flush = (): void => {
