@@ -12,6 +12,7 @@ import { STATE_FILE, TokenStore } from '../auth/token-store.js';
 import type { Config } from '../config.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { auditNote, registerAuditTrail } from './audit-trail.js';
+import { registerCors } from './cors.js';
 import { createContext, type ServiceContext } from './context.js';
 import { lingeringClose, lingerOnClose, MAX_PARAM_LENGTH, registerEdge } from './edge.js';
 import { pathOf, Problem, PROBLEM_CONTENT_TYPE, problems, sendProblem } from './problem.js';
@@ -148,6 +149,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     reply.header('x-request-id', request.id);
   });
   registerEdge(app, ctx);
+  registerCors(app, config.cors.origins);
 
   app.addHook('onResponse', async (request, reply) => {
     ctx.metrics.inc('xporta_http_requests_total', {
