@@ -152,11 +152,9 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   registerCors(app, config.cors.origins);
 
   app.addHook('onResponse', async (request, reply) => {
-    ctx.metrics.inc('xporta_http_requests_total', {
-      method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
-      status: String(reply.statusCode),
-    });
+    const route = request.routeOptions.url ?? 'unmatched';
+    ctx.metrics.inc('xporta_http_requests_total', { method: request.method, route, status: String(reply.statusCode) });
+    ctx.metrics.observe('xporta_http_request_duration_seconds', { method: request.method, route }, reply.elapsedTime / 1000);
   });
 
   registerAuditTrail(app, ctx);

@@ -55,11 +55,14 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
       reply.raw.on('close', () => {
         if (!reply.raw.writableFinished) abort.abort();
       });
+      const timed = metrics.time('export_file');
       let file: ExportFile;
       try {
         const events = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), metrics, 'export');
         file = await ctx.exportFiles.create(jid, [...kinds], countBytes(writeDocument(events), (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n)));
+        timed('ok');
       } catch (err) {
+        timed('error');
         throw toProblem(err);
       } finally {
         lease.release();

@@ -114,9 +114,12 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     if (!lease) throw problems.conflict(`an import into ${jid} is running`);
 
     const abort = new AbortController();
+    const timed = metrics.time('export');
     // A client that goes away stops the storage read, not just the socket writes.
+    reply.raw.on('finish', () => timed('ok'));
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
+      timed(reply.raw.writableFinished ? 'ok' : 'error');
       lease.release();
     });
 
@@ -155,24 +158,33 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source.destroy();
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
+    const timed = metrics.time(dryRun ? 'dry_run' : 'import');
+    const finished = (outcome: 'ok' | 'error'): void => {
+      timed(outcome);
+      if (dryRun) metrics.inc('xporta_dry_runs_total', { scope: 'user', outcome });
+      else metrics.inc('xporta_imports_total', { source: 'upload', outcome });
+    };
     try {
       if (!createAccount && !(await storage.userExists(ref))) {
         throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       }
+      const received = countBytes(source, (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n));
       const events = countRecords(
-        readDocument(source, {
+        readDocument(received, {
           maxDepth: config.limits.maxDepth,
           maxElementBytes: config.limits.maxElementBytes,
           maxDocumentBytes: config.limits.maxUploadBytes,
         }),
         metrics,
-        'import',
+        dryRun ? 'dry_run' : 'import',
       );
       const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount });
+      finished('ok');
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.code(200).send(report);
     } catch (err) {
+      finished('error');
       throw toProblem(err);
     } finally {
       source.destroy();
@@ -212,19 +224,28 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
+    const timed = metrics.time(dryRun ? 'dry_run' : 'import_from');
+    const finished = (outcome: 'ok' | 'error'): void => {
+      timed(outcome);
+      if (dryRun) metrics.inc('xporta_dry_runs_total', { scope: 'user', outcome });
+      else metrics.inc('xporta_imports_total', { source: 'url', outcome });
+    };
     try {
       if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       const source = await fetchExport(url, body.token, config.limits.maxUploadBytes, abort.signal);
-      const events = readDocument(source, {
+      const received = countBytes(source, (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n));
+      const events = readDocument(received, {
         maxDepth: config.limits.maxDepth,
         maxElementBytes: config.limits.maxElementBytes,
         maxDocumentBytes: config.limits.maxUploadBytes,
       });
       const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
+      finished('ok');
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.send({ ...report, source: url.origin + url.pathname });
     } catch (err) {
+      finished('error');
       throw toProblem(err);
     } finally {
       slot.release();
@@ -302,7 +323,7 @@ function limitedBody(raw: Readable, gzip: boolean, limit: number, what: string):
 }
 
 /** Counts bytes as they are pulled, without a 'data' listener that would bypass backpressure. */
-export async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: number) => void): AsyncGenerator<Buffer> {
+export async function* countBytes<T extends Uint8Array>(chunks: AsyncIterable<T>, count: (bytes: number) => void): AsyncGenerator<T> {
   for await (const chunk of chunks) {
     count(chunk.length);
     yield chunk;
@@ -314,7 +335,7 @@ export async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: 
  * at the end: building a label key for each of a million archived messages cost a tenth of an
  * export's time.
  */
-export function countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import'): AsyncIterable<DocumentEvent> {
+export function countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import' | 'dry_run'): AsyncIterable<DocumentEvent> {
   const tally = new Map<DataKind, number>();
   let pending = 0;
   const flush = (): void => {
