@@ -5,9 +5,10 @@ import { createReadStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { userInfo } from 'node:os';
+import { tapAsync } from './async-iter.js';
 import { AuditLog, type AuditEntry } from './audit.js';
+import { decompressedByContent, type TransferObserver } from './cli-io.js';
 import { parseOperatorTokenSpec, TokenSpecError } from './auth/token-spec.js';
 import { STATE_FILE, TokenStore, type StoredOperatorToken } from './auth/token-store.js';
 import type { Config, Scope } from './config.js';
@@ -18,6 +19,7 @@ import { generateToken, sha256Hex } from './operator-token.js';
 import { StorageError, type ApplyReport } from './storage/backend.js';
 import { openStorage } from './storage/open.js';
 import { exportUserDocument, importUserDocument, refOf, selectKinds } from './transfer.js';
+import type { DocumentEvent } from './xep0227/model.js';
 import { readDocument } from './xep0227/reader.js';
 import { writeDocument } from './xep0227/writer.js';
 
@@ -39,6 +41,20 @@ export interface ExportArgs {
   readonly host?: boolean;
   readonly include?: string;
   readonly exclude?: string;
+  /** Told of every record and every byte written (the progress line). */
+  readonly observer?: TransferObserver;
+}
+
+/** Records and bytes reported to `observer` as they pass. */
+function observed(events: AsyncIterable<DocumentEvent>, observer: TransferObserver | undefined): AsyncIterable<DocumentEvent> {
+  return observer ? tapAsync(events, (event) => observer.event(event), () => undefined) : events;
+}
+
+async function* countedBytes<T extends Uint8Array>(chunks: AsyncIterable<T>, observer: TransferObserver | undefined): AsyncGenerator<T> {
+  for await (const chunk of chunks) {
+    observer?.bytes(chunk.length);
+    yield chunk;
+  }
 }
 
 /** Writes the document to `out` (stdout), streaming. */
@@ -63,7 +79,7 @@ export async function runExport(config: Config, args: ExportArgs, out: Writable)
     }
     const action = args.host ? 'host-export' : 'export';
     try {
-      await pipeline(Readable.from(writeDocument(events)), out, { end: false });
+      await pipeline(Readable.from(countedBytes(writeDocument(observed(events, args.observer)), args.observer)), out, { end: false });
     } catch (err) {
       auditCli(config, { action, ...subject, kinds: [...kinds], outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
       throw err;
@@ -83,6 +99,8 @@ export interface ImportArgs {
   readonly createAccount?: boolean;
   readonly include?: string;
   readonly exclude?: string;
+  /** Told of every record and every byte read (the progress line). */
+  readonly observer?: TransferObserver;
 }
 
 export async function runImport(config: Config, args: ImportArgs, stdin: Readable): Promise<ApplyReport> {
@@ -94,19 +112,22 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
   if (mode !== 'replace' && mode !== 'merge') throw new UsageError('--mode must be replace or merge');
   const kinds = selectKinds(args.include, args.exclude);
   const fromFile = args.file !== '-';
-  let source: Readable = fromFile ? createReadStream(args.file) : stdin;
-  if (fromFile && /\.gz$/.test(args.file)) source = source.pipe(createGunzip());
+  // gzip is recognised by content, on standard input too; a missing file fails here, before storage opens.
+  const source = Readable.from(countedBytes(await decompressedByContent(fromFile ? createReadStream(args.file) : stdin), args.observer), { objectMode: false });
   const storage = await openStorage(config);
   try {
     if (!args.createAccount && !(await storage.userExists(ref))) {
       throw new StorageError('user-not-found', `no account ${jid} (use --create-account to create it)`);
     }
-    const events = readDocument(source, {
-      maxDepth: config.limits.maxDepth,
-      maxElementBytes: config.limits.maxElementBytes,
-      // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
-      ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
-    });
+    const events = observed(
+      readDocument(source, {
+        maxDepth: config.limits.maxDepth,
+        maxElementBytes: config.limits.maxElementBytes,
+        // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
+        ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
+      }),
+      args.observer,
+    );
     const audited = { action: 'import' as const, account: jid, kinds: [...kinds], mode, dryRun: args.dryRun === true };
     let report: ApplyReport;
     try {
