@@ -72,7 +72,8 @@ const COMMAND_HELP: Readonly<Record<string, string>> = {
   serve: `usage: xporta serve [--config FILE]
 
 Runs the HTTP service (and the XMPP component when enabled) until SIGTERM or SIGINT, then
-finishes the requests in flight within limits.shutdownTimeoutMs. SIGHUP reloads the tokens.`,
+finishes the requests in flight within limits.shutdownTimeoutMs. SIGHUP reloads the operator
+tokens, user-token keys, quota and log level.`,
   export: `usage: xporta export JID [--include K,…] [--exclude K,…] [--output FILE] [--gzip] [--quiet]
        xporta export --host HOST [same options]
 
