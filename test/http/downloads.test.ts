@@ -3,7 +3,7 @@
  * 100,000 archived messages: a download cut halfway and resumed with Range joins to the same
  * bytes as a full one; HEAD, validators, 416, expiry, deletion and who may fetch.
  */
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -194,6 +194,17 @@ describe('downloadable exports', () => {
     const file = await request(`${base}/v1/exports/${id}`, { method: 'HEAD', headers: auth(ALL) });
     expect(file.headers['content-disposition']).toContain(`filename*=UTF-8''j%C3%BCrgen%40localhost.xml`);
     await body(file);
+  });
+
+  it('audits creation, downloads and deletion with the export id', async () => {
+    const id = location.split('/').pop() ?? '';
+    app.ctx.audit.flush();
+    const lines = readFileSync(join(dir, 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { action: string; target?: string; account?: string; outcome: string });
+    expect(lines.find((l) => l.action === 'export-file-create' && l.target === id)).toMatchObject({ account: 'alice@localhost', outcome: 'ok' });
+    expect(lines.filter((l) => l.action === 'export-file-download' && l.target === id && l.outcome === 'ok').length).toBeGreaterThanOrEqual(3);
   });
 
   it('DELETE removes the export and its file', async () => {
