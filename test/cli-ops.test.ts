@@ -119,6 +119,9 @@ describe('the CLI at the edges', () => {
     const quiet = spawnSync('script', ['-q', '-e', '-c', command('--quiet'), '/dev/null'], { cwd: dir, env: { ...env, TERM: 'dumb' } });
     expect(quiet.status).toBe(0);
     expect(quiet.stdout.toString()).not.toContain('records');
+    const importing = spawnSync('script', ['-q', '-e', '-c', `"${process.execPath}" "${cli}" import bob@localhost "${join(dir, 'tty0.xml')}" --dry-run`, '/dev/null'], { cwd: dir, env: { ...env, TERM: 'dumb' } });
+    expect(importing.status).toBe(0);
+    expect(importing.stdout.toString()).toMatch(new RegExp(`checked: ${MESSAGES.toLocaleString('en')} records, ${MESSAGES.toLocaleString('en')} messages, [\\d.]+ MiB`));
     const notTty = run(['import', 'alice@localhost', '-', '--dry-run'], doc);
     expect(notTty.stderr.toString()).toBe('');
   });

@@ -183,6 +183,17 @@ describe('downloadable exports', () => {
     await body(someoneElse);
   });
 
+  it('a HEAD of the streamed export reads nothing from storage', async () => {
+    const exported = async (): Promise<string> => /xporta_operation_duration_seconds_count\{operation="export",outcome="ok"\} (\d+)/.exec(await app.ctx.metrics.render())?.[1] ?? '0';
+    const before = await exported();
+    const head = await request(`${base}/v1/users/alice%40localhost/export`, { method: 'HEAD', headers: auth(ALL) });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-disposition']).toContain("filename*=UTF-8''alice%40localhost.xml");
+    await body(head);
+    expect(await exported()).toBe(before);
+    expect(/xporta_records_total\{direction="export",kind="archive"\} (\d+)/.exec(await app.ctx.metrics.render())?.[1]).toBe(String(2 * MESSAGES));
+  });
+
   it('names a non-ASCII account with filename* and an ASCII fallback, streamed or as a file', async () => {
     const streamed = await request(`${base}/v1/users/j%C3%BCrgen%40localhost/export`, { method: 'HEAD', headers: auth(ALL) });
     expect(streamed.statusCode).toBe(200);
