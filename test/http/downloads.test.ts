@@ -202,6 +202,9 @@ describe('downloadable exports', () => {
     const created = await request(`${base}/v1/users/j%C3%BCrgen%40localhost/exports?include=roster`, { method: 'POST', headers: auth(ALL) });
     expect(created.statusCode).toBe(201);
     const { id } = (await created.body.json()) as { id: string };
+    const host = await request(`${base}/v1/hosts/localhost/export?include=roster`, { headers: auth(ALL) });
+    expect(host.headers['content-disposition']).toBe(`attachment; filename="localhost.xml"; filename*=UTF-8''localhost.xml`);
+    await body(host);
     const file = await request(`${base}/v1/exports/${id}`, { method: 'HEAD', headers: auth(ALL) });
     expect(file.headers['content-disposition']).toContain(`filename*=UTF-8''j%C3%BCrgen%40localhost.xml`);
     await body(file);

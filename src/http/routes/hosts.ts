@@ -15,6 +15,7 @@ import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { actorOf, auditNote } from '../audit-trail.js';
 import { guardHost, principalOf, type ServiceContext } from '../context.js';
+import { attachmentDisposition } from '../download.js';
 import { directoryModeFor } from '../../private-files.js';
 import { problems } from '../problem.js';
 import { importBody } from '../upload.js';
@@ -73,7 +74,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     }
     return reply
       .header('content-type', 'application/xml; charset=utf-8')
-      .header('content-disposition', `attachment; filename="${host.replace(/[^\w.-]/g, '_')}.xml"`)
+      .header('content-disposition', attachmentDisposition(`${host}.xml`))
       .header('vary', 'accept-encoding')
       .send(body);
   });
