@@ -5,6 +5,8 @@
 set -euo pipefail
 
 packages=(prosody prosody-modules lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql sqlite3 ejabberd erlang-p1-sqlite3 erlang-p1-pgsql erlang-p1-mysql)
+# systemd-analyze verifies examples/xporta.service (test/packaging.test.ts).
+command -v systemd-analyze >/dev/null || packages+=(systemd)
 # This machine kind runs PostgreSQL and MariaDB already; a bare Debian gets them here.
 command -v pg_isready >/dev/null || packages+=(postgresql)
 command -v mariadb-admin >/dev/null || packages+=(mariadb-server)

@@ -13,6 +13,9 @@ import { ensurePrivateFile } from './private-files.js';
 
 export type AuditAction =
   | 'export'
+  | 'export-file-create'
+  | 'export-file-download'
+  | 'export-file-delete'
   | 'import'
   | 'import-from'
   | 'host-export'

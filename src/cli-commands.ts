@@ -5,9 +5,10 @@ import { createReadStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { userInfo } from 'node:os';
+import { tapAsync } from './async-iter.js';
 import { AuditLog, type AuditEntry } from './audit.js';
+import { decompressedByContent, type TransferObserver } from './cli-io.js';
 import { parseOperatorTokenSpec, TokenSpecError } from './auth/token-spec.js';
 import { STATE_FILE, TokenStore, type StoredOperatorToken } from './auth/token-store.js';
 import type { Config, Scope } from './config.js';
@@ -19,6 +20,7 @@ import { StorageError, type ApplyReport } from './storage/backend.js';
 import { withRetries } from './retry.js';
 import { openStorage } from './storage/open.js';
 import { exportUserDocument, importUserDocument, refOf, selectKinds } from './transfer.js';
+import type { DocumentEvent } from './xep0227/model.js';
 import { readDocument } from './xep0227/reader.js';
 import { writeDocument, type InvalidCharsReplaced } from './xep0227/writer.js';
 
@@ -40,6 +42,20 @@ export interface ExportArgs {
   readonly host?: boolean;
   readonly include?: string;
   readonly exclude?: string;
+  /** Told of every record and every byte written (the progress line). */
+  readonly observer?: TransferObserver;
+}
+
+/** Records and bytes reported to `observer` as they pass. */
+function observed(events: AsyncIterable<DocumentEvent>, observer: TransferObserver | undefined): AsyncIterable<DocumentEvent> {
+  return observer ? tapAsync(events, (event) => observer.event(event), () => undefined) : events;
+}
+
+async function* countedBytes<T extends Uint8Array>(chunks: AsyncIterable<T>, observer: TransferObserver | undefined): AsyncGenerator<T> {
+  for await (const chunk of chunks) {
+    observer?.bytes(chunk.length);
+    yield chunk;
+  }
 }
 
 /** Writes the document to `out` (stdout), streaming. */
@@ -68,7 +84,7 @@ export async function runExport(config: Config, args: ExportArgs, out: Writable)
     };
     const action = args.host ? 'host-export' : 'export';
     try {
-      await pipeline(Readable.from(writeDocument(events, { onInvalidChars })), out, { end: false });
+      await pipeline(Readable.from(countedBytes(writeDocument(observed(events, args.observer), { onInvalidChars }), args.observer)), out, { end: false });
     } catch (err) {
       auditCli(config, { action, ...subject, kinds: [...kinds], outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
       throw err;
@@ -88,6 +104,8 @@ export interface ImportArgs {
   readonly createAccount?: boolean;
   readonly include?: string;
   readonly exclude?: string;
+  /** Told of every record and every byte read (the progress line). */
+  readonly observer?: TransferObserver;
 }
 
 export async function runImport(config: Config, args: ImportArgs, stdin: Readable): Promise<ApplyReport> {
@@ -100,29 +118,31 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
   const kinds = selectKinds(args.include, args.exclude);
   const file = args.file;
   const fromFile = file !== '-';
-  const open = (): Readable => {
-    if (!fromFile) return stdin;
-    const raw = createReadStream(file);
-    return /\.gz$/.test(file) ? raw.pipe(createGunzip()) : raw;
-  };
+  // gzip is recognised by content, on standard input too.
+  const open = async (): Promise<Readable> =>
+    Readable.from(countedBytes(await decompressedByContent(fromFile ? createReadStream(file) : stdin), args.observer), { objectMode: false });
+  // A missing file fails here, before storage opens; a retry after a transient failure reads the file again.
+  let firstSource: Readable | undefined = await open();
   const storage = await openStorage(config);
   try {
     if (!args.createAccount && !(await storage.userExists(ref))) {
       throw new StorageError('user-not-found', `no account ${jid} (use --create-account to create it)`);
     }
-    const attempt = (): Promise<ApplyReport> =>
-      importUserDocument(
-        storage,
-        ref,
-        readDocument(open(), {
+    const attempt = async (): Promise<ApplyReport> => {
+      const source = firstSource ?? (await open());
+      firstSource = undefined;
+      const events = observed(
+        readDocument(source, {
           maxDepth: config.limits.maxDepth,
           maxElementBytes: config.limits.maxElementBytes,
           maxElementNodes: config.limits.maxElementNodes,
           // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
           ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(file)) } : {}),
         }),
-        { mode, dryRun: args.dryRun === true, include: kinds, createAccount: args.createAccount === true },
+        args.observer,
       );
+      return importUserDocument(storage, ref, events, { mode, dryRun: args.dryRun === true, include: kinds, createAccount: args.createAccount === true });
+    };
     const audited = { action: 'import' as const, account: jid, kinds: [...kinds], mode, dryRun: args.dryRun === true };
     let report: ApplyReport;
     try {

@@ -18,6 +18,7 @@ import {
   runUserToken,
   UsageError,
 } from './cli-commands.js';
+import { exportOutput, ProgressLine } from './cli-io.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
 import { JidError } from './jid.js';
 import { StorageError } from './storage/backend.js';
@@ -28,12 +29,12 @@ const USAGE = `usage: xporta <command> [options] [--config FILE]
 
 commands:
   serve                               run the HTTP service (the default)
-  export JID [--include K,…] [--exclude K,…]
+  export JID [--include K,…] [--exclude K,…] [--output FILE] [--gzip]
                                       write the account's XEP-0227 document to standard output
   export --host HOST                  every account of a host
   import JID FILE|- [--mode replace|merge] [--dry-run] [--create-account] [--include K,…]
-                                      apply a document (FILE may be .gz; - reads standard input);
-                                      prints the report as JSON
+                                      apply a document (gzip recognised by content; - reads
+                                      standard input); prints the report as JSON
   token JID [--scopes export,import] [--ttl SECONDS]
                                       mint a short-lived user token (needs auth.userTokenSecret)
   token --operator [--name NAME] [--scopes export,import,admin] [--hosts H,…|*]
@@ -43,6 +44,11 @@ commands:
   token revoke ID | token rotate ID   revoke a token-store token, or give it a new value
   config --check                      validate the configuration, print it with secrets redacted
 
+Every command takes --help. On a terminal, export and import show a progress line on standard
+error (--quiet hides it). Exit codes follow sysexits.h: 64 usage, 65 bad data, 66 no input file,
+67 no such account, 69 storage unavailable, 70 internal error, 73 cannot create the output, 74
+I/O error, 78 configuration.
+
 Data kinds: credentials, roster, vcard, private, pep, archive, offline, blocklist, privacy, other.
 The configuration file may also be given as XPORTA_CONFIG; XPORTA_* variables override fields
 (XPORTA_LISTEN__PORT=8080 sets listen.port). See config.example.json.`;
@@ -50,10 +56,62 @@ The configuration file may also be given as XPORTA_CONFIG; XPORTA_* variables ov
 /** sysexits.h: supervisors and scripts tell a bad configuration or bad data from a crash. */
 const EXIT_USAGE = 64;
 const EXIT_DATAERR = 65;
+const EXIT_NOINPUT = 66;
 const EXIT_NOUSER = 67;
 const EXIT_UNAVAILABLE = 69;
+const EXIT_SOFTWARE = 70;
+const EXIT_CANTCREAT = 73;
 const EXIT_IOERR = 74;
 const EXIT_CONFIG = 78;
+
+const KINDS_HELP = `Data kinds (--include, --exclude): credentials, roster, vcard, private, pep, archive, offline,
+blocklist, privacy, other. Common options: --config FILE (or XPORTA_CONFIG), --help.`;
+
+/** `xporta COMMAND --help`. */
+const COMMAND_HELP: Readonly<Record<string, string>> = {
+  serve: `usage: xporta serve [--config FILE]
+
+Runs the HTTP service (and the XMPP component when enabled) until SIGTERM or SIGINT, then
+finishes the requests in flight within limits.shutdownTimeoutMs. SIGHUP reloads the operator
+tokens, user-token keys, quota and log level.`,
+  export: `usage: xporta export JID [--include K,…] [--exclude K,…] [--output FILE] [--gzip] [--quiet]
+       xporta export --host HOST [same options]
+
+Writes the account's (or with --host, every account's of HOST) XEP-0227 document to standard
+output, or with --output to FILE (created 0600, under its name only once complete). --gzip
+compresses it. On a terminal a progress line (records, messages, bytes, rate) goes to standard
+error; --quiet hides it. Closing the reading end of a pipe (| head) ends the export quietly.
+
+${KINDS_HELP}`,
+  import: `usage: xporta import JID FILE|- [--mode replace|merge] [--dry-run] [--create-account]
+                           [--include K,…] [--exclude K,…] [--quiet]
+
+Applies a XEP-0227 document holding one account to JID, all or nothing, and prints the report
+as JSON. FILE - reads standard input; gzip is recognised by its content, whatever the name.
+--mode replace (default) replaces the selected kinds; merge adds to them. --dry-run checks
+and reports without writing. --create-account creates JID when it does not exist. On a terminal
+a progress line goes to standard error; --quiet hides it. A missing FILE exits 66.
+
+${KINDS_HELP}`,
+  token: `usage: xporta token JID [--scopes export,import] [--ttl SECONDS]
+       xporta token --operator [--name NAME] [--scopes export,import,admin] [--hosts H,…|*] [--print-entry]
+       xporta token list
+       xporta token revoke ID
+       xporta token rotate ID
+
+A user token for JID (needs auth.userTokenSecret), or an operator token in the token store (the
+running service accepts it at once; --hosts limits it to some hosts; --print-entry prints a
+config-file entry instead). The value is printed once, alone on standard output.`,
+  config: `usage: xporta config --check [--config FILE]
+
+Validates the configuration (file and XPORTA_* variables) and prints it with secrets redacted;
+exits 78 naming the first wrong field.`,
+};
+
+/** The reader of standard output went away (\`| head\`): not an error of ours. */
+function isBrokenPipe(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'EPIPE';
+}
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -77,6 +135,9 @@ async function main(argv: string[]): Promise<number> {
         name: { type: 'string' },
         hosts: { type: 'string' },
         'print-entry': { type: 'boolean' },
+        output: { type: 'string', short: 'o' },
+        gzip: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
       },
     });
   } catch (err) {
@@ -84,11 +145,21 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
+  const [command = 'serve', ...rest] = positionals;
+  if (command === 'help' || values.help) {
+    const topic = command === 'help' ? rest[0] : positionals.length > 0 ? command : undefined;
+    const text = topic !== undefined ? COMMAND_HELP[topic] : USAGE;
+    if (text === undefined) {
+      process.stderr.write(`xporta: unknown command ${JSON.stringify(topic)}\n${USAGE}\n`);
+      return EXIT_USAGE;
+    }
+    process.stdout.write(`${text}\n`);
     return 0;
   }
-  const [command = 'serve', ...rest] = positionals;
+  if ((values.output !== undefined || values.gzip) && command !== 'export') {
+    process.stderr.write(`xporta: --output and --gzip are options of export\n`);
+    return EXIT_USAGE;
+  }
 
   let config: Config;
   const load = (): Config => loadConfig(values.config !== undefined ? { configPath: values.config } : {});
@@ -108,19 +179,38 @@ async function main(argv: string[]): Promise<number> {
         // Loaded here: the HTTP and XMPP stacks are not needed by the other commands.
         await (await import('./serve.js')).serve(config, load);
         return 0;
-      case 'export':
-        await runExport(
-          config,
-          {
-            target: rest[0],
-            ...(values.host ? { host: true } : {}),
-            ...(values.include !== undefined ? { include: values.include } : {}),
-            ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
-          },
-          process.stdout,
-        );
+      case 'export': {
+        let output;
+        try {
+          output = exportOutput({ ...(values.output !== undefined ? { file: values.output } : {}), gzip: values.gzip === true, mode: config.files.mode, stdout: process.stdout });
+        } catch (err) {
+          process.stderr.write(`xporta: cannot create ${values.output ?? 'the output'}: ${(err as Error).message}\n`);
+          return EXIT_CANTCREAT;
+        }
+        const progress = ProgressLine.for(process.stderr, 'exported', values.quiet === true);
+        try {
+          await runExport(
+            config,
+            {
+              target: rest[0],
+              ...(values.host ? { host: true } : {}),
+              ...(values.include !== undefined ? { include: values.include } : {}),
+              ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+              ...(progress ? { observer: progress } : {}),
+            },
+            output.stream,
+          );
+          await output.finish();
+        } catch (err) {
+          output.abort();
+          throw err;
+        } finally {
+          if (progress instanceof ProgressLine) progress.done();
+        }
         return 0;
+      }
       case 'import': {
+        const progress = ProgressLine.for(process.stderr, values['dry-run'] ? 'checked' : 'imported', values.quiet === true);
         const report = await runImport(
           config,
           {
@@ -131,9 +221,12 @@ async function main(argv: string[]): Promise<number> {
             createAccount: values['create-account'] === true,
             ...(values.include !== undefined ? { include: values.include } : {}),
             ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+            ...(progress ? { observer: progress } : {}),
           },
           process.stdin,
-        );
+        ).finally(() => {
+          if (progress instanceof ProgressLine) progress.done();
+        });
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         return 0;
       }
@@ -187,6 +280,7 @@ async function main(argv: string[]): Promise<number> {
         return EXIT_USAGE;
     }
   } catch (err) {
+    if (isBrokenPipe(err)) return 0;
     // A raw JidError can only come from an argument: the reader reports a document's as Xep0227Error.
     if (err instanceof UsageError || err instanceof JidError || (err instanceof TransferError && err.code === 'bad-kind')) {
       process.stderr.write(`xporta: ${err.message}\n`);
@@ -202,16 +296,31 @@ async function main(argv: string[]): Promise<number> {
       if (err.code === 'insufficient-storage') return EXIT_IOERR;
       return err.code === 'user-not-found' ? EXIT_NOUSER : err.code === 'unavailable' ? EXIT_UNAVAILABLE : EXIT_DATAERR;
     }
+    const errno = err as NodeJS.ErrnoException;
+    if ((errno.code === 'ENOENT' || errno.code === 'EACCES' || errno.code === 'EISDIR') && errno.syscall === 'open') {
+      process.stderr.write(`xporta: cannot read ${errno.path ?? 'the input'}: ${errno.code}\n`);
+      return errno.path !== undefined && errno.path === values.output ? EXIT_CANTCREAT : EXIT_NOINPUT;
+    }
+    if (errno.code === 'ENOSPC' || errno.code === 'EIO' || errno.code === 'EDQUOT') {
+      process.stderr.write(`xporta: ${errno.message}\n`);
+      return EXIT_IOERR;
+    }
     throw err;
   }
 }
+
+// Without a listener, an EPIPE on standard output would be thrown as an uncaught error.
+process.stdout.on('error', (err) => {
+  if (isBrokenPipe(err)) process.exit(0);
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
     if (code !== 0) process.exit(code);
   },
   (err: unknown) => {
+    if (isBrokenPipe(err)) process.exit(0);
     process.stderr.write(`xporta: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    process.exit(EXIT_SOFTWARE);
   },
 );

@@ -164,6 +164,16 @@ export interface FilesConfig {
   readonly mode: PrivateFileMode;
 }
 
+export interface ExportsConfig {
+  /** How long a downloadable export file (POST /v1/users/{jid}/exports) is kept after it was written. */
+  readonly ttlSeconds: number;
+}
+
+export interface CorsConfig {
+  /** Browser origins (`https://panel.example.org`) allowed to call the API; empty for none. */
+  readonly origins: readonly string[];
+}
+
 export interface Config {
   readonly listen: { readonly host: string; readonly port: number };
   /** Base URL that links handed to users start with. */
@@ -184,6 +194,8 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   readonly audit: AuditConfig;
   readonly files: FilesConfig;
+  readonly exports: ExportsConfig;
+  readonly cors: CorsConfig;
 }
 
 export class ConfigError extends Error {
@@ -399,7 +411,7 @@ const DEFAULT_PORT = 8227;
 
 function validate(raw: JsonObject, cwd: string): Config {
   const root = new Fields(raw, '', cwd);
-  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'component', 'trustedProxies', 'audit', 'files']);
+  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'component', 'trustedProxies', 'audit', 'files', 'exports', 'cors']);
 
   const listenFields = root.object('listen');
   listenFields.only(['host', 'port']);
@@ -479,6 +491,25 @@ function validate(raw: JsonObject, cwd: string): Config {
   filesFields.only(['mode']);
   const files: FilesConfig = { mode: filesFields.oneOf('mode', ['0600', '0640'] as const, '0600') === '0640' ? 0o640 : 0o600 };
 
+  const exportsFields = root.object('exports');
+  exportsFields.only(['ttlSeconds']);
+  const exports: ExportsConfig = { ttlSeconds: exportsFields.integer('ttlSeconds', 3600, 60, 30 * 86_400) };
+
+  const corsFields = root.object('cors');
+  corsFields.only(['origins']);
+  const origins = corsFields.stringArray('origins', []);
+  for (const origin of origins) {
+    let valid = false;
+    try {
+      const url = new URL(origin);
+      valid = (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === origin;
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw new ConfigError('cors.origins', `must list origins like https://panel.example.org, without path or trailing slash (got ${JSON.stringify(origin)})`);
+  }
+  const cors: CorsConfig = { origins };
+
   const limitFields = root.object('limits');
   limitFields.only([
     'maxUploadBytes',
@@ -553,6 +584,8 @@ function validate(raw: JsonObject, cwd: string): Config {
     trustedProxies,
     audit,
     files,
+    exports,
+    cors,
   };
 }
 

@@ -133,8 +133,10 @@ describe('config.example.json', () => {
     expect(config.trustedProxies).toEqual(['127.0.0.1', '::1']);
     expect(config.audit.file).toBe('/srv/xporta/data/audit.log');
     expect(config.files.mode).toBe(0o600);
+    expect(config.exports.ttlSeconds).toBe(3600);
+    expect(config.cors.origins).toEqual(['https://panel.example.org']);
     expect(Object.keys(JSON.parse(example) as object).sort()).toEqual(
-      ['audit', 'auth', 'component', 'dataDir', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies'].sort(),
+      ['audit', 'auth', 'component', 'cors', 'dataDir', 'exports', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies'].sort(),
     );
   });
 });

@@ -15,6 +15,9 @@ const notes = new WeakMap<FastifyRequest, Note>();
 /** Route (method and Fastify URL pattern) → the action it audits as. */
 const ROUTE_ACTIONS: Readonly<Record<string, AuditAction>> = {
   'GET /v1/users/:jid/export': 'export',
+  'POST /v1/users/:jid/exports': 'export-file-create',
+  'GET /v1/exports/:id': 'export-file-download',
+  'DELETE /v1/exports/:id': 'export-file-delete',
   'PUT /v1/users/:jid/import': 'import',
   'POST /v1/users/:jid/import-from': 'import-from',
   'POST /v1/users/:jid/moved': 'move',

@@ -2,10 +2,12 @@
  * What every route needs, built once per app, and the guard that turns a request into an
  * authorised principal.
  */
+import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import { AuditLog } from '../audit.js';
 import type { TokenStore } from '../auth/token-store.js';
 import type { Config, Scope } from '../config.js';
+import { ExportFiles } from '../export-files.js';
 import { bareJid, JidError, normaliseDomain } from '../jid.js';
 import { AccountLocks, Slots } from '../jobs.js';
 import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
@@ -42,6 +44,8 @@ export interface ServiceContext {
   readonly locks: AccountLocks;
   readonly importSlots: Slots;
   readonly metrics: Metrics;
+  /** Downloadable export files under `dataDir/exports`. */
+  readonly exportFiles: ExportFiles;
   /** Not readonly: the component attaches itself once the app (and so this context) exists; absent when it is disabled. */
   notifier?: AccountNotifier;
 }
@@ -69,6 +73,7 @@ export function createContext(config: Config, storage: StorageBackend, parts: Co
     // Every holder of a slot (user, host and pulled imports) shows in the gauge.
     importSlots: new Slots(config.limits.maxConcurrentImports, (inUse) => metrics.set('xporta_imports_in_progress', inUse)),
     metrics,
+    exportFiles: new ExportFiles(join(config.dataDir, 'exports'), config.files.mode, config.exports.ttlSeconds),
   };
 }
 

@@ -3,7 +3,8 @@
  *
  * - Every route names its guard in `config.guard`; the guard runs in `onRequest`, before a byte of
  *   the body is read, so an unauthenticated or wrongly-scoped request is answered 401/403 at once.
- *   A route that names none needs a valid token (fail closed).
+ *   A route that names none needs a valid token (fail closed). CORS preflights are the one
+ *   exception: public, answered or refused by origin (src/http/cors.ts).
  * - A request for no route is answered 404 in `onRequest` too: its body is never parsed.
  * - Only routes marked `config.upload` take XML or multipart bodies (streamed, under the upload
  *   deadlines); every other body is JSON or text under `limits.maxJsonBodyBytes` and
@@ -16,6 +17,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Scope } from '../config.js';
+import { isPreflight } from './cors.js';
 import { guardAccount, guardHost, principalOf, type ServiceContext } from './context.js';
 import { pathOf, problems } from './problem.js';
 import { announcesBody, mediaTypeOf, MULTIPART_TYPE, withDeadlines, XML_TYPES } from './upload.js';
@@ -70,7 +72,14 @@ function runGuard(ctx: ServiceContext, request: FastifyRequest, guard: RouteGuar
 export function registerEdge(app: FastifyInstance, ctx: ServiceContext): void {
   const { limits } = ctx.config;
 
+  const corsOrigins = new Set(ctx.config.cors.origins);
   app.addHook('onRequest', async (request) => {
+    // A CORS preflight carries no token: one from a configured origin goes on to @fastify/cors
+    // (src/http/cors.ts), which answers it; any other is refused here.
+    if (isPreflight(request)) {
+      if (corsOrigins.has(String(request.headers.origin))) return;
+      throw problems.forbidden(`origin ${String(request.headers.origin)} may not call this API (cors.origins)`);
+    }
     if (request.is404) throw problems.notFound(`No route for ${request.method} ${pathOf(request.url)}`);
     runGuard(ctx, request, request.routeOptions.config.guard ?? 'authenticated');
   });

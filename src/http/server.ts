@@ -12,10 +12,12 @@ import { STATE_FILE, TokenStore } from '../auth/token-store.js';
 import type { Config } from '../config.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { auditNote, registerAuditTrail } from './audit-trail.js';
+import { registerCors } from './cors.js';
 import { createContext, type ServiceContext } from './context.js';
 import { lingeringClose, lingerOnClose, MAX_PARAM_LENGTH, registerEdge } from './edge.js';
 import { pathOf, Problem, PROBLEM_CONTENT_TYPE, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
+import { exportRoutes } from './routes/exports.js';
 import { hostRoutes } from './routes/hosts.js';
 import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
@@ -147,13 +149,12 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     reply.header('x-request-id', request.id);
   });
   registerEdge(app, ctx);
+  registerCors(app, config.cors.origins);
 
   app.addHook('onResponse', async (request, reply) => {
-    ctx.metrics.inc('xporta_http_requests_total', {
-      method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
-      status: String(reply.statusCode),
-    });
+    const route = request.routeOptions.url ?? 'unmatched';
+    ctx.metrics.inc('xporta_http_requests_total', { method: request.method, route, status: String(reply.statusCode) });
+    ctx.metrics.observe('xporta_http_request_duration_seconds', { method: request.method, route }, reply.elapsedTime / 1000);
   });
 
   registerAuditTrail(app, ctx);
@@ -199,11 +200,18 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(healthRoutes, { storage: deps.storage, ...(deps.component ? { component: deps.component } : {}) });
   app.register(serviceRoutes, { ctx });
   app.register(userRoutes, { ctx });
+  app.register(exportRoutes, { ctx });
   app.register(hostRoutes, { ctx });
   app.register(movedRoutes, { ctx });
   app.register(tokenRoutes, { ctx });
 
+  // Expired export files go at start and then at least every minute (a request for one removes it at once).
+  ctx.exportFiles.sweep();
+  const sweeper = setInterval(() => ctx.exportFiles.sweep(), Math.min(60, config.exports.ttlSeconds) * 1000);
+  sweeper.unref();
+
   app.addHook('onClose', async () => {
+    clearInterval(sweeper);
     try {
       await deps.storage.close();
     } finally {

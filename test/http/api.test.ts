@@ -65,14 +65,15 @@ async function makeApp(dir: string, extra: Record<string, string> = {}): Promise
 
 async function send(
   app: FastifyInstance,
-  method: 'GET' | 'PUT' | 'POST',
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE',
   url: string,
   template: string,
-  options: { token?: string; headers?: Record<string, string>; payload?: string | Buffer | Readable | object } = {},
+  options: { token?: string; headers?: Record<string, string>; payload?: string | Buffer | Readable | object; remoteAddress?: string } = {},
 ): Promise<Sent> {
   const res = await app.inject({
     method,
     url,
+    ...(options.remoteAddress !== undefined ? { remoteAddress: options.remoteAddress } : {}),
     headers: { ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...options.headers },
     ...(options.payload !== undefined ? { payload: options.payload as string } : {}),
   });
@@ -146,6 +147,22 @@ describe('HTTP API on the embedded SQLite store', () => {
     await full.close();
   });
 
+  it('GET /livez answers 200 and GET /readyz 200 or 503 by the storage, without a token', async () => {
+    expect((await send(app, 'GET', '/livez', '/livez')).json()).toEqual({ status: 'ok' });
+    const ready = await send(app, 'GET', '/readyz', '/readyz');
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ status: 'ok', storage: { reachable: true } });
+    const down = await makeApp(mkdtempSync(join(tmpdir(), 'xporta-api-down-')), {
+      XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'postgres', host: '127.0.0.1', port: 1, database: 'none' }),
+    });
+    // Alive though the storage is not: an orchestrator must not restart it.
+    expect((await send(down, 'GET', '/livez', '/livez')).statusCode).toBe(200);
+    const notReady = await send(down, 'GET', '/readyz', '/readyz');
+    expect(notReady.statusCode).toBe(503);
+    expect(notReady.json()).toMatchObject({ status: 'unavailable', storage: { reachable: false } });
+    await down.close();
+  });
+
   describe('authentication and authorisation', () => {
     it('401 with WWW-Authenticate without a token or with an unknown one', async () => {
       const none = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT);
@@ -188,7 +205,7 @@ describe('HTTP API on the embedded SQLite store', () => {
     it('exports it back, streamed, as an attachment with the same records', async () => {
       const res = await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL });
       expect(res.statusCode).toBe(200);
-      expect(res.headers['content-disposition']).toBe('attachment; filename="alice@localhost.xml"');
+      expect(res.headers['content-disposition']).toBe(`attachment; filename="alice@localhost.xml"; filename*=UTF-8''alice%40localhost.xml`);
       exported = res.body;
       const [before, after] = [await events(doc), await events(exported)];
       expect(after.filter((e) => e.kind === 'archive')).toEqual(before.filter((e) => e.kind === 'archive'));
@@ -240,6 +257,50 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect(res.statusCode).toBe(200);
       expect(res.json()).toMatchObject({ dryRun: true, counts: { archive: 7 } });
       expect((await send(app, 'GET', '/v1/users/alice%40localhost/export', EXPORT, { token: ALL })).body).toBe(exported);
+    });
+  });
+
+  describe('export files', () => {
+    const CREATE = '/v1/users/{jid}/exports';
+    const FILE = '/v1/exports/{id}';
+    // Failed authentications count per client address; these must not spend the budget of later tests.
+    const ELSEWHERE = '127.0.0.77';
+    let url = '';
+
+    it('POST writes one, GET serves it whole, in a range, or not modified', async () => {
+      const created = await send(app, 'POST', '/v1/users/alice%40localhost/exports', CREATE, { token: ALL });
+      expect(created.statusCode).toBe(201);
+      url = String(created.headers.location);
+      const whole = await send(app, 'GET', url, FILE, { token: EXPORT_ONLY });
+      expect(whole.statusCode).toBe(200);
+      expect(whole.body).toBe(exported);
+      const part = await send(app, 'GET', url, FILE, { token: ALL, headers: { range: 'bytes=0-9' } });
+      expect(part.statusCode).toBe(206);
+      expect(part.body).toBe(exported.slice(0, 10));
+      expect((await send(app, 'GET', url, FILE, { token: ALL, headers: { 'if-none-match': String(whole.headers.etag) } })).statusCode).toBe(304);
+      expect((await send(app, 'GET', url, FILE, { token: ALL, headers: { range: 'bytes=99999999-' } })).statusCode).toBe(416);
+    });
+
+    it('400, 401, 403, 404 and 409 when it cannot be written', async () => {
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/exports?include=nope', CREATE, { token: ALL })).statusCode).toBe(400);
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/exports', CREATE, { remoteAddress: ELSEWHERE })).statusCode).toBe(401);
+      expect((await send(app, 'POST', '/v1/users/alice%40localhost/exports', CREATE, { token: OTHER_HOST })).statusCode).toBe(403);
+      expect((await send(app, 'POST', '/v1/users/nobody%40localhost/exports', CREATE, { token: ALL })).statusCode).toBe(404);
+      const lease = app.ctx.locks.tryAcquire('alice@localhost', 'exclusive');
+      try {
+        expect((await send(app, 'POST', '/v1/users/alice%40localhost/exports', CREATE, { token: ALL })).statusCode).toBe(409);
+      } finally {
+        lease?.release();
+      }
+    });
+
+    it('401 without a token, 404 for a token of another host; DELETE removes it', async () => {
+      expect((await send(app, 'GET', url, FILE, { remoteAddress: ELSEWHERE })).statusCode).toBe(401);
+      expect((await send(app, 'GET', url, FILE, { token: OTHER_HOST })).statusCode).toBe(404);
+      expect((await send(app, 'DELETE', url, FILE, { remoteAddress: ELSEWHERE })).statusCode).toBe(401);
+      expect((await send(app, 'DELETE', url, FILE, { token: OTHER_HOST })).statusCode).toBe(404);
+      expect((await send(app, 'DELETE', url, FILE, { token: ALL })).statusCode).toBe(204);
+      expect((await send(app, 'GET', url, FILE, { token: ALL })).statusCode).toBe(404);
     });
   });
 

@@ -295,7 +295,7 @@ describe('slow uploads on a listening server', () => {
     ];
     for (let i = 0; i < 50 && app.ctx.importSlots.inUse < 2; i++) await new Promise((r) => setTimeout(r, 20));
     expect(app.ctx.importSlots.inUse).toBe(2);
-    expect(app.ctx.metrics.render()).toMatch(/xporta_imports_in_progress 2/);
+    expect(await app.ctx.metrics.render()).toMatch(/xporta_imports_in_progress 2/);
     const busy = await app.inject({ method: 'GET', url: '/v1/users/alice%40localhost/export', headers: auth(ALL) });
     expect(busy.statusCode).toBe(409);
     const third = () =>
@@ -317,7 +317,7 @@ describe('slow uploads on a listening server', () => {
     expect(app.ctx.importSlots.inUse).toBe(0);
     expect(app.ctx.locks.isBusy('alice@localhost')).toBe(false);
     expect(app.ctx.locks.isBusy('bob@localhost')).toBe(false);
-    expect(app.ctx.metrics.render()).toMatch(/xporta_imports_in_progress 0/);
+    expect(await app.ctx.metrics.render()).toMatch(/xporta_imports_in_progress 0/);
     expect((await third()).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/v1/users/alice%40localhost/export', headers: auth(ALL) })).statusCode).toBe(200);
   });

@@ -15,10 +15,11 @@ import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { actorOf, auditNote } from '../audit-trail.js';
 import { guardHost, principalOf, type ServiceContext } from '../context.js';
+import { attachmentDisposition } from '../download.js';
 import { directoryModeFor } from '../../private-files.js';
 import { problems } from '../problem.js';
 import { importBody } from '../upload.js';
-import { booleanParam, kindsOrProblem, toProblem } from './users.js';
+import { booleanParam, countBytes, kindsOrProblem, toProblem } from './users.js';
 
 interface HostParams {
   host: string;
@@ -45,8 +46,18 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const kinds = kindsOrProblem(request.query);
     auditNote(request, { host, kinds: [...kinds] });
     const abort = new AbortController();
+    const timed = ctx.metrics.time('host_export');
+    let counted = false;
+    const finished = (outcome: 'ok' | 'error'): void => {
+      if (counted) return;
+      counted = true;
+      timed(outcome);
+      ctx.metrics.inc('xporta_host_transfers_total', { direction: 'export', dry_run: 'false', outcome });
+    };
+    reply.raw.on('finish', () => finished('ok'));
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
+      finished(reply.raw.writableFinished ? 'ok' : 'error');
     });
     const events = exportHostDocument(storage, host, kinds, {
       signal: abort.signal,
@@ -55,10 +66,13 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       },
     });
     let body: Readable = Readable.from(
-      writeDocument(events, {
-        onInvalidChars: (r) =>
-          request.log.warn({ host, user: r.user, kind: r.kind, detail: r.detail, codePoint: r.codePoint }, 'stored text XML 1.0 cannot carry was exported with U+FFFD in its place'),
-      }),
+      countBytes(
+        writeDocument(events, {
+          onInvalidChars: (r) =>
+            request.log.warn({ host, user: r.user, kind: r.kind, detail: r.detail, codePoint: r.codePoint }, 'stored text XML 1.0 cannot carry was exported with U+FFFD in its place'),
+        }),
+        (n) => ctx.metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n),
+      ),
     );
     if (/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) {
       const gzip = createGzip();
@@ -68,7 +82,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     }
     return reply
       .header('content-type', 'application/xml; charset=utf-8')
-      .header('content-disposition', `attachment; filename="${host.replace(/[^\w.-]/g, '_')}.xml"`)
+      .header('content-disposition', attachmentDisposition(`${host}.xml`))
       .header('vary', 'accept-encoding')
       .send(body);
   });
@@ -102,7 +116,8 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     let total: number;
     try {
       await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
-      await pipeline(await importBody(request, config.limits), createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
+      const received = countBytes(await importBody(request, config.limits), (n) => ctx.metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n));
+      await pipeline(received, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
       total = (await validateHostDocument(readDocument(createReadStream(spool), readerLimits), host)).length;
     } catch (err) {
       await cleanup();
@@ -110,8 +125,14 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     }
 
     const run = async (onProgress?: (done: number, failed: number) => void): Promise<HostImportResult> => {
+      const timed = ctx.metrics.time(dryRun ? 'host_dry_run' : 'host_import');
+      const finished = (outcome: 'ok' | 'error'): void => {
+        timed(outcome);
+        ctx.metrics.inc('xporta_host_transfers_total', { direction: 'import', dry_run: String(dryRun), outcome });
+        if (dryRun) ctx.metrics.inc('xporta_dry_runs_total', { scope: 'host', outcome });
+      };
       try {
-        return await importHostDocument(storage, host, readDocument(createReadStream(spool), readerLimits), {
+        const result = await importHostDocument(storage, host, readDocument(createReadStream(spool), readerLimits), {
           mode,
           dryRun,
           include: kinds,
@@ -124,6 +145,11 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
             if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');
           },
         });
+        finished('ok');
+        return result;
+      } catch (err) {
+        finished('error');
+        throw err;
       } finally {
         await cleanup();
       }
@@ -134,12 +160,15 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       const finished = { action: 'host-import' as const, actor: actorOf(principalOf(ctx, request)), host, kinds: [...kinds], mode, dryRun, requestId: request.id };
       const job = jobs.start('host-import', host, (j) => {
         j.progress = { done: 0, failed: 0, total };
+        ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'started' });
         return run((done, failed) => (j.progress = { done, failed, total })).then(
           (result) => {
+            ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'succeeded' });
             ctx.audit.record({ ...finished, outcome: 'ok', counts: { users: result.progress.done, failed: result.progress.failed } });
             return result;
           },
           (err: unknown) => {
+            ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'failed' });
             ctx.audit.record({ ...finished, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
             throw err;
           },

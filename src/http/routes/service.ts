@@ -18,7 +18,7 @@ export const serviceRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async 
     if (principal.kind !== 'operator' || !principal.hosts.includes('*')) {
       throw problems.forbidden('metrics cover every host: they need an operator token for all hosts (*)');
     }
-    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(ctx.metrics.render());
+    return reply.type(ctx.metrics.contentType).send(await ctx.metrics.render());
   });
 
   app.get('/openapi.yaml', { config: { guard: 'public' } }, async (_request, reply) => {

@@ -17,6 +17,7 @@ import { readDocument, type ReaderOptions } from '../../xep0227/reader.js';
 import { writeDocument, type InvalidCharsReplaced } from '../../xep0227/writer.js';
 import { DEFAULT_RETRY_POLICY, withRetries } from '../../retry.js';
 import { auditNote } from '../audit-trail.js';
+import { attachmentDisposition } from '../download.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import type { Metrics } from '../metrics.js';
 import { Problem, problems } from '../problem.js';
@@ -116,13 +117,22 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const kinds = kindsOrProblem(request.query);
     auditNote(request, { account: jid, kinds: [...kinds] });
     if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
+    reply
+      .header('content-type', 'application/xml; charset=utf-8')
+      .header('content-disposition', attachmentDisposition(`${jid}.xml`))
+      .header('vary', 'accept-encoding');
+    // The streamed export has no length or validator to give; a HEAD reads nothing.
+    if (request.method === 'HEAD') return reply.send(Readable.from([]));
     const lease = ctx.locks.tryAcquire(jid, 'shared');
     if (!lease) throw problems.conflict(`an import into ${jid} is running`);
 
     const abort = new AbortController();
+    const timed = metrics.time('export');
     // A client that goes away stops the storage read, not just the socket writes.
+    reply.raw.on('finish', () => timed('ok'));
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
+      timed(reply.raw.writableFinished ? 'ok' : 'error');
       lease.release();
     });
 
@@ -139,10 +149,6 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       body = body.pipe(compressed);
       reply.header('content-encoding', 'gzip');
     }
-    reply
-      .header('content-type', 'application/xml; charset=utf-8')
-      .header('content-disposition', `attachment; filename="${jid.replace(/[^\w@.+-]/g, '_')}.xml"`)
-      .header('vary', 'accept-encoding');
     return reply.send(body);
   });
 
@@ -168,19 +174,26 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
     let spool: Spool | undefined;
+    const timed = metrics.time(dryRun ? 'dry_run' : 'import');
+    const finished = (outcome: 'ok' | 'error'): void => {
+      timed(outcome);
+      if (dryRun) metrics.inc('xporta_dry_runs_total', { scope: 'user', outcome });
+      else metrics.inc('xporta_imports_total', { source: 'upload', outcome });
+    };
     try {
       if (!createAccount && !(await storage.userExists(ref))) {
         throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       }
       // The whole upload is on local disk before the storage transaction opens: a slow client
       // holds no database lock, and a retry reads the same document again.
-      spool = await spoolUpload(source, config.dataDir, 'user', config.files.mode);
+      const received = Readable.from(countBytes(source, (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n)), { objectMode: false });
+      spool = await spoolUpload(received, config.dataDir, 'user', config.files.mode);
       const document = spool;
       const report = await withRetries(
         (attempt) => {
           const events = readDocument(document.open(), readerLimitsOf(config.limits));
           // Records are counted once, on the first attempt.
-          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, 'import') : events, {
+          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, dryRun ? 'dry_run' : 'import') : events, {
             mode,
             dryRun,
             include: kinds,
@@ -190,10 +203,12 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         DEFAULT_RETRY_POLICY,
         (err, attempt, delayMs) => request.log.warn({ jid, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
       );
+      finished('ok');
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.code(200).send(report);
     } catch (err) {
+      finished('error');
       throw toProblem(err);
     } finally {
       source.destroy();
@@ -234,18 +249,25 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
+    const timed = metrics.time(dryRun ? 'dry_run' : 'import_from');
+    const finished = (outcome: 'ok' | 'error'): void => {
+      timed(outcome);
+      if (dryRun) metrics.inc('xporta_dry_runs_total', { scope: 'user', outcome });
+      else metrics.inc('xporta_imports_total', { source: 'url', outcome });
+    };
     let source: Readable | undefined;
     let spool: Spool | undefined;
     try {
       if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       source = await fetchExport(outgoingClient(config), url, body.token, config.limits.maxUploadBytes, abort.signal);
+      const received = Readable.from(countBytes(source, (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n)), { objectMode: false });
       // As for uploads: the transfer from the other service holds no database lock, and a retry reads the copy.
-      spool = await spoolUpload(source, config.dataDir, 'pull', config.files.mode);
+      spool = await spoolUpload(received, config.dataDir, 'pull', config.files.mode);
       const document = spool;
       const report = await withRetries(
         (attempt) => {
           const events = readDocument(document.open(), readerLimitsOf(config.limits));
-          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, 'import') : events, {
+          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, dryRun ? 'dry_run' : 'import') : events, {
             mode,
             dryRun,
             include: kinds,
@@ -257,10 +279,12 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         (err, attempt, delayMs) => request.log.warn({ jid, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
         abort.signal,
       );
+      finished('ok');
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.send({ ...report, source: url.origin + url.pathname });
     } catch (err) {
+      finished('error');
       if (err instanceof OutgoingError) {
         request.log.debug({ upstream: err.internal }, 'import-from: the source failed');
         throw upstreamProblem(err);
@@ -356,7 +380,7 @@ function limitedBody(raw: Readable, gzip: boolean, limit: number, what: string):
 }
 
 /** Counts bytes as they are pulled, without a 'data' listener that would bypass backpressure. */
-async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: number) => void): AsyncGenerator<Buffer> {
+export async function* countBytes<T extends Uint8Array>(chunks: AsyncIterable<T>, count: (bytes: number) => void): AsyncGenerator<T> {
   for await (const chunk of chunks) {
     count(chunk.length);
     yield chunk;
@@ -368,7 +392,7 @@ async function* countBytes(chunks: AsyncIterable<Buffer>, count: (bytes: number)
  * at the end: building a label key for each of a million archived messages cost a tenth of an
  * export's time.
  */
-function countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import'): AsyncIterable<DocumentEvent> {
+export function countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import' | 'dry_run'): AsyncIterable<DocumentEvent> {
   const tally = new Map<DataKind, number>();
   let pending = 0;
   const flush = (): void => {

@@ -1,0 +1,91 @@
+/**
+ * Exports as downloadable files: `POST /v1/users/{jid}/exports` writes the account's document
+ * once to a private file, and `/v1/exports/{id}` serves it (ranges, validators, a cheap HEAD)
+ * to whoever may export that account, until it expires or is deleted.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { authorize } from '../auth.js';
+import type { ExportFile } from '../../export-files.js';
+import { exportUserDocument, refOf } from '../../transfer.js';
+import { writeDocument } from '../../xep0227/writer.js';
+import { auditNote } from '../audit-trail.js';
+import { guardAccount, principalOf, type ServiceContext } from '../context.js';
+import { sendDownload } from '../download.js';
+import { problems } from '../problem.js';
+import { countBytes, countRecords, kindsOrProblem, toProblem } from './users.js';
+
+interface ExportQuery {
+  include?: string;
+  exclude?: string;
+}
+
+/** The export `:id` names, when the caller may export its account; 404 otherwise, so ids of others' exports are not confirmed. */
+function exportFor(ctx: ServiceContext, request: FastifyRequest<{ Params: { id: string } }>): ExportFile {
+  const principal = principalOf(ctx, request);
+  const file = ctx.exportFiles.get(request.params.id);
+  const missing = problems.notFound('no such export (it may have expired)');
+  if (!file) throw missing;
+  try {
+    authorize(principal, 'export', refOf(file.jid).host, file.jid);
+  } catch {
+    throw missing;
+  }
+  auditNote(request, { account: file.jid, target: file.id });
+  return file;
+}
+
+function describe(ctx: ServiceContext, file: ExportFile): Record<string, unknown> {
+  return { ...file, url: `${ctx.config.publicUrl.replace(/\/$/, '')}/v1/exports/${file.id}` };
+}
+
+export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
+  const { storage, metrics } = ctx;
+
+  app.post<{ Params: { jid: string }; Querystring: ExportQuery }>(
+    '/v1/users/:jid/exports',
+    { config: { guard: { account: 'export' } } },
+    async (request, reply) => {
+      const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
+      const kinds = kindsOrProblem(request.query);
+      auditNote(request, { account: jid, kinds: [...kinds] });
+      if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
+      const lease = ctx.locks.tryAcquire(jid, 'shared');
+      if (!lease) throw problems.conflict(`an import into ${jid} is running`);
+      const abort = new AbortController();
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableFinished) abort.abort();
+      });
+      const timed = metrics.time('export_file');
+      let file: ExportFile;
+      try {
+        const events = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), metrics, 'export');
+        file = await ctx.exportFiles.create(jid, [...kinds], countBytes(writeDocument(events), (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n)));
+        timed('ok');
+      } catch (err) {
+        timed('error');
+        throw toProblem(err);
+      } finally {
+        lease.release();
+      }
+      auditNote(request, { target: file.id });
+      return reply.code(201).header('location', `/v1/exports/${file.id}`).header('cache-control', 'no-store').send(describe(ctx, file));
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/v1/exports/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
+    const file = exportFor(ctx, request);
+    return sendDownload(request, reply, {
+      path: ctx.exportFiles.documentPath(file.id),
+      size: file.size,
+      etag: file.etag,
+      filename: `${file.jid}.xml`,
+      contentType: 'application/xml; charset=utf-8',
+    });
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/exports/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
+    const file = exportFor(ctx, request);
+    ctx.exportFiles.remove(file.id);
+    return reply.code(204).send();
+  });
+};
