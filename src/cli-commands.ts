@@ -104,6 +104,8 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
     const events = readDocument(source, {
       maxDepth: config.limits.maxDepth,
       maxElementBytes: config.limits.maxElementBytes,
+      roots: ['server-data', 'host'],
+      credentials: kinds.has('credentials'),
       // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
       ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
     });
@@ -140,7 +142,7 @@ function openTokenStore(config: Config): TokenStore {
 }
 
 /** One audit line for a CLI action, as the service writes for the API's; to stderr when the log is standard output (stdout carries the CLI's own output). */
-function auditCli(config: Config, entry: Omit<AuditEntry, 'actor'>): void {
+export function auditCli(config: Config, entry: Omit<AuditEntry, 'actor'>): void {
   const audit = config.audit.file === '-' ? AuditLog.toStream(process.stderr) : AuditLog.open(config);
   let user: string | undefined;
   try {

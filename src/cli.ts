@@ -18,6 +18,7 @@ import {
   runUserToken,
   UsageError,
 } from './cli-commands.js';
+import { hostImportFailed, runHostImport } from './cli-host-import.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
 import { JidError } from './jid.js';
 import { StorageError } from './storage/backend.js';
@@ -34,6 +35,13 @@ commands:
   import JID FILE|- [--mode replace|merge] [--dry-run] [--create-account] [--include K,…]
                                       apply a document (FILE may be .gz; - reads standard input);
                                       prints the report as JSON
+  import --host FILE|- [HOST] [--mode merge|replace] [--dry-run] [--create-account] [--include K,…]
+                                      every account of a document with any number of users:
+                                      xporta's export --host, ejabberd's export_piefxis main file
+                                      (XIncluded host files are read from FILE's directory) or
+                                      export_piefxis_host file (a <host> root); HOST imports only
+                                      that host. The whole document is validated first, then each
+                                      account is applied on its own; exit 65 if any account failed
   token JID [--scopes export,import] [--ttl SECONDS]
                                       mint a short-lived user token (needs auth.userTokenSecret)
   token --operator [--name NAME] [--scopes export,import,admin] [--hosts H,…|*]
@@ -120,6 +128,23 @@ async function main(argv: string[]): Promise<number> {
         );
         return 0;
       case 'import': {
+        if (values.host) {
+          const hostReport = await runHostImport(
+            config,
+            {
+              file: rest[0],
+              host: rest[1],
+              ...(values.mode !== undefined ? { mode: values.mode } : {}),
+              dryRun: values['dry-run'] === true,
+              createAccount: values['create-account'] === true,
+              ...(values.include !== undefined ? { include: values.include } : {}),
+              ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+            },
+            process.stdin,
+          );
+          process.stdout.write(`${JSON.stringify(hostReport, null, 2)}\n`);
+          return hostImportFailed(hostReport) ? EXIT_DATAERR : 0;
+        }
         const report = await runImport(
           config,
           {

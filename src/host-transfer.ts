@@ -5,7 +5,7 @@
  */
 import { bareJid } from './jid.js';
 import type { ApplyOptions, ApplyReport, StorageBackend } from './storage/backend.js';
-import { TransferError, userEvents } from './transfer.js';
+import { TransferError, userEvents, withWarnings } from './transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from './xep0227/model.js';
 
 export interface HostProgress {
@@ -91,7 +91,8 @@ export async function importHostDocument(
     const jid = bareJid(`${account.name}@${host}`);
     const records = recordsUntilUserEnd();
     try {
-      results.push(await storage.applyUser({ host, user: account.name }, account, records, options));
+      const { warnings, ...start } = account;
+      results.push(withWarnings(await storage.applyUser({ host, user: account.name }, start, records, options), warnings));
     } catch (err) {
       progress.failed++;
       // What the failed apply left unread of this user is skipped by the loop below.

@@ -126,5 +126,12 @@ export async function importUserDocument(
     }
   }
 
-  return storage.applyUser(target, { ...account, name: target.user }, records(), options);
+  const { warnings, ...start } = account;
+  return withWarnings(await storage.applyUser(target, { ...start, name: target.user }, records(), options), warnings);
+}
+
+/** The report with the reader's warnings about the account (e.g. a relabelled SCRAM hash) in front of the backend's. */
+export function withWarnings(report: ApplyReport, warnings: readonly string[] | undefined): ApplyReport {
+  if (warnings === undefined || warnings.length === 0) return report;
+  return { ...report, warnings: [...warnings, ...report.warnings] };
 }

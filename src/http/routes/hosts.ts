@@ -92,7 +92,8 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     const runAsync = booleanParam('async', request.query.async);
     auditNote(request, { host, kinds: [...kinds], mode, dryRun });
-    const readerLimits = { maxDepth: config.limits.maxDepth, maxElementBytes: config.limits.maxElementBytes, maxDocumentBytes: config.limits.maxUploadBytes };
+    // A `<host>` root (ejabberd's export_piefxis_host) is one host; credentials are not read when excluded.
+    const readerLimits = { maxDepth: config.limits.maxDepth, maxElementBytes: config.limits.maxElementBytes, maxDocumentBytes: config.limits.maxUploadBytes, roots: ['server-data', 'host'] as const, credentials: kinds.has('credentials') };
 
     const slot = ctx.importSlots.tryTake();
     if (!slot) throw problems.tooManyRequests('too many imports are running; try again later', 30);

@@ -51,7 +51,8 @@ interface TokenBody {
   ttlSeconds?: unknown;
 }
 
-export const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml'];
+/** `application/xpie+xml` is what the web migrator sends. */
+export const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml', 'application/xpie+xml'];
 
 /** Maps the layers' own errors to problems; anything else is left for the 500 handler. */
 export function toProblem(err: unknown): unknown {
@@ -175,6 +176,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
           maxDepth: config.limits.maxDepth,
           maxElementBytes: config.limits.maxElementBytes,
           maxDocumentBytes: config.limits.maxUploadBytes,
+          credentials: kinds.has('credentials'),
         }),
         metrics,
         'import',
@@ -231,6 +233,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         maxDepth: config.limits.maxDepth,
         maxElementBytes: config.limits.maxElementBytes,
         maxDocumentBytes: config.limits.maxUploadBytes,
+        credentials: kinds.has('credentials'),
       });
       const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
       auditNote(request, { counts: reportCounts(report) });
