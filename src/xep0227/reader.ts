@@ -100,6 +100,8 @@ const PIE_NAMESPACES: ReadonlySet<string> = new Set([NS.pie, NS.pieLegacy]);
 const XPORTA_PUBLISHED = `{${NS.xporta}}published`;
 const XPORTA_WITH = `{${NS.xporta}}with`;
 const XPORTA_TIMESTAMP = `{${NS.xporta}}timestamp`;
+/** Marks the `<delay>` xporta's writer adds to an offline message for the storage time. */
+const XPORTA_STORAGE = `{${NS.xporta}}storage`;
 
 // ---------------------------------------------------------------------------------------------
 // JIDs
@@ -370,8 +372,10 @@ function toOffline(el: XmlElement): OfflineRecord {
     const { [XPORTA_TIMESTAMP]: _, ...attrs } = stanza.attrs;
     stanza = { ...stanza, attrs };
   } else {
-    const stamp = firstChild(stanza, 'delay', NS.delay)?.attrs.stamp;
+    const added = childElements(stanza, 'delay', NS.delay).find((d) => d.attrs[XPORTA_STORAGE] === 'true');
+    const stamp = (added ?? firstChild(stanza, 'delay', NS.delay))?.attrs.stamp;
     timestamp = stamp === undefined ? undefined : normaliseTimestamp(stamp);
+    if (added && timestamp !== undefined) stanza = { ...stanza, children: stanza.children.filter((c) => c !== added) };
   }
   return { kind: 'offline', ...(timestamp === undefined ? {} : { timestamp }), stanza };
 }

@@ -86,8 +86,13 @@ export function offlineRecordFromItem(item: ArchiveItem): OfflineRecord | undefi
   return { kind: 'offline', timestamp: secondsToIso(item.when), stanza };
 }
 
-/** The time an offline message was stored: the record's, else its `<delay>`, else now. */
-export function offlineItemFromRecord(record: OfflineRecord): ArchiveItem | string {
+/**
+ * The time an offline message was stored: the record's, else its `<delay>`, else now. The stanza
+ * is kept as mod_offline stores it: without the delay that says that time (mod_offline adds it
+ * on delivery, so keeping it would deliver two) and without the marks another server's archive
+ * left for the user (ejabberd's `archived` and `stanza-id`; Prosody's mod_mam adds its own).
+ */
+export function offlineItemFromRecord(record: OfflineRecord, userJid: string): ArchiveItem | string {
   let when: number | undefined;
   if (record.timestamp !== undefined) {
     when = isoToSeconds(record.timestamp);
@@ -96,5 +101,22 @@ export function offlineItemFromRecord(record: OfflineRecord): ArchiveItem | stri
     const stamp = firstChild(record.stanza, 'delay', NS.delay)?.attrs.stamp;
     when = (stamp !== undefined ? isoToSeconds(stamp) : undefined) ?? nowSeconds();
   }
-  return { key: generateUuid(), when, with: '', value: clientNamespace(record.stanza) };
+  return { key: generateUuid(), when, with: '', value: offlineStanza(clientNamespace(record.stanza), when, userJid) };
+}
+
+const OFFLINE_MARKS: ReadonlySet<string> = new Set(['urn:xmpp:mam:tmp archived', 'urn:xmpp:sid:0 stanza-id']);
+
+function offlineStanza(stanza: XmlElement, when: number, userJid: string): XmlElement {
+  let delayDropped = false;
+  const drop = (c: string | XmlElement): boolean => {
+    if (!isElement(c)) return false;
+    if (OFFLINE_MARKS.has(`${c.xmlns} ${c.name}`)) return c.attrs.by === userJid;
+    if (delayDropped || c.name !== 'delay' || c.xmlns !== NS.delay || c.attrs.stamp === undefined) return false;
+    delayDropped = isoToSeconds(c.attrs.stamp) === when;
+    return delayDropped;
+  };
+  if (!stanza.children.some((c) => isElement(c) && (c.name === 'delay' || OFFLINE_MARKS.has(`${c.xmlns} ${c.name}`)))) return stanza;
+  delayDropped = false;
+  const children = stanza.children.filter((c) => !drop(c));
+  return children.length === stanza.children.length ? stanza : element(stanza.name, stanza.xmlns, stanza.attrs, children);
 }

@@ -264,7 +264,7 @@ export abstract class ProsodyImport {
         return;
       }
       case 'offline': {
-        const item = offlineItemFromRecord(record);
+        const item = offlineItemFromRecord(record, this.jid);
         if (typeof item === 'string') this.skip('offline', item);
         else await this.appendArchiveItem(OFFLINE_STORE, item);
         return;
