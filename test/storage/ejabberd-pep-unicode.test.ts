@@ -1,0 +1,92 @@
+/**
+ * Non-ASCII PEP node options through ejabberd 23.01's SQL tables: what xporta writes, the real
+ * ejabberd serves unchanged, and what ejabberd itself writes, xporta reads unchanged.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { EjabberdSqlBackend } from '../../src/storage/ejabberd-sql/index.js';
+import { DATA_KINDS, NS, element, type PepNodeRecord, type UserRecord } from '../../src/xep0227/model.js';
+import { deriveScram } from '../support/documents.js';
+import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle } from '../support/ejabberd.js';
+import { connectClient, xml, type XmppClient } from '../support/xmpp-client.js';
+
+const TITLE = 'Notes of Zoë O’Brien-Müller';
+const DESCRIPTION = 'Grüße, 日本語 and “quotes”';
+const ALL = new Set(DATA_KINDS);
+
+async function nodeConfig(client: XmppClient, node: string): Promise<Record<string, string | undefined>> {
+  const result = await client.iq(xml('iq', { type: 'get' }, xml('pubsub', { xmlns: NS.pubsubOwner }, xml('configure', { node }))));
+  const form = result.getChild('pubsub', NS.pubsubOwner)?.getChild('configure')?.getChild('x', NS.dataForms);
+  const fields: Record<string, string | undefined> = {};
+  for (const f of form?.getChildren('field') ?? []) fields[String(f.attrs.var)] = f.getChildText('value') ?? undefined;
+  return fields;
+}
+
+describeWithEjabberd('non-ASCII PEP node options ↔ ejabberd 23.01', () => {
+  let ej: EjabberdHandle;
+  let backend: EjabberdSqlBackend;
+
+  beforeAll(async () => {
+    ej = await startEjabberd();
+    backend = new EjabberdSqlBackend({ ...ejabberdConnection(ej), hosts: { localhost: {} }, newSchema: true, onCommitted: () => ej.clearCache() });
+  }, 120_000);
+  afterAll(async () => {
+    await backend?.close();
+    await ej?.stop();
+  });
+
+  it('a title and description written by xporta are served as they were', async () => {
+    const records: UserRecord[] = [
+      {
+        kind: 'pep-node',
+        node: 'urn:example:notes',
+        config: [
+          { var: 'pubsub#title', values: [TITLE] },
+          { var: 'pubsub#description', values: [DESCRIPTION] },
+          { var: 'pubsub#access_model', values: ['presence'] },
+        ],
+        affiliations: [],
+        subscriptions: [],
+      },
+      { kind: 'pep-item', node: 'urn:example:notes', id: 'current', payload: element('note', 'urn:example:notes', {}, ['x']) },
+    ];
+    const report = await backend.applyUser(
+      { host: 'localhost', user: 'zoe' },
+      { kind: 'user', name: 'zoe', scram: [deriveScram('pw')], extraAttributes: {} },
+      (async function* () {
+        yield* records;
+      })(),
+      { mode: 'replace', dryRun: false, include: ALL, createAccount: true },
+    );
+    expect(report.skipped).toEqual([]);
+    const zoe = await connectClient({ service: ej.service, domain: 'localhost', username: 'zoe', password: 'pw' });
+    try {
+      const config = await nodeConfig(zoe, 'urn:example:notes');
+      expect(config['pubsub#title']).toBe(TITLE);
+      expect(config['pubsub#description']).toBe(DESCRIPTION);
+    } finally {
+      await zoe.close();
+    }
+  });
+
+  it('a title ejabberd itself stored reads back unchanged', async () => {
+    await ej.register('yann', 'localhost', 'pw');
+    const yann = await connectClient({ service: ej.service, domain: 'localhost', username: 'yann', password: 'pw' });
+    try {
+      const form = xml(
+        'x',
+        { xmlns: NS.dataForms, type: 'submit' },
+        xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, `${NS.pubsub}#node_config`)),
+        xml('field', { var: 'pubsub#title' }, xml('value', {}, TITLE)),
+        xml('field', { var: 'pubsub#description' }, xml('value', {}, 'desc ü')),
+      );
+      await yann.iq(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: NS.pubsub }, xml('create', { node: 'urn:example:notes' }), xml('configure', {}, form))));
+    } finally {
+      await yann.close();
+    }
+    const nodes: PepNodeRecord[] = [];
+    for await (const r of backend.readUser({ host: 'localhost', user: 'yann' }, { include: new Set(['pep']) })) if (r.kind === 'pep-node') nodes.push(r);
+    const config = nodes.find((n) => n.node === 'urn:example:notes')?.config ?? [];
+    expect(config.find((f) => f.var === 'pubsub#title')?.values).toEqual([TITLE]);
+    expect(config.find((f) => f.var === 'pubsub#description')?.values).toEqual(['desc ü']);
+  });
+});
