@@ -43,6 +43,10 @@ describeWithEjabberd('non-ASCII PEP node options ↔ ejabberd 23.01', () => {
           { var: 'pubsub#title', values: [TITLE] },
           { var: 'pubsub#description', values: [DESCRIPTION] },
           { var: 'pubsub#access_model', values: ['presence'] },
+          // Empty fields, as Prosody's configuration forms carry many: nothing to report.
+          { var: 'pubsub#body_xslt', values: [''] },
+          { var: 'pubsub#dataform_xslt', values: [] },
+          { var: 'pubsub#notify_sub', type: 'boolean', values: [''] },
         ],
         affiliations: [],
         subscriptions: [],

@@ -252,6 +252,9 @@ describe('pep', () => {
           { var: 'pubsub#access_model', values: ['roster'] },
           { var: 'pubsub#itemreply', values: ['owner'] },
           { var: 'x-custom', values: ['1'] },
+          // Empty fields hold nothing to lose: not reported.
+          { var: 'x-empty', values: [''] },
+          { var: 'pubsub#notify_sub', type: 'boolean', values: [''] },
         ],
         affiliations: [{ jid: 'a@b', affiliation: 'none' }],
         subscriptions: [{ jid: 'c@d', subscription: 'pending' }],

@@ -277,7 +277,8 @@ export class EjabberdUserImport {
     for (const field of record.config) {
       const option = fieldToOption(field);
       if (typeof option === 'string') {
-        if (field.var !== 'FORM_TYPE') this.skip('pep', `node option ${field.var}: ${option}`, record.node);
+        // A field without a value holds nothing that could be lost: no line in the report.
+        if (field.var !== 'FORM_TYPE' && field.values.some((v) => v !== '')) this.skip('pep', `node option ${field.var}: ${option}`, record.node);
         continue;
       }
       await this.db.run(`DELETE FROM "pubsub_node_option" WHERE "nodeid" = ? AND "name" = ?`, [id, option.name]);
