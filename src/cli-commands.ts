@@ -15,9 +15,9 @@ import { exportHostDocument } from './host-transfer.js';
 import { Authenticator } from './http/auth.js';
 import { bareJid, normaliseDomain } from './jid.js';
 import { generateToken, sha256Hex } from './operator-token.js';
-import { StorageError, type ApplyReport } from './storage/backend.js';
+import { StorageError } from './storage/backend.js';
 import { openStorage } from './storage/open.js';
-import { exportUserDocument, importUserDocument, refOf, selectKinds } from './transfer.js';
+import { exportUserDocument, importUserDocument, refOf, selectKinds, type UserImportReport } from './transfer.js';
 import { readDocument } from './xep0227/reader.js';
 import { writeDocument } from './xep0227/writer.js';
 
@@ -81,11 +81,13 @@ export interface ImportArgs {
   readonly mode?: string;
   readonly dryRun?: boolean;
   readonly createAccount?: boolean;
+  /** On an import into another JID, keep subscriptions the contacts gave the document's JID. */
+  readonly keepSubscriptions?: boolean;
   readonly include?: string;
   readonly exclude?: string;
 }
 
-export async function runImport(config: Config, args: ImportArgs, stdin: Readable): Promise<ApplyReport> {
+export async function runImport(config: Config, args: ImportArgs, stdin: Readable): Promise<UserImportReport> {
   const jid = userJid(args.jid);
   const ref = refOf(jid);
   servedHost(config, ref.host);
@@ -110,13 +112,14 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
       ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
     });
     const audited = { action: 'import' as const, account: jid, kinds: [...kinds], mode, dryRun: args.dryRun === true };
-    let report: ApplyReport;
+    let report: UserImportReport;
     try {
       report = await importUserDocument(storage, ref, events, {
         mode,
         dryRun: args.dryRun === true,
         include: kinds,
         createAccount: args.createAccount === true,
+        keepSubscriptions: args.keepSubscriptions === true,
       });
     } catch (err) {
       auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });

@@ -34,7 +34,9 @@ commands:
   export --host HOST                  every account of a host
   import JID FILE|- [--mode replace|merge] [--dry-run] [--create-account] [--include K,…]
                                       apply a document (FILE may be .gz; - reads standard input);
-                                      prints the report as JSON
+                                      prints the report as JSON. Into another JID than the
+                                      document's, subscriptions are not claimed for the new JID
+                                      (report: contactsToAsk) unless --keep-subscriptions
   import --host FILE|- [HOST] [--mode merge|replace] [--dry-run] [--create-account] [--include K,…]
                                       every account of a document with any number of users:
                                       xporta's export --host, ejabberd's export_piefxis main file
@@ -78,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
         mode: { type: 'string' },
         'dry-run': { type: 'boolean' },
         'create-account': { type: 'boolean' },
+        'keep-subscriptions': { type: 'boolean' },
         scopes: { type: 'string' },
         ttl: { type: 'string' },
         operator: { type: 'boolean' },
@@ -153,6 +156,7 @@ async function main(argv: string[]): Promise<number> {
             ...(values.mode !== undefined ? { mode: values.mode } : {}),
             dryRun: values['dry-run'] === true,
             createAccount: values['create-account'] === true,
+            keepSubscriptions: values['keep-subscriptions'] === true,
             ...(values.include !== undefined ? { include: values.include } : {}),
             ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
           },

@@ -60,4 +60,15 @@ describe('HTTP host import of peer documents', () => {
     expect(res.statusCode).toBe(200);
     expect(res.json().user).toBe('dora@localhost');
   });
+
+  it('an import into another JID lists the contacts to ask; keepSubscriptions=true keeps the subscriptions', async () => {
+    const doc = accountDocument({ host: 'example.net', user: 'alice', password: 'pw' });
+    const renamed = await put('/v1/users/eve@localhost/import?createAccount=true', '/v1/users/{jid}/import', 'application/xml', doc);
+    expect(renamed.statusCode).toBe(200);
+    expect(renamed.json().contactsToAsk).toEqual(['bob@example.net', 'carol@example.org', 'dave@example.com', 'romeo@montague.example']);
+    const kept = await put('/v1/users/eve@localhost/import?keepSubscriptions=true', '/v1/users/{jid}/import', 'application/xml', doc);
+    expect(kept.statusCode).toBe(200);
+    expect(kept.json().contactsToAsk).toBeUndefined();
+    expect((await put('/v1/users/eve@localhost/import?keepSubscriptions=maybe', '/v1/users/{jid}/import', 'application/xml', doc)).statusCode).toBe(400);
+  });
 });

@@ -34,6 +34,7 @@ interface ImportQuery extends ExportQuery {
   mode?: string;
   dryRun?: string;
   createAccount?: string;
+  keepSubscriptions?: string;
 }
 
 interface ImportFromBody {
@@ -181,7 +182,8 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         metrics,
         'import',
       );
-      const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount });
+      const keepSubscriptions = booleanParam('keepSubscriptions', request.query.keepSubscriptions);
+      const report = await importUserDocument(storage, ref, events, { mode, dryRun, include: kinds, createAccount, keepSubscriptions });
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
       return reply.code(200).send(report);
