@@ -7,7 +7,7 @@ import { EjabberdSqlBackend } from '../../src/storage/ejabberd-sql/index.js';
 import { DATA_KINDS, NS, element, type PepNodeRecord, type UserRecord } from '../../src/xep0227/model.js';
 import { deriveScram } from '../support/documents.js';
 import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle } from '../support/ejabberd.js';
-import { connectClient, xml, type XmppClient } from '../support/xmpp-client.js';
+import { connectClient, getVCard, xml, type XmppClient } from '../support/xmpp-client.js';
 
 const TITLE = 'Notes of Zoë O’Brien-Müller';
 const DESCRIPTION = 'Grüße, 日本語 and “quotes”';
@@ -69,6 +69,55 @@ describeWithEjabberd('non-ASCII PEP node options ↔ ejabberd 23.01', () => {
       expect(config['pubsub#description']).toBe(DESCRIPTION);
     } finally {
       await zoe.close();
+    }
+  });
+
+  it('an account whose vCard is only the PEP vCard4 and avatar gets a vcard-temp, as Prosody would serve it', async () => {
+    const V4 = 'urn:ietf:params:xml:ns:vcard-4.0';
+    const v = (name: string, children: (string | ReturnType<typeof element>)[] = []): ReturnType<typeof element> => element(name, V4, {}, children);
+    const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+    const vcard4 = v('vcard', [
+      v('fn', [v('text', ['Zoë O’Brien-Müller'])]),
+      v('n', [v('surname', ['O’Brien-Müller']), v('given', ['Zoë'])]),
+      v('nickname', [v('text', ['zoe'])]),
+      v('email', [v('parameters', [v('type', [v('text', ['work'])])]), v('text', ['zoe@example.org'])]),
+      v('tel', [v('uri', ['tel:+33 1 23 45 67 89'])]),
+      v('impp', [v('uri', ['xmpp:zoe@localhost'])]),
+    ]);
+    const records: UserRecord[] = [
+      { kind: 'pep-item', node: 'urn:xmpp:vcard4', id: 'current', payload: vcard4 },
+      { kind: 'pep-item', node: 'urn:xmpp:avatar:data', id: 'a1b2', payload: element('data', 'urn:xmpp:avatar:data', {}, [png]) },
+      {
+        kind: 'pep-item',
+        node: 'urn:xmpp:avatar:metadata',
+        id: 'a1b2',
+        payload: element('metadata', 'urn:xmpp:avatar:metadata', {}, [element('info', 'urn:xmpp:avatar:metadata', { id: 'a1b2', type: 'image/png', bytes: '70', width: '1', height: '1' })]),
+      },
+    ];
+    const report = await backend.applyUser(
+      { host: 'localhost', user: 'vera' },
+      { kind: 'user', name: 'vera', scram: [deriveScram('pw')], extraAttributes: {} },
+      (async function* () {
+        yield* records;
+      })(),
+      { mode: 'replace', dryRun: false, include: ALL, createAccount: true },
+    );
+    expect(report.counts.vcard).toBe(1);
+    expect(report.warnings.join('\n')).toMatch(/vcard-temp made from the PEP vCard4/);
+    const vera = await connectClient({ service: ej.service, domain: 'localhost', username: 'vera', password: 'pw' });
+    try {
+      const vcard = await getVCard(vera);
+      expect(vcard?.getChildText('FN')).toBe('Zoë O’Brien-Müller');
+      expect(vcard?.getChild('N')?.getChildText('GIVEN')).toBe('Zoë');
+      expect(vcard?.getChildText('NICKNAME')).toBe('zoe');
+      expect(vcard?.getChild('EMAIL')?.getChildText('USERID')).toBe('zoe@example.org');
+      expect(vcard?.getChild('EMAIL')?.getChild('WORK')).toBeDefined();
+      expect(vcard?.getChild('TEL')?.getChildText('NUMBER')).toBe('+33 1 23 45 67 89');
+      expect(vcard?.getChildText('JABBERID')).toBe('zoe@localhost');
+      expect(vcard?.getChild('PHOTO')?.getChildText('TYPE')).toBe('image/png');
+      expect(vcard?.getChild('PHOTO')?.getChildText('BINVAL')).toBe(png);
+    } finally {
+      await vera.close();
     }
   });
 

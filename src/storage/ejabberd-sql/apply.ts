@@ -21,6 +21,7 @@ import {
   type UserStart,
   type XmlElement,
 } from '../../xep0227/model.js';
+import { PepProfile } from '../../xep0227/vcard-legacy.js';
 import { serializeElement } from '../../xep0227/xml.js';
 import type { SqlSession } from '../prosody-sql/dialect.js';
 import { EjabberdArchiveWriter, MICROS_ID } from './archive-writer.js';
@@ -51,6 +52,8 @@ export class EjabberdUserImport {
 
   private roster: Map<string, RosterEntry> | undefined;
   private vcard: XmlElement | undefined;
+  /** The PEP profile (vCard4, nick, avatar), for a vcard-temp when the document has none. */
+  private readonly profile = new PepProfile();
   private blocked: Set<string> | undefined;
   private privacy: { defaultList?: string; lists: Map<string, PrivacyList> } | undefined;
   private readonly nodeIds = new Map<string, number>();
@@ -221,6 +224,7 @@ export class EjabberdUserImport {
         this.count('pep');
         return;
       case 'pep-item':
+        this.profile.add(record);
         await this.writeItem(record);
         this.count('pep');
         return;
@@ -380,8 +384,22 @@ export class EjabberdUserImport {
     if (this.archive.written > 0) this.count('archive', this.archive.written);
     await this.writeRoster();
     if (this.vcard) await this.writeVCard(this.vcard);
+    else await this.vcardFromProfile();
     if (this.privacy) await this.writePrivacy(this.privacy);
     if (this.blocked) await this.writeBlocklist(this.blocked);
+  }
+
+  /**
+   * ejabberd serves vcard-temp from its vcard table only: an account whose profile lives in PEP
+   * alone (Prosody's default with mod_vcard_legacy) gets the vcard-temp Prosody would have
+   * answered, unless a vCard is stored already (merge).
+   */
+  private async vcardFromProfile(): Promise<void> {
+    if (!this.includes('vcard') || !this.profile.present) return;
+    if (this.options.mode === 'merge' && (await this.t.select(this.db, this.ref, 'vcard', ['username'])).length > 0) return;
+    await this.writeVCard(this.profile.toVCardTemp());
+    this.count('vcard');
+    this.warnings.push('vcard-temp made from the PEP vCard4, nickname and avatar (as Prosody mod_vcard_legacy maps them): ejabberd serves no vCard from PEP');
   }
 
   private async writeRoster(): Promise<void> {
