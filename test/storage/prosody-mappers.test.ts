@@ -138,6 +138,15 @@ describe('accounts', () => {
     expect(saslprep('I\u00adX')).toBe('IX');
     expect(saslprep('\u2168')).toBe('IX');
     expect(saslprep('\u0007')).toBeUndefined();
+    // RFC 3454 §6: right-to-left and left-to-right letters mixed, or RTL not at both ends; Prosody refuses all three.
+    expect(saslprep('\u05d0a')).toBeUndefined();
+    expect(saslprep('a\u0627')).toBeUndefined();
+    expect(saslprep('\u06271')).toBeUndefined();
+    expect(saslprep('\u0627 1 \u0628')).toBe('\u0627 1 \u0628');
+    expect(saslprep('\u05d0\u05d1\u05d2')).toBe('\u05d0\u05d1\u05d2');
+    // Unassigned in Unicode 3.2, allowed as Prosody does (not strict).
+    expect(saslprep('\u0221x')).toBe('\u0221x');
+    expect(saslprep('\ufb01 ligature')).toBe('fi ligature');
   });
 });
 
