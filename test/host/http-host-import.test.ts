@@ -3,7 +3,7 @@
  * (export_piefxis_host, written by a real ejabberd 23.01: the fixture), and the web migrator's
  * `application/xpie+xml`. Responses are checked against openapi.yaml.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -52,6 +52,40 @@ describe('HTTP host import of peer documents', () => {
     expect(res.statusCode).toBe(200);
     const users = res.json().users as { user: string; error?: string }[];
     expect(users.map((u) => u.error ?? u.user)).toEqual(['alice@localhost', 'bob@localhost', 'carol@localhost']);
+  });
+
+  function multipart(parts: { field: string; filename: string; content: string }[]): { type: string; body: string } {
+    const boundary = 'xporta-test-boundary-7f3a';
+    const body =
+      parts.map((p) => `--${boundary}\r\ncontent-disposition: form-data; name="${p.field}"; filename="${p.filename}"\r\ncontent-type: application/xml\r\n\r\n${p.content}\r\n`).join('') +
+      `--${boundary}--\r\n`;
+    return { type: `multipart/form-data; boundary=${boundary}`, body };
+  }
+
+  it("takes ejabberd's export_piefxis main file with its included host file as one multipart upload, matched by href", async () => {
+    const main = readFileSync(HOST_FILE.replace('_localhost.xml', '.xml'), 'utf8');
+    const upload = multipart([
+      { field: 'file', filename: '20261123-190538.xml', content: main },
+      { field: 'include', filename: '20261123-190538_localhost.xml', content: readFileSync(HOST_FILE, 'utf8') },
+    ]);
+    const res = await put('/v1/hosts/localhost/import?createAccount=true', '/v1/hosts/{host}/import', upload.type, upload.body);
+    expect(res.statusCode).toBe(200);
+    const users = res.json().users as { user: string; error?: string }[];
+    expect(users.map((u) => u.error ?? u.user)).toEqual(['alice@localhost', 'bob@localhost', 'carol@localhost']);
+
+    const missing = multipart([{ field: 'file', filename: 'main.xml', content: main }]);
+    const refused = await put('/v1/hosts/localhost/import', '/v1/hosts/{host}/import', missing.type, missing.body);
+    expect(refused.statusCode).toBe(422);
+    expect(JSON.stringify(refused.json())).toMatch(/xi:include target does not exist/);
+
+    const escaping = multipart([
+      { field: 'file', filename: 'main.xml', content: main },
+      // busboy keeps only the base name of a path; a name that could stand for the main document is refused.
+      { field: 'include', filename: '.main.xml', content: '<x/>' },
+    ]);
+    expect((await put('/v1/hosts/localhost/import', '/v1/hosts/{host}/import', escaping.type, escaping.body)).statusCode).toBe(400);
+    // Nothing of the uploads is left in the spool.
+    expect(readdirSync(join(dir, 'spool'))).toEqual([]);
   });
 
   it('accepts the web migrator’s application/xpie+xml', async () => {

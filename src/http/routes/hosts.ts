@@ -18,6 +18,7 @@ import { authorize } from '../auth.js';
 import { actorOf, auditNote } from '../audit-trail.js';
 import { principalOf, type ServiceContext } from '../context.js';
 import { directoryModeFor } from '../../private-files.js';
+import { spoolHostUpload } from '../host-upload.js';
 import { problems } from '../problem.js';
 import { booleanParam, importBody, kindsOrProblem, toProblem } from './users.js';
 
@@ -100,16 +101,26 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     // The upload goes to disk, not memory: it is read twice (validate, then apply). Its name is
     // xporta's own, never the caller's (X-Request-Id), so concurrent uploads cannot collide.
     const spoolDir = join(config.dataDir, 'spool');
-    const spool = join(spoolDir, `host-import-${randomUUID()}.xml`);
+    // A multipart upload may hold the files the main document XIncludes: the upload gets a
+    // directory of its own, which is all the reader may include from.
+    const withIncludes = request.isMultipart() && String(request.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
+    const uploadDir = join(spoolDir, `host-import-${randomUUID()}`);
+    let spool = `${uploadDir}.xml`;
+    const readerOptions = withIncludes ? { ...readerLimits, allowXInclude: true, baseDir: uploadDir } : readerLimits;
     const cleanup = async (): Promise<void> => {
       slot.release();
-      await rm(spool, { force: true });
+      await rm(withIncludes ? uploadDir : spool, { recursive: true, force: true });
     };
     let total: number;
     try {
       await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
-      await pipeline(await importBody(request, config.limits.maxUploadBytes), createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
-      total = (await validateHostDocument(readDocument(createReadStream(spool), readerLimits), host)).length;
+      if (withIncludes) {
+        await mkdir(uploadDir, { mode: directoryModeFor(config.files.mode) });
+        spool = await spoolHostUpload(request, uploadDir, config.limits.maxUploadBytes, config.files.mode);
+      } else {
+        await pipeline(await importBody(request, config.limits.maxUploadBytes), createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
+      }
+      total = (await validateHostDocument(readDocument(createReadStream(spool), readerOptions), host)).length;
     } catch (err) {
       await cleanup();
       throw toProblem(err);
@@ -117,7 +128,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
 
     const run = async (onProgress?: (done: number, failed: number) => void): Promise<HostImportResult> => {
       try {
-        return await importHostDocument(storage, host, readDocument(createReadStream(spool), readerLimits), {
+        return await importHostDocument(storage, host, readDocument(createReadStream(spool), readerOptions), {
           mode,
           dryRun,
           include: kinds,
