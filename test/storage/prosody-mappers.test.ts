@@ -349,6 +349,11 @@ describe('archive, offline', () => {
           "<delay xmlns='urn:xmpp:delay' from='elsewhere' stamp='2026-11-23T19:00:00Z'/><body>hello alice</body></message>",
       ),
     );
+    // Prosody's own offline messages carry mod_mam's stanza-id alone: kept.
+    const fromProsody = parseXmlValue(
+      "<message xmlns='jabber:client' to='alice@localhost'><body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='8b3f355e'/></message>",
+    ) as XmlElement;
+    expect((offlineItemFromRecord({ kind: 'offline', timestamp: '2026-11-23T19:05:37Z', stanza: fromProsody }, 'alice@localhost') as ArchiveItem).value).toEqual(fromProsody);
   });
 });
 

@@ -89,8 +89,9 @@ export function offlineRecordFromItem(item: ArchiveItem): OfflineRecord | undefi
 /**
  * The time an offline message was stored: the record's, else its `<delay>`, else now. The stanza
  * is kept as mod_offline stores it: without the delay that says that time (mod_offline adds it
- * on delivery, so keeping it would deliver two) and without the marks another server's archive
- * left for the user (ejabberd's `archived` and `stanza-id`; Prosody's mod_mam adds its own).
+ * on delivery, so keeping it would deliver two) and without ejabberd's archive marks for the
+ * user (its `archived` element and the `stanza-id` paired with it). A `stanza-id` alone is
+ * Prosody's own mod_mam mark and stays.
  */
 export function offlineItemFromRecord(record: OfflineRecord, userJid: string): ArchiveItem | string {
   let when: number | undefined;
@@ -104,19 +105,23 @@ export function offlineItemFromRecord(record: OfflineRecord, userJid: string): A
   return { key: generateUuid(), when, with: '', value: offlineStanza(clientNamespace(record.stanza), when, userJid) };
 }
 
-const OFFLINE_MARKS: ReadonlySet<string> = new Set(['urn:xmpp:mam:tmp archived', 'urn:xmpp:sid:0 stanza-id']);
+const MAM_TMP = 'urn:xmpp:mam:tmp';
+const STANZA_ID = 'urn:xmpp:sid:0';
 
 function offlineStanza(stanza: XmlElement, when: number, userJid: string): XmlElement {
+  if (!stanza.children.some((c) => isElement(c) && (c.name === 'delay' || c.xmlns === MAM_TMP))) return stanza;
+  const ejabberdIds = new Set(
+    stanza.children.filter((c): c is XmlElement => isElement(c) && c.name === 'archived' && c.xmlns === MAM_TMP && c.attrs.by === userJid).map((c) => c.attrs.id),
+  );
   let delayDropped = false;
   const drop = (c: string | XmlElement): boolean => {
     if (!isElement(c)) return false;
-    if (OFFLINE_MARKS.has(`${c.xmlns} ${c.name}`)) return c.attrs.by === userJid;
+    if (c.name === 'archived' && c.xmlns === MAM_TMP) return c.attrs.by === userJid;
+    if (c.name === 'stanza-id' && c.xmlns === STANZA_ID) return c.attrs.by === userJid && ejabberdIds.has(c.attrs.id);
     if (delayDropped || c.name !== 'delay' || c.xmlns !== NS.delay || c.attrs.stamp === undefined) return false;
     delayDropped = isoToSeconds(c.attrs.stamp) === when;
     return delayDropped;
   };
-  if (!stanza.children.some((c) => isElement(c) && (c.name === 'delay' || OFFLINE_MARKS.has(`${c.xmlns} ${c.name}`)))) return stanza;
-  delayDropped = false;
   const children = stanza.children.filter((c) => !drop(c));
   return children.length === stanza.children.length ? stanza : element(stanza.name, stanza.xmlns, stanza.attrs, children);
 }
