@@ -16,10 +16,10 @@ import { exportHostDocument } from './host-transfer.js';
 import { Authenticator } from './http/auth.js';
 import { bareJid, normaliseDomain } from './jid.js';
 import { generateToken, sha256Hex } from './operator-token.js';
-import { StorageError, type ApplyReport } from './storage/backend.js';
+import { StorageError } from './storage/backend.js';
 import { withRetries } from './retry.js';
 import { openStorage } from './storage/open.js';
-import { exportUserDocument, importUserDocument, refOf, selectKinds } from './transfer.js';
+import { exportUserDocument, importUserDocument, refOf, selectKinds, type UserImportReport } from './transfer.js';
 import type { DocumentEvent } from './xep0227/model.js';
 import { readDocument } from './xep0227/reader.js';
 import { writeDocument, type InvalidCharsReplaced } from './xep0227/writer.js';
@@ -102,13 +102,15 @@ export interface ImportArgs {
   readonly mode?: string;
   readonly dryRun?: boolean;
   readonly createAccount?: boolean;
+  /** On an import into another JID, keep subscriptions the contacts gave the document's JID. */
+  readonly keepSubscriptions?: boolean;
   readonly include?: string;
   readonly exclude?: string;
   /** Told of every record and every byte read (the progress line). */
   readonly observer?: TransferObserver;
 }
 
-export async function runImport(config: Config, args: ImportArgs, stdin: Readable): Promise<ApplyReport> {
+export async function runImport(config: Config, args: ImportArgs, stdin: Readable): Promise<UserImportReport> {
   const jid = userJid(args.jid);
   const ref = refOf(jid);
   servedHost(config, ref.host);
@@ -128,7 +130,7 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
     if (!args.createAccount && !(await storage.userExists(ref))) {
       throw new StorageError('user-not-found', `no account ${jid} (use --create-account to create it)`);
     }
-    const attempt = async (): Promise<ApplyReport> => {
+    const attempt = async (): Promise<UserImportReport> => {
       const source = firstSource ?? (await open());
       firstSource = undefined;
       const events = observed(
@@ -136,15 +138,23 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
           maxDepth: config.limits.maxDepth,
           maxElementBytes: config.limits.maxElementBytes,
           maxElementNodes: config.limits.maxElementNodes,
+          roots: ['server-data', 'host'],
+          credentials: kinds.has('credentials'),
           // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
           ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(file)) } : {}),
         }),
         args.observer,
       );
-      return importUserDocument(storage, ref, events, { mode, dryRun: args.dryRun === true, include: kinds, createAccount: args.createAccount === true });
+      return importUserDocument(storage, ref, events, {
+        mode,
+        dryRun: args.dryRun === true,
+        include: kinds,
+        createAccount: args.createAccount === true,
+        keepSubscriptions: args.keepSubscriptions === true,
+      });
     };
     const audited = { action: 'import' as const, account: jid, kinds: [...kinds], mode, dryRun: args.dryRun === true };
-    let report: ApplyReport;
+    let report: UserImportReport;
     try {
       // A file can be read again after a transient storage failure; standard input cannot.
       report = await (fromFile ? withRetries(attempt) : attempt());
@@ -172,7 +182,7 @@ function openTokenStore(config: Config): TokenStore {
 }
 
 /** One audit line for a CLI action, as the service writes for the API's; to stderr when the log is standard output (stdout carries the CLI's own output). */
-function auditCli(config: Config, entry: Omit<AuditEntry, 'actor'>): void {
+export function auditCli(config: Config, entry: Omit<AuditEntry, 'actor'>): void {
   const audit = config.audit.file === '-' ? AuditLog.toStream(process.stderr) : AuditLog.open(config);
   let user: string | undefined;
   try {

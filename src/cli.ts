@@ -19,6 +19,7 @@ import {
   UsageError,
 } from './cli-commands.js';
 import { exportOutput, ProgressLine } from './cli-io.js';
+import { hostImportFailed, runHostImport } from './cli-host-import.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
 import { JidError } from './jid.js';
 import { StorageError } from './storage/backend.js';
@@ -33,8 +34,17 @@ commands:
                                       write the account's XEP-0227 document to standard output
   export --host HOST                  every account of a host
   import JID FILE|- [--mode replace|merge] [--dry-run] [--create-account] [--include K,…]
-                                      apply a document (gzip recognised by content; - reads
-                                      standard input); prints the report as JSON
+                                      apply a document (gzip recognised by content; - reads standard input);
+                                      prints the report as JSON. Into another JID than the
+                                      document's, subscriptions are not claimed for the new JID
+                                      (report: contactsToAsk) unless --keep-subscriptions
+  import --host FILE|- [HOST] [--mode merge|replace] [--dry-run] [--create-account] [--include K,…]
+                                      every account of a document with any number of users:
+                                      xporta's export --host, ejabberd's export_piefxis main file
+                                      (XIncluded host files are read from FILE's directory) or
+                                      export_piefxis_host file (a <host> root); HOST imports only
+                                      that host. The whole document is validated first, then each
+                                      account is applied on its own; exit 65 if any account failed
   token JID [--scopes export,import] [--ttl SECONDS]
                                       mint a short-lived user token (needs auth.userTokenSecret)
   token --operator [--name NAME] [--scopes export,import,admin] [--hosts H,…|*]
@@ -84,13 +94,21 @@ error; --quiet hides it. Closing the reading end of a pipe (| head) ends the exp
 
 ${KINDS_HELP}`,
   import: `usage: xporta import JID FILE|- [--mode replace|merge] [--dry-run] [--create-account]
-                           [--include K,…] [--exclude K,…] [--quiet]
+                           [--keep-subscriptions] [--include K,…] [--exclude K,…] [--quiet]
+       xporta import --host FILE|- [HOST] [same options]
 
 Applies a XEP-0227 document holding one account to JID, all or nothing, and prints the report
 as JSON. FILE - reads standard input; gzip is recognised by its content, whatever the name.
 --mode replace (default) replaces the selected kinds; merge adds to them. --dry-run checks
 and reports without writing. --create-account creates JID when it does not exist. On a terminal
-a progress line goes to standard error; --quiet hides it. A missing FILE exits 66.
+a progress line goes to standard error; --quiet hides it. A missing FILE exits 66. Into another
+JID than the document's, roster subscriptions are not claimed for the new JID (the report lists
+contactsToAsk) unless --keep-subscriptions.
+
+With --host, FILE holds any number of accounts: xporta's export --host, ejabberd's export_piefxis
+main file (XIncluded host files are read from FILE's directory) or export_piefxis_host file (a
+<host> root); HOST imports only that host. The whole document is validated first, then each
+account is applied on its own; exit 65 if any account failed.
 
 ${KINDS_HELP}`,
   token: `usage: xporta token JID [--scopes export,import] [--ttl SECONDS]
@@ -129,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
         mode: { type: 'string' },
         'dry-run': { type: 'boolean' },
         'create-account': { type: 'boolean' },
+        'keep-subscriptions': { type: 'boolean' },
         scopes: { type: 'string' },
         ttl: { type: 'string' },
         operator: { type: 'boolean' },
@@ -210,6 +229,23 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'import': {
+        if (values.host) {
+          const hostReport = await runHostImport(
+            config,
+            {
+              file: rest[0],
+              host: rest[1],
+              ...(values.mode !== undefined ? { mode: values.mode } : {}),
+              dryRun: values['dry-run'] === true,
+              createAccount: values['create-account'] === true,
+              ...(values.include !== undefined ? { include: values.include } : {}),
+              ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+            },
+            process.stdin,
+          );
+          process.stdout.write(`${JSON.stringify(hostReport, null, 2)}\n`);
+          return hostImportFailed(hostReport) ? EXIT_DATAERR : 0;
+        }
         const progress = ProgressLine.for(process.stderr, values['dry-run'] ? 'checked' : 'imported', values.quiet === true);
         const report = await runImport(
           config,
@@ -219,6 +255,7 @@ async function main(argv: string[]): Promise<number> {
             ...(values.mode !== undefined ? { mode: values.mode } : {}),
             dryRun: values['dry-run'] === true,
             createAccount: values['create-account'] === true,
+            keepSubscriptions: values['keep-subscriptions'] === true,
             ...(values.include !== undefined ? { include: values.include } : {}),
             ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
             ...(progress ? { observer: progress } : {}),

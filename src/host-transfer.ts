@@ -7,7 +7,7 @@ import { bareJid } from './jid.js';
 import type { Lease } from './jobs.js';
 import { withRetries, type RetryPolicy } from './retry.js';
 import type { ApplyOptions, ApplyReport, StorageBackend } from './storage/backend.js';
-import { TransferError, userEvents } from './transfer.js';
+import { TransferError, userEvents, withWarnings } from './transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from './xep0227/model.js';
 
 export interface HostProgress {
@@ -137,9 +137,11 @@ export async function importHostDocument(
       results.push({ user: jid, error: `conflict: another operation on ${jid} is running; the account was not changed` });
     } else {
       try {
+        const { warnings, ...start } = account;
         const apply = (attempt: number): Promise<ApplyReport> =>
-          attempt === 1 ? storage.applyUser({ host, user: account.name }, account, records, options) : applyAgain(position, account);
-        results.push(reopen ? await withRetries(apply, options.retryPolicy, undefined, options.signal) : await apply(1));
+          attempt === 1 ? storage.applyUser({ host, user: account.name }, start, records, options) : applyAgain(position, start);
+        const report = reopen ? await withRetries(apply, options.retryPolicy, undefined, options.signal) : await apply(1);
+        results.push(withWarnings(report, warnings));
       } catch (err) {
         progress.failed++;
         // What the failed apply left unread of this user is skipped by the loop below.

@@ -6,7 +6,7 @@ import { concatAsync, tapAsync } from './async-iter.js';
 import { bareJid, createRecordRewriter } from './jid.js';
 import type { ApplyOptions, ApplyReport, StorageBackend, StorageSnapshot, UserRef } from './storage/backend.js';
 import { StorageError } from './storage/backend.js';
-import { DATA_KINDS, isDataKind, type DataKind, type DocumentEvent, type UserRecord, type UserStart } from './xep0227/model.js';
+import { DATA_KINDS, isDataKind, type DataKind, type DocumentEvent, type RosterRecord, type UserRecord, type UserStart } from './xep0227/model.js';
 
 export class TransferError extends Error {
   constructor(
@@ -96,18 +96,34 @@ export function exportUserDocument(storage: StorageBackend, ref: UserRef, kinds:
   );
 }
 
+export interface UserImportOptions extends ApplyOptions {
+  /**
+   * On an import into another JID than the document's, keep the roster's subscription states
+   * and pending requests as they are, although the contacts approved only the old JID.
+   */
+  readonly keepSubscriptions?: boolean;
+}
+
+/** An import report; after an import into another JID, the contacts whose subscriptions were not carried over. */
+export interface UserImportReport extends ApplyReport {
+  /** Contacts the new JID has to ask for a subscription (the old JID had one with them). */
+  readonly contactsToAsk?: readonly string[];
+}
+
 /**
  * Applies a document holding exactly one user to `target`. When the document's user is another
  * JID (a move between providers), every reference to it inside the data is rewritten to the
- * target. The document is read to its end inside the transaction, so a second user or a
- * malformed tail rolls everything back.
+ * target, and, as the XEP-0283 move flow does, roster subscriptions the contacts gave the old
+ * JID are not claimed for the new one (the report lists those contacts), unless
+ * `keepSubscriptions`. The document is read to its end inside the transaction, so a second user
+ * or a malformed tail rolls everything back.
  */
 export async function importUserDocument(
   storage: StorageBackend,
   target: UserRef,
   events: AsyncIterable<DocumentEvent>,
-  options: ApplyOptions,
-): Promise<ApplyReport> {
+  options: UserImportOptions,
+): Promise<UserImportReport> {
   const iterator = events[Symbol.asyncIterator]();
   let host: string | undefined;
   let account: UserStart | undefined;
@@ -122,6 +138,7 @@ export async function importUserDocument(
   const sourceJid = bareJid(`${account.name}@${host}`);
   const targetJid = `${target.user}@${target.host}`;
   const rewrite = sourceJid === targetJid ? undefined : createRecordRewriter(sourceJid, targetJid);
+  const unapproved = rewrite !== undefined && options.keepSubscriptions !== true ? new Set<string>() : undefined;
 
   async function* records(): AsyncGenerator<UserRecord> {
     for (;;) {
@@ -136,8 +153,12 @@ export async function importUserDocument(
         case 'host-end':
         case 'user':
           throw new TransferError('wrong-structure', 'the document must contain exactly one user');
-        default:
-          yield rewrite ? rewrite(event) : event;
+        default: {
+          const record = rewrite ? rewrite(event) : event;
+          if (!unapproved) yield record;
+          else if (record.kind === 'pending-subscription') unapproved.add(record.from);
+          else yield record.kind === 'roster' ? withoutSubscriptions(record, unapproved) : record;
+        }
       }
     }
   }
@@ -152,5 +173,42 @@ export async function importUserDocument(
     }
   }
 
-  return storage.applyUser(target, { ...account, name: target.user }, records(), options);
+  const { warnings, ...start } = account;
+  const { keepSubscriptions: _, ...applyOptions } = options;
+  const report = withWarnings(await storage.applyUser(target, { ...start, name: target.user }, records(), applyOptions), warnings);
+  if (!unapproved || unapproved.size === 0) return report;
+  const contactsToAsk = [...unapproved].sort();
+  return {
+    ...report,
+    warnings: [
+      ...report.warnings,
+      `${contactsToAsk.length} contact(s) approved subscriptions of ${sourceJid}, not of ${targetJid}: imported without subscription; ask them again (contactsToAsk)`,
+    ],
+    contactsToAsk,
+  };
+}
+
+/**
+ * The roster as the move flow carries it: every item without subscription state or pending
+ * request (the contacts approved the old JID, not this one); `contacts` collects the contacts
+ * that had one.
+ */
+function withoutSubscriptions(roster: RosterRecord, contacts: Set<string>): RosterRecord {
+  return {
+    ...roster,
+    items: roster.items
+      .filter((item) => item.subscription !== 'remove')
+      .map((item) => {
+        if (item.subscription === 'none' && item.ask === undefined && item.approved === undefined) return item;
+        contacts.add(item.jid);
+        const { ask: _ask, approved: _approved, ...rest } = item;
+        return { ...rest, subscription: 'none' as const };
+      }),
+  };
+}
+
+/** The report with the reader's warnings about the account (e.g. a relabelled SCRAM hash) in front of the backend's. */
+export function withWarnings(report: ApplyReport, warnings: readonly string[] | undefined): ApplyReport {
+  if (warnings === undefined || warnings.length === 0) return report;
+  return { ...report, warnings: [...warnings, ...report.warnings] };
 }

@@ -11,7 +11,7 @@ import type { FastifyRequest } from 'fastify';
 import type { LimitsConfig } from '../config.js';
 import { Problem, problems } from './problem.js';
 
-export const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml'];
+export const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml', 'application/xpie+xml'];
 export const MULTIPART_TYPE = 'multipart/form-data';
 
 export type UploadLimits = Pick<LimitsConfig, 'maxUploadBytes' | 'uploadIdleTimeoutMs' | 'requestTimeoutMs'>;

@@ -114,6 +114,8 @@ export interface UserStart {
    * account keys), kept so that nothing is silently lost. Keys as in {@link XmlElement.attrs}.
    */
   readonly extraAttributes: Readonly<Record<string, string>>;
+  /** What the reader had to correct in the document (e.g. a SCRAM label its key length contradicts), for the import report. */
+  readonly warnings?: readonly string[];
 }
 
 export interface UserEnd {

@@ -76,6 +76,16 @@ export interface ReaderOptions {
   /** Follow `<xi:include>` children of `<server-data>` and `<host>`; needs `baseDir`. Default false. */
   readonly allowXInclude?: boolean;
   /**
+   * Root elements the main document may have: `<server-data>` (the default) and, for host
+   * imports, a `<host>` root as ejabberd's `export_piefxis_host` writes it.
+   */
+  readonly roots?: readonly ('server-data' | 'host')[];
+  /**
+   * Read credentials (`password`, `<scram-credentials>`). Default true; false when they are not
+   * imported, so that credentials the reader would refuse cannot fail the document.
+   */
+  readonly credentials?: boolean;
+  /**
    * Take archive items of the usual shape straight from the text (archive-item.ts) instead of
    * through the parser. Default true; false only to compare the two in tests.
    */
@@ -99,6 +109,8 @@ const PIE_NAMESPACES: ReadonlySet<string> = new Set([NS.pie, NS.pieLegacy]);
 const XPORTA_PUBLISHED = `{${NS.xporta}}published`;
 const XPORTA_WITH = `{${NS.xporta}}with`;
 const XPORTA_TIMESTAMP = `{${NS.xporta}}timestamp`;
+/** Marks the `<delay>` xporta's writer adds to an offline message for the storage time. */
+const XPORTA_STORAGE = `{${NS.xporta}}storage`;
 
 // ---------------------------------------------------------------------------------------------
 // JIDs
@@ -377,8 +389,10 @@ function toOffline(el: XmlElement): OfflineRecord {
     const { [XPORTA_TIMESTAMP]: _, ...attrs } = stanza.attrs;
     stanza = { ...stanza, attrs };
   } else {
-    const stamp = firstChild(stanza, 'delay', NS.delay)?.attrs.stamp;
+    const added = childElements(stanza, 'delay', NS.delay).find((d) => d.attrs[XPORTA_STORAGE] === 'true');
+    const stamp = (added ?? firstChild(stanza, 'delay', NS.delay))?.attrs.stamp;
     timestamp = stamp === undefined ? undefined : normaliseTimestamp(stamp);
+    if (added && timestamp !== undefined) stanza = { ...stanza, children: stanza.children.filter((c) => c !== added) };
   }
   return { kind: 'offline', ...(timestamp === undefined ? {} : { timestamp }), stanza };
 }
@@ -411,8 +425,12 @@ function toPrivacy(el: XmlElement): PrivacyRecord {
   return { kind: 'privacy', ...(defaultList === undefined ? {} : { defaultList }), lists };
 }
 
-/** SCRAM credentials, or undefined for a mechanism the model has no place for. */
-function toScram(el: XmlElement): ScramCredentials | undefined {
+/**
+ * SCRAM credentials, or undefined for a mechanism the model has no place for. The hash is the
+ * one the key length says (20 bytes SHA-1, 32 bytes SHA-256): prosody-migrator labels SHA-256
+ * keys `SCRAM-SHA-1`, so a label that disagrees gives a warning, not a refusal.
+ */
+function toScram(el: XmlElement): { scram: ScramCredentials; warning?: string } | undefined {
   const mechanism = required(el, 'mechanism');
   if (!Object.hasOwn(SCRAM_KEY_BYTES, mechanism)) return undefined;
   const mech = mechanism as ScramMechanism;
@@ -443,19 +461,26 @@ function toScram(el: XmlElement): ScramCredentials | undefined {
         invalid(field.el, `${mech} <${field.el.name}> is double-encoded in part only`);
     }
   }
-  const keyBytes = SCRAM_KEY_BYTES[mech];
-  for (const key of ['serverKey', 'storedKey'] as const) {
-    if (decoded[key].length !== keyBytes) {
-      invalid(fields[key].el, `${mech} <${fields[key].el.name}> must be ${keyBytes} bytes, not ${decoded[key].length}`);
-    }
+  const serverKeyBytes = decoded.serverKey.length;
+  const byLength = (Object.keys(SCRAM_KEY_BYTES) as ScramMechanism[]).find((m) => SCRAM_KEY_BYTES[m] === serverKeyBytes);
+  if (byLength === undefined) {
+    invalid(fields.serverKey.el, `${mech} <server-key> must be 20 (SHA-1) or 32 (SHA-256) bytes, not ${serverKeyBytes}`);
+  }
+  if (decoded.storedKey.length !== serverKeyBytes) {
+    invalid(fields.storedKey.el, `${mech} <stored-key> must be ${serverKeyBytes} bytes like <server-key>, not ${decoded.storedKey.length}`);
   }
   if (decoded.salt.length === 0) invalid(fields.salt.el, `${mech} salt is empty`);
-  return {
-    mechanism: mech,
+  const scram: ScramCredentials = {
+    mechanism: byLength,
     iterationCount: Number(iter.value),
     salt: decoded.salt.toString('base64'),
     storedKey: decoded.storedKey.toString('base64'),
     serverKey: decoded.serverKey.toString('base64'),
+  };
+  if (byLength === mech) return { scram };
+  return {
+    scram,
+    warning: `credentials labelled ${mech} have ${serverKeyBytes}-byte keys: imported as ${byLength}`,
   };
 }
 
@@ -486,6 +511,7 @@ interface OpenUser {
   readonly jid: string;
   readonly start: Omit<UserStart, 'scram'>;
   readonly scram: ScramCredentials[];
+  readonly warnings: string[];
   /** Records met before the user could be emitted (SCRAM sets of unknown mechanisms). */
   readonly deferred: UserRecord[];
   emitted: boolean;
@@ -513,6 +539,7 @@ class Shared {
   readonly baseDir: string | undefined;
   readonly allowXInclude: boolean;
   readonly fastArchive: boolean;
+  readonly credentials: boolean;
   documentBytes = 0;
   /** User names per host, for duplicate detection across host elements and included files. */
   readonly users = new Map<string, Set<string>>();
@@ -525,6 +552,7 @@ class Shared {
     this.baseDir = options.baseDir;
     this.allowXInclude = options.allowXInclude === true && options.baseDir !== undefined;
     this.fastArchive = options.fastArchive ?? true;
+    this.credentials = options.credentials ?? true;
   }
 }
 
@@ -559,6 +587,8 @@ class DocumentParser {
   private tagLine = 1;
   private tagColumn = 1;
   private started = false;
+  /** 1 when the main document's root is `<host>`: depths count as if `<server-data>` were around it. */
+  private rootShift = 0;
 
   // Byte accounting: `chunk` is the text saxes is working on, `chunkStart` its stream position.
   private chunk = '';
@@ -780,7 +810,7 @@ class DocumentParser {
     if (end - lt > MIN_ELEMENT_CHARS * this.shared.maxElementNodes) return NOT_TAKEN;
     const tree = readArchiveItem(s.slice(lt, end));
     if (!tree) return NOT_TAKEN;
-    if (this.stack.length + this.ctx.depthOffset + tree.depth > this.shared.maxDepth) return NOT_TAKEN;
+    if (this.stack.length + this.ctx.depthOffset + this.rootShift + tree.depth > this.shared.maxDepth) return NOT_TAKEN;
     let record: ArchiveRecord;
     try {
       record = toArchive(tree.result, this.user?.jid ?? '');
@@ -844,7 +874,7 @@ class DocumentParser {
   // Structure
 
   private onOpen(tag: SaxesTagNS): void {
-    const depth = this.stack.length + 1 + this.ctx.depthOffset;
+    const depth = this.stack.length + 1 + this.ctx.depthOffset + this.rootShift;
     if (depth > this.shared.maxDepth) {
       this.fail('too-deep', `elements are nested deeper than ${this.shared.maxDepth} levels`, this.tagLine, this.tagColumn);
     }
@@ -923,7 +953,10 @@ class DocumentParser {
       );
     }
     if (kind === 'server-data') return this.push({ kind: 'server-data' });
-    if (kind === 'host') return this.openHost(tag);
+    if (kind === 'host') {
+      if (this.ctx.includeDepth === 0) this.rootShift = 1;
+      return this.openHost(tag);
+    }
     this.host = this.ctx.host;
     return this.openUser(tag);
   }
@@ -969,14 +1002,18 @@ class DocumentParser {
     for (const attr of Object.values(tag.attributes)) {
       const key = attributeKey(attr);
       if (key === undefined || key === 'name') continue;
-      if (key === 'password') password = attr.value;
-      else extraAttributes[key] = attr.value;
+      if (key === 'password') {
+        if (this.shared.credentials) password = attr.value;
+      } else {
+        extraAttributes[key] = attr.value;
+      }
     }
     this.user = {
       name,
       jid,
       start: { kind: 'user', name, ...(password === undefined ? {} : { password }), extraAttributes },
       scram: [],
+      warnings: [],
       deferred: [],
       emitted: false,
     };
@@ -988,11 +1025,13 @@ class DocumentParser {
     const user = this.user;
     if (!user || user.emitted) return;
     user.emitted = true;
-    this.queue.push({ ...user.start, scram: user.scram } as UserStart, ...user.deferred);
+    const start: UserStart = { ...user.start, scram: user.scram, ...(user.warnings.length > 0 ? { warnings: user.warnings } : {}) };
+    this.queue.push(start, ...user.deferred);
   }
 
   private openUserChild(tag: SaxesTagNS): void {
     const { uri, local } = tag;
+    if (local === 'scram-credentials' && uri === NS.scram && !this.shared.credentials) return this.push({ kind: 'skip' });
     if (local === 'scram-credentials' && uri === NS.scram) {
       if (this.user?.emitted) {
         this.fail(
@@ -1098,14 +1137,16 @@ class DocumentParser {
     const user = this.user;
     switch (capture.kind) {
       case 'scram': {
-        const scram = toScram(el);
+        const read = toScram(el);
         if (!user) return;
-        if (!scram) {
+        if (!read) {
           user.deferred.push({ kind: 'opaque', element: el });
           return;
         }
+        const { scram, warning } = read;
         if (user.scram.some((s) => s.mechanism === scram.mechanism)) invalid(el, `${scram.mechanism} credentials appear twice`);
         user.scram.push(scram);
+        if (warning !== undefined) user.warnings.push(warning);
         return;
       }
       case 'roster':
@@ -1261,7 +1302,7 @@ export async function* readDocument(
 ): AsyncGenerator<DocumentEvent> {
   const shared = new Shared(options);
   const parser = new DocumentParser(shared, {
-    roots: new Set(['server-data']),
+    roots: new Set(options.roots ?? ['server-data']),
     depthOffset: 0,
     includeDepth: 0,
     dir: options.baseDir,

@@ -179,6 +179,8 @@ function eventDetail(event: DocumentEvent): string | undefined {
 
 class WriterState {
   private hostOpen = false;
+  /** The open host's domain: the `from` of the delay an offline message gets. */
+  private host = '';
   private userOpen = false;
   private user: string | undefined;
   private container: Container | undefined;
@@ -218,6 +220,7 @@ class WriterState {
         this.closeHost();
         this.out.push(`<host jid='${escapeAttribute(event.jid)}'>\n`);
         this.hostOpen = true;
+        this.host = event.jid;
         return;
       case 'host-end':
         this.closeHost();
@@ -263,7 +266,7 @@ class WriterState {
         return;
       case 'offline':
         this.enter({ kind: 'offline' });
-        this.out.push(offlineMessage(event), '\n');
+        this.out.push(offlineMessage(event, this.host), '\n');
         return;
       case 'roster':
         this.leave();
@@ -478,10 +481,17 @@ function delayStamp(stanza: XmlElement): string | undefined {
   return undefined;
 }
 
-function offlineMessage(record: OfflineRecord): string {
-  // The storage time travels in the stanza's <delay>; only when that does not say it already
-  // is it added as an extension attribute, which the reader removes again.
-  if (record.timestamp !== undefined && delayStamp(record.stanza) !== record.timestamp) {
+function offlineMessage(record: OfflineRecord, host: string): string {
+  // The storage time travels in the stanza's XEP-0203 <delay>, which every importer reads
+  // (Prosody stores none and adds it on delivery, so it is added here as the server would,
+  // marked so that xporta's reader takes it back out). Only when the stanza's own delay says another time is it an extension attribute, which the
+  // reader removes again.
+  const stamp = delayStamp(record.stanza);
+  if (record.timestamp !== undefined && stamp === undefined) {
+    const delay = element('delay', NS.delay, { ...(host !== '' ? { from: host } : {}), stamp: record.timestamp, [`{${NS.xporta}}storage`]: 'true' });
+    return serializeElement({ ...record.stanza, children: [...record.stanza.children, delay] }, NS.pie);
+  }
+  if (record.timestamp !== undefined && stamp !== record.timestamp) {
     const attrs = { ...record.stanza.attrs, [`{${NS.xporta}}timestamp`]: record.timestamp };
     return serializeElement({ ...record.stanza, attrs }, NS.pie);
   }

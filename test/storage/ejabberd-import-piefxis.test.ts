@@ -12,7 +12,7 @@ import { NS, element, type DocumentEvent } from '../../src/xep0227/model.js';
 import { writeDocument } from '../../src/xep0227/writer.js';
 import { deriveScram } from '../support/documents.js';
 import { describeWithEjabberd, startEjabberd, type EjabberdHandle } from '../support/ejabberd.js';
-import { connectClient, getPrivate, getRoster, getVCard } from '../support/xmpp-client.js';
+import { connectClient, getPrivate, getRoster, getVCard, xml } from '../support/xmpp-client.js';
 
 async function documentText(events: DocumentEvent[]): Promise<string> {
   const chunks: Buffer[] = [];
@@ -92,6 +92,27 @@ describeWithEjabberd('xporta document → ejabberdctl import_piefxis', () => {
       await dora.close();
     }
     expect((await ejabberd.ctl(['get_offline_count', 'dora', 'localhost'])).stdout.trim()).toBe('1');
+  });
+
+  it('delivers an offline message with its original send time (the XEP-0203 delay xporta writes)', async () => {
+    // As read from Prosody's offline store: the time is the record's, the stanza has no delay.
+    const events = account('gina', { password: 'gina-pw', scram: [] }).map((e) =>
+      e.kind === 'offline' ? { ...e, timestamp: '2025-06-01T10:00:00Z' } : e,
+    );
+    const file = join(dir, 'gina.xml');
+    await writeFile(file, await documentText(events));
+    const result = await ejabberd.ctl(['import_piefxis', file]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const gina = await connectClient({ service: ejabberd.service, domain: 'localhost', username: 'gina', password: 'gina-pw' });
+    try {
+      const delivered = gina.waitFor((s) => s.is('message') && s.getChildText('body') === 'waiting for you');
+      await gina.send(xml('presence'));
+      const message = await delivered;
+      const stamps = message.getChildren('delay', 'urn:xmpp:delay').map((d) => d.attrs.stamp as string);
+      expect(stamps).toEqual(['2025-06-01T10:00:00Z']);
+    } finally {
+      await gina.close();
+    }
   });
 
   it('ejabberd 23.01 keeps spec-form SCRAM credentials unusable: the account exists, the password fails', async () => {

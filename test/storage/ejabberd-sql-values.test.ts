@@ -29,6 +29,20 @@ describe('Erlang terms of pubsub_node_option.val', () => {
     expect(parseTerm(formatTerm(term))).toEqual(term);
   });
 
+  it('writes binaries as ejabberd 23.01 does, which reads the column one byte per character', () => {
+    // Both forms as the real ejabberd wrote them for a node configured by a client.
+    const title = 'Notes of Zoë O’Brien-Müller';
+    const ejabberdTitle = '<<78,111,116,101,115,32,111,102,32,90,111,195,171,32,79,226,128,153,66,114,105,101,110,45,77,195,188,108,108,101,114>>';
+    expect(formatTerm({ type: 'binary', value: title })).toBe(ejabberdTitle);
+    expect(parseTerm(ejabberdTitle)).toEqual({ type: 'binary', value: title });
+    expect(formatTerm({ type: 'binary', value: 'desc ü' })).toBe('<<"desc ü">>');
+    expect(parseTerm('<<"desc ü">>')).toEqual({ type: 'binary', value: 'desc ü' });
+    expect(formatTerm({ type: 'binary', value: '' })).toBe('<<>>');
+    expect(parseTerm('<<"ab",99>>')).toEqual({ type: 'binary', value: 'abc' });
+    expect(formatTerm({ type: 'binary', value: 'a\tb' })).toBe('<<"a\\tb">>');
+    expect(() => parseTerm('<<256>>')).toThrow(/unsupported/);
+  });
+
   it('refuses tuples', () => {
     expect(() => parseTerm('{a,b}')).toThrow(/unsupported/);
   });

@@ -67,7 +67,7 @@ describe('sub-second archive times', () => {
     const kept = archiveItemFromRecord(record, 'alice@localhost', true);
     expect(typeof kept === 'string' ? kept : secondsToIso(kept.when)).toBe('2026-12-07T06:33:43.216700Z');
     expect(archiveItemFromRecord(record, 'alice@localhost')).toMatchObject({ when: 1796625223 });
-    const offline = offlineItemFromRecord({ kind: 'offline', timestamp: record.timestamp, stanza }, true);
+    const offline = offlineItemFromRecord({ kind: 'offline', timestamp: record.timestamp, stanza }, 'alice@localhost', true);
     expect(typeof offline === 'string' ? offline : secondsToIso(offline.when)).toBe('2026-12-07T06:33:43.216700Z');
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NS, element, type UserStart } from '../../src/xep0227/model.js';
+import { NS, element, type UserStart, type XmlElement } from '../../src/xep0227/model.js';
 import {
   LuaTable,
   PASSWORD_RESET_WARNING,
@@ -138,6 +138,15 @@ describe('accounts', () => {
     expect(saslprep('I\u00adX')).toBe('IX');
     expect(saslprep('\u2168')).toBe('IX');
     expect(saslprep('\u0007')).toBeUndefined();
+    // RFC 3454 §6: right-to-left and left-to-right letters mixed, or RTL not at both ends; Prosody refuses all three.
+    expect(saslprep('\u05d0a')).toBeUndefined();
+    expect(saslprep('a\u0627')).toBeUndefined();
+    expect(saslprep('\u06271')).toBeUndefined();
+    expect(saslprep('\u0627 1 \u0628')).toBe('\u0627 1 \u0628');
+    expect(saslprep('\u05d0\u05d1\u05d2')).toBe('\u05d0\u05d1\u05d2');
+    // Unassigned in Unicode 3.2, allowed as Prosody does (not strict).
+    expect(saslprep('\u0221x')).toBe('\u0221x');
+    expect(saslprep('\ufb01 ligature')).toBe('fi ligature');
   });
 });
 
@@ -252,6 +261,9 @@ describe('pep', () => {
           { var: 'pubsub#access_model', values: ['roster'] },
           { var: 'pubsub#itemreply', values: ['owner'] },
           { var: 'x-custom', values: ['1'] },
+          // Empty fields hold nothing to lose: not reported.
+          { var: 'x-empty', values: [''] },
+          { var: 'pubsub#notify_sub', type: 'boolean', values: [''] },
         ],
         affiliations: [{ jid: 'a@b', affiliation: 'none' }],
         subscriptions: [{ jid: 'c@d', subscription: 'pending' }],
@@ -314,9 +326,34 @@ describe('archive, offline', () => {
     const r = F.OFFLINE_ROWS[0]!;
     const record = offlineRecordFromItem(item(r))!;
     expect(record).toEqual({ kind: 'offline', timestamp: '2026-11-22T17:18:18Z', stanza: parseXmlValue(r.value) });
-    expect(offlineItemFromRecord(record)).toMatchObject({ when: r.when, with: '', value: parseXmlValue(r.value) });
+    expect(offlineItemFromRecord(record, 'alice@localhost')).toMatchObject({ when: r.when, with: '', value: parseXmlValue(r.value) });
     const delayed = element('message', NS.client, {}, [element('delay', NS.delay, { stamp: '2026-11-22T17:18:18Z' })]);
-    expect(offlineItemFromRecord({ kind: 'offline', stanza: delayed })).toMatchObject({ when: r.when });
+    expect(offlineItemFromRecord({ kind: 'offline', stanza: delayed }, 'alice@localhost')).toMatchObject({ when: r.when });
+  });
+
+  it("stores an offline message as mod_offline does: without the delay it adds on delivery, nor ejabberd's archive marks", () => {
+    const fromEjabberd = parseXmlValue(
+      "<message xmlns='jabber:client' to='alice@localhost' from='bob@localhost/x' type='chat'>" +
+        "<archived xmlns='urn:xmpp:mam:tmp' by='alice@localhost' id='1795460737428233'/>" +
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='1795460737428233'/>" +
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='room@muc.localhost' id='7'/>" +
+        "<delay xmlns='urn:xmpp:delay' from='elsewhere' stamp='2026-11-23T19:00:00Z'/>" +
+        "<delay xmlns='urn:xmpp:delay' from='localhost' stamp='2026-11-23T19:05:37.461587Z'>Offline Storage</delay><body>hello alice</body></message>",
+    ) as XmlElement;
+    const stored = offlineItemFromRecord({ kind: 'offline', timestamp: '2026-11-23T19:05:37.461587Z', stanza: fromEjabberd }, 'alice@localhost') as ArchiveItem;
+    expect(stored.when).toBe(Date.UTC(2026, 10, 23, 19, 5, 37) / 1000);
+    expect(stored.value).toEqual(
+      parseXmlValue(
+        "<message xmlns='jabber:client' to='alice@localhost' from='bob@localhost/x' type='chat'>" +
+          "<stanza-id xmlns='urn:xmpp:sid:0' by='room@muc.localhost' id='7'/>" +
+          "<delay xmlns='urn:xmpp:delay' from='elsewhere' stamp='2026-11-23T19:00:00Z'/><body>hello alice</body></message>",
+      ),
+    );
+    // Prosody's own offline messages carry mod_mam's stanza-id alone: kept.
+    const fromProsody = parseXmlValue(
+      "<message xmlns='jabber:client' to='alice@localhost'><body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='8b3f355e'/></message>",
+    ) as XmlElement;
+    expect((offlineItemFromRecord({ kind: 'offline', timestamp: '2026-11-23T19:05:37Z', stanza: fromProsody }, 'alice@localhost') as ArchiveItem).value).toEqual(fromProsody);
   });
 });
 

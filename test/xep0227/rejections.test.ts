@@ -228,10 +228,22 @@ describe('invalid values', () => {
   const scram = (mech: string, iter: string, serverKey: string, storedKey = 'Q6qT/SbybblGCZz8e8eSfCJOQic='): string =>
     `<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='${mech}'>\n<iter-count>${iter}</iter-count><salt>c2FsdA==</salt>\n<server-key>${serverKey}</server-key>\n<stored-key>${storedKey}</stored-key></scram-credentials>`;
 
-  it('SCRAM keys of the wrong length for the mechanism', async () => {
+  it('SCRAM keys of no SCRAM length, or of two lengths', async () => {
     await rejectsAt(inUser(scram('SCRAM-SHA-1', '4096', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAA')), 'invalid-value', '<server-key>');
-    await rejectsAt(inUser(scram('SCRAM-SHA-256', '4096', '0pXWGK0GZJ6TR73AIUN3ITYtA1g=')), 'invalid-value', '<server-key>');
     await rejectsAt(inUser(scram('SCRAM-SHA-1', '4096', '0pXWGK0GZJ6TR73AIUN3ITYtA1g=', 'c2hvcnQ=')), 'invalid-value', '<stored-key>');
+  });
+
+  it('SCRAM keys whose length contradicts the label: labelled by length, with a warning', async () => {
+    const events = await collect(readDocument([inUser(scram('SCRAM-SHA-256', '4096', '0pXWGK0GZJ6TR73AIUN3ITYtA1g='))]));
+    const user = events.find((e) => e.kind === 'user');
+    expect(user?.kind === 'user' ? user.scram.map((s) => s.mechanism) : []).toEqual(['SCRAM-SHA-1']);
+    expect(user?.kind === 'user' ? user.warnings : []).toEqual(['credentials labelled SCRAM-SHA-256 have 20-byte keys: imported as SCRAM-SHA-1']);
+  });
+
+  it('credentials are not read at all when not imported', async () => {
+    const events = await collect(readDocument([inUser(scram('SCRAM-SHA-1', '4096', 'not base64!'))], { credentials: false }));
+    const user = events.find((e) => e.kind === 'user');
+    expect(user?.kind === 'user' ? user.scram : undefined).toEqual([]);
   });
 
   it('SCRAM values that are not base64, and bad iteration counts', async () => {

@@ -142,18 +142,22 @@ describe('writer output', () => {
     ]);
   });
 
-  it('writes the offline storage time only when the stanza does not say it', async () => {
+  it('writes the offline storage time as a XEP-0203 delay, which the reader takes back out', async () => {
     const delayed = element('message', C, {}, [element('delay', NS.delay, { stamp: '2024-01-01T00:00:00Z' })]);
     const text = await writeString(
       around(
         { kind: 'offline', timestamp: '2024-01-01T00:00:00Z', stanza: delayed },
         { kind: 'offline', timestamp: '2024-02-02T00:00:00Z', stanza: msg('x') },
+        { kind: 'offline', timestamp: '2024-03-03T00:00:00Z', stanza: delayed },
       ),
     );
+    // Every importer reads the delay; the extension attribute only where the stanza's own delay says another time.
+    expect(text.match(/<delay [^>]*stamp='2024-02-02T00:00:00Z'/)).not.toBeNull();
     expect(text.split('timestamp=').length - 1).toBe(1);
-    expect((await readString(text)).slice(2, 4)).toEqual([
+    expect((await readString(text)).slice(2, 5)).toEqual([
       { kind: 'offline', timestamp: '2024-01-01T00:00:00Z', stanza: delayed },
       { kind: 'offline', timestamp: '2024-02-02T00:00:00Z', stanza: msg('x') },
+      { kind: 'offline', timestamp: '2024-03-03T00:00:00Z', stanza: delayed },
     ]);
   });
 });

@@ -17,6 +17,7 @@ import { actorOf, auditNote } from '../audit-trail.js';
 import { guardHost, principalOf, type ServiceContext } from '../context.js';
 import { attachmentDisposition } from '../download.js';
 import { directoryModeFor } from '../../private-files.js';
+import { spoolHostUpload } from '../host-upload.js';
 import { problems } from '../problem.js';
 import { importBody } from '../upload.js';
 import { booleanParam, countBytes, kindsOrProblem, toProblem } from './users.js';
@@ -96,11 +97,14 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     const runAsync = booleanParam('async', request.query.async);
     auditNote(request, { host, kinds: [...kinds], mode, dryRun });
+    // A `<host>` root (ejabberd's export_piefxis_host) is one host; credentials are not read when excluded.
     const readerLimits = {
       maxDepth: config.limits.maxDepth,
       maxElementBytes: config.limits.maxElementBytes,
       maxElementNodes: config.limits.maxElementNodes,
       maxDocumentBytes: config.limits.maxUploadBytes,
+      roots: ['server-data', 'host'] as const,
+      credentials: kinds.has('credentials'),
     };
 
     const slot = ctx.importSlots.tryTake();
@@ -108,17 +112,27 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     // The upload goes to disk, not memory: it is read twice (validate, then apply). Its name is
     // xporta's own, never the caller's (X-Request-Id), so concurrent uploads cannot collide.
     const spoolDir = join(config.dataDir, 'spool');
-    const spool = join(spoolDir, `host-import-${randomUUID()}.xml`);
+    // A multipart upload may hold the files the main document XIncludes: the upload gets a
+    // directory of its own, which is all the reader may include from.
+    const withIncludes = request.isMultipart() && String(request.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
+    const uploadDir = join(spoolDir, `host-import-${randomUUID()}`);
+    let spool = `${uploadDir}.xml`;
+    const readerOptions = withIncludes ? { ...readerLimits, allowXInclude: true, baseDir: uploadDir } : readerLimits;
     const cleanup = async (): Promise<void> => {
       slot.release();
-      await rm(spool, { force: true });
+      await rm(withIncludes ? uploadDir : spool, { recursive: true, force: true });
     };
     let total: number;
     try {
       await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
-      const received = countBytes(await importBody(request, config.limits), (n) => ctx.metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n));
-      await pipeline(received, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
-      total = (await validateHostDocument(readDocument(createReadStream(spool), readerLimits), host)).length;
+      if (withIncludes) {
+        await mkdir(uploadDir, { mode: directoryModeFor(config.files.mode) });
+        spool = await spoolHostUpload(request, uploadDir, config.limits.maxUploadBytes, config.files.mode);
+      } else {
+        const received = countBytes(await importBody(request, config.limits), (n) => ctx.metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n));
+        await pipeline(received, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
+      }
+      total = (await validateHostDocument(readDocument(createReadStream(spool), readerOptions), host)).length;
     } catch (err) {
       await cleanup();
       throw toProblem(err);
@@ -132,14 +146,14 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         if (dryRun) ctx.metrics.inc('xporta_dry_runs_total', { scope: 'host', outcome });
       };
       try {
-        const result = await importHostDocument(storage, host, readDocument(createReadStream(spool), readerLimits), {
+        const result = await importHostDocument(storage, host, readDocument(createReadStream(spool), readerOptions), {
           mode,
           dryRun,
           include: kinds,
           createAccount,
           total,
           lockAccount: (jid) => ctx.locks.tryAcquire(jid, 'exclusive'),
-          reopen: () => readDocument(createReadStream(spool), readerLimits),
+          reopen: () => readDocument(createReadStream(spool), readerOptions),
           onUser: (user, progress) => {
             onProgress?.(progress.done, progress.failed);
             if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');

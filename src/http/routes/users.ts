@@ -38,6 +38,7 @@ interface ImportQuery extends ExportQuery {
   mode?: string;
   dryRun?: string;
   createAccount?: string;
+  keepSubscriptions?: string;
 }
 
 interface ImportFromBody {
@@ -184,6 +185,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       if (!createAccount && !(await storage.userExists(ref))) {
         throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       }
+      const keepSubscriptions = booleanParam('keepSubscriptions', request.query.keepSubscriptions);
       // The whole upload is on local disk before the storage transaction opens: a slow client
       // holds no database lock, and a retry reads the same document again.
       const received = Readable.from(countBytes(source, (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n)), { objectMode: false });
@@ -191,13 +193,14 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       const document = spool;
       const report = await withRetries(
         (attempt) => {
-          const events = readDocument(document.open(), readerLimitsOf(config.limits));
+          const events = readDocument(document.open(), readerLimitsOf(config.limits, kinds));
           // Records are counted once, on the first attempt.
           return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, dryRun ? 'dry_run' : 'import') : events, {
             mode,
             dryRun,
             include: kinds,
             createAccount,
+            keepSubscriptions,
           });
         },
         DEFAULT_RETRY_POLICY,
@@ -266,7 +269,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       const document = spool;
       const report = await withRetries(
         (attempt) => {
-          const events = readDocument(document.open(), readerLimitsOf(config.limits));
+          const events = readDocument(document.open(), readerLimitsOf(config.limits, kinds));
           return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, dryRun ? 'dry_run' : 'import') : events, {
             mode,
             dryRun,
@@ -318,13 +321,15 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   });
 };
 
-/** The reader's limits for an uploaded or pulled document. */
-function readerLimitsOf(limits: Config['limits']): ReaderOptions {
+/** The reader's options for an uploaded or pulled document. */
+function readerLimitsOf(limits: Config['limits'], kinds: ReadonlySet<DataKind>): ReaderOptions {
   return {
     maxDepth: limits.maxDepth,
     maxElementBytes: limits.maxElementBytes,
     maxElementNodes: limits.maxElementNodes,
     maxDocumentBytes: limits.maxUploadBytes,
+    // Credentials left out are never parsed.
+    credentials: kinds.has('credentials'),
   };
 }
 

@@ -21,6 +21,7 @@ import {
   type UserStart,
   type XmlElement,
 } from '../../xep0227/model.js';
+import { PepProfile } from '../../xep0227/vcard-legacy.js';
 import { parseElement, serializeElement } from '../../xep0227/xml.js';
 import type { SqlSession } from '../prosody-sql/dialect.js';
 import { EjabberdArchiveWriter, MICROS_ID } from './archive-writer.js';
@@ -68,6 +69,8 @@ export class EjabberdUserImport {
 
   private roster: Map<string, RosterEntry> | undefined;
   private vcard: XmlElement | undefined;
+  /** The PEP profile (vCard4, nick, avatar), for a vcard-temp when the document has none. */
+  private readonly profile = new PepProfile();
   private blocked: Set<string> | undefined;
   private privacy: { defaultList?: string; lists: Map<string, PrivacyList> } | undefined;
   private readonly nodeIds = new Map<string, number>();
@@ -244,6 +247,7 @@ export class EjabberdUserImport {
         return;
       case 'pep-item':
         if (record.node === PEP_BOOKMARKS_NODE) this.pepBookmarks++;
+        this.profile.add(record);
         await this.writeItem(record);
         this.count('pep');
         return;
@@ -300,7 +304,8 @@ export class EjabberdUserImport {
     for (const field of record.config) {
       const option = fieldToOption(field);
       if (typeof option === 'string') {
-        if (field.var !== 'FORM_TYPE') this.skip('pep', `node option ${field.var}: ${option}`, record.node);
+        // A field without a value holds nothing that could be lost: no line in the report.
+        if (field.var !== 'FORM_TYPE' && field.values.some((v) => v !== '')) this.skip('pep', `node option ${field.var}: ${option}`, record.node);
         continue;
       }
       await this.db.run(`DELETE FROM "pubsub_node_option" WHERE "nodeid" = ? AND "name" = ?`, [id, option.name]);
@@ -404,6 +409,7 @@ export class EjabberdUserImport {
     if (this.schema.syncBookmarks && this.includes('private') && this.includes('pep')) await this.syncBookmarks();
     await this.writeRoster();
     if (this.vcard) await this.writeVCard(this.vcard);
+    else await this.vcardFromProfile();
     if (this.privacy) await this.writePrivacy(this.privacy);
     if (this.blocked) await this.writeBlocklist(this.blocked);
   }
@@ -436,6 +442,19 @@ export class EjabberdUserImport {
       for (const item of items) await this.writeItem({ kind: 'pep-item', node: PEP_BOOKMARKS_NODE, id: item.id, payload: item.payload, publisher: this.jid });
       this.warnings.push(`bookmarks: ${items.length} XEP-0048 private bookmark(s) also written as XEP-0402 PEP items, which ejabberd keeps in sync`);
     }
+  }
+
+  /**
+   * ejabberd serves vcard-temp from its vcard table only: an account whose profile lives in PEP
+   * alone (Prosody's default with mod_vcard_legacy) gets the vcard-temp Prosody would have
+   * answered, unless a vCard is stored already (merge).
+   */
+  private async vcardFromProfile(): Promise<void> {
+    if (!this.includes('vcard') || !this.profile.present) return;
+    if (this.options.mode === 'merge' && (await this.t.select(this.db, this.ref, 'vcard', ['username'])).length > 0) return;
+    await this.writeVCard(this.profile.toVCardTemp());
+    this.count('vcard');
+    this.warnings.push('vcard-temp made from the PEP vCard4, nickname and avatar (as Prosody mod_vcard_legacy maps them): ejabberd serves no vCard from PEP');
   }
 
   private async writeRoster(): Promise<void> {

@@ -56,6 +56,7 @@ const OPTION_KINDS: Readonly<Record<string, OptionKind>> = {
   max_items: 'max',
   max_payload_size: 'integer',
   title: 'text',
+  description: 'text',
   type: 'text',
   roster_groups_allowed: 'text-list',
 };

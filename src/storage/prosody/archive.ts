@@ -102,8 +102,14 @@ export function offlineRecordFromItem(item: ArchiveItem): OfflineRecord | undefi
   return { kind: 'offline', timestamp: secondsToIso(item.when), stanza };
 }
 
-/** The time an offline message was stored: the record's, else its `<delay>`, else now. */
-export function offlineItemFromRecord(record: OfflineRecord, subSecond = false): ArchiveItem | string {
+/**
+ * The time an offline message was stored: the record's, else its `<delay>`, else now. The stanza
+ * is kept as mod_offline stores it: without the delay that says that time (mod_offline adds it
+ * on delivery, so keeping it would deliver two) and without ejabberd's archive marks for the
+ * user (its `archived` element and the `stanza-id` paired with it). A `stanza-id` alone is
+ * Prosody's own mod_mam mark and stays. `subSecond` as for archive items.
+ */
+export function offlineItemFromRecord(record: OfflineRecord, userJid: string, subSecond = false): ArchiveItem | string {
   let when: number | undefined;
   if (record.timestamp !== undefined) {
     when = (subSecond ? isoToTime : isoToSeconds)(record.timestamp);
@@ -112,5 +118,26 @@ export function offlineItemFromRecord(record: OfflineRecord, subSecond = false):
     const stamp = firstChild(record.stanza, 'delay', NS.delay)?.attrs.stamp;
     when = (stamp !== undefined ? isoToSeconds(stamp) : undefined) ?? nowSeconds();
   }
-  return { key: generateUuid(), when, with: '', value: clientNamespace(record.stanza) };
+  return { key: generateUuid(), when, with: '', value: offlineStanza(clientNamespace(record.stanza), when, userJid) };
+}
+
+const MAM_TMP = 'urn:xmpp:mam:tmp';
+const STANZA_ID = 'urn:xmpp:sid:0';
+
+function offlineStanza(stanza: XmlElement, when: number, userJid: string): XmlElement {
+  if (!stanza.children.some((c) => isElement(c) && (c.name === 'delay' || c.xmlns === MAM_TMP))) return stanza;
+  const ejabberdIds = new Set(
+    stanza.children.filter((c): c is XmlElement => isElement(c) && c.name === 'archived' && c.xmlns === MAM_TMP && c.attrs.by === userJid).map((c) => c.attrs.id),
+  );
+  let delayDropped = false;
+  const drop = (c: string | XmlElement): boolean => {
+    if (!isElement(c)) return false;
+    if (c.name === 'archived' && c.xmlns === MAM_TMP) return c.attrs.by === userJid;
+    if (c.name === 'stanza-id' && c.xmlns === STANZA_ID) return c.attrs.by === userJid && ejabberdIds.has(c.attrs.id);
+    if (delayDropped || c.name !== 'delay' || c.xmlns !== NS.delay || c.attrs.stamp === undefined) return false;
+    delayDropped = isoToSeconds(c.attrs.stamp) === when;
+    return delayDropped;
+  };
+  const children = stanza.children.filter((c) => !drop(c));
+  return children.length === stanza.children.length ? stanza : element(stanza.name, stanza.xmlns, stanza.attrs, children);
 }

@@ -317,7 +317,7 @@ export abstract class ProsodyImport {
         return;
       }
       case 'offline': {
-        const item = offlineItemFromRecord(record, this.keepsSubSecondTimes());
+        const item = offlineItemFromRecord(record, this.jid, this.keepsSubSecondTimes());
         if (typeof item === 'string') this.skip('offline', item);
         else await this.appendArchiveItem(OFFLINE_STORE, item);
         return;

@@ -118,7 +118,8 @@ function parseBoolean(value: string | undefined): boolean | undefined {
 
 function configValue(field: NodeConfigField, skipped: SkippedItem[], node: string, version: ProsodyVersion): [string, LuaValue] | undefined {
   const skip = (reason: string): undefined => {
-    skipped.push({ kind: 'pep', reason, detail: `${node} ${field.var}` });
+    // A field without a value holds nothing that could be lost: no line in the report.
+    if (field.values.some((v) => v !== '')) skipped.push({ kind: 'pep', reason, detail: `${node} ${field.var}` });
     return undefined;
   };
   const known = BY_VAR.get(field.var);
