@@ -15,6 +15,7 @@ export type AuditAction =
   | 'export'
   | 'import'
   | 'import-from'
+  | 'import-from-xmpp'
   | 'host-export'
   | 'host-import'
   | 'move'

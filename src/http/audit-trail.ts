@@ -17,6 +17,7 @@ const ROUTE_ACTIONS: Readonly<Record<string, AuditAction>> = {
   'GET /v1/users/:jid/export': 'export',
   'PUT /v1/users/:jid/import': 'import',
   'POST /v1/users/:jid/import-from': 'import-from',
+  'POST /v1/users/:jid/import-from-xmpp': 'import-from-xmpp',
   'POST /v1/users/:jid/moved': 'move',
   'GET /v1/hosts/:host/export': 'host-export',
   'PUT /v1/hosts/:host/import': 'host-import',

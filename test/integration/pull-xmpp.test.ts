@@ -1,0 +1,299 @@
+/**
+ * Pulling an account over the client protocol from a real Prosody 0.12 acting as "the other
+ * provider": reached only over c2s, STARTTLS with a certificate signed by a CA this test makes.
+ * The pull is imported into a second Prosody (SQLite store) through the HTTP route, and what
+ * that server then serves is compared with what the first one held. Error cases: wrong
+ * password, a certificate that does not verify, a server without TLS, a connection dropped in
+ * the middle of the archive.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loadConfig, type Config } from '../../src/config.js';
+import { buildApp } from '../../src/http/server.js';
+import { AddressPolicy } from '../../src/net/address-policy.js';
+import type { StorageBackend } from '../../src/storage/backend.js';
+import { openStorage } from '../../src/storage/open.js';
+import { pullAccount, XmppPullError, type PullOptions } from '../../src/storage/xmpp-client/index.js';
+import { importUserDocument, selectKinds } from '../../src/transfer.js';
+import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/xep0227/model.js';
+import { populateAccount, type PopulateSummary } from '../support/populate.js';
+import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
+import { getBlocklist, getPepItems, getRoster, getVCard, loginAs, queryMam } from '../support/xmpp-client.js';
+
+const TOKEN = 'pull-test-operator-token';
+const NEW_PASSWORD = 'new-server-password';
+
+/** A CA and a certificate for `localhost` signed by it, made with openssl. */
+function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
+  const ca = join(dir, 'ca.crt');
+  const caKey = join(dir, 'ca.key');
+  const key = join(dir, 'localhost.key');
+  const csr = join(dir, 'localhost.csr');
+  const cert = join(dir, 'localhost.crt');
+  const ext = join(dir, 'ext.cnf');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  execFileSync('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=xporta test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { stdio: 'pipe' });
+  execFileSync('openssl', ['req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=localhost'], { stdio: 'pipe' });
+  writeFileSync(ext, 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext], { stdio: 'pipe' });
+  return { ca, cert, key };
+}
+
+/** A byte-level TCP relay to `port` that counts the server's bytes and cuts both sides past `cutAfter`. */
+function cuttingProxy(port: number, cutAfter: number): Promise<{ server: Server; port: number; cut: () => boolean; bytes: () => number }> {
+  let didCut = false;
+  let sent = 0;
+  const server = createServer((client: Socket) => {
+    const upstream = connect(port, '127.0.0.1');
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d: Buffer) => {
+      sent += d.length;
+      if (sent > cutAfter) {
+        didCut = true;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(d);
+    });
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      resolve({ server, port: typeof address === 'object' && address ? address.port : 0, cut: () => didCut, bytes: () => sent });
+    });
+  });
+}
+
+async function collect(events: AsyncIterable<DocumentEvent>): Promise<DocumentEvent[]> {
+  const out: DocumentEvent[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+}
+
+async function userRecords(storage: StorageBackend, user: string): Promise<UserRecord[]> {
+  const out: UserRecord[] = [];
+  for await (const r of storage.readUser({ host: 'localhost', user }, { include: selectKinds() })) out.push(r);
+  return out;
+}
+
+/** Every file under `dir`, read as text, for the "no password on disk" check. */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out.push(...filesUnder(path));
+    else out.push(path);
+  }
+  return out;
+}
+
+describeWithProsody('pulling an account over the client protocol (Prosody 0.12 over STARTTLS)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xporta-pull-'));
+  let certs: { ca: string; cert: string; key: string };
+  let oldServer: ProsodyHandle;
+  let newServer: ProsodyHandle;
+  let plainServer: ProsodyHandle;
+  let summary: PopulateSummary;
+  let app: FastifyInstance;
+  let storage: StorageBackend;
+  let config: Config;
+
+  const base = (server: ProsodyHandle, overrides: Partial<PullOptions> = {}): PullOptions => ({
+    jid: 'alice@localhost',
+    password: summary.alice.password,
+    include: selectKinds(),
+    policy: new AddressPolicy(['127.0.0.0/8']),
+    ca: [readFileSync(certs.ca, 'utf8')],
+    services: [{ host: '127.0.0.1', port: server.c2sPort, directTls: false }],
+    timeoutMs: 10_000,
+    pageSize: 7,
+    ...overrides,
+  });
+
+  beforeAll(async () => {
+    certs = makeCertificates(dir);
+    // Prosody finds a VirtualHost's certificate in its `certificates` directory by the host's name.
+    const oldDir = join(dir, 'old-prosody');
+    mkdirSync(join(oldDir, 'certs'), { recursive: true });
+    copyFileSync(certs.cert, join(oldDir, 'certs', 'localhost.crt'));
+    copyFileSync(certs.key, join(oldDir, 'certs', 'localhost.key'));
+    [oldServer, newServer, plainServer] = await Promise.all([
+      startProsody({ storage: 'sqlite', dir: oldDir, extraModules: ['tls'] }),
+      startProsody({ storage: 'sqlite' }),
+      startProsody({ storage: 'sqlite' }),
+    ]);
+    summary = await populateAccount(oldServer, { messages: 40 });
+    await createUser(newServer, 'alice', 'localhost', NEW_PASSWORD);
+    await createUser(newServer, 'erin', 'localhost', NEW_PASSWORD);
+    await createUser(plainServer, 'alice', 'localhost', summary.alice.password);
+    config = loadConfig({
+      env: {
+        XPORTA_DATA_DIR: join(dir, 'xporta'),
+        XPORTA_LOG_LEVEL: 'silent',
+        XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.0/8'] }),
+        XPORTA_XMPP_CLIENT: JSON.stringify({ caFile: certs.ca, services: [`localhost=127.0.0.1:${oldServer.c2sPort}`], pageSize: 7 }),
+        XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(newServer.rootDir, 'data', 'prosody.sqlite') }),
+        XPORTA_AUTH__TOKENS: JSON.stringify([{ name: 't', sha256: createHash('sha256').update(TOKEN).digest('hex'), scopes: ['export', 'import', 'admin'] }]),
+      },
+      cwd: dir,
+    });
+    storage = await openStorage(config);
+    app = buildApp({ config, storage, logger: false });
+  }, 240_000);
+
+  afterAll(async () => {
+    await Promise.allSettled([app?.close()]);
+    await Promise.allSettled([oldServer?.stop(), newServer?.stop(), plainServer?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads roster, vCard, PEP, blocklist and the whole archive with ids and times', async () => {
+    const pull = pullAccount(base(oldServer));
+    const events = await collect(pull.events);
+    expect(events[0]).toEqual({ kind: 'host', jid: 'localhost' });
+    expect(events[1]).toMatchObject({ kind: 'user', name: 'alice', scram: [] });
+    expect(events.at(-1)).toEqual({ kind: 'host-end' });
+    const records = events.filter((e): e is UserRecord => !['host', 'host-end', 'user', 'user-end'].includes(e.kind));
+    const roster = records.find((r) => r.kind === 'roster');
+    expect(roster?.kind === 'roster' ? roster.items.map((i) => ({ jid: i.jid, subscription: i.subscription, groups: [...i.groups].sort() })) : undefined).toEqual(
+      summary.roster.items.map((i) => ({ jid: i.jid, subscription: i.subscription, groups: [...i.groups] })),
+    );
+    const archive = records.filter((r): r is ArchiveRecord => r.kind === 'archive');
+    expect(archive.map((a) => [a.id, a.timestamp])).toEqual(summary.archive.messages.map((m) => [m.id, m.timestamp]));
+    expect(pull.notes.archiveRead).toBe(summary.archive.messages.length);
+    expect(pull.notes.archiveTotal).toBe(summary.archive.messages.length);
+    const blocklist = records.find((r) => r.kind === 'blocklist');
+    expect(blocklist?.kind === 'blocklist' ? [...blocklist.items].sort() : undefined).toEqual([...summary.blocklist].sort());
+    const bookmarks = records.filter((r) => r.kind === 'pep-item' && r.node === 'urn:xmpp:bookmarks:1').map((r) => (r.kind === 'pep-item' ? r.id : ''));
+    expect(bookmarks.sort()).toEqual(summary.pep.find((n) => n.node === 'urn:xmpp:bookmarks:1')?.items.map((i) => i.id).sort());
+    expect(records.some((r) => r.kind === 'vcard')).toBe(true);
+  });
+
+  it('imports the pulled account into the local server through POST /v1/users/{jid}/import-from-xmpp', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/users/alice%40localhost/import-from-xmpp',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      payload: { jid: 'alice@localhost', password: summary.alice.password, mode: 'replace' },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const report = res.json<{ counts: Record<string, number>; refused: string[]; archiveTotal: number; source: string }>();
+    expect(report.counts.archive).toBe(summary.archive.messages.length);
+    expect(report.archiveTotal).toBe(summary.archive.messages.length);
+    expect(report.source).toBe('alice@localhost');
+
+    // The local account keeps its own password: the pull carries no credentials.
+    const alice = await loginAs(newServer, 'alice', NEW_PASSWORD);
+    try {
+      const roster = await getRoster(alice);
+      expect(roster.map((i) => ({ jid: i.jid, subscription: i.subscription, groups: [...i.groups].sort() })).sort((a, b) => a.jid.localeCompare(b.jid))).toEqual(
+        summary.roster.items.map((i) => ({ jid: i.jid, subscription: i.subscription, groups: [...i.groups] })),
+      );
+      expect((await getBlocklist(alice)).sort()).toEqual([...summary.blocklist].sort());
+      const vcard = await getVCard(alice);
+      expect(vcard?.getChildText('FN')).toBe('Alice Example');
+      const mam = await queryMam(alice, { max: 50 });
+      expect(mam.map((m) => [m.id, m.stamp])).toEqual(summary.archive.messages.map((m) => [m.id, m.timestamp]));
+      expect(mam.map((m) => m.message.attrs.id)).toEqual(summary.archive.messages.map((m) => m.messageId));
+      for (const node of summary.pep.filter((n) => n.items.length > 0)) {
+        const items = await getPepItems(alice, undefined, node.node);
+        expect(items.map((i) => i.id).sort(), node.node).toEqual(node.items.map((i) => i.id).sort());
+      }
+    } finally {
+      await alice.close();
+    }
+  });
+
+  it('leaves the old account offline messages waiting on the old server', async () => {
+    const alice = await loginAs(oldServer, 'alice', summary.alice.password, { presence: true });
+    try {
+      for (const o of summary.offline) {
+        const got = await alice.waitFor((s) => s.name === 'message' && s.getChildText('body') === o.body, 10_000);
+        expect(got.attrs.id).toBe(o.messageId);
+      }
+    } finally {
+      await alice.close();
+    }
+  });
+
+  it('a wrong password is a clear error, changes nothing and leaves the password nowhere', async () => {
+    const wrong = 'Wr0ng-Secret-Pa55';
+    const err = await collect(pullAccount(base(oldServer, { password: wrong })).events).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(XmppPullError);
+    expect((err as XmppPullError).code).toBe('auth-failed');
+    expect(String((err as Error).message)).not.toContain(wrong);
+
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/users/erin%40localhost/import-from-xmpp',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      payload: { jid: 'alice@localhost', password: wrong },
+    });
+    expect(res.statusCode).toBe(422);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json<{ type: string }>().type).toBe('urn:xporta:problem:xmpp-auth-failed');
+    expect(res.body).not.toContain(wrong);
+    expect(await userRecords(storage, 'erin')).toEqual([]);
+    for (const file of filesUnder(join(dir, 'xporta'))) expect(readFileSync(file, 'latin1'), file).not.toContain(wrong);
+    expect(await oldServer.logTail(400)).not.toContain(wrong);
+  });
+
+  it('a certificate that does not verify is refused (no CA given)', async () => {
+    const { ca: _ca, ...withoutCa } = base(oldServer);
+    const err = await collect(pullAccount(withoutCa).events).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(XmppPullError);
+    expect((err as XmppPullError).code).toBe('tls-verify-failed');
+  });
+
+  it('a server without TLS is refused unless plaintext is explicitly allowed', async () => {
+    const err = await collect(pullAccount(base(plainServer)).events).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(XmppPullError);
+    expect((err as XmppPullError).code).toBe('tls-unavailable');
+    const events = await collect(pullAccount(base(plainServer, { allowPlaintext: true, include: selectKinds('roster') })).events);
+    expect(events.map((e) => e.kind)).toContain('user-end');
+  });
+
+  it('the outgoing policy refuses loopback unless allowed', async () => {
+    const err = await collect(pullAccount(base(oldServer, { policy: new AddressPolicy([]) })).events).catch((e: unknown) => e);
+    expect((err as XmppPullError).code).toBe('address-refused');
+  });
+
+  it('a connection dropped in the middle of the archive fails the import and writes nothing', async () => {
+    // How many bytes a whole archive-only pull takes, then a cut at 60 % of it: inside the archive.
+    const archiveOnly = selectKinds('archive');
+    const meter = await cuttingProxy(oldServer.c2sPort, Number.POSITIVE_INFINITY);
+    try {
+      await collect(pullAccount(base(oldServer, { services: [{ host: '127.0.0.1', port: meter.port, directTls: false }], pageSize: 5, include: archiveOnly })).events);
+    } finally {
+      meter.server.close();
+    }
+    const proxy = await cuttingProxy(oldServer.c2sPort, Math.round(meter.bytes() * 0.6));
+    try {
+      const pull = pullAccount(base(oldServer, { services: [{ host: '127.0.0.1', port: proxy.port, directTls: false }], pageSize: 5, include: archiveOnly }));
+      const err = await importUserDocument(storage, { host: 'localhost', user: 'erin' }, pull.events, {
+        mode: 'replace',
+        dryRun: false,
+        include: archiveOnly,
+        createAccount: false,
+      }).catch((e: unknown) => e);
+      expect(proxy.cut()).toBe(true);
+      expect(err).toBeInstanceOf(XmppPullError);
+      expect((err as XmppPullError).code).toBe('connection-lost');
+      expect(pull.notes.archiveRead).toBeGreaterThan(0);
+      expect(pull.notes.archiveRead).toBeLessThan(summary.archive.messages.length);
+      expect(await userRecords(storage, 'erin')).toEqual([]);
+    } finally {
+      proxy.server.close();
+    }
+  });
+});
