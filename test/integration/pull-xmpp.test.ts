@@ -13,7 +13,10 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runPull } from '../../src/cli-pull.js';
+import { readDocument } from '../../src/xep0227/reader.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { buildApp } from '../../src/http/server.js';
 import { AddressPolicy } from '../../src/net/address-policy.js';
@@ -165,8 +168,9 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     expect(events.at(-1)).toEqual({ kind: 'host-end' });
     const records = events.filter((e): e is UserRecord => !['host', 'host-end', 'user', 'user-end'].includes(e.kind));
     const roster = records.find((r) => r.kind === 'roster');
-    expect(roster?.kind === 'roster' ? roster.items.map((i) => ({ jid: i.jid, subscription: i.subscription, groups: [...i.groups].sort() })) : undefined).toEqual(
-      summary.roster.items.map((i) => ({ jid: i.jid, subscription: i.subscription, groups: [...i.groups] })),
+    const pulledRoster = roster?.kind === 'roster' ? roster.items.map((i) => ({ jid: i.jid, subscription: i.subscription, ask: i.ask, groups: [...i.groups].sort() })) : [];
+    expect(pulledRoster.sort((a, b) => a.jid.localeCompare(b.jid))).toEqual(
+      summary.roster.items.map((i) => ({ jid: i.jid, subscription: i.subscription, ask: i.ask, groups: [...i.groups] })),
     );
     const archive = records.filter((r): r is ArchiveRecord => r.kind === 'archive');
     expect(archive.map((a) => [a.id, a.timestamp])).toEqual(summary.archive.messages.map((m) => [m.id, m.timestamp]));
@@ -191,6 +195,8 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     expect(report.counts.archive).toBe(summary.archive.messages.length);
     expect(report.archiveTotal).toBe(summary.archive.messages.length);
     expect(report.source).toBe('alice@localhost');
+    // Prosody 0.12 as the rig runs it has no XEP-0016 module: refused, listed, not fatal.
+    expect(report.refused).toEqual(['privacy lists: service-unavailable']);
 
     // The local account keeps its own password: the pull carries no credentials.
     const alice = await loginAs(newServer, 'alice', NEW_PASSWORD);
@@ -212,6 +218,25 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     } finally {
       await alice.close();
     }
+  });
+
+  it('xporta pull writes the account as a XEP-0227 document that the reader accepts', async () => {
+    const passwordFile = join(dir, 'password');
+    writeFileSync(passwordFile, `${summary.alice.password}\n`, { mode: 0o600 });
+    const chunks: Buffer[] = [];
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    const notes = await runPull(config, { jid: 'alice@localhost', passwordFile, exclude: 'pep' }, out);
+    expect(notes.archiveRead).toBe(summary.archive.messages.length);
+    const events = await collect(readDocument(Readable.from([Buffer.concat(chunks)])));
+    const archive = events.filter((e): e is ArchiveRecord => e.kind === 'archive');
+    expect(archive.map((a) => [a.id, a.timestamp])).toEqual(summary.archive.messages.map((m) => [m.id, m.timestamp]));
+    expect(events.some((e) => e.kind === 'pep-item')).toBe(false);
+    rmSync(passwordFile);
   });
 
   it('leaves the old account offline messages waiting on the old server', async () => {

@@ -12,7 +12,8 @@
  * memory held is one page.
  */
 import { lookup, resolveSrv } from 'node:dns/promises';
-import { isIP, Socket, connect as netConnect } from 'node:net';
+import type { Socket} from 'node:net';
+import { isIP, connect as netConnect } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
