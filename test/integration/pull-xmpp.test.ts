@@ -25,11 +25,16 @@ import { openStorage } from '../../src/storage/open.js';
 import { pullAccount, XmppPullError, type PullOptions } from '../../src/storage/xmpp-client/index.js';
 import { importUserDocument, selectKinds } from '../../src/transfer.js';
 import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/xep0227/model.js';
+import { ContractChecker } from '../support/openapi.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { getBlocklist, getPepItems, getRoster, getVCard, loginAs, queryMam } from '../support/xmpp-client.js';
 
 const TOKEN = 'pull-test-operator-token';
+const EXPORT_TOKEN = 'pull-test-export-only-token';
+const PATH = '/v1/users/{jid}/import-from-xmpp';
+const contract = new ContractChecker();
+const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
 const NEW_PASSWORD = 'new-server-password';
 
 /** A CA and a certificate for `localhost` signed by it, made with openssl. */
@@ -110,6 +115,19 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
   let app: FastifyInstance;
   let storage: StorageBackend;
   let config: Config;
+  let silent: Server;
+
+  /** POST …/import-from-xmpp, its answer checked against openapi.yaml. */
+  const importFromXmpp = async (account: string, payload: object, token: string | undefined = TOKEN): Promise<{ statusCode: number; body: string; json: <T>() => T }> => {
+    const res = await app.inject({
+      method: 'POST',
+      url: `/v1/users/${encodeURIComponent(account)}/import-from-xmpp`,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      payload,
+    });
+    contract.check('POST', PATH, res);
+    return { statusCode: res.statusCode, body: res.body, json: <T>() => res.json<T>() };
+  };
 
   const base = (server: ProsodyHandle, overrides: Partial<PullOptions> = {}): PullOptions => ({
     jid: 'alice@localhost',
@@ -139,14 +157,27 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     await createUser(newServer, 'alice', 'localhost', NEW_PASSWORD);
     await createUser(newServer, 'erin', 'localhost', NEW_PASSWORD);
     await createUser(plainServer, 'alice', 'localhost', summary.alice.password);
+    // Accepts connections and never answers: the deadline case.
+    silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentPort = (silent.address() as { port: number }).port;
     config = loadConfig({
       env: {
         XPORTA_DATA_DIR: join(dir, 'xporta'),
         XPORTA_LOG_LEVEL: 'silent',
         XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.0/8'] }),
-        XPORTA_XMPP_CLIENT: JSON.stringify({ caFile: certs.ca, services: [`localhost=127.0.0.1:${oldServer.c2sPort}`], pageSize: 7 }),
+        XPORTA_XMPP_CLIENT: JSON.stringify({
+          caFile: certs.ca,
+          // plain.test is no VirtualHost of that server: it answers with a stream error.
+          services: [`localhost=127.0.0.1:${oldServer.c2sPort}`, `plain.test=127.0.0.1:${plainServer.c2sPort}`, `silent.test=127.0.0.1:${silentPort}`],
+          pageSize: 7,
+          timeoutMs: 3000,
+        }),
         XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(newServer.rootDir, 'data', 'prosody.sqlite') }),
-        XPORTA_AUTH__TOKENS: JSON.stringify([{ name: 't', sha256: createHash('sha256').update(TOKEN).digest('hex'), scopes: ['export', 'import', 'admin'] }]),
+        XPORTA_AUTH__TOKENS: JSON.stringify([
+          { name: 't', sha256: sha256(TOKEN), scopes: ['export', 'import', 'admin'] },
+          { name: 'e', sha256: sha256(EXPORT_TOKEN), scopes: ['export'] },
+        ]),
       },
       cwd: dir,
     });
@@ -156,6 +187,7 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
 
   afterAll(async () => {
     await Promise.allSettled([app?.close()]);
+    silent?.close();
     await Promise.allSettled([oldServer?.stop(), newServer?.stop(), plainServer?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -184,12 +216,12 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
   });
 
   it('imports the pulled account into the local server through POST /v1/users/{jid}/import-from-xmpp', async () => {
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/users/alice%40localhost/import-from-xmpp',
-      headers: { authorization: `Bearer ${TOKEN}` },
-      payload: { jid: 'alice@localhost', password: summary.alice.password, mode: 'replace' },
-    });
+    // Two at once: the account is locked by the first, the second is told so at once.
+    const [res, second] = await Promise.all([
+      importFromXmpp('alice@localhost', { jid: 'alice@localhost', password: summary.alice.password, mode: 'replace' }),
+      new Promise((r) => setTimeout(r, 100)).then(() => importFromXmpp('alice@localhost', { jid: 'alice@localhost', password: summary.alice.password })),
+    ]);
+    expect(second.statusCode).toBe(409);
     expect(res.statusCode, res.body).toBe(200);
     const report = res.json<{ counts: Record<string, number>; refused: string[]; archiveTotal: number; source: string }>();
     expect(report.counts.archive).toBe(summary.archive.messages.length);
@@ -258,19 +290,29 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     expect((err as XmppPullError).code).toBe('auth-failed');
     expect(String((err as Error).message)).not.toContain(wrong);
 
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/users/erin%40localhost/import-from-xmpp',
-      headers: { authorization: `Bearer ${TOKEN}` },
-      payload: { jid: 'alice@localhost', password: wrong },
-    });
+    const res = await importFromXmpp('erin@localhost', { jid: 'alice@localhost', password: wrong });
     expect(res.statusCode).toBe(422);
-    expect(res.headers['content-type']).toContain('application/problem+json');
     expect(res.json<{ type: string }>().type).toBe('urn:xporta:problem:xmpp-auth-failed');
     expect(res.body).not.toContain(wrong);
     expect(await userRecords(storage, 'erin')).toEqual([]);
     for (const file of filesUnder(join(dir, 'xporta'))) expect(readFileSync(file, 'latin1'), file).not.toContain(wrong);
     expect(await oldServer.logTail(400)).not.toContain(wrong);
+  });
+
+  it('answers the documented problems for bad requests and unreachable or silent servers', async () => {
+    const ok = { jid: 'alice@localhost', password: summary.alice.password };
+    expect((await importFromXmpp('erin@localhost', { jid: 'alice@localhost' })).statusCode).toBe(400);
+    expect((await importFromXmpp('erin@localhost', { ...ok, extra: 1 })).statusCode).toBe(400);
+    expect((await importFromXmpp('erin@localhost', ok, '')).statusCode).toBe(401);
+    expect((await importFromXmpp('erin@localhost', ok, EXPORT_TOKEN)).statusCode).toBe(403);
+    expect((await importFromXmpp('nobody@localhost', ok)).statusCode).toBe(404);
+    const stranger = await importFromXmpp('erin@localhost', { jid: 'alice@plain.test', password: 'x' });
+    expect(stranger.statusCode).toBe(502);
+    expect(stranger.json<{ type: string }>().type).toBe('urn:xporta:problem:xmpp-protocol');
+    const mute = await importFromXmpp('erin@localhost', { jid: 'alice@silent.test', password: 'x' });
+    expect(mute.statusCode).toBe(504);
+    expect(await userRecords(storage, 'erin')).toEqual([]);
+    expect(contract.missing().filter((k) => k.includes(PATH))).toEqual([]);
   });
 
   it('a certificate that does not verify is refused (no CA given)', async () => {
