@@ -122,7 +122,7 @@ describe('config.example.json', () => {
     expect(config.audit.file).toBe('/srv/xporta/data/audit.log');
     expect(config.files.mode).toBe(0o600);
     expect(Object.keys(JSON.parse(example) as object).sort()).toEqual(
-      ['audit', 'auth', 'component', 'dataDir', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies'].sort(),
+      ['audit', 'auth', 'component', 'dataDir', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies', 'xmppClient'].sort(),
     );
   });
 });
