@@ -6,7 +6,6 @@
  * password, a certificate that does not verify, a server without TLS, a connection dropped in
  * the middle of the archive.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -26,6 +25,7 @@ import { pullAccount, XmppPullError, type PullOptions } from '../../src/storage/
 import { importUserDocument, selectKinds } from '../../src/transfer.js';
 import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/xep0227/model.js';
 import { ContractChecker } from '../support/openapi.js';
+import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { getBlocklist, getPepItems, getRoster, getVCard, loginAs, queryMam } from '../support/xmpp-client.js';
@@ -36,22 +36,6 @@ const PATH = '/v1/users/{jid}/import-from-xmpp';
 const contract = new ContractChecker();
 const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
 const NEW_PASSWORD = 'new-server-password';
-
-/** A CA and a certificate for `localhost` signed by it, made with openssl. */
-function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
-  const ca = join(dir, 'ca.crt');
-  const caKey = join(dir, 'ca.key');
-  const key = join(dir, 'localhost.key');
-  const csr = join(dir, 'localhost.csr');
-  const cert = join(dir, 'localhost.crt');
-  const ext = join(dir, 'ext.cnf');
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  execFileSync('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=xporta test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { stdio: 'pipe' });
-  execFileSync('openssl', ['req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=localhost'], { stdio: 'pipe' });
-  writeFileSync(ext, 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext], { stdio: 'pipe' });
-  return { ca, cert, key };
-}
 
 /** A byte-level TCP relay to `port` that counts the server's bytes and cuts both sides past `cutAfter`. */
 function cuttingProxy(port: number, cutAfter: number): Promise<{ server: Server; port: number; cut: () => boolean; bytes: () => number }> {
@@ -107,7 +91,7 @@ function filesUnder(dir: string): string[] {
 
 describeWithProsody('pulling an account over the client protocol (Prosody 0.12 over STARTTLS)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'xporta-pull-'));
-  let certs: { ca: string; cert: string; key: string };
+  let certs: TestCertificates;
   let oldServer: ProsodyHandle;
   let newServer: ProsodyHandle;
   let plainServer: ProsodyHandle;
@@ -142,7 +126,7 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
   });
 
   beforeAll(async () => {
-    certs = makeCertificates(dir);
+    certs = makeTestCertificates(dir);
     // Prosody finds a VirtualHost's certificate in its `certificates` directory by the host's name.
     const oldDir = join(dir, 'old-prosody');
     mkdirSync(join(oldDir, 'certs'), { recursive: true });
