@@ -9,7 +9,7 @@
  * taken the previous one.
  */
 import { randomBytes } from 'node:crypto';
-import { bareJid } from '../../jid.js';
+import { bareJid as strictBareJid } from '../../jid.js';
 import { normaliseTimestamp } from '../../xep0227/reader.js';
 import {
   childElements,
@@ -86,6 +86,15 @@ export interface ReadRemoteOptions {
   /** First backoff delay; doubled per attempt. */
   readonly backoffMs?: number;
   readonly signal?: AbortSignal;
+}
+
+/** The bare form of a JID the server sent, or undefined when it is not a valid JID. */
+function bareJid(jid: string): string | undefined {
+  try {
+    return strictBareJid(jid);
+  } catch {
+    return undefined;
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -183,11 +192,14 @@ export class RemoteAccountReader {
     if (!query) return undefined;
     const items: RosterItem[] = [];
     for (const item of childElements(query, 'item', PNS.roster)) {
-      const jid = item.attrs.jid;
-      if (!jid) continue;
+      const jid = item.attrs.jid ? bareJid(item.attrs.jid) : undefined;
+      if (!jid) {
+        this.notes.refused.push(`roster: an item with an invalid JID was skipped`);
+        continue;
+      }
       const subscription = (['none', 'to', 'from', 'both'].includes(item.attrs.subscription ?? '') ? item.attrs.subscription : 'none') as Subscription;
       items.push({
-        jid: bareJid(jid),
+        jid,
         ...(item.attrs.name ? { name: item.attrs.name } : {}),
         subscription,
         ...(item.attrs.ask === 'subscribe' ? { ask: 'subscribe' as const } : {}),
@@ -362,6 +374,10 @@ export class RemoteAccountReader {
     }
     const from = message.attrs.from ? bareJid(message.attrs.from) : this.own;
     const to = message.attrs.to ? bareJid(message.attrs.to) : this.own;
+    if (from === undefined || to === undefined) {
+      this.notes.refused.push(`archive: message ${id} with an invalid JID was skipped`);
+      return undefined;
+    }
     const other = from === this.own ? to : from;
     return { kind: 'archive', id, timestamp, ...(other ? { with: other } : {}), stanza: message };
   }
