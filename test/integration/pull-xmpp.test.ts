@@ -26,6 +26,7 @@ import { importUserDocument, selectKinds } from '../../src/transfer.js';
 import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/xep0227/model.js';
 import { ContractChecker } from '../support/openapi.js';
 import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
+import { freePorts } from '../support/ports.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { getBlocklist, getPepItems, getRoster, getVCard, loginAs, queryMam } from '../support/xmpp-client.js';
@@ -100,6 +101,7 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
   let storage: StorageBackend;
   let config: Config;
   let silent: Server;
+  let directTlsPort: number | undefined;
 
   /** POST …/import-from-xmpp, its answer checked against openapi.yaml. */
   const importFromXmpp = async (account: string, payload: object, token: string | undefined = TOKEN): Promise<{ statusCode: number; body: string; json: <T>() => T }> => {
@@ -132,8 +134,10 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     mkdirSync(join(oldDir, 'certs'), { recursive: true });
     copyFileSync(certs.cert, join(oldDir, 'certs', 'localhost.crt'));
     copyFileSync(certs.key, join(oldDir, 'certs', 'localhost.key'));
+    // Direct TLS (XEP-0368) on a port of its own besides STARTTLS on the c2s port.
+    [directTlsPort] = await freePorts(1);
     [oldServer, newServer, plainServer] = await Promise.all([
-      startProsody({ storage: 'sqlite', dir: oldDir, extraModules: ['tls'] }),
+      startProsody({ storage: 'sqlite', dir: oldDir, extraModules: ['tls'], extraGlobalConfig: `c2s_direct_tls_ports = { ${directTlsPort} }` }),
       startProsody({ storage: 'sqlite' }),
       startProsody({ storage: 'sqlite' }),
     ]);
@@ -297,6 +301,15 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     expect(mute.statusCode).toBe(504);
     expect(await userRecords(storage, 'erin')).toEqual([]);
     expect(contract.missing().filter((k) => k.includes(PATH))).toEqual([]);
+  });
+
+  it('connects with direct TLS (XEP-0368) too', async () => {
+    const pull = pullAccount(base(oldServer, { services: [{ host: '127.0.0.1', port: directTlsPort ?? 0, directTls: true }], include: selectKinds('roster,blocklist') }));
+    const events = await collect(pull.events);
+    expect(events.find((e) => e.kind === 'blocklist')).toEqual({ kind: 'blocklist', items: [...summary.blocklist] });
+    const { ca: _ca, ...withoutCa } = base(oldServer, { services: [{ host: '127.0.0.1', port: directTlsPort ?? 0, directTls: true }] });
+    const err = await collect(pullAccount(withoutCa).events).catch((e: unknown) => e);
+    expect((err as XmppPullError).code).toBe('tls-verify-failed');
   });
 
   it('a certificate that does not verify is refused (no CA given)', async () => {
