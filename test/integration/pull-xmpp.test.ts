@@ -327,6 +327,12 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     expect(events.map((e) => e.kind)).toContain('user-end');
   });
 
+  it('a pull longer than its total deadline is stopped with a timeout', async () => {
+    const err = await collect(pullAccount(base(oldServer, { totalTimeoutMs: 1 })).events).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(XmppPullError);
+    expect((err as XmppPullError).code).toBe('timeout');
+  });
+
   it('the outgoing policy refuses loopback unless allowed', async () => {
     const err = await collect(pullAccount(base(oldServer, { policy: new AddressPolicy([]) })).events).catch((e: unknown) => e);
     expect((err as XmppPullError).code).toBe('address-refused');

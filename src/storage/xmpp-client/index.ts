@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Config, XmppClientConfig } from '../../config.js';
 import { AddressPolicy } from '../../net/address-policy.js';
 import type { DataKind, DocumentEvent } from '../../xep0227/model.js';
+import { XmppPullError } from './errors.js';
 import { RemoteAccountReader, UNREADABLE_KINDS, type PullNotes } from './reader.js';
 import { ClientStream, type ServiceAddress } from './stream.js';
 
@@ -29,6 +30,8 @@ export interface PullOptions {
   readonly pageSize: number;
   readonly throttleAttempts?: number;
   readonly backoffMs?: number;
+  /** Longest the whole pull may take, connection included; none when absent. */
+  readonly totalTimeoutMs?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -46,7 +49,15 @@ export function pullAccount(options: PullOptions): RemotePull {
   const name = options.jid.slice(0, at);
   const include = new Set([...options.include].filter((k) => !UNREADABLE_KINDS.has(k)));
   async function* events(): AsyncGenerator<DocumentEvent> {
+    const started = Date.now();
     const stream = await ClientStream.open(options);
+    const stop = (reason: XmppPullError): void => stream.abort(reason);
+    const onAbort = (): void => stop(new XmppPullError('connection-lost', 'cancelled'));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const deadline =
+      options.totalTimeoutMs !== undefined
+        ? setTimeout(() => stop(new XmppPullError('timeout', `the pull took longer than ${options.totalTimeoutMs} ms`)), Math.max(0, options.totalTimeoutMs - (Date.now() - started)))
+        : undefined;
     try {
       yield { kind: 'host', jid: host };
       yield { kind: 'user', name, scram: [], extraAttributes: {} };
@@ -61,6 +72,8 @@ export function pullAccount(options: PullOptions): RemotePull {
       yield { kind: 'user-end' };
       yield { kind: 'host-end' };
     } finally {
+      clearTimeout(deadline);
+      options.signal?.removeEventListener('abort', onAbort);
       await stream.close();
     }
   }
@@ -90,6 +103,7 @@ export function pullSettings(config: Pick<Config, 'outgoing'> & { readonly xmppC
     allowPlaintext: config.xmppClient.allowPlaintext,
     ...(services.length > 0 ? { services } : {}),
     timeoutMs: config.xmppClient.timeoutMs,
+    totalTimeoutMs: config.outgoing.totalTimeoutMs,
     pageSize: config.xmppClient.pageSize,
   };
 }

@@ -327,10 +327,16 @@ export class RemoteAccountReader {
       options.signal?.throwIfAborted();
       const queryid = randomBytes(6).toString('hex');
       const page: ArchiveRecord[] = [];
+      let overflow = false;
       const remove = this.stream.onMessage((message) => {
         const result = firstChild(message, 'result', PNS.mam);
         if (!result || result.attrs.queryid !== queryid) return;
         if (message.attrs.from !== undefined && bareJid(message.attrs.from) !== this.own) return;
+        // One page is all that is held: a server sending more than asked for is not followed.
+        if (page.length >= options.pageSize) {
+          overflow = true;
+          return;
+        }
         const record = this.archiveRecord(result);
         if (record) page.push(record);
       });
@@ -349,6 +355,7 @@ export class RemoteAccountReader {
         remove();
       }
       if (!fin) throw new XmppPullError('protocol', 'MAM answer without <fin>');
+      if (overflow) throw new XmppPullError('protocol', `the server sent more than ${options.pageSize} archived messages for one page`);
       const rsm = firstChild(fin, 'set', PNS.rsm);
       const count = rsm ? firstChild(rsm, 'count', PNS.rsm) : undefined;
       if (count && this.notes.archiveTotal === undefined) this.notes.archiveTotal = Number(textOf(count));

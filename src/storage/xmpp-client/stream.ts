@@ -488,6 +488,11 @@ export class ClientStream {
     this.socket?.destroy();
   }
 
+  /** Ends the session at once: everything waiting fails with `reason`. */
+  abort(reason: XmppPullError): void {
+    this.fail(reason);
+  }
+
   /** Whether the stream has failed (or was closed). */
   get failed(): XmppPullError | undefined {
     return this.failure;
