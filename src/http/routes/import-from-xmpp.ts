@@ -9,7 +9,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { bareJid, JidError } from '../../jid.js';
-import { pullAccount, pullSettings, XmppPullError, type PullFailure } from '../../storage/xmpp-client/index.js';
+import { pullAccount, pullSettings, UNREADABLE_KINDS, XmppPullError, type PullFailure } from '../../storage/xmpp-client/index.js';
 import { importUserDocument } from '../../transfer.js';
 import { auditNote } from '../audit-trail.js';
 import { guardAccount, type ServiceContext } from '../context.js';
@@ -60,8 +60,9 @@ export const importFromXmppRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> =
       ...(typeof body.include === 'string' ? { include: body.include } : {}),
       ...(typeof body.exclude === 'string' ? { exclude: body.exclude } : {}),
     });
-    // The remote server never reveals credentials: the local ones stay as they are.
-    kinds.delete('credentials');
+    // Kinds the client protocol cannot read (credentials, offline messages, server-specific
+    // stores) are left out of the import, so `replace` does not clear the local account's own.
+    for (const kind of UNREADABLE_KINDS) kinds.delete(kind);
     const mode = body.mode ?? 'replace';
     if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
     const dryRun = body.dryRun === true;
