@@ -8,6 +8,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { openStorage } from '../../src/storage/open.js';
+import { importUserDocument } from '../../src/transfer.js';
 import { AddressPolicy } from '../../src/net/address-policy.js';
 import type { XmppPullError} from '../../src/storage/xmpp-client/index.js';
 import { pullAccount, type PullOptions } from '../../src/storage/xmpp-client/index.js';
@@ -16,6 +19,8 @@ import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/xep0227
 import { textOf } from '../../src/xep0227/model.js';
 import { populateEjabberdAlice, EJ_ALICE_PASSWORD, type EjabberdPopulated } from '../support/ejabberd-populate.js';
 import { describeWithEjabberd, startEjabberd, type EjabberdHandle } from '../support/ejabberd.js';
+import { createUser, startProsody } from '../support/prosody.js';
+import { getBlocklist, getPepItems, getRoster, loginAs, queryMam } from '../support/xmpp-client.js';
 import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
 
 async function collect(events: AsyncIterable<DocumentEvent>): Promise<DocumentEvent[]> {
@@ -29,6 +34,7 @@ describeWithEjabberd('pulling an account over the client protocol from ejabberd 
   let certs: TestCertificates;
   let ej: EjabberdHandle;
   let populated: EjabberdPopulated;
+  let pulledArchive: ArchiveRecord[] = [];
 
   const options = (overrides: Partial<PullOptions> = {}): PullOptions => ({
     jid: 'alice@localhost',
@@ -76,6 +82,7 @@ describeWithEjabberd('pulling an account over the client protocol from ejabberd 
     expect(blocklist?.kind === 'blocklist' ? blocklist.items : undefined).toEqual(['spammer@example.net']);
 
     const archive = records.filter((r): r is ArchiveRecord => r.kind === 'archive');
+    pulledArchive = archive;
     expect(archive.map((a) => a.stanza.children.filter((c) => typeof c !== 'string' && c.name === 'body').map((c) => (typeof c === 'string' ? c : textOf(c))).join(''))).toEqual(populated.bodies);
     for (const a of archive) {
       expect(a.id).not.toBe('');
@@ -84,6 +91,45 @@ describeWithEjabberd('pulling an account over the client protocol from ejabberd 
     }
     // Paged two at a time: three messages need two pages, and the count was announced.
     expect(pull.notes.archiveTotal).toBe(populated.bodies.length);
+  });
+
+  it('imports into a local Prosody (SQLite), which then serves the roster, blocklist, bookmarks and archive', async () => {
+    const prosody = await startProsody({ storage: 'sqlite' });
+    try {
+      await createUser(prosody, 'alice', 'localhost', 'new-password');
+      const config = loadConfig({
+        env: { XPORTA_DATA_DIR: join(dir, 'xporta'), XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(prosody.rootDir, 'data', 'prosody.sqlite') }) },
+        cwd: dir,
+      });
+      const storage = await openStorage(config);
+      try {
+        const kinds = selectKinds(undefined, 'credentials,offline,other');
+        const report = await importUserDocument(storage, { host: 'localhost', user: 'alice' }, pullAccount(options({ include: kinds })).events, {
+          mode: 'replace',
+          dryRun: false,
+          include: kinds,
+          createAccount: false,
+        });
+        expect(report.counts.archive).toBe(populated.bodies.length);
+      } finally {
+        await storage.close();
+      }
+      const alice = await loginAs(prosody, 'alice', 'new-password');
+      try {
+        const roster = await getRoster(alice);
+        expect(roster.find((i) => i.jid === 'bob@localhost')).toMatchObject({ subscription: 'none', ask: 'subscribe' });
+        expect(await getBlocklist(alice)).toEqual(['spammer@example.net']);
+        expect((await getPepItems(alice, undefined, 'urn:xmpp:bookmarks:1')).map((i) => i.id)).toEqual(['room@conference.localhost']);
+        const mam = await queryMam(alice);
+        expect(mam.map((m) => m.message.getChildText('body'))).toEqual(populated.bodies);
+        expect(mam.map((m) => m.id)).toEqual(pulledArchive.map((a) => a.id));
+        expect(mam.map((m) => m.stamp)).toEqual(pulledArchive.map((a) => a.timestamp.replace(/\.\d+Z$/, 'Z')));
+      } finally {
+        await alice.close();
+      }
+    } finally {
+      await prosody.stop();
+    }
   });
 
   it('leaves the offline messages in ejabberd', async () => {
