@@ -4,6 +4,7 @@
  * stream: the one function under test is the reader's request loop).
  */
 import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
 import { parseServiceEntry } from '../../src/storage/xmpp-client/index.js';
 import { XmppStanzaError } from '../../src/storage/xmpp-client/errors.js';
 import { RemoteAccountReader, type PullNotes } from '../../src/storage/xmpp-client/reader.js';
@@ -58,6 +59,17 @@ describe('xmppClient.services entries', () => {
     expect(parseServiceEntry('old.example=[::1]:5223/tls')).toEqual({ domain: 'old.example', service: { host: '::1', port: 5223, directTls: true } });
     expect(() => parseServiceEntry('old.example=10.0.0.5')).toThrow();
     expect(() => parseServiceEntry('old.example=10.0.0.5:70000')).toThrow();
+  });
+});
+
+describe('xmppClient configuration', () => {
+  it('has safe defaults and refuses malformed service entries', () => {
+    const config = loadConfig({ env: {}, cwd: '/srv/xporta' });
+    expect(config.xmppClient).toEqual({ allowPlaintext: false, services: [], timeoutMs: 30_000, pageSize: 250 });
+    const custom = loadConfig({ env: { XPORTA_XMPP_CLIENT: JSON.stringify({ caFile: 'ca.pem', services: ['old.example=10.0.0.5:5223/tls'] }) }, cwd: '/srv/xporta' });
+    expect(custom.xmppClient.caFile).toBe('/srv/xporta/ca.pem');
+    expect(() => loadConfig({ env: { XPORTA_XMPP_CLIENT: JSON.stringify({ services: ['old.example'] }) }, cwd: '/srv/xporta' })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: { XPORTA_XMPP_CLIENT: JSON.stringify({ plaintext: true }) }, cwd: '/srv/xporta' })).toThrow(ConfigError);
   });
 });
 
