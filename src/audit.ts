@@ -18,6 +18,7 @@ export type AuditAction =
   | 'export-file-delete'
   | 'import'
   | 'import-from'
+  | 'import-from-xmpp'
   | 'host-export'
   | 'host-import'
   | 'move'

@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 /**
- * `xporta serve | export | import | token | config` — the same code paths as the HTTP API, from a shell.
+ * `xporta serve | export | import | pull | token | config` — the same code paths as the HTTP API, from a shell.
  *
  * The launcher line caps V8's young generation at 2 MB a semi-space (`npm start` and the
  * Dockerfile do the same): with the default 16 MB, a million-message import peaks at 172 MB RSS
@@ -20,6 +20,8 @@ import {
 } from './cli-commands.js';
 import { exportOutput, ProgressLine } from './cli-io.js';
 import { hostImportFailed, runHostImport } from './cli-host-import.js';
+import { runPull } from './cli-pull.js';
+import { XmppPullError } from './storage/xmpp-client/errors.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
 import { JidError } from './jid.js';
 import { StorageError } from './storage/backend.js';
@@ -52,6 +54,9 @@ commands:
                                       with --print-entry, print a config-file entry instead
   token list                          operator tokens (config file and token store), no values
   token revoke ID | token rotate ID   revoke a token-store token, or give it a new value
+  pull JID --password-file F [--ca-file F] [--server HOST:PORT[/tls]] [--allow-plaintext] [--include K,…]
+                                      log in to a remote account as its user and write it as a
+                                      XEP-0227 document to standard output (archive included)
   config --check                      validate the configuration, print it with secrets redacted
 
 Every command takes --help. On a terminal, export and import show a progress line on standard
@@ -72,6 +77,7 @@ const EXIT_UNAVAILABLE = 69;
 const EXIT_SOFTWARE = 70;
 const EXIT_CANTCREAT = 73;
 const EXIT_IOERR = 74;
+const EXIT_NOPERM = 77;
 const EXIT_CONFIG = 78;
 
 const KINDS_HELP = `Data kinds (--include, --exclude): credentials, roster, vcard, private, pep, archive, offline,
@@ -157,6 +163,10 @@ async function main(argv: string[]): Promise<number> {
         output: { type: 'string', short: 'o' },
         gzip: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
+        'password-file': { type: 'string' },
+        'ca-file': { type: 'string' },
+        server: { type: 'string' },
+        'allow-plaintext': { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -309,6 +319,23 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`expires ${minted.expiresAt} (id ${minted.jti})\n`);
         return 0;
       }
+      case 'pull': {
+        const notes = await runPull(
+          config,
+          {
+            jid: rest[0],
+            passwordFile: values['password-file'],
+            ...(values['ca-file'] !== undefined ? { caFile: values['ca-file'] } : {}),
+            ...(values.server !== undefined ? { server: values.server } : {}),
+            ...(values['allow-plaintext'] ? { allowPlaintext: true } : {}),
+            ...(values.include !== undefined ? { include: values.include } : {}),
+            ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+          },
+          process.stdout,
+        );
+        for (const line of [...notes.warnings, ...notes.refused.map((r) => `refused by the server: ${r}`)]) process.stderr.write(`xporta: ${line}\n`);
+        return 0;
+      }
       case 'config':
         process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
         return 0;
@@ -327,6 +354,10 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof Xep0227Error || err instanceof TransferError) {
       process.stderr.write(`xporta: ${err.message}\n`);
       return EXIT_DATAERR;
+    }
+    if (err instanceof XmppPullError) {
+      process.stderr.write(`xporta: ${err.message}\n`);
+      return err.code === 'auth-failed' ? EXIT_NOPERM : EXIT_UNAVAILABLE;
     }
     if (err instanceof StorageError) {
       process.stderr.write(`xporta: ${err.message}\n`);

@@ -141,6 +141,20 @@ export interface OutgoingConfig {
   readonly maxAnswerBytes: number;
 }
 
+/** The client-protocol reader (pull of a remote account); see src/storage/xmpp-client/. */
+export interface XmppClientConfig {
+  /** Extra CA certificate (PEM) trusted besides the system roots, for private deployments. */
+  readonly caFile?: string;
+  /** Accept servers that offer no TLS (SCRAM only, never PLAIN). Off by default. */
+  readonly allowPlaintext: boolean;
+  /** `domain=host:port` (STARTTLS) or `domain=host:port/tls` entries used instead of DNS SRV. */
+  readonly services: readonly string[];
+  /** Deadline of each connection step and each request. */
+  readonly timeoutMs: number;
+  /** Archived messages asked for per MAM page. */
+  readonly pageSize: number;
+}
+
 export interface AuthConfig {
   readonly tokens: readonly OperatorToken[];
   /** HMAC key for short-lived user tokens; generated per process when absent. */
@@ -186,6 +200,7 @@ export interface Config {
   readonly auth: AuthConfig;
   readonly limits: LimitsConfig;
   readonly outgoing: OutgoingConfig;
+  readonly xmppClient: XmppClientConfig;
   readonly component: ComponentConfig;
   /**
    * Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed; from anyone
@@ -411,7 +426,7 @@ const DEFAULT_PORT = 8227;
 
 function validate(raw: JsonObject, cwd: string): Config {
   const root = new Fields(raw, '', cwd);
-  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'component', 'trustedProxies', 'audit', 'files', 'exports', 'cors']);
+  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'xmppClient', 'component', 'trustedProxies', 'audit', 'files', 'exports', 'cors']);
 
   const listenFields = root.object('listen');
   listenFields.only(['host', 'port']);
@@ -557,6 +572,21 @@ function validate(raw: JsonObject, cwd: string): Config {
     maxAnswerBytes: outgoingFields.integer('maxAnswerBytes', 64 * 1024, 1024, 16 * 1024 ** 2),
   };
 
+  const xmppClientFields = root.object('xmppClient');
+  xmppClientFields.only(['caFile', 'allowPlaintext', 'services', 'timeoutMs', 'pageSize']);
+  const services = xmppClientFields.stringArray('services', []);
+  services.forEach((entry, i) => {
+    if (!/^[^=\s]+=(\[[^\]]+\]|[^:\s/]+):\d{1,5}(\/tls)?$/.test(entry)) throw new ConfigError(`xmppClient.services[${i}]`, 'must be domain=host:port or domain=host:port/tls');
+  });
+  const caFile = xmppClientFields.has('caFile') ? xmppClientFields.filePath('caFile') : undefined;
+  const xmppClient: XmppClientConfig = {
+    ...(caFile !== undefined ? { caFile } : {}),
+    allowPlaintext: xmppClientFields.boolean('allowPlaintext', false),
+    services,
+    timeoutMs: xmppClientFields.integer('timeoutMs', 30_000, 100, 600_000),
+    pageSize: xmppClientFields.integer('pageSize', 250, 1, 10_000),
+  };
+
   const componentFields = root.object('component');
   componentFields.only(['enabled', 'service', 'domain', 'secret', 'secretFile']);
   const enabled = componentFields.boolean('enabled', false);
@@ -580,6 +610,7 @@ function validate(raw: JsonObject, cwd: string): Config {
     auth,
     limits,
     outgoing,
+    xmppClient,
     component,
     trustedProxies,
     audit,

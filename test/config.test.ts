@@ -136,7 +136,7 @@ describe('config.example.json', () => {
     expect(config.exports.ttlSeconds).toBe(3600);
     expect(config.cors.origins).toEqual(['https://panel.example.org']);
     expect(Object.keys(JSON.parse(example) as object).sort()).toEqual(
-      ['audit', 'auth', 'component', 'cors', 'dataDir', 'exports', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies'].sort(),
+      ['audit', 'auth', 'component', 'cors', 'dataDir', 'exports', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies', 'xmppClient'].sort(),
     );
   });
 });

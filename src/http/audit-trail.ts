@@ -20,6 +20,7 @@ const ROUTE_ACTIONS: Readonly<Record<string, AuditAction>> = {
   'DELETE /v1/exports/:id': 'export-file-delete',
   'PUT /v1/users/:jid/import': 'import',
   'POST /v1/users/:jid/import-from': 'import-from',
+  'POST /v1/users/:jid/import-from-xmpp': 'import-from-xmpp',
   'POST /v1/users/:jid/moved': 'move',
   'GET /v1/hosts/:host/export': 'host-export',
   'PUT /v1/hosts/:host/import': 'host-import',

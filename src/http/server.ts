@@ -23,6 +23,7 @@ import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { toProblem, userRoutes } from './routes/users.js';
+import { importFromXmppRoutes } from './routes/import-from-xmpp.js';
 import { announcesBody, XML_TYPES } from './upload.js';
 
 export interface AppDependencies {
@@ -201,6 +202,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(serviceRoutes, { ctx });
   app.register(userRoutes, { ctx });
   app.register(exportRoutes, { ctx });
+  app.register(importFromXmppRoutes, { ctx });
   app.register(hostRoutes, { ctx });
   app.register(movedRoutes, { ctx });
   app.register(tokenRoutes, { ctx });

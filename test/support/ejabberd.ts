@@ -67,6 +67,8 @@ export interface StartEjabberdOptions {
   /** `auth_scram_hash`; default sha (SHA-1). */
   readonly scramHash?: 'sha' | 'sha256' | 'sha512';
   readonly startTimeoutMs?: number;
+  /** A PEM file holding certificate and key: c2s then offers (does not require) STARTTLS. */
+  readonly certfile?: string;
 }
 
 export interface CtlResult {
@@ -110,6 +112,7 @@ function renderConfig(o: {
   storage: EjabberdStorage;
   newSchema: boolean;
   scramHash: string;
+  certfile?: string;
   sqlitePath?: string;
   sql?: { database: string; server: SqlServer };
 }): string {
@@ -129,13 +132,13 @@ function renderConfig(o: {
     'hosts:',
     ...o.hosts.map((h) => `  - ${q(h)}`),
     'loglevel: info',
-    'certfiles: []',
+    o.certfile ? `certfiles: [${q(o.certfile)}]` : 'certfiles: []',
     'listen:',
     '  -',
     `    port: ${o.port}`,
     '    ip: "127.0.0.1"',
     '    module: ejabberd_c2s',
-    '    starttls: false',
+    o.certfile ? '    starttls: true' : '    starttls: false',
     ...sqlLines,
     'default_db: sql',
     `new_sql_schema: ${o.newSchema ? 'true' : 'false'}`,
@@ -435,7 +438,7 @@ export async function startEjabberd(options: StartEjabberdOptions = {}): Promise
   const [port] = await freePorts(1);
   if (port === undefined) throw new Error('no free port');
   const node = `xporta_ej_${randomBytes(4).toString('hex')}@localhost`;
-  await writeFile(join(rootDir, 'ejabberd.yml'), renderConfig({ hosts, port, storage, newSchema, scramHash: options.scramHash ?? 'sha', ...(sqlitePath ? { sqlitePath } : {}), ...(sql ? { sql } : {}) }));
+  await writeFile(join(rootDir, 'ejabberd.yml'), renderConfig({ hosts, port, storage, newSchema, scramHash: options.scramHash ?? 'sha', ...(options.certfile ? { certfile: options.certfile } : {}), ...(sqlitePath ? { sqlitePath } : {}), ...(sql ? { sql } : {}) }));
   const instance = new EjabberdInstance(version, rootDir, port, hosts, node, storage, newSchema, options.startTimeoutMs ?? 30_000, sqlitePath, sql);
   try {
     await instance.launch();
