@@ -270,10 +270,12 @@ export class ProsodySqlBackend implements StorageBackend {
     const host = this.settings.hosts[ref.host];
     if (!host) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
     options.signal?.throwIfAborted();
-    await this.ensureSchema();
-    const serverVersion = this.settings.serverVersion ?? (await detectProsodyVersion(this.db)) ?? '0.12';
+    let serverVersion: '0.12' | '13';
     let tx: Awaited<ReturnType<SqlDialect['begin']>>;
+    // A connection lost before the transaction opens is as transient as one lost inside it.
     try {
+      await this.ensureSchema();
+      serverVersion = this.settings.serverVersion ?? (await detectProsodyVersion(this.db)) ?? '0.12';
       tx = await this.db.begin();
     } catch (err) {
       throw asStorageError(err);
