@@ -4,13 +4,13 @@
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { tapAsync } from '../../async-iter.js';
 import type { Config, Scope } from '../../config.js';
 import { JidError } from '../../jid.js';
 import { OutgoingError, outgoingClient, withErrorsMapped, type OutgoingClient } from '../../net/outgoing.js';
-import { StorageError, type ApplyReport } from '../../storage/backend.js';
-import { exportUserDocument, importUserDocument, selectKinds, TransferError } from '../../transfer.js';
+import { StorageError, type ApplyReport, type UserRef } from '../../storage/backend.js';
+import { exportUserDocument, importUserDocument, selectKinds, TransferError, type UserImportOptions, type UserImportReport } from '../../transfer.js';
 import { Xep0227Error } from '../../xep0227/errors.js';
 import { dataKindOf, type DataKind, type DocumentEvent } from '../../xep0227/model.js';
 import { readDocument, type ReaderOptions } from '../../xep0227/reader.js';
@@ -21,7 +21,7 @@ import { attachmentDisposition } from '../download.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import type { Metrics } from '../metrics.js';
 import { Problem, problems } from '../problem.js';
-import { spoolUpload, type Spool } from '../spool.js';
+import { spoolUpload } from '../spool.js';
 import { onlyFields } from './tokens.js';
 import { byteLimit, importBody } from '../upload.js';
 
@@ -174,7 +174,6 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source.destroy();
       throw problems.tooManyRequests('too many imports are running; try again later', 30);
     }
-    let spool: Spool | undefined;
     const timed = metrics.time(dryRun ? 'dry_run' : 'import');
     const finished = (outcome: 'ok' | 'error'): void => {
       timed(outcome);
@@ -188,24 +187,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       const keepSubscriptions = booleanParam('keepSubscriptions', request.query.keepSubscriptions);
       // The whole upload is on local disk before the storage transaction opens: a slow client
       // holds no database lock, and a retry reads the same document again.
-      const received = Readable.from(countBytes(source, (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n)), { objectMode: false });
-      spool = await spoolUpload(received, config.dataDir, 'user', config.files.mode);
-      const document = spool;
-      const report = await withRetries(
-        (attempt) => {
-          const events = readDocument(document.open(), readerLimitsOf(config.limits, kinds));
-          // Records are counted once, on the first attempt.
-          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, dryRun ? 'dry_run' : 'import') : events, {
-            mode,
-            dryRun,
-            include: kinds,
-            createAccount,
-            keepSubscriptions,
-          });
-        },
-        DEFAULT_RETRY_POLICY,
-        (err, attempt, delayMs) => request.log.warn({ jid, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
-      );
+      const report = await importThroughSpool(ctx, request, source, 'user', ref, { mode, dryRun, include: kinds, createAccount, keepSubscriptions });
       finished('ok');
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
@@ -217,7 +199,6 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source.destroy();
       slot.release();
       lease.release();
-      await spool?.remove();
     }
   });
 
@@ -259,29 +240,11 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       else metrics.inc('xporta_imports_total', { source: 'url', outcome });
     };
     let source: Readable | undefined;
-    let spool: Spool | undefined;
     try {
       if (!createAccount && !(await storage.userExists(ref))) throw problems.notFound(`no account ${jid} (use createAccount=true to create it)`);
       source = await fetchExport(outgoingClient(config), url, body.token, config.limits.maxUploadBytes, abort.signal);
-      const received = Readable.from(countBytes(source, (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n)), { objectMode: false });
       // As for uploads: the transfer from the other service holds no database lock, and a retry reads the copy.
-      spool = await spoolUpload(received, config.dataDir, 'pull', config.files.mode);
-      const document = spool;
-      const report = await withRetries(
-        (attempt) => {
-          const events = readDocument(document.open(), readerLimitsOf(config.limits, kinds));
-          return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, dryRun ? 'dry_run' : 'import') : events, {
-            mode,
-            dryRun,
-            include: kinds,
-            createAccount,
-            signal: abort.signal,
-          });
-        },
-        DEFAULT_RETRY_POLICY,
-        (err, attempt, delayMs) => request.log.warn({ jid, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
-        abort.signal,
-      );
+      const report = await importThroughSpool(ctx, request, source, 'pull', ref, { mode, dryRun, include: kinds, createAccount, signal: abort.signal });
       finished('ok');
       auditNote(request, { counts: reportCounts(report) });
       ctx.notifier?.importFinished({ jid, report, principal });
@@ -297,7 +260,6 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       source?.destroy();
       slot.release();
       lease.release();
-      await spool?.remove();
     }
   });
 
@@ -320,6 +282,38 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       .send({ token, jid, jti: claims.jti, scopes: claims.scp, expiresAt: new Date(claims.exp * 1000).toISOString() });
   });
 };
+
+/**
+ * Copies an uploaded or pulled document to the spool, then applies it with bounded retries of
+ * transient storage failures, each reading the spooled copy again; the copy is removed after.
+ * Bytes and records are counted once.
+ */
+async function importThroughSpool(
+  ctx: ServiceContext,
+  request: FastifyRequest,
+  source: Readable,
+  spoolKind: 'user' | 'pull',
+  ref: UserRef,
+  options: UserImportOptions,
+): Promise<UserImportReport> {
+  const { config, storage, metrics } = ctx;
+  const received = Readable.from(countBytes(source, (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n)), { objectMode: false });
+  const spool = await spoolUpload(received, config.dataDir, spoolKind, config.files.mode);
+  try {
+    return await withRetries(
+      (attempt) => {
+        const events = readDocument(spool.open(), readerLimitsOf(config.limits, options.include));
+        return importUserDocument(storage, ref, attempt === 1 ? countRecords(events, metrics, options.dryRun ? 'dry_run' : 'import') : events, options);
+      },
+      DEFAULT_RETRY_POLICY,
+      (err, attempt, delayMs) =>
+        request.log.warn({ jid: `${ref.user}@${ref.host}`, attempt, delayMs, err: (err as Error).message }, 'import failed for a transient reason; retrying'),
+      options.signal,
+    );
+  } finally {
+    await spool.remove();
+  }
+}
 
 /** The reader's options for an uploaded or pulled document. */
 function readerLimitsOf(limits: Config['limits'], kinds: ReadonlySet<DataKind>): ReaderOptions {
