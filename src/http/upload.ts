@@ -160,6 +160,10 @@ function uploadStream(raw: Readable, gzip: boolean, limit: number, what: string)
       out.destroy(problems.badRequest(`${what} is not valid gzip: ${(err as Error).message}`));
     } else out.destroy(problems.badRequest(`${what} could not be read: ${err instanceof Error ? err.message : String(err)}`));
   };
+  // The route may still be busy (taking the lock, asking the storage) when the body fails: the
+  // failure must not surface as an unhandled 'error' then. `out` is destroyed with it, so the
+  // consumer that comes later gets it all the same.
+  out.on('error', () => undefined);
   // `out` stays outside the pipeline, which would destroy it with the raw error before `failed` maps it.
   const sink = async (source: AsyncIterable<Buffer>): Promise<void> => {
     for await (const chunk of source) {
