@@ -62,7 +62,7 @@ commands:
 Every command takes --help. On a terminal, export and import show a progress line on standard
 error (--quiet hides it). Exit codes follow sysexits.h: 64 usage, 65 bad data, 66 no input file,
 67 no such account, 69 storage unavailable, 70 internal error, 73 cannot create the output, 74
-I/O error, 78 configuration.
+I/O error, 75 account busy (another import or export holds it; try again), 78 configuration.
 
 Data kinds: credentials, roster, vcard, private, pep, archive, offline, blocklist, privacy, other.
 The configuration file may also be given as XPORTA_CONFIG; XPORTA_* variables override fields
@@ -77,6 +77,7 @@ const EXIT_UNAVAILABLE = 69;
 const EXIT_SOFTWARE = 70;
 const EXIT_CANTCREAT = 73;
 const EXIT_IOERR = 74;
+const EXIT_TEMPFAIL = 75;
 const EXIT_NOPERM = 77;
 const EXIT_CONFIG = 78;
 
@@ -362,6 +363,8 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof StorageError) {
       process.stderr.write(`xporta: ${err.message}\n`);
       if (err.code === 'insufficient-storage') return EXIT_IOERR;
+      // Another process holds the account: trying again later may succeed.
+      if (err.code === 'conflict') return EXIT_TEMPFAIL;
       return err.code === 'user-not-found' ? EXIT_NOUSER : err.code === 'unavailable' ? EXIT_UNAVAILABLE : EXIT_DATAERR;
     }
     const errno = err as NodeJS.ErrnoException;

@@ -9,7 +9,7 @@ import type { TokenStore } from '../auth/token-store.js';
 import type { Config, Scope } from '../config.js';
 import { ExportFiles } from '../export-files.js';
 import { bareJid, JidError, normaliseDomain } from '../jid.js';
-import { AccountLocks, Slots } from '../jobs.js';
+import { AccountLocks, crossProcessLocker, Slots } from '../jobs.js';
 import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
 import { refOf } from '../transfer.js';
 import { attemptedTokenId, Authenticator, authorize, bearerFrom, FailedAuthLimiter, RequestQuota, USER_TOKEN_PREFIX, type Principal } from './auth.js';
@@ -69,7 +69,7 @@ export function createContext(config: Config, storage: StorageBackend, parts: Co
     quota: new RequestQuota(config.auth.requestsPerMinutePerToken),
     ...(parts.tokens ? { tokens: parts.tokens } : {}),
     audit: parts.audit ?? AuditLog.none(),
-    locks: new AccountLocks(),
+    locks: new AccountLocks(crossProcessLocker(config, storage)),
     // Every holder of a slot (user, host and pulled imports) shows in the gauge.
     importSlots: new Slots(config.limits.maxConcurrentImports, (inUse) => metrics.set('xporta_imports_in_progress', inUse)),
     metrics,

@@ -286,7 +286,7 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect((await send(app, 'POST', '/v1/users/alice%40localhost/exports', CREATE, { remoteAddress: ELSEWHERE })).statusCode).toBe(401);
       expect((await send(app, 'POST', '/v1/users/alice%40localhost/exports', CREATE, { token: OTHER_HOST })).statusCode).toBe(403);
       expect((await send(app, 'POST', '/v1/users/nobody%40localhost/exports', CREATE, { token: ALL })).statusCode).toBe(404);
-      const lease = app.ctx.locks.tryAcquire('alice@localhost', 'exclusive');
+      const lease = await app.ctx.locks.tryAcquire('alice@localhost', 'exclusive');
       try {
         expect((await send(app, 'POST', '/v1/users/alice%40localhost/exports', CREATE, { token: ALL })).statusCode).toBe(409);
       } finally {
@@ -666,7 +666,7 @@ describe('HTTP API on the embedded SQLite store', () => {
         payload: { url: `${sourceUrl}/v1/hosts/example.org/export`, token: ALL },
       });
       expect(manyUsers.statusCode).toBe(422);
-      const lease = target.ctx.locks.tryAcquire('alice@localhost', 'exclusive');
+      const lease = await target.ctx.locks.tryAcquire('alice@localhost', 'exclusive');
       expect((await send(target, 'POST', '/v1/users/alice%40localhost/import-from', FROM, { token: ALL, payload: { url, token: ALL } })).statusCode).toBe(409);
       lease?.release();
     });
@@ -758,7 +758,7 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect((await send(app, 'GET', '/v1/users/alice%40localhost/moved', MOVED, { token: OTHER_HOST })).statusCode).toBe(403);
       expect((await send(app, 'POST', '/v1/users/nobody%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'a@b.example' } })).statusCode).toBe(404);
       expect((await send(app, 'GET', '/v1/users/user0%40example.org/moved', MOVED, { token: ALL })).statusCode).toBe(404);
-      const lease = app.ctx.locks.tryAcquire('alice@localhost', 'shared');
+      const lease = await app.ctx.locks.tryAcquire('alice@localhost', 'shared');
       expect((await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, { token: ALL, payload: { newJid: 'a@b.example' } })).statusCode).toBe(409);
       lease?.release();
       const unreachable = await send(app, 'POST', '/v1/users/alice%40localhost/moved', MOVED, {

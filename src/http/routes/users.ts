@@ -124,7 +124,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       .header('vary', 'accept-encoding');
     // The streamed export has no length or validator to give; a HEAD reads nothing.
     if (request.method === 'HEAD') return reply.send(Readable.from([]));
-    const lease = ctx.locks.tryAcquire(jid, 'shared');
+    const lease = await ctx.locks.tryAcquire(jid, 'shared');
     if (!lease) throw problems.conflict(`an import into ${jid} is running`);
 
     const abort = new AbortController();
@@ -163,7 +163,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
     const source = await importBody(request, config.limits);
-    const lease = ctx.locks.tryAcquire(jid, 'exclusive');
+    const lease = await ctx.locks.tryAcquire(jid, 'exclusive');
     if (!lease) {
       source.destroy();
       throw problems.conflict(`another operation on ${jid} is running`);
@@ -240,7 +240,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const createAccount = body.createAccount === true;
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
-    const lease = ctx.locks.tryAcquire(jid, 'exclusive');
+    const lease = await ctx.locks.tryAcquire(jid, 'exclusive');
     if (!lease) throw problems.conflict(`another operation on ${jid} is running`);
     const slot = ctx.importSlots.tryTake();
     if (!slot) {
