@@ -162,11 +162,16 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
-    const source = await importBody(request, config.limits);
+    // The lock first: it may wait on another process's storage, and the body must not flow into
+    // its size and deadline checks while nobody listens for their errors.
     const lease = await ctx.locks.tryAcquire(jid, 'exclusive');
-    if (!lease) {
-      source.destroy();
-      throw problems.conflict(`another operation on ${jid} is running`);
+    if (!lease) throw problems.conflict(`another operation on ${jid} is running`);
+    let source: Readable;
+    try {
+      source = await importBody(request, config.limits);
+    } catch (err) {
+      lease.release();
+      throw err;
     }
     const slot = ctx.importSlots.tryTake();
     if (!slot) {
