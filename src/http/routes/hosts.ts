@@ -12,6 +12,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { exportHostDocument, importHostDocument, validateHostDocument, type HostImportResult } from '../../host-transfer.js';
 import { JOBS_FILE, JobStore, type JobProgress, type JobRecord } from '../../job-store.js';
 import type { DocumentEvent } from '../../xep0227/model.js';
+import { outgoingClient } from '../../net/outgoing.js';
+import { deliverWebhook } from '../../webhooks.js';
 import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { actorOf, auditNote } from '../audit-trail.js';
@@ -34,6 +36,7 @@ interface HostImportQuery {
   dryRun?: string;
   createAccount?: string;
   async?: string;
+  callbackUrl?: string;
 }
 
 /** Progress is logged every this many accounts. */
@@ -97,6 +100,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const dryRun = booleanParam('dryRun', request.query.dryRun);
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     const runAsync = booleanParam('async', request.query.async);
+    const callback = callbackOf(request.query.callbackUrl, runAsync, config.webhooks.secret);
     auditNote(request, { host, kinds: [...kinds], mode, dryRun });
     // A `<host>` root (ejabberd's export_piefxis_host) is one host; credentials are not read when excluded.
     const readerLimits = {
@@ -195,6 +199,17 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       const job = jobs.create({ id: randomUUID(), type: 'host-import', host, progress: progressOf(0, 0) });
       ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'started' });
       let last = { done: 0, failed: 0 };
+      const notify = (): void => {
+        const secret = config.webhooks.secret;
+        if (!callback || secret === undefined) return;
+        const ended = jobs.get(job.id);
+        void deliverWebhook(outgoingClient(config), { ...config.webhooks, secret }, callback, { event: 'job.finished', job: ended }, {
+          onAttemptFailed: (attempt, reason) => request.log.warn({ job: job.id, attempt, reason }, 'job callback not delivered'),
+        }).then((outcome) => {
+          if (outcome.delivered) request.log.info({ job: job.id, attempts: outcome.attempts }, 'job callback delivered');
+          else request.log.warn({ job: job.id, attempts: outcome.attempts }, 'job callback given up');
+        });
+      };
       void run((done, failed) => {
         last = { done, failed };
         // A cancel asked through any process sharing the state is seen here, between accounts.
@@ -205,12 +220,14 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
           jobs.finish(job.id, state, { result, progress: progressOf(result.progress.done, result.progress.failed) });
           ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state });
           ctx.audit.record({ ...finished, outcome: state === 'succeeded' ? 'ok' : 'failed', ...(state === 'cancelled' ? { reason: 'cancelled' } : {}), counts: { users: result.progress.done, failed: result.progress.failed } });
+          notify();
         },
         (err: unknown) => {
           const reason = err instanceof Error ? err.message : String(err);
           jobs.finish(job.id, 'failed', { error: reason, progress: progressOf(last.done, last.failed) });
           ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'failed' });
           ctx.audit.record({ ...finished, outcome: 'failed', reason });
+          notify();
         },
       );
       return reply.code(202).header('location', `/v1/jobs/${job.id}`).send(job);
@@ -242,6 +259,21 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id', { config: { guard: 'authenticated' } }, async (request, reply) => reply.send(visibleJob(request, request.params.id)));
 };
+
+/** The job's completion callback, checked before anything is read. */
+function callbackOf(raw: string | undefined, runAsync: boolean, secret: string | undefined): URL | undefined {
+  if (raw === undefined) return undefined;
+  if (!runAsync) throw problems.badRequest('callbackUrl needs async=true');
+  if (secret === undefined) throw problems.badRequest('callbackUrl needs webhooks.secret in the configuration (callbacks are always signed)');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw problems.badRequest('callbackUrl must be an absolute http(s) URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw problems.badRequest('callbackUrl must be an absolute http(s) URL');
+  return url;
+}
 
 /** Jobs act on hosts: operators allowed on the job's host may read and cancel it. */
 function mayRead(ctx: ServiceContext, request: FastifyRequest, job: JobRecord): boolean {
