@@ -15,6 +15,7 @@ import type { Config, Scope } from './config.js';
 import { exportHostDocument } from './host-transfer.js';
 import { Authenticator } from './http/auth.js';
 import { bareJid, normaliseDomain } from './jid.js';
+import { AccountLocks, crossProcessLocker, type Lease } from './jobs.js';
 import { generateToken, sha256Hex } from './operator-token.js';
 import { StorageError } from './storage/backend.js';
 import { withRetries } from './retry.js';
@@ -58,6 +59,15 @@ async function* countedBytes<T extends Uint8Array>(chunks: AsyncIterable<T>, obs
   }
 }
 
+/** The events, then the lease released however the reading ends. */
+async function* releasedAtEnd<T>(events: AsyncIterable<T>, lease: Lease): AsyncGenerator<T> {
+  try {
+    yield* events;
+  } finally {
+    lease.release();
+  }
+}
+
 /** Writes the document to `out` (stdout), streaming. */
 export async function runExport(config: Config, args: ExportArgs, out: Writable): Promise<void> {
   const kinds = selectKinds(args.include, args.exclude);
@@ -76,7 +86,10 @@ export async function runExport(config: Config, args: ExportArgs, out: Writable)
       const ref = refOf(jid);
       servedHost(config, ref.host);
       subject = { account: jid };
-      events = exportUserDocument(storage, ref, kinds);
+      // Shared with the service's exports, refused while anyone imports into the account.
+      const lease = await new AccountLocks(crossProcessLocker(config, storage)).tryAcquire(jid, 'shared');
+      if (!lease) throw new StorageError('conflict', `an import into ${jid} is running`);
+      events = releasedAtEnd(exportUserDocument(storage, ref, kinds), lease);
     }
     const onInvalidChars = (r: InvalidCharsReplaced): void => {
       const where = [r.user, r.kind, r.detail].filter((x) => x !== undefined).join(', ');
@@ -126,6 +139,15 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
   // A missing file fails here, before storage opens; a retry after a transient failure reads the file again.
   let firstSource: Readable | undefined = await open();
   const storage = await openStorage(config);
+  // The lock the service and other CLIs take: held for the whole import, retries included.
+  const lease = await new AccountLocks(crossProcessLocker(config, storage)).tryAcquire(jid, 'exclusive').catch(async (err: unknown) => {
+    await storage.close();
+    throw err;
+  });
+  if (!lease) {
+    await storage.close();
+    throw new StorageError('conflict', `another operation on ${jid} is running; try again later`);
+  }
   try {
     if (!args.createAccount && !(await storage.userExists(ref))) {
       throw new StorageError('user-not-found', `no account ${jid} (use --create-account to create it)`);
@@ -167,6 +189,7 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
     auditCli(config, { ...audited, outcome: 'ok', counts });
     return report;
   } finally {
+    lease.release();
     await storage.close();
   }
 }

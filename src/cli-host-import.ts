@@ -17,6 +17,7 @@ import { auditCli, UsageError } from './cli-commands.js';
 import type { Config } from './config.js';
 import { eventsOfHost, surveyDocument } from './host-document.js';
 import { importHostDocument, type HostImportResult } from './host-transfer.js';
+import { AccountLocks, crossProcessLocker } from './jobs.js';
 import { normaliseDomain } from './jid.js';
 import { directoryModeFor } from './private-files.js';
 import { openStorage } from './storage/open.js';
@@ -90,6 +91,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
       if (!(host in config.hosts)) throw new TransferError('wrong-structure', `the document's host ${host} is not in the configuration (hosts.${host}); name one host to import only that one`);
     }
     const storage = await openStorage(config);
+    const locks = new AccountLocks(crossProcessLocker(config, storage));
     const hosts: HostImportResult[] = [];
     try {
       for (const { host, users } of chosen) {
@@ -100,6 +102,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
             include: kinds,
             createAccount: args.createAccount === true,
             total: users.length,
+            lockAccount: (jid) => locks.tryAcquire(jid, 'exclusive'),
           }),
         );
       }

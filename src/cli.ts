@@ -6,6 +6,7 @@
  * Dockerfile do the same): with the default 16 MB, a million-message import peaks at 172 MB RSS
  * instead of 145 MB, at some cost in time (see the README's Benchmark section).
  */
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   runExport,
@@ -25,6 +26,7 @@ import { XmppPullError } from './storage/xmpp-client/errors.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
 import { JidError } from './jid.js';
 import { StorageError } from './storage/backend.js';
+import { JOBS_FILE, JobStore } from './job-store.js';
 import { TransferError } from './transfer.js';
 import { Xep0227Error } from './xep0227/errors.js';
 
@@ -57,12 +59,15 @@ commands:
   pull JID --password-file F [--ca-file F] [--server HOST:PORT[/tls]] [--allow-plaintext] [--include K,…]
                                       log in to a remote account as its user and write it as a
                                       XEP-0227 document to standard output (archive included)
+  jobs list | jobs show ID | jobs cancel ID
+                                      background jobs of the service (kept in dataDir); cancel
+                                      asks a running job to stop between accounts
   config --check                      validate the configuration, print it with secrets redacted
 
 Every command takes --help. On a terminal, export and import show a progress line on standard
 error (--quiet hides it). Exit codes follow sysexits.h: 64 usage, 65 bad data, 66 no input file,
 67 no such account, 69 storage unavailable, 70 internal error, 73 cannot create the output, 74
-I/O error, 78 configuration.
+I/O error, 75 account busy (another import or export holds it; try again), 78 configuration.
 
 Data kinds: credentials, roster, vcard, private, pep, archive, offline, blocklist, privacy, other.
 The configuration file may also be given as XPORTA_CONFIG; XPORTA_* variables override fields
@@ -77,6 +82,7 @@ const EXIT_UNAVAILABLE = 69;
 const EXIT_SOFTWARE = 70;
 const EXIT_CANTCREAT = 73;
 const EXIT_IOERR = 74;
+const EXIT_TEMPFAIL = 75;
 const EXIT_NOPERM = 77;
 const EXIT_CONFIG = 78;
 
@@ -126,6 +132,13 @@ ${KINDS_HELP}`,
 A user token for JID (needs auth.userTokenSecret), or an operator token in the token store (the
 running service accepts it at once; --hosts limits it to some hosts; --print-entry prints a
 config-file entry instead). The value is printed once, alone on standard output.`,
+  jobs: `usage: xporta jobs list | xporta jobs show ID | xporta jobs cancel ID [--config FILE]
+
+Background jobs the service runs (host imports with ?async=true), read from xporta-jobs.sqlite
+under dataDir, as JSON. A job whose process ended before it finished shows as interrupted; each
+of its accounts was applied whole or not at all. cancel asks a running job to stop: the service
+sees it between accounts (the account being applied is rolled back). Exit 67 for an unknown job,
+65 when it is no longer running.`,
   config: `usage: xporta config --check [--config FILE]
 
 Validates the configuration (file and XPORTA_* variables) and prints it with secrets redacted;
@@ -336,6 +349,35 @@ async function main(argv: string[]): Promise<number> {
         for (const line of [...notes.warnings, ...notes.refused.map((r) => `refused by the server: ${r}`)]) process.stderr.write(`xporta: ${line}\n`);
         return 0;
       }
+      case 'jobs': {
+        const store = JobStore.open(join(config.dataDir, JOBS_FILE), config.files.mode);
+        try {
+          if (rest[0] === 'list') {
+            process.stdout.write(`${JSON.stringify(store.list(), null, 2)}\n`);
+            return 0;
+          }
+          if ((rest[0] === 'show' || rest[0] === 'cancel') && rest[1] !== undefined) {
+            const job = store.get(rest[1]);
+            if (!job) {
+              process.stderr.write(`xporta: no job ${rest[1]}\n`);
+              return EXIT_NOUSER;
+            }
+            if (rest[0] === 'cancel') {
+              if (!store.requestCancel(job.id)) {
+                process.stderr.write(`xporta: job ${job.id} is not running (${job.state})\n`);
+                return EXIT_DATAERR;
+              }
+              process.stderr.write(`asked job ${job.id} to stop\n`);
+              return 0;
+            }
+            process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
+            return 0;
+          }
+          throw new UsageError('usage: xporta jobs list | jobs show ID | jobs cancel ID');
+        } finally {
+          store.close();
+        }
+      }
       case 'config':
         process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
         return 0;
@@ -362,6 +404,8 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof StorageError) {
       process.stderr.write(`xporta: ${err.message}\n`);
       if (err.code === 'insufficient-storage') return EXIT_IOERR;
+      // Another process holds the account: trying again later may succeed.
+      if (err.code === 'conflict') return EXIT_TEMPFAIL;
       return err.code === 'user-not-found' ? EXIT_NOUSER : err.code === 'unavailable' ? EXIT_UNAVAILABLE : EXIT_DATAERR;
     }
     const errno = err as NodeJS.ErrnoException;

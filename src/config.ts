@@ -183,6 +183,16 @@ export interface ExportsConfig {
   readonly ttlSeconds: number;
 }
 
+/** Completion callbacks of jobs (`callbackUrl`); see src/webhooks.ts. */
+export interface WebhooksConfig {
+  /** HMAC-SHA256 key of the `X-Xporta-Signature` header; callbacks are refused without it. */
+  readonly secret?: string;
+  /** Deliveries tried in all before giving up. */
+  readonly maxAttempts: number;
+  /** Wait before the second attempt; doubled for each next one. */
+  readonly initialBackoffMs: number;
+}
+
 export interface CorsConfig {
   /** Browser origins (`https://panel.example.org`) allowed to call the API; empty for none. */
   readonly origins: readonly string[];
@@ -210,6 +220,7 @@ export interface Config {
   readonly audit: AuditConfig;
   readonly files: FilesConfig;
   readonly exports: ExportsConfig;
+  readonly webhooks: WebhooksConfig;
   readonly cors: CorsConfig;
 }
 
@@ -426,7 +437,7 @@ const DEFAULT_PORT = 8227;
 
 function validate(raw: JsonObject, cwd: string): Config {
   const root = new Fields(raw, '', cwd);
-  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'xmppClient', 'component', 'trustedProxies', 'audit', 'files', 'exports', 'cors']);
+  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'xmppClient', 'component', 'trustedProxies', 'audit', 'files', 'exports', 'cors', 'webhooks']);
 
   const listenFields = root.object('listen');
   listenFields.only(['host', 'port']);
@@ -509,6 +520,15 @@ function validate(raw: JsonObject, cwd: string): Config {
   const exportsFields = root.object('exports');
   exportsFields.only(['ttlSeconds']);
   const exports: ExportsConfig = { ttlSeconds: exportsFields.integer('ttlSeconds', 3600, 60, 30 * 86_400) };
+
+  const webhooksFields = root.object('webhooks');
+  webhooksFields.only(['secret', 'secretFile', 'maxAttempts', 'initialBackoffMs']);
+  const webhookSecret = webhooksFields.secret('secret');
+  const webhooks: WebhooksConfig = {
+    ...(webhookSecret !== undefined ? { secret: webhookSecret } : {}),
+    maxAttempts: webhooksFields.integer('maxAttempts', 6, 1, 20),
+    initialBackoffMs: webhooksFields.integer('initialBackoffMs', 1000, 10, 3_600_000),
+  };
 
   const corsFields = root.object('cors');
   corsFields.only(['origins']);
@@ -617,6 +637,7 @@ function validate(raw: JsonObject, cwd: string): Config {
     files,
     exports,
     cors,
+    webhooks,
   };
 }
 

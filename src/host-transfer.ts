@@ -77,7 +77,7 @@ export async function importHostDocument(
      * undefined when another operation holds it: that account is then reported as failed with a
      * conflict and left untouched, never overwritten behind the other operation's back.
      */
-    lockAccount?: (jid: string) => Lease | undefined;
+    lockAccount?: (jid: string) => Lease | undefined | Promise<Lease | undefined>;
     /**
      * Reads the same document again from its start (the spool). With it, an account whose apply
      * failed for a transient reason (StorageError.retryable) is applied again from a fresh read,
@@ -130,7 +130,7 @@ export async function importHostDocument(
     const position = index;
     const jid = bareJid(`${account.name}@${host}`);
     const records = recordsUntilUserEnd();
-    const lease = options.lockAccount ? options.lockAccount(jid) : NO_LOCK;
+    const lease = options.lockAccount ? await options.lockAccount(jid) : NO_LOCK;
     if (!lease) {
       progress.failed++;
       // Its records are skipped by the loop below, like those of a failed apply.

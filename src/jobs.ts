@@ -1,7 +1,14 @@
 /**
  * One operation at a time per account: exports share an account, an import holds it alone.
- * In-process only; replicas sharing a database need the database's own locks (not yet done).
+ * In-process leases are the fast first gate; behind them, a lock every process on the same
+ * storage honours (the database's own, or lock files under dataDir/locks), so the CLI, the
+ * service and replicas on one database never import into one account at once.
  */
+import { join } from 'node:path';
+import type { Config } from './config.js';
+import { fileAccountLocker, type AccountLocker } from './storage/account-lock.js';
+import type { StorageBackend } from './storage/backend.js';
+
 export type LockMode = 'shared' | 'exclusive';
 
 export interface Lease {
@@ -12,8 +19,39 @@ export class AccountLocks {
   /** jid → number of shared holders, or -1 while held exclusively. */
   private readonly holders = new Map<string, number>();
 
-  /** A lease, or undefined when the account is busy in a conflicting mode. */
-  tryAcquire(jid: string, mode: LockMode): Lease | undefined {
+  /** `crossProcess` is asked after the in-process gate admits a lease. */
+  constructor(private readonly crossProcess?: AccountLocker) {}
+
+  /** A lease, or undefined when the account is busy in a conflicting mode, here or in another process. */
+  async tryAcquire(jid: string, mode: LockMode): Promise<Lease | undefined> {
+    const local = this.tryAcquireLocal(jid, mode);
+    if (!local || !this.crossProcess) return local;
+    let outer;
+    try {
+      outer = await this.crossProcess(jid, mode);
+    } catch (err) {
+      local.release();
+      throw err;
+    }
+    if (!outer) {
+      local.release();
+      return undefined;
+    }
+    const held = outer;
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        // The in-process gate opens at once: a database lock session runs its statements in
+        // order, so the unlock goes before any next attempt from here, and lock files go synchronously.
+        void held.release().catch(() => undefined);
+        local.release();
+      },
+    };
+  }
+
+  private tryAcquireLocal(jid: string, mode: LockMode): Lease | undefined {
     const current = this.holders.get(jid) ?? 0;
     if (current === -1 || (mode === 'exclusive' && current > 0)) return undefined;
     this.holders.set(jid, mode === 'exclusive' ? -1 : current + 1);
@@ -32,6 +70,18 @@ export class AccountLocks {
   isBusy(jid: string): boolean {
     return this.holders.has(jid);
   }
+}
+
+/** The lock every process on this storage honours: the storage's own, else lock files under dataDir/locks. */
+export function crossProcessLocker(config: Config, storage: StorageBackend): AccountLocker {
+  const lockAccount = storage.lockAccount;
+  if (lockAccount) {
+    return (jid, mode) => {
+      const at = jid.indexOf('@');
+      return lockAccount({ user: jid.slice(0, at), host: jid.slice(at + 1) }, mode);
+    };
+  }
+  return fileAccountLocker(join(config.dataDir, 'locks'), config.files.mode);
 }
 
 /** A counting semaphore without waiting: the caller answers "busy" instead of queueing. */
@@ -62,56 +112,5 @@ export class Slots {
 
   get inUse(): number {
     return this.used;
-  }
-}
-
-export type JobState = 'running' | 'succeeded' | 'failed';
-
-export interface Job<R = unknown> {
-  readonly id: string;
-  readonly type: string;
-  /** The host or account the job acts on: only principals allowed there may read it. */
-  readonly host: string;
-  state: JobState;
-  progress: Record<string, number | undefined>;
-  result?: R;
-  error?: string;
-  readonly startedAt: string;
-  finishedAt?: string;
-}
-
-/** Background jobs of this process, kept for an hour after they end. */
-export class JobRegistry {
-  private readonly jobs = new Map<string, Job>();
-
-  constructor(private readonly retainMs = 3_600_000) {}
-
-  start<R>(type: string, host: string, run: (job: Job<R>) => Promise<R>): Job<R> {
-    this.prune();
-    const job: Job<R> = { id: crypto.randomUUID(), type, host, state: 'running', progress: {}, startedAt: new Date().toISOString() };
-    this.jobs.set(job.id, job as Job);
-    run(job).then(
-      (result) => {
-        job.result = result;
-        job.state = 'succeeded';
-        job.finishedAt = new Date().toISOString();
-      },
-      (err: unknown) => {
-        job.error = err instanceof Error ? err.message : String(err);
-        job.state = 'failed';
-        job.finishedAt = new Date().toISOString();
-      },
-    );
-    return job;
-  }
-
-  get(id: string): Job | undefined {
-    return this.jobs.get(id);
-  }
-
-  private prune(now = Date.now()): void {
-    for (const [id, job] of this.jobs) {
-      if (job.finishedAt !== undefined && Date.parse(job.finishedAt) + this.retainMs < now) this.jobs.delete(id);
-    }
   }
 }

@@ -9,7 +9,8 @@ import type { TokenStore } from '../auth/token-store.js';
 import type { Config, Scope } from '../config.js';
 import { ExportFiles } from '../export-files.js';
 import { bareJid, JidError, normaliseDomain } from '../jid.js';
-import { AccountLocks, Slots } from '../jobs.js';
+import type { JobStore } from '../job-store.js';
+import { AccountLocks, crossProcessLocker, Slots } from '../jobs.js';
 import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
 import { refOf } from '../transfer.js';
 import { attemptedTokenId, Authenticator, authorize, bearerFrom, FailedAuthLimiter, RequestQuota, USER_TOKEN_PREFIX, type Principal } from './auth.js';
@@ -42,6 +43,8 @@ export interface ServiceContext {
   readonly tokens?: TokenStore;
   readonly audit: AuditLog;
   readonly locks: AccountLocks;
+  /** Background jobs in xporta's state; absent only where a caller built a context without one. */
+  readonly jobs?: JobStore;
   readonly importSlots: Slots;
   readonly metrics: Metrics;
   /** Downloadable export files under `dataDir/exports`. */
@@ -52,6 +55,7 @@ export interface ServiceContext {
 
 export interface ContextParts {
   readonly tokens?: TokenStore;
+  readonly jobs?: JobStore;
   readonly audit?: AuditLog;
 }
 
@@ -68,8 +72,9 @@ export function createContext(config: Config, storage: StorageBackend, parts: Co
     tokenIdLimiter: new FailedAuthLimiter(config.auth.failedAuthPerMinute),
     quota: new RequestQuota(config.auth.requestsPerMinutePerToken),
     ...(parts.tokens ? { tokens: parts.tokens } : {}),
+    ...(parts.jobs ? { jobs: parts.jobs } : {}),
     audit: parts.audit ?? AuditLog.none(),
-    locks: new AccountLocks(),
+    locks: new AccountLocks(crossProcessLocker(config, storage)),
     // Every holder of a slot (user, host and pulled imports) shows in the gauge.
     importSlots: new Slots(config.limits.maxConcurrentImports, (inUse) => metrics.set('xporta_imports_in_progress', inUse)),
     metrics,

@@ -43,7 +43,7 @@ export class Metrics {
     counter('xporta_imports_total', 'Imports into one account that changed storage (dry runs apart), by source (upload, url) and outcome.', ['source', 'outcome']);
     counter('xporta_dry_runs_total', 'Dry runs (imports checked, nothing written), by scope (user, host) and outcome.', ['scope', 'outcome']);
     counter('xporta_host_transfers_total', 'Whole-host transfers, by direction (export, import), dry run and outcome.', ['direction', 'dry_run', 'outcome']);
-    counter('xporta_jobs_total', 'Background jobs entering a state (started, succeeded, failed), by type.', ['type', 'state']);
+    counter('xporta_jobs_total', 'Background jobs entering a state (started, succeeded, failed, cancelled), by type.', ['type', 'state']);
     gauge('xporta_imports_in_progress', 'Imports running now.');
     gauge('xporta_component_connected', '1 while the XMPP component is connected.');
     histogram('xporta_http_request_duration_seconds', 'HTTP request durations (for a streamed answer: until it is sent), by method and route.', ['method', 'route'], REQUEST_BUCKETS);

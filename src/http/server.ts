@@ -22,6 +22,7 @@ import { hostRoutes } from './routes/hosts.js';
 import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { JOBS_FILE, JobStore } from '../job-store.js';
 import { toProblem, userRoutes } from './routes/users.js';
 import { importFromXmppRoutes } from './routes/import-from-xmpp.js';
 import { announcesBody, XML_TYPES } from './upload.js';
@@ -99,7 +100,10 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   const ownStore = deps.tokenStore === undefined;
   const tokens = deps.tokenStore ?? TokenStore.open(join(config.dataDir, STATE_FILE), config.files.mode);
   const audit = deps.audit ?? AuditLog.open(config);
-  const ctx = createContext(config, deps.storage, { tokens, audit });
+  // Jobs interrupted by an earlier process (a crash, a kill) read `interrupted` from here on.
+  const jobs = JobStore.open(join(config.dataDir, JOBS_FILE), config.files.mode);
+  jobs.markInterrupted();
+  const ctx = createContext(config, deps.storage, { tokens, audit, jobs });
   const requestBackstopMs = config.limits.requestTimeoutMs + config.limits.headersTimeoutMs + 1000;
   const app = Fastify({
     logger: deps.logger ?? {
@@ -219,6 +223,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
     } finally {
       audit.flush();
       if (ownStore) tokens.close();
+      jobs.close();
     }
   });
 

@@ -39,6 +39,8 @@ export class OutgoingError extends Error {
     readonly reason: OutgoingFailure,
     /** What actually happened, for debug logs; never for an answer to a caller. Holds no token. */
     readonly internal: string,
+    /** The peer's status when it answered with an unexpected one. */
+    readonly status?: number,
   ) {
     super(OUTGOING_MESSAGES[reason]);
     this.name = 'OutgoingError';
@@ -132,7 +134,7 @@ export class OutgoingClient {
    * Sends the request; resolves once a `expectStatus` answer's headers arrived. Any other status
    * ends the exchange and throws, as does every failure before it.
    */
-  async request(url: URL, req: OutgoingRequest, expectStatus = 200): Promise<OutgoingResponse> {
+  async request(url: URL, req: OutgoingRequest, expectStatus: number | readonly number[] = 200): Promise<OutgoingResponse> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OutgoingError('failed', `protocol ${url.protocol}`);
     // Origin and path only: the query may hold a token.
     const where = url.origin + url.pathname;
@@ -163,11 +165,11 @@ export class OutgoingClient {
       clearTimeout(timer);
       throw summarise(err);
     }
-    if (response.statusCode !== expectStatus) {
+    if (typeof expectStatus === 'number' ? response.statusCode !== expectStatus : !expectStatus.includes(response.statusCode)) {
       clearTimeout(timer);
       // Not read: its contents are the remote's business, and may be endless.
       response.body.on('error', () => undefined).destroy();
-      throw new OutgoingError('failed', `${where}: answered ${response.statusCode}`);
+      throw new OutgoingError('failed', `${where}: answered ${response.statusCode}`, response.statusCode);
     }
     response.body.on('close', () => clearTimeout(timer));
     stopTrickle(response.body, this.config.idleTimeoutMs);

@@ -1,3 +1,4 @@
+import type { AccountLease, AccountLockMode } from './account-lock.js';
 import { isNoSpaceDatabaseError, isTransientDatabaseError } from './transient.js';
 import type { DataKind, UserRecord, UserStart } from '../xep0227/model.js';
 
@@ -88,6 +89,13 @@ export function transientAsUnavailable(err: unknown): unknown {
 export interface StorageSnapshot {
   readAccount(ref: UserRef): Promise<UserStart | null>;
   readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord>;
+  /**
+   * An account lock every process on the same storage honours, released by the storage when the
+   * holder's process dies; undefined while another holder conflicts. Absent where the storage has
+   * none (SQLite, Prosody's files): callers then use lock files (see account-lock.ts).
+   */
+  readonly lockAccount?: (ref: UserRef, mode: AccountLockMode) => Promise<AccountLease | undefined>;
+
   close(): Promise<void>;
 }
 
@@ -129,6 +137,13 @@ export interface StorageBackend {
     records: AsyncIterable<UserRecord>,
     options: ApplyOptions,
   ): Promise<ApplyReport>;
+
+  /**
+   * An account lock every process on the same storage honours, released by the storage when the
+   * holder's process dies; undefined while another holder conflicts. Absent where the storage has
+   * none (SQLite, Prosody's files): callers then use lock files (see account-lock.ts).
+   */
+  readonly lockAccount?: (ref: UserRef, mode: AccountLockMode) => Promise<AccountLease | undefined>;
 
   close(): Promise<void>;
 }

@@ -155,7 +155,7 @@ export class MoveService {
 
   private async writeStatement(oldJid: string, newJid: string): Promise<void> {
     const ref = refOf(oldJid);
-    const lease = this.ctx.locks.tryAcquire(oldJid, 'exclusive');
+    const lease = await this.ctx.locks.tryAcquire(oldJid, 'exclusive');
     if (!lease) throw new MoveError('conflict', `another operation on ${oldJid} is running`);
     try {
       const account = await this.ctx.storage.readAccount(ref);
@@ -230,7 +230,7 @@ export class MoveService {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MoveError('bad-request', 'the import link must be an absolute http(s) URL');
     // The link's query holds its token: never repeat it in a message.
     const where = url.origin + url.pathname;
-    const lease = this.ctx.locks.tryAcquire(oldJid, 'shared');
+    const lease = await this.ctx.locks.tryAcquire(oldJid, 'shared');
     if (!lease) throw new MoveError('conflict', `an import into ${oldJid} is running`);
     const abort = new AbortController();
     const body = Readable.from(writeDocument(shapeForMove(exportUserDocument(this.ctx.storage, refOf(oldJid), selectKinds(undefined, 'credentials'), abort.signal))));

@@ -49,7 +49,7 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
       const kinds = kindsOrProblem(request.query);
       auditNote(request, { account: jid, kinds: [...kinds] });
       if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
-      const lease = ctx.locks.tryAcquire(jid, 'shared');
+      const lease = await ctx.locks.tryAcquire(jid, 'shared');
       if (!lease) throw problems.conflict(`an import into ${jid} is running`);
       const abort = new AbortController();
       reply.raw.on('close', () => {

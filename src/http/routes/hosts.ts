@@ -3,14 +3,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { exportHostDocument, importHostDocument, validateHostDocument, type HostImportResult } from '../../host-transfer.js';
-import { JobRegistry } from '../../jobs.js';
+import { JOBS_FILE, JobStore, type JobProgress, type JobRecord } from '../../job-store.js';
+import type { DocumentEvent } from '../../xep0227/model.js';
+import { outgoingClient } from '../../net/outgoing.js';
+import { deliverWebhook } from '../../webhooks.js';
 import { readDocument } from '../../xep0227/reader.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { actorOf, auditNote } from '../audit-trail.js';
@@ -33,6 +36,7 @@ interface HostImportQuery {
   dryRun?: string;
   createAccount?: string;
   async?: string;
+  callbackUrl?: string;
 }
 
 /** Progress is logged every this many accounts. */
@@ -40,7 +44,7 @@ const LOG_EVERY_USERS = 100;
 
 export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const { config, storage } = ctx;
-  const jobs = new JobRegistry();
+  const jobs = ctx.jobs ?? JobStore.open(join(config.dataDir, JOBS_FILE), config.files.mode);
 
   app.get<{ Params: HostParams; Querystring: { include?: string; exclude?: string } }>('/v1/hosts/:host/export', { config: { guard: { host: 'export' } } }, async (request, reply) => {
     const host = guardHost(ctx, request, request.params.host, 'export');
@@ -96,6 +100,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const dryRun = booleanParam('dryRun', request.query.dryRun);
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     const runAsync = booleanParam('async', request.query.async);
+    const callback = callbackOf(request.query.callbackUrl, runAsync, config.webhooks.secret);
     auditNote(request, { host, kinds: [...kinds], mode, dryRun });
     // A `<host>` root (ejabberd's export_piefxis_host) is one host; credentials are not read when excluded.
     const readerLimits = {
@@ -138,6 +143,16 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       throw toProblem(err);
     }
 
+    const totalBytes = (await stat(spool).catch(() => undefined))?.size;
+    const abort = new AbortController();
+    const counted = { records: 0, bytes: 0 };
+    /** The spool read by the apply pass, its bytes and records counted for the job's progress. */
+    const applyPass = (): AsyncIterable<DocumentEvent> => {
+      const source = createReadStream(spool);
+      source.on('data', (chunk) => (counted.bytes += chunk.length));
+      return countRecords(readDocument(source, readerOptions), () => counted.records++);
+    };
+
     const run = async (onProgress?: (done: number, failed: number) => void): Promise<HostImportResult> => {
       const timed = ctx.metrics.time(dryRun ? 'host_dry_run' : 'host_import');
       const finished = (outcome: 'ok' | 'error'): void => {
@@ -146,12 +161,13 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         if (dryRun) ctx.metrics.inc('xporta_dry_runs_total', { scope: 'host', outcome });
       };
       try {
-        const result = await importHostDocument(storage, host, readDocument(createReadStream(spool), readerOptions), {
+        const result = await importHostDocument(storage, host, applyPass(), {
           mode,
           dryRun,
           include: kinds,
           createAccount,
           total,
+          signal: abort.signal,
           lockAccount: (jid) => ctx.locks.tryAcquire(jid, 'exclusive'),
           reopen: () => readDocument(createReadStream(spool), readerOptions),
           onUser: (user, progress) => {
@@ -172,22 +188,48 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     if (runAsync) {
       // The request's audit line says "accepted"; the job's end gets a line of its own.
       const finished = { action: 'host-import' as const, actor: actorOf(principalOf(ctx, request)), host, kinds: [...kinds], mode, dryRun, requestId: request.id };
-      const job = jobs.start('host-import', host, (j) => {
-        j.progress = { done: 0, failed: 0, total };
-        ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'started' });
-        return run((done, failed) => (j.progress = { done, failed, total })).then(
-          (result) => {
-            ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'succeeded' });
-            ctx.audit.record({ ...finished, outcome: 'ok', counts: { users: result.progress.done, failed: result.progress.failed } });
-            return result;
-          },
-          (err: unknown) => {
-            ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'failed' });
-            ctx.audit.record({ ...finished, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
-            throw err;
-          },
-        );
+      const progressOf = (done: number, failed: number): JobProgress => ({
+        done,
+        failed,
+        total,
+        records: counted.records,
+        bytes: counted.bytes,
+        ...(totalBytes !== undefined ? { totalBytes, estimate: totalBytes > 0 ? Math.min(1, counted.bytes / totalBytes) : 1 } : {}),
       });
+      const job = jobs.create({ id: randomUUID(), type: 'host-import', host, progress: progressOf(0, 0) });
+      ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'started' });
+      let last = { done: 0, failed: 0 };
+      const notify = (): void => {
+        const secret = config.webhooks.secret;
+        if (!callback || secret === undefined) return;
+        const ended = jobs.get(job.id);
+        void deliverWebhook(outgoingClient(config), { ...config.webhooks, secret }, callback, { event: 'job.finished', job: ended }, {
+          onAttemptFailed: (attempt, reason) => request.log.warn({ job: job.id, attempt, reason }, 'job callback not delivered'),
+        }).then((outcome) => {
+          if (outcome.delivered) request.log.info({ job: job.id, attempts: outcome.attempts }, 'job callback delivered');
+          else request.log.warn({ job: job.id, attempts: outcome.attempts }, 'job callback given up');
+        });
+      };
+      void run((done, failed) => {
+        last = { done, failed };
+        // A cancel asked through any process sharing the state is seen here, between accounts.
+        if (jobs.progress(job.id, progressOf(done, failed))) abort.abort();
+      }).then(
+        (result) => {
+          const state = abort.signal.aborted ? 'cancelled' : 'succeeded';
+          jobs.finish(job.id, state, { result, progress: progressOf(result.progress.done, result.progress.failed) });
+          ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state });
+          ctx.audit.record({ ...finished, outcome: state === 'succeeded' ? 'ok' : 'failed', ...(state === 'cancelled' ? { reason: 'cancelled' } : {}), counts: { users: result.progress.done, failed: result.progress.failed } });
+          notify();
+        },
+        (err: unknown) => {
+          const reason = err instanceof Error ? err.message : String(err);
+          jobs.finish(job.id, 'failed', { error: reason, progress: progressOf(last.done, last.failed) });
+          ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'failed' });
+          ctx.audit.record({ ...finished, outcome: 'failed', reason });
+          notify();
+        },
+      );
       return reply.code(202).header('location', `/v1/jobs/${job.id}`).send(job);
     }
     const result = await run();
@@ -195,13 +237,54 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     return reply.code(200).send(result);
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
-    const principal = principalOf(ctx, request);
-    const job = jobs.get(request.params.id);
-    // One answer for "no such job" and "not yours": job ids are not to be probed.
-    if (!job || principal.kind !== 'operator' || !(principal.hosts.includes('*') || principal.hosts.includes(job.host))) {
-      throw problems.notFound('no such job');
-    }
-    return reply.send(job);
+  /** One answer for "no such job" and "not yours": job ids are not to be probed. */
+  const visibleJob = (request: FastifyRequest, id: string): JobRecord => {
+    const job = jobs.get(id);
+    if (!job || !mayRead(ctx, request, job)) throw problems.notFound('no such job');
+    return job;
+  };
+
+  app.get<{ Querystring: { limit?: string } }>('/v1/jobs', { config: { guard: 'authenticated' } }, async (request, reply) => {
+    const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw problems.badRequest('limit must be an integer from 1 to 1000');
+    return reply.send({ jobs: jobs.list(limit).filter((job) => mayRead(ctx, request, job)) });
   });
+
+  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
+    const job = visibleJob(request, request.params.id);
+    if (job.state !== 'running') throw problems.conflict(`the job has ended (${job.state})`);
+    jobs.requestCancel(job.id);
+    return reply.code(202).send(jobs.get(job.id));
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { config: { guard: 'authenticated' } }, async (request, reply) => reply.send(visibleJob(request, request.params.id)));
 };
+
+/** The job's completion callback, checked before anything is read. */
+function callbackOf(raw: string | undefined, runAsync: boolean, secret: string | undefined): URL | undefined {
+  if (raw === undefined) return undefined;
+  if (!runAsync) throw problems.badRequest('callbackUrl needs async=true');
+  if (secret === undefined) throw problems.badRequest('callbackUrl needs webhooks.secret in the configuration (callbacks are always signed)');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw problems.badRequest('callbackUrl must be an absolute http(s) URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw problems.badRequest('callbackUrl must be an absolute http(s) URL');
+  return url;
+}
+
+/** Jobs act on hosts: operators allowed on the job's host may read and cancel it. */
+function mayRead(ctx: ServiceContext, request: FastifyRequest, job: JobRecord): boolean {
+  const principal = principalOf(ctx, request);
+  return principal.kind === 'operator' && (principal.hosts.includes('*') || principal.hosts.includes(job.host));
+}
+
+/** The events unchanged, `onRecord` told of each record (anything inside a `<user>`). */
+async function* countRecords(events: AsyncIterable<DocumentEvent>, onRecord: () => void): AsyncGenerator<DocumentEvent> {
+  for await (const event of events) {
+    if (event.kind !== 'host' && event.kind !== 'host-end' && event.kind !== 'user' && event.kind !== 'user-end') onRecord();
+    yield event;
+  }
+}

@@ -69,7 +69,7 @@ export const importFromXmppRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> =
     const createAccount = body.createAccount === true;
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
-    const lease = ctx.locks.tryAcquire(jid, 'exclusive');
+    const lease = await ctx.locks.tryAcquire(jid, 'exclusive');
     if (!lease) throw problems.conflict(`another operation on ${jid} is running`);
     const slot = ctx.importSlots.tryTake();
     if (!slot) {

@@ -124,7 +124,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       .header('vary', 'accept-encoding');
     // The streamed export has no length or validator to give; a HEAD reads nothing.
     if (request.method === 'HEAD') return reply.send(Readable.from([]));
-    const lease = ctx.locks.tryAcquire(jid, 'shared');
+    const lease = await ctx.locks.tryAcquire(jid, 'shared');
     if (!lease) throw problems.conflict(`an import into ${jid} is running`);
 
     const abort = new AbortController();
@@ -162,11 +162,16 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
-    const source = await importBody(request, config.limits);
-    const lease = ctx.locks.tryAcquire(jid, 'exclusive');
-    if (!lease) {
-      source.destroy();
-      throw problems.conflict(`another operation on ${jid} is running`);
+    // The lock first: it may wait on another process's storage, and the body must not flow into
+    // its size and deadline checks while nobody listens for their errors.
+    const lease = await ctx.locks.tryAcquire(jid, 'exclusive');
+    if (!lease) throw problems.conflict(`another operation on ${jid} is running`);
+    let source: Readable;
+    try {
+      source = await importBody(request, config.limits);
+    } catch (err) {
+      lease.release();
+      throw err;
     }
     const slot = ctx.importSlots.tryTake();
     if (!slot) {
@@ -221,7 +226,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const createAccount = body.createAccount === true;
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
-    const lease = ctx.locks.tryAcquire(jid, 'exclusive');
+    const lease = await ctx.locks.tryAcquire(jid, 'exclusive');
     if (!lease) throw problems.conflict(`another operation on ${jid} is running`);
     const slot = ctx.importSlots.tryTake();
     if (!slot) {

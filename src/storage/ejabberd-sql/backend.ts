@@ -4,6 +4,7 @@
  * data, offline counts and credentials: a write is only seen by a running ejabberd after
  * `ejabberdctl clear_cache`, which is what `onCommitted` is for.
  */
+import type { AccountLease, AccountLockMode } from '../account-lock.js';
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
 import { StorageError, transientAsUnavailable } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
@@ -82,6 +83,8 @@ export class EjabberdSqlBackend implements StorageBackend {
   readonly name: string;
   readonly supportedKinds: ReadonlySet<DataKind> = SUPPORTED;
   private readonly db: SqlDialect;
+  /** The database's own account locks (PostgreSQL, MariaDB); absent on SQLite. */
+  readonly lockAccount?: (ref: UserRef, mode: AccountLockMode) => Promise<AccountLease | undefined>;
   private readonly settings: EjabberdSqlSettings;
   private readonly t: Tables;
   private readonly batchSize: number;
@@ -93,6 +96,14 @@ export class EjabberdSqlBackend implements StorageBackend {
     const isDialect = 'begin' in optionsOrDb;
     this.db = isDialect ? optionsOrDb : openDialect(optionsOrDb);
     this.settings = isDialect ? (settings as EjabberdSqlSettings) : optionsOrDb;
+    const db = this.db;
+    if (db.tryLock) {
+      const tryLock = db.tryLock.bind(db);
+      this.lockAccount = (ref, mode) =>
+        tryLock(`${ref.user}@${ref.host}`, mode).catch((err: unknown) => {
+          throw new StorageError('unavailable', `cannot take the account lock: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
+        });
+    }
     this.name = `ejabberd-sql:${this.db.name}`;
     this.t = new Tables(this.settings.newSchema);
     this.batchSize = this.settings.readBatchSize ?? 1000;

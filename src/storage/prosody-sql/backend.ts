@@ -3,6 +3,7 @@
  * PostgreSQL and MySQL/MariaDB. Reads stream archives page by page (keyset pagination on
  * `sort_id`), holding no connection between pages; an import runs in one transaction.
  */
+import type { AccountLease, AccountLockMode } from '../account-lock.js';
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
 import { StorageError, transientAsUnavailable } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
@@ -76,6 +77,8 @@ export class ProsodySqlBackend implements StorageBackend {
   readonly name: string;
   readonly supportedKinds: ReadonlySet<DataKind> = new Set(DATA_KINDS);
   private readonly db: SqlDialect;
+  /** The database's own account locks (PostgreSQL, MariaDB); absent on SQLite. */
+  readonly lockAccount?: (ref: UserRef, mode: AccountLockMode) => Promise<AccountLease | undefined>;
   private readonly settings: ProsodySqlSettings;
   private readonly importStores: ReadonlySet<string>;
   private readonly batchSize: number;
@@ -88,6 +91,14 @@ export class ProsodySqlBackend implements StorageBackend {
     const isDialect = 'begin' in optionsOrDb;
     this.db = isDialect ? optionsOrDb : openDialect(optionsOrDb);
     this.settings = isDialect ? (settings as ProsodySqlSettings) : optionsOrDb;
+    const db = this.db;
+    if (db.tryLock) {
+      const tryLock = db.tryLock.bind(db);
+      this.lockAccount = (ref, mode) =>
+        tryLock(`${ref.user}@${ref.host}`, mode).catch((err: unknown) => {
+          throw new StorageError('unavailable', `cannot take the account lock: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
+        });
+    }
     this.name = `prosody-sql:${this.db.name}`;
     this.importStores = new Set(this.settings.importStores ?? DEFAULT_IMPORTABLE_STORES);
     this.batchSize = this.settings.readBatchSize ?? 1000;

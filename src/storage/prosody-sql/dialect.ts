@@ -3,6 +3,7 @@
  * `"quoted"` identifiers and `?` placeholders as in mod_storage_sql.lua; each dialect rewrites
  * them (MySQL: backticks, as util/sql.lua's prepquery does; PostgreSQL: `$n`).
  */
+import type { AccountLease, AccountLockMode } from '../account-lock.js';
 import type { Owner } from './rows.js';
 
 export type DialectName = 'sqlite' | 'postgresql' | 'mysql';
@@ -108,6 +109,12 @@ export interface SqlDialect extends SqlSession {
    * the others, where it does not appear in the schema.
    */
   charset(): Promise<string>;
+  /**
+   * An account lock the database holds for this process's lock session, seen by every process
+   * on the same database and released by the server when the session ends (a crash included).
+   * Absent where the database has none (SQLite: see fileAccountLocker).
+   */
+  tryLock?(jid: string, mode: AccountLockMode): Promise<AccountLease | undefined>;
   close(): Promise<void>;
 }
 

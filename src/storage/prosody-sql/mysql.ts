@@ -3,6 +3,7 @@
  * `utf8%`, i.e. utf8mb4) with its `_bin` collation, so keys compare byte for byte as in Prosody.
  */
 import type mysql from 'mysql2/promise';
+import { namedLockKey, type AccountLease, type AccountLockMode } from '../account-lock.js';
 import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from './dialect.js';
 import { PipelinedTransaction, type Executed } from './write-behind.js';
 
@@ -57,8 +58,52 @@ export class MysqlDialect implements SqlDialect {
   readonly driver = 'MySQL';
   private pool: Promise<mysql.Pool> | undefined;
   private charsetName: Promise<string> | undefined;
+  /** One connection holds every named lock of this process. */
+  private lockConnection: Promise<mysql.Connection> | undefined;
 
   constructor(private readonly options: MysqlOptions) {}
+
+  private lockSession(): Promise<mysql.Connection> {
+    if (this.lockConnection) return this.lockConnection;
+    const session: Promise<mysql.Connection> = import('mysql2/promise').then(async ({ default: { createConnection } }) => {
+      const conn = await createConnection({
+        host: this.options.host,
+        port: this.options.port,
+        user: this.options.user,
+        password: this.options.password,
+        database: this.options.database,
+      });
+      // A lost connection has lost its locks on the server too; the next lease opens a new one.
+      conn.on('error', () => {
+        if (this.lockConnection === session) this.lockConnection = undefined;
+      });
+      return conn;
+    });
+    this.lockConnection = session;
+    session.catch(() => {
+      if (this.lockConnection === session) this.lockConnection = undefined;
+    });
+    return session;
+  }
+
+  /**
+   * GET_LOCK with no wait. MariaDB and MySQL have no shared named locks: a shared lease is taken
+   * exclusively too, so two replicas cannot export one account at the same moment.
+   */
+  async tryLock(jid: string, _mode: AccountLockMode): Promise<AccountLease | undefined> {
+    const conn = await this.lockSession();
+    const key = namedLockKey(jid);
+    const [rows] = await conn.query('SELECT GET_LOCK(?, 0) AS ok', [key]);
+    if (Number((rows as SqlRow[])[0]?.ok) !== 1) return undefined;
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        await conn.query('SELECT RELEASE_LOCK(?)', [key]).catch(() => undefined);
+      },
+    };
+  }
 
   /** mysql2 is loaded on first use, so that a service on another store does not carry it. */
   private pooled(): Promise<mysql.Pool> {
@@ -148,6 +193,9 @@ export class MysqlDialect implements SqlDialect {
   }
 
   async close(): Promise<void> {
+    const locks = this.lockConnection;
+    this.lockConnection = undefined;
+    if (locks) await (await locks.catch(() => undefined))?.end().catch(() => undefined);
     if (this.pool) await (await this.pool).end();
   }
 }

@@ -3,6 +3,7 @@
  * first use, so that a service or CLI on another store does not carry it (about 15 MB of RSS).
  */
 import type pg from 'pg';
+import { advisoryKey, type AccountLease, type AccountLockMode } from '../account-lock.js';
 import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from './dialect.js';
 import { PipelinedTransaction, type Executed } from './write-behind.js';
 
@@ -89,8 +90,54 @@ export class PostgresqlDialect implements SqlDialect {
   readonly name = 'postgresql';
   readonly driver = 'PostgreSQL';
   private pool: Promise<pg.Pool> | undefined;
+  /** One session holds every advisory lock of this process: the pool's clients come and go. */
+  private lockClient: Promise<pg.Client> | undefined;
 
   constructor(private readonly options: PostgresqlOptions) {}
+
+  private lockSession(): Promise<pg.Client> {
+    if (this.lockClient) return this.lockClient;
+    const session: Promise<pg.Client> = import('pg').then(async ({ default: { Client } }) => {
+      const client = new Client({
+        host: this.options.host,
+        port: this.options.port,
+        user: this.options.user,
+        password: this.options.password,
+        database: this.options.database,
+      });
+      // A lost session has lost its locks on the server too; the next lease opens a new one.
+      const forget = (): void => {
+        if (this.lockClient === session) this.lockClient = undefined;
+      };
+      client.on('error', forget);
+      client.on('end', forget);
+      await client.connect();
+      return client;
+    });
+    this.lockClient = session;
+    session.catch(() => {
+      if (this.lockClient === session) this.lockClient = undefined;
+    });
+    return session;
+  }
+
+  /** pg_try_advisory_lock(_shared) on the lock session; never waits. */
+  async tryLock(jid: string, mode: AccountLockMode): Promise<AccountLease | undefined> {
+    const client = await this.lockSession();
+    const suffix = mode === 'shared' ? '_shared' : '';
+    const key = advisoryKey(jid);
+    const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock${suffix}($1::bigint) AS ok`, [key]);
+    if (rows[0]?.ok !== true) return undefined;
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        // A failure means the session is gone, and its locks with it.
+        await client.query(`SELECT pg_advisory_unlock${suffix}($1::bigint)`, [key]).catch(() => undefined);
+      },
+    };
+  }
 
   private pooled(): Promise<pg.Pool> {
     this.pool ??= import('pg').then(({ default: { Pool } }) => {
@@ -168,6 +215,9 @@ export class PostgresqlDialect implements SqlDialect {
   }
 
   async close(): Promise<void> {
+    const locks = this.lockClient;
+    this.lockClient = undefined;
+    if (locks) await (await locks.catch(() => undefined))?.end().catch(() => undefined);
     if (this.pool) await (await this.pool).end();
   }
 }

@@ -1,0 +1,141 @@
+/**
+ * Account locks that hold across processes: what a storage backend offers through
+ * `StorageBackend.lockAccount`, and the lock files SQLite and Prosody's file store use.
+ *
+ * A lease is shared (exports) or exclusive (imports). Every holder dies with its process: a
+ * database session ends with it, and a lock file names its owner's pid, so a file whose owner is
+ * gone is taken over.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type AccountLockMode = 'shared' | 'exclusive';
+
+/** Held until `release`; releasing twice is harmless. */
+export interface AccountLease {
+  release(): Promise<void>;
+}
+
+/** Takes a lease without waiting: undefined while another holder conflicts. */
+export type AccountLocker = (jid: string, mode: AccountLockMode) => Promise<AccountLease | undefined>;
+
+/** A 64-bit signed key for PostgreSQL's advisory locks, from the bare JID. */
+export function advisoryKey(jid: string): string {
+  return createHash('sha256').update(`xporta:account:${jid}`).digest().readBigInt64BE(0).toString();
+}
+
+/** A lock name for MariaDB/MySQL GET_LOCK (at most 64 characters). */
+export function namedLockKey(jid: string): string {
+  return `xporta:${createHash('sha256').update(jid).digest('hex').slice(0, 48)}`;
+}
+
+function ownerAlive(file: string): boolean {
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+  } catch (err) {
+    // Gone meanwhile: its owner released it.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  // Files are complete when they appear (see `publish`); anything else is not ours to judge.
+  if (!Number.isInteger(pid) || pid <= 0) return true;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Creates `file` holding this process's pid, failing with EEXIST when it exists. Written aside and
+ * hard-linked into place, so a holder killed at any moment never leaves an empty file behind.
+ */
+function publish(file: string, fileMode: number): void {
+  const aside = `${file}.${process.pid}.${randomUUID()}.tmp`;
+  writeFileSync(aside, String(process.pid), { flag: 'wx', mode: fileMode });
+  try {
+    linkSync(aside, file);
+  } finally {
+    removeQuietly(aside);
+  }
+}
+
+function removeQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
+ * Lock files under one directory, one subdirectory per account: `x` for the exclusive holder
+ * (created atomically, failing when it exists), `s-<pid>-<id>` per shared holder. Each side creates its own file first
+ * and then looks for the other kind, so two racing holders may both back off but never both
+ * proceed. Files of processes that no longer run are ignored and removed. Every process on the
+ * machine that shares the storage must use the same directory (the configured dataDir).
+ */
+export function fileAccountLocker(directory: string, fileMode = 0o600): AccountLocker {
+  const dirMode = fileMode | ((fileMode & 0o444) >> 2);
+  return (jid, mode) => {
+    const dir = join(directory, createHash('sha256').update(jid).digest('hex').slice(0, 32));
+    mkdirSync(dir, { recursive: true, mode: dirMode });
+    const exclusive = join(dir, 'x');
+    const liveShared = (): boolean =>
+      readdirSync(dir)
+        .filter((f) => f.startsWith('s-'))
+        .some((f) => {
+          const file = join(dir, f);
+          if (ownerAlive(file)) return true;
+          removeQuietly(file);
+          return false;
+        });
+    let mine: string;
+    if (mode === 'exclusive') {
+      let created = false;
+      for (let attempt = 0; attempt < 2 && !created; attempt++) {
+        try {
+          publish(exclusive, fileMode);
+          created = true;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          if (ownerAlive(exclusive)) return Promise.resolve(undefined);
+          removeQuietly(exclusive);
+        }
+      }
+      if (!created) return Promise.resolve(undefined);
+      if (liveShared()) {
+        removeQuietly(exclusive);
+        return Promise.resolve(undefined);
+      }
+      mine = exclusive;
+    } else {
+      mine = join(dir, `s-${process.pid}-${randomUUID()}`);
+      publish(mine, fileMode);
+      try {
+        if (ownerAlive(exclusive)) {
+          removeQuietly(mine);
+          return Promise.resolve(undefined);
+        }
+      } catch (err) {
+        removeQuietly(mine);
+        throw err;
+      }
+    }
+    let released = false;
+    return Promise.resolve({
+      release: () => {
+        if (!released) {
+          released = true;
+          // The account's directory stays: removing it could race another process's mkdir.
+          removeQuietly(mine);
+        }
+        return Promise.resolve();
+      },
+    });
+  };
+}
