@@ -159,14 +159,18 @@ export function prosodyServedAccountSuite(storage: ProsodyStorageKind, version: 
         const aliceBookmarks = (): string[] => summary.pep.find((n) => n.node === BOOKMARKS)?.items.map((i) => i.id) ?? [];
         const aliceBodies = (): string[] => summary.archive.messages.map((m) => m.body);
         const aliceOffline = (): string[] => summary.offline.map((m) => m.body);
+        /** Alice's PEP nodes with stored items (not the bookmarks node, checked on its own), and their item ids. */
+        const alicePep = (): Record<string, string[]> =>
+          Object.fromEntries(summary.pep.filter((n) => n.node !== BOOKMARKS && n.items.length > 0).map((n) => [n.node, n.items.map((i) => i.id).sort()]));
 
         /**
          * What frank gets from Prosody: on initial presence the offline messages (bodies of those
-         * with a XEP-0203 delay); MAM bodies, bookmark ids, FN, roster JIDs, blocklist.
+         * with a XEP-0203 delay); MAM bodies, bookmark ids, the item ids of alice's other PEP nodes,
+         * FN, roster JIDs, blocklist.
          */
         const served = async (
           password: string,
-        ): Promise<{ mam: string[]; bookmarks: string[]; fn: string | undefined; roster: string[]; blocklist: string[]; offline: string[] }> => {
+        ): Promise<{ mam: string[]; bookmarks: string[]; pep: Record<string, string[]>; fn: string | undefined; roster: string[]; blocklist: string[]; offline: string[] }> => {
           const c = await login('frank', password);
           // Going online first: once the session has queried MAM, Prosody leaves offline messages to it.
           await c.send(xml('presence'));
@@ -176,10 +180,12 @@ export function prosodyServedAccountSuite(storage: ProsodyStorageKind, version: 
           const offline = delivered.filter((m) => m.getChild('delay', 'urn:xmpp:delay')).map((m) => m.getChildText('body') ?? '');
           const mam = (await queryMam(c)).map((m) => m.message.getChildText('body') ?? '');
           const bookmarks = (await getPepItems(c, undefined, BOOKMARKS)).map((i) => i.id).sort();
+          const pep: Record<string, string[]> = {};
+          for (const node of Object.keys(alicePep())) pep[node] = (await getPepItems(c, undefined, node)).map((i) => i.id).sort();
           const fn = (await getVCard(c))?.getChildText('FN') ?? undefined;
           const roster = (await getRoster(c)).map((i) => i.jid).sort();
           const blocklist = (await getBlocklist(c)).sort();
-          return { mam, bookmarks, fn, roster, blocklist, offline };
+          return { mam, bookmarks, pep, fn, roster, blocklist, offline };
         };
 
         it.runIf(thirteen)('the served account has what Prosody 13 writes: list indexes (files), a role, numeric times', async () => {
@@ -204,6 +210,8 @@ export function prosodyServedAccountSuite(storage: ProsodyStorageKind, version: 
           expect(got.roster).toEqual(summary.roster.items.map((i) => i.jid).sort());
           expect(got.blocklist).toEqual(summary.blocklist);
           expect(got.offline).toEqual(aliceOffline());
+          expect(Object.keys(alicePep())).toEqual(expect.arrayContaining(['urn:xmpp:avatar:data', 'urn:xmpp:avatar:metadata']));
+          expect(got.pep).toEqual(alicePep());
           if (thirteen) expect(await grantWorks(prosody, 'frank')).toMatch(/Result: GRANTS=[1-9]/);
           await noNewErrors();
         });
@@ -219,6 +227,7 @@ export function prosodyServedAccountSuite(storage: ProsodyStorageKind, version: 
           expect(got.roster).toEqual(summary.roster.items.map((i) => i.jid).sort());
           expect(got.blocklist).toEqual(summary.blocklist);
           expect(got.offline).toEqual(aliceOffline());
+          expect(got.pep).toEqual(alicePep());
           if (thirteen) {
             expect(await shell(prosody, `user:role("frank@${HOST}")`)).toContain('prosody:admin');
             expect(await grantWorks(prosody, 'frank')).toMatch(/Result: GRANTS=[1-9]/);
