@@ -3,7 +3,8 @@
  * ejabberd-sql-live.test.ts (23.01) and ejabberd-sql-live-24.test.ts (24.12): real clients fill alice's account, xporta
  * reads what ejabberd stored; then xporta imports alice's records as a new account `dave` (her
  * SCRAM-SHA-1 credentials, so her password works), clears ejabberd's caches, and a real client
- * logs in as dave and gets everything back from ejabberd itself.
+ * logs in as dave and gets everything back from ejabberd itself, the offline messages too (on
+ * initial presence, with their original XEP-0203 delay stamps).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRecordRewriter } from '../../../src/jid.js';
@@ -18,7 +19,7 @@ import { PostgresqlDialect } from '../../../src/storage/prosody-sql/postgresql.j
 import { MysqlDialect } from '../../../src/storage/prosody-sql/mysql.js';
 import { SqliteDialect } from '../../../src/storage/prosody-sql/sqlite.js';
 import type { SqlDialect } from '../../../src/storage/prosody-sql/dialect.js';
-import { connectClient, getBlocklist, getPepItems, getPrivate, getRoster, getVCard, queryMam } from '../../support/xmpp-client.js';
+import { connectClient, getBlocklist, getPepItems, getPrivate, getRoster, getVCard, queryMam, type XmlElement } from '../../support/xmpp-client.js';
 
 const ALL = new Set(DATA_KINDS);
 
@@ -213,6 +214,26 @@ export function defineEjabberdLiveSuite(version: EjabberdVersion, variants: read
           } finally {
             await dave.close();
           }
+        });
+
+        it('dave’s client receives the imported offline messages with their original XEP-0203 delay stamps', async () => {
+          // After the replace above, dave's offline store holds alice's two messages, rewritten.
+          const originals = recordsOf(records, 'offline');
+          const stampOf = (message: XmlElement): string[] => message.getChildren('delay', 'urn:xmpp:delay').map((d) => String(d.attrs.stamp));
+          const bodyOf = (o: (typeof originals)[number]): string => {
+            const body = o.stanza.children.find((c) => typeof c !== 'string' && c.name === 'body');
+            return body && typeof body !== 'string' ? body.children.join('') : '';
+          };
+          const dave = await connectClient({ service: ej.service, domain: 'localhost', username: 'dave', password: PASSWORD, presence: true });
+          try {
+            const delivered = await Promise.all(
+              originals.map((o) => dave.waitFor((s) => s.is('message') && s.getChildText('body') === bodyOf(o), 10_000)),
+            );
+            expect(delivered.map((m) => stampOf(m))).toEqual(originals.map((o) => [o.timestamp]));
+          } finally {
+            await dave.close();
+          }
+          expect((await ej.ctl(['get_offline_count', 'dave', 'localhost'])).stdout.trim()).toBe('0');
         });
 
         it('gives messages of one second distinct times across batches, and a merge of them adds none', async () => {

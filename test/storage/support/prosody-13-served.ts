@@ -2,7 +2,8 @@
  * Imports into an account a real Prosody has already served (on 13 its lists carry `.lidx`
  * indexes, its account has `created`/`updated`, a role), in merge and then replace mode, and
  * checks what Prosody serves afterwards: every message, bookmark, vCard, PEP item, roster item and
- * blocklist entry; the moved password. On 13 also: a token grant (mod_tokenauth compares the
+ * blocklist entry, the offline messages (delivered on initial presence, with a delay); the moved
+ * password. On 13 also: a token grant (mod_tokenauth compares the
  * account's `updated` with the grant's time); the account's role and its `disabled` flag kept
  * through a replace; an account created by the import gets the role `prosodyctl adduser` gives.
  * Prosody's log must hold no error from any start or first use.
@@ -157,16 +158,34 @@ export function prosodyServedAccountSuite(storage: ProsodyStorageKind, version: 
 
         const aliceBookmarks = (): string[] => summary.pep.find((n) => n.node === BOOKMARKS)?.items.map((i) => i.id) ?? [];
         const aliceBodies = (): string[] => summary.archive.messages.map((m) => m.body);
+        const aliceOffline = (): string[] => summary.offline.map((m) => m.body);
+        /** Alice's PEP nodes with stored items (not the bookmarks node, checked on its own), and their item ids. */
+        const alicePep = (): Record<string, string[]> =>
+          Object.fromEntries(summary.pep.filter((n) => n.node !== BOOKMARKS && n.items.length > 0).map((n) => [n.node, n.items.map((i) => i.id).sort()]));
 
-        /** What frank gets from Prosody: MAM bodies, bookmark ids, FN, roster JIDs, blocklist. */
-        const served = async (password: string): Promise<{ mam: string[]; bookmarks: string[]; fn: string | undefined; roster: string[]; blocklist: string[] }> => {
+        /**
+         * What frank gets from Prosody: on initial presence the offline messages (bodies of those
+         * with a XEP-0203 delay); MAM bodies, bookmark ids, the item ids of alice's other PEP nodes,
+         * FN, roster JIDs, blocklist.
+         */
+        const served = async (
+          password: string,
+        ): Promise<{ mam: string[]; bookmarks: string[]; pep: Record<string, string[]>; fn: string | undefined; roster: string[]; blocklist: string[]; offline: string[] }> => {
           const c = await login('frank', password);
+          // Going online first: once the session has queried MAM, Prosody leaves offline messages to it.
+          await c.send(xml('presence'));
+          const delivered = await Promise.all(
+            aliceOffline().map((body) => c.waitFor((s) => s.is('message') && s.getChildText('body') === body, 10_000)),
+          );
+          const offline = delivered.filter((m) => m.getChild('delay', 'urn:xmpp:delay')).map((m) => m.getChildText('body') ?? '');
           const mam = (await queryMam(c)).map((m) => m.message.getChildText('body') ?? '');
           const bookmarks = (await getPepItems(c, undefined, BOOKMARKS)).map((i) => i.id).sort();
+          const pep: Record<string, string[]> = {};
+          for (const node of Object.keys(alicePep())) pep[node] = (await getPepItems(c, undefined, node)).map((i) => i.id).sort();
           const fn = (await getVCard(c))?.getChildText('FN') ?? undefined;
           const roster = (await getRoster(c)).map((i) => i.jid).sort();
           const blocklist = (await getBlocklist(c)).sort();
-          return { mam, bookmarks, fn, roster, blocklist };
+          return { mam, bookmarks, pep, fn, roster, blocklist, offline };
         };
 
         it.runIf(thirteen)('the served account has what Prosody 13 writes: list indexes (files), a role, numeric times', async () => {
@@ -179,7 +198,7 @@ export function prosodyServedAccountSuite(storage: ProsodyStorageKind, version: 
           await noNewErrors();
         });
 
-        it('merge: Prosody serves frank’s own data and all of alice’s, the moved password works, and so do token grants', async () => {
+        it(`merge: Prosody serves frank’s own data and all of alice’s, the moved password works${thirteen ? ', and so do token grants' : ''}`, async () => {
           const report = await whileStopped(() =>
             backend.applyUser({ host: HOST, user: 'frank' }, { ...account, name: 'frank' }, iterate(frankRecords), { mode: 'merge', dryRun: false, include: ALL, createAccount: false }),
           );
@@ -190,11 +209,14 @@ export function prosodyServedAccountSuite(storage: ProsodyStorageKind, version: 
           expect(got.fn).toBe('Alice Example');
           expect(got.roster).toEqual(summary.roster.items.map((i) => i.jid).sort());
           expect(got.blocklist).toEqual(summary.blocklist);
+          expect(got.offline).toEqual(aliceOffline());
+          expect(Object.keys(alicePep())).toEqual(expect.arrayContaining(['urn:xmpp:avatar:data', 'urn:xmpp:avatar:metadata']));
+          expect(got.pep).toEqual(alicePep());
           if (thirteen) expect(await grantWorks(prosody, 'frank')).toMatch(/Result: GRANTS=[1-9]/);
           await noNewErrors();
         });
 
-        it('replace: Prosody serves exactly alice’s data; frank keeps his role', async () => {
+        it(`replace: Prosody serves exactly alice’s data${thirteen ? '; frank keeps his role' : ''}`, async () => {
           await whileStopped(() =>
             backend.applyUser({ host: HOST, user: 'frank' }, { ...account, name: 'frank' }, iterate(frankRecords), { mode: 'replace', dryRun: false, include: ALL, createAccount: false }),
           );
@@ -204,6 +226,8 @@ export function prosodyServedAccountSuite(storage: ProsodyStorageKind, version: 
           expect(got.fn).toBe('Alice Example');
           expect(got.roster).toEqual(summary.roster.items.map((i) => i.jid).sort());
           expect(got.blocklist).toEqual(summary.blocklist);
+          expect(got.offline).toEqual(aliceOffline());
+          expect(got.pep).toEqual(alicePep());
           if (thirteen) {
             expect(await shell(prosody, `user:role("frank@${HOST}")`)).toContain('prosody:admin');
             expect(await grantWorks(prosody, 'frank')).toMatch(/Result: GRANTS=[1-9]/);
