@@ -5,7 +5,7 @@
  * million messages never sit in memory.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { NS, element, type DocumentEvent, type ScramCredentials, type XmlElement } from '../src/xep0227/model.js';
+import { NS, element, type DocumentEvent, type ScramCredentials, type XmlElement } from '../src/records/model.js';
 
 export const BENCH_HOST = 'localhost';
 export const BENCH_USER = 'bench';

@@ -18,16 +18,16 @@ import {
   runTokenRotate,
   runUserToken,
   UsageError,
-} from './cli-commands.js';
-import { exportOutput, ProgressLine } from './cli-io.js';
-import { hostImportFailed, runHostImport } from './cli-host-import.js';
-import { runPull } from './cli-pull.js';
+} from './cli/commands.js';
+import { exportOutput, ProgressLine } from './cli/io.js';
+import { hostImportFailed, runHostImport } from './cli/host-import.js';
+import { runPull } from './cli/pull.js';
 import { XmppPullError } from './storage/xmpp-client/errors.js';
-import { ConfigError, loadConfig, redactedConfig, type Config } from './config.js';
-import { JidError } from './jid.js';
+import { ConfigError, loadConfig, redactedConfig, type Config } from './config/config.js';
+import { JidError } from './lib/jid.js';
 import { StorageError } from './storage/backend.js';
-import { JOBS_FILE, JobStore } from './job-store.js';
-import { TransferError } from './transfer.js';
+import { JOBS_FILE, JobStore } from './core/job-store.js';
+import { TransferError } from './transfer/account-transfer.js';
 import { Xep0227Error } from './xep0227/errors.js';
 
 const USAGE = `usage: xporta <command> [options] [--config FILE]

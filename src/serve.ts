@@ -5,10 +5,10 @@
  * other fields need a restart, and a configuration that fails to load is logged and ignored.
  */
 import { readFileSync } from 'node:fs';
-import type { Config } from './config.js';
+import type { Config } from './config/config.js';
 import { buildApp } from './http/server.js';
 import { clearSpool } from './http/spool.js';
-import { handOverGeneratedToken, resolveOperatorTokens } from './operator-token.js';
+import { handOverGeneratedToken, resolveOperatorTokens } from './core/auth/operator-token.js';
 import { openStorage } from './storage/open.js';
 import { XmppComponent } from './xmpp/component.js';
 

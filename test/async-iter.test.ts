@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { concatAsync, tapAsync } from '../src/async-iter.js';
+import { concatAsync, tapAsync } from '../src/lib/async-iter.js';
 
 async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/config.js';
 import { openStorage } from '../src/storage/open.js';
 import { isCI } from './support/prosody.js';
 import { accountDocument } from './support/documents.js';

@@ -14,8 +14,8 @@ import {
   parseJid,
   rewriteRecord,
   rewriteRecords,
-} from '../src/jid.js';
-import type { JidPart } from '../src/jid.js';
+} from '../src/lib/jid.js';
+import type { JidPart } from '../src/lib/jid.js';
 import type {
   ArchiveRecord,
   BlocklistRecord,
@@ -30,8 +30,8 @@ import type {
   UserRecord,
   VCardRecord,
   XmlElement,
-} from '../src/xep0227/model.js';
-import { NS, element } from '../src/xep0227/model.js';
+} from '../src/records/model.js';
+import { NS, element } from '../src/records/model.js';
 
 describe('parseJid: valid JIDs', () => {
   const cases: readonly (readonly [string, string, string])[] = [

@@ -4,7 +4,7 @@
  * with {@link auditNote}; the error handler adds the refusal's reason.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AuditAction, AuditActor, AuditEntry } from '../audit.js';
+import type { AuditAction, AuditActor, AuditEntry } from '../core/audit.js';
 import type { Principal } from './auth.js';
 import { knownPrincipal, type ServiceContext } from './context.js';
 

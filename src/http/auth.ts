@@ -5,10 +5,10 @@
  * store. Every comparison is constant-time.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { OperatorToken, Scope } from '../config.js';
-import { SCOPES } from '../config.js';
-import { sha256Hex } from '../operator-token.js';
-import type { TokenStore } from '../auth/token-store.js';
+import type { OperatorToken, Scope } from '../config/config.js';
+import { SCOPES } from '../config/config.js';
+import { sha256Hex } from '../core/auth/operator-token.js';
+import type { TokenStore } from '../core/auth/token-store.js';
 import { problems } from './problem.js';
 
 export type Principal =

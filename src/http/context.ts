@@ -4,17 +4,17 @@
  */
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
-import { AuditLog } from '../audit.js';
-import type { TokenStore } from '../auth/token-store.js';
-import type { Config, Scope } from '../config.js';
-import { ExportFiles } from '../export-files.js';
-import { bareJid, JidError, normaliseDomain } from '../jid.js';
-import type { JobStore } from '../job-store.js';
-import { AccountLocks, crossProcessLocker, Slots } from '../jobs.js';
+import { AuditLog } from '../core/audit.js';
+import type { TokenStore } from '../core/auth/token-store.js';
+import type { Config, Scope } from '../config/config.js';
+import { ExportFiles } from '../core/export-files.js';
+import { bareJid, JidError, normaliseDomain } from '../lib/jid.js';
+import type { JobStore } from '../core/job-store.js';
+import { AccountLocks, crossProcessLocker, Slots } from '../core/locks.js';
 import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
-import { refOf } from '../transfer.js';
+import { refOf } from '../transfer/account-transfer.js';
 import { attemptedTokenId, Authenticator, authorize, bearerFrom, FailedAuthLimiter, RequestQuota, USER_TOKEN_PREFIX, type Principal } from './auth.js';
-import { Metrics } from './metrics.js';
+import { Metrics } from '../core/metrics.js';
 import { Problem, problems } from './problem.js';
 
 /** An import into one account finished; dry runs too, so a command that handed out a check link can show its result. */

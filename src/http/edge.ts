@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Scope } from '../config.js';
+import type { Scope } from '../config/config.js';
 import { isPreflight } from './cors.js';
 import { guardAccount, guardHost, principalOf, type ServiceContext } from './context.js';
 import { pathOf, problems } from './problem.js';

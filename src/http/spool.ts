@@ -10,7 +10,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DEFAULT_FILE_MODE, directoryModeFor, type PrivateFileMode } from '../private-files.js';
+import { DEFAULT_FILE_MODE, directoryModeFor, type PrivateFileMode } from '../lib/private-files.js';
 
 export interface Spool {
   readonly path: string;

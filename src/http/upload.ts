@@ -8,7 +8,7 @@ import { PassThrough, Readable, Transform, type TransformCallback } from 'node:s
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { FastifyRequest } from 'fastify';
-import type { LimitsConfig } from '../config.js';
+import type { LimitsConfig } from '../config/config.js';
 import { Problem, problems } from './problem.js';
 
 export const XML_TYPES = ['application/xml', 'text/xml', 'application/xep-0227+xml', 'application/xpie+xml'];

@@ -1,6 +1,6 @@
 import type { AccountLease, AccountLockMode } from './account-lock.js';
 import { isNoSpaceDatabaseError, isTransientDatabaseError } from './transient.js';
-import type { DataKind, UserRecord, UserStart } from '../xep0227/model.js';
+import type { DataKind, UserRecord, UserStart } from '../records/model.js';
 
 /** A user account on a host, both normalised (see src/jid.ts). */
 export interface UserRef {

@@ -6,8 +6,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Config, StorageConfig } from '../config.js';
-import { ensurePrivateFile } from '../private-files.js';
+import type { Config, StorageConfig } from '../config/config.js';
+import { ensurePrivateFile } from '../lib/private-files.js';
 import type { StorageBackend } from './backend.js';
 import { EjabberdSqlBackend } from './ejabberd-sql/backend.js';
 import { ProsodyFilesBackend } from './prosody-files/backend.js';

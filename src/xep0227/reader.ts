@@ -16,7 +16,7 @@
  * opaque records wrapped in their container, so that writing them back gives the same tree.
  * Unknown children of `<server-data>` and `<host>` are skipped.
  */
-import { formatJid, parseJid } from '../jid.js';
+import { formatJid, parseJid } from '../lib/jid.js';
 import { createReadStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
@@ -48,10 +48,10 @@ import {
   type UserRecord,
   type UserStart,
   type XmlElement,
-} from './model.js';
+} from '../records/model.js';
 import { readArchiveItem } from './archive-item.js';
-import { measureText, skipXmlSpace } from './chars.js';
-import { ElementBuilder, attributeKey, betweenMarkup, listen, skipOver } from './xml.js';
+import { measureText, skipXmlSpace } from '../xml/chars.js';
+import { ElementBuilder, attributeKey, betweenMarkup, listen, skipOver } from '../xml/xml.js';
 import { XIncludeError, includeTarget, resolveInclude } from './xinclude.js';
 
 export interface ReaderOptions {

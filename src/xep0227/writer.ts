@@ -20,8 +20,8 @@ import {
   type UserStart,
   type XmlElement,
   type XmlNode,
-} from './model.js';
-import { escapeAttribute, escapeText, serializeElement, splitClark, XmlCharError } from './xml.js';
+} from '../records/model.js';
+import { escapeAttribute, escapeText, serializeElement, splitClark, XmlCharError } from '../xml/xml.js';
 
 /** Size of the chunks the writer yields (the last one may be smaller). */
 export const WRITER_CHUNK_BYTES = 64 * 1024;

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { StanzaError } from './connection.js';
 import { renderForm, submittedValues, type Form } from './forms.js';
-import { NS, x, type Stanza } from './xml.js';
+import { NS, x, type Stanza } from './ltx.js';
 
 export type Action = 'execute' | 'next' | 'prev' | 'complete' | 'cancel';
 const ACTIONS = new Set<string>(['execute', 'next', 'prev', 'complete', 'cancel']);

@@ -4,10 +4,10 @@
  * routes (storage, tokens, locks, metrics) and nothing of HTTP itself; the HTTP side sees it only
  * through `ctx.notifier` and the `connected()` status.
  */
-import type { Config } from '../config.js';
+import type { Config } from '../config/config.js';
 import type { AccountNotifier, ImportFinished, ServiceContext } from '../http/context.js';
-import { bareJid } from '../jid.js';
-import { refOf } from '../transfer.js';
+import { bareJid } from '../lib/jid.js';
+import { refOf } from '../transfer/account-transfer.js';
 import { CommandError, CommandRegistry } from './adhoc.js';
 import { exportCommand, importCommand, moveCommand, type CommandDeps } from './commands.js';
 import { ComponentConnection, StanzaError, type BackoffOptions, type ConnectionState, type LogSink } from './connection.js';
@@ -15,7 +15,7 @@ import { MoveService } from './moved.js';
 import { ImportNotifier } from './notify.js';
 import { PrivilegeTable } from './privilege.js';
 import { PrivilegedAccess } from './privileged.js';
-import { firstElement, NS, x, type Stanza } from './xml.js';
+import { firstElement, NS, x, type Stanza } from './ltx.js';
 
 export interface XmppComponentOptions {
   /** Uses `component` (service, domain, secret) and `hosts` (whose users may use it). */

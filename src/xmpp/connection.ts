@@ -5,8 +5,8 @@
  */
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
-import { NS, type Stanza } from './xml.js';
-import { withTimeout } from '../timeout.js';
+import { NS, type Stanza } from './ltx.js';
+import { withTimeout } from '../lib/timeout.js';
 
 export type ConnectionState = 'stopped' | 'connecting' | 'online' | 'waiting';
 

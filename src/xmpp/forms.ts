@@ -2,7 +2,7 @@
  * XEP-0004 data forms: just enough to render the commands' forms and results and to read what a
  * client submitted.
  */
-import { NS, x, type Stanza } from './xml.js';
+import { NS, x, type Stanza } from './ltx.js';
 
 export type FieldType =
   | 'boolean'

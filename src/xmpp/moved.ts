@@ -14,16 +14,16 @@
  */
 import { Readable } from 'node:stream';
 import type { ServiceContext } from '../http/context.js';
-import { bareJid, JidError } from '../jid.js';
-import { OutgoingError, outgoingClient } from '../net/outgoing.js';
+import { bareJid, JidError } from '../lib/jid.js';
+import { OutgoingError, outgoingClient } from '../lib/net/outgoing.js';
 import type { ApplyReport, UserRef } from '../storage/backend.js';
-import { exportUserDocument, refOf, selectKinds } from '../transfer.js';
-import { element, isDataKind, textOf, firstChild, type DataKind, type DocumentEvent, type UserRecord, type XmlElement } from '../xep0227/model.js';
+import { exportUserDocument, refOf, selectKinds } from '../transfer/account-transfer.js';
+import { element, isDataKind, textOf, firstChild, type DataKind, type DocumentEvent, type UserRecord, type XmlElement } from '../records/model.js';
 import { writeDocument } from '../xep0227/writer.js';
 import { StanzaError } from './connection.js';
 import { storedRoster } from './notify.js';
 import type { PrivilegedAccess } from './privileged.js';
-import { fromModel, NS, x } from './xml.js';
+import { fromModel, NS, x } from './ltx.js';
 
 export const MOVED_NODE = NS.moved;
 export const MOVED_ITEM = 'current';

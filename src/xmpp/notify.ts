@@ -8,11 +8,11 @@
  */
 import type { ImportFinished, ServiceContext } from '../http/context.js';
 import type { ApplyReport } from '../storage/backend.js';
-import { refOf } from '../transfer.js';
-import type { DataKind, RosterItem } from '../xep0227/model.js';
+import { refOf } from '../transfer/account-transfer.js';
+import type { DataKind, RosterItem } from '../records/model.js';
 import type { LogSink } from './connection.js';
 import type { PrivilegedAccess, RosterEntry } from './privileged.js';
-import { x, type Stanza } from './xml.js';
+import { x, type Stanza } from './ltx.js';
 
 export interface NotifierDeps {
   readonly ctx: ServiceContext;

@@ -6,7 +6,7 @@
  * mod_privilege (prosody-modules 2023) never closes its `<namespace/>` elements, so the IQ
  * namespaces arrive nested inside each other: they are collected from all descendants.
  */
-import { descendants, NS, type Stanza } from './xml.js';
+import { descendants, NS, type Stanza } from './ltx.js';
 
 export type Access = 'get' | 'set' | 'both';
 

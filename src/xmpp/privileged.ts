@@ -7,7 +7,7 @@
 import type { ComponentConnection } from './connection.js';
 import { StanzaError } from './connection.js';
 import type { PrivilegeTable } from './privilege.js';
-import { NS, x, type Stanza } from './xml.js';
+import { NS, x, type Stanza } from './ltx.js';
 
 export class NotGrantedError extends Error {
   constructor(what: string, host: string) {

@@ -7,7 +7,7 @@ import { Writable, Readable } from 'node:stream';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DocumentEvent } from '../../src/xep0227/model.js';
+import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { accountDocument } from '../support/documents.js';
 import { exportDoc, importDoc, startService, type TestService } from './support.js';

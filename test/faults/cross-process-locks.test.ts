@@ -14,7 +14,7 @@ import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceContext } from '../../src/http/context.js';
-import { sha256Hex } from '../../src/operator-token.js';
+import { sha256Hex } from '../../src/core/auth/operator-token.js';
 import { advisoryKey, namedLockKey } from '../../src/storage/account-lock.js';
 import { accountDocument } from '../support/documents.js';
 import { isCI } from '../support/prosody.js';

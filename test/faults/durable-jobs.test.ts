@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../../src/operator-token.js';
+import { sha256Hex } from '../../src/core/auth/operator-token.js';
 import { accountDocument } from '../support/documents.js';
 import { freePort } from '../support/ports.js';
 

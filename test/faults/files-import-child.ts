@@ -4,7 +4,7 @@
  */
 import { Readable } from 'node:stream';
 import { ProsodyFilesBackend } from '../../src/storage/prosody-files/backend.js';
-import { importUserDocument, selectKinds } from '../../src/transfer.js';
+import { importUserDocument, selectKinds } from '../../src/transfer/account-transfer.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { accountDocument } from '../support/documents.js';
 

@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { buildApp } from '../../src/http/server.js';
-import { sha256Hex } from '../../src/operator-token.js';
+import { sha256Hex } from '../../src/core/auth/operator-token.js';
 import { openStorage } from '../../src/storage/open.js';
 
 export const TOKEN = 'operator-fault-secret';

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runExport, runImport } from '../../src/cli-commands.js';
-import { loadConfig, type Config } from '../../src/config.js';
-import type { UserImportReport } from '../../src/transfer.js';
+import { runExport, runImport } from '../../src/cli/commands.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import type { UserImportReport } from '../../src/transfer/account-transfer.js';
 import { accountDocument } from '../support/documents.js';
 
 async function exportText(config: Config, jid: string): Promise<string> {

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TokenStore } from '../../src/auth/token-store.js';
+import { TokenStore } from '../../src/core/auth/token-store.js';
 import { Authenticator, FailedAuthLimiter, RequestQuota, attemptedTokenId, authorize, bearerFrom } from '../../src/http/auth.js';
 import { Problem } from '../../src/http/problem.js';
-import { sha256Hex } from '../../src/operator-token.js';
+import { sha256Hex } from '../../src/core/auth/operator-token.js';
 
 const SECRET = 'k'.repeat(40);
 

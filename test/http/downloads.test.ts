@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, type Config } from '../../src/config.js';
-import { ExportFiles } from '../../src/export-files.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import { ExportFiles } from '../../src/core/export-files.js';
 import { attachmentDisposition, parseRange } from '../../src/http/download.js';
 import { buildApp } from '../../src/http/server.js';
-import { sha256Hex } from '../../src/operator-token.js';
+import { sha256Hex } from '../../src/core/auth/operator-token.js';
 import { openStorage } from '../../src/storage/open.js';
 
 const MESSAGES = 100_000;

@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
 import { Authenticator } from '../../src/http/auth.js';
 import type { ServiceContext } from '../../src/http/context.js';
 import { buildApp } from '../../src/http/server.js';
-import { sha256Hex } from '../../src/operator-token.js';
+import { sha256Hex } from '../../src/core/auth/operator-token.js';
 import { openStorage } from '../../src/storage/open.js';
 import { accountDocument, deriveScram } from '../support/documents.js';
 

@@ -14,8 +14,8 @@ import type { ApplyReport, StorageBackend, UserRef } from '../../src/storage/bac
 import { EjabberdSqlBackend } from '../../src/storage/ejabberd-sql/index.js';
 import { ProsodyFilesBackend } from '../../src/storage/prosody-files/index.js';
 import { ProsodySqlBackend } from '../../src/storage/prosody-sql/index.js';
-import { exportUserDocument, importUserDocument } from '../../src/transfer.js';
-import { DATA_KINDS, childElements, textOf } from '../../src/xep0227/model.js';
+import { exportUserDocument, importUserDocument } from '../../src/transfer/account-transfer.js';
+import { DATA_KINDS, childElements, textOf } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { writeDocument } from '../../src/xep0227/writer.js';
 import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle } from '../support/ejabberd.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
 import { buildApp } from '../../src/http/server.js';
 import { openStorage } from '../../src/storage/open.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';

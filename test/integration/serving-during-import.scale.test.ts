@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { syntheticAccount } from '../../bench/synthetic.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { buildApp } from '../../src/http/server.js';
 import { openStorage } from '../../src/storage/open.js';
 import { writeDocument } from '../../src/xep0227/writer.js';

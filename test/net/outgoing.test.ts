@@ -9,9 +9,9 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OutgoingConfig } from '../../src/config.js';
-import { AddressPolicy, parseAllowEntry } from '../../src/net/address-policy.js';
-import { OUTGOING_MESSAGES, OutgoingClient, OutgoingError } from '../../src/net/outgoing.js';
+import type { OutgoingConfig } from '../../src/config/config.js';
+import { AddressPolicy, parseAllowEntry } from '../../src/lib/net/address-policy.js';
+import { OUTGOING_MESSAGES, OutgoingClient, OutgoingError } from '../../src/lib/net/outgoing.js';
 
 function config(allow: string[], overrides: Partial<OutgoingConfig> = {}): OutgoingConfig {
   return { allow, idleTimeoutMs: 2000, totalTimeoutMs: 5000, maxAnswerBytes: 1024, ...overrides };

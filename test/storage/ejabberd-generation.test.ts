@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { originIdOf } from '../../src/storage/ejabberd-sql/apply.js';
 import { legacyFromPep, pepFromLegacy } from '../../src/storage/ejabberd-sql/bookmarks.js';
 import { ejabberdVersion, schemaTraits } from '../../src/storage/ejabberd-sql/generation.js';
-import { SqliteDialect } from '../../src/storage/prosody-sql/sqlite.js';
-import { element, NS } from '../../src/xep0227/model.js';
-import { serializeElement } from '../../src/xep0227/xml.js';
+import { SqliteDialect } from '../../src/storage/sql/sqlite/dialect.js';
+import { element, NS } from '../../src/records/model.js';
+import { serializeElement } from '../../src/xml/xml.js';
 import { ejabberdInstall, EJABBERD_VERSIONS } from '../support/server-versions.js';
 
 describe('schema generation', () => {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EjabberdSqlBackend } from '../../src/storage/ejabberd-sql/index.js';
-import { DATA_KINDS, NS, element, type PepNodeRecord, type UserRecord } from '../../src/xep0227/model.js';
+import { DATA_KINDS, NS, element, type PepNodeRecord, type UserRecord } from '../../src/records/model.js';
 import { deriveScram } from '../support/documents.js';
 import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle } from '../support/ejabberd.js';
 import { connectClient, getVCard, xml, type XmppClient } from '../support/xmpp-client.js';

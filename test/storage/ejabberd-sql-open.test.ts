@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { openStorage } from '../../src/storage/open.js';
-import { DATA_KINDS, element, type UserRecord } from '../../src/xep0227/model.js';
+import { DATA_KINDS, element, type UserRecord } from '../../src/records/model.js';
 import { EJABBERD_SQL_DIR, describeWithEjabberd } from '../support/ejabberd.js';
 
 const ALL = new Set(DATA_KINDS);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { formatTerm, parseTerm, type ErlangTerm } from '../../src/storage/ejabberd-sql/erlang.js';
 import {
   decodeSubscriptions,

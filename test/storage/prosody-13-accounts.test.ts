@@ -13,9 +13,9 @@ import { LuaTable } from '../../src/storage/prosody/lua.js';
 import { isOpaqueStore } from '../../src/storage/prosody/stores.js';
 import { ProsodySqlBackend } from '../../src/storage/prosody-sql/backend.js';
 import { detectProsodyVersion } from '../../src/storage/prosody-sql/generation.js';
-import { SqliteDialect } from '../../src/storage/prosody-sql/sqlite.js';
+import { SqliteDialect } from '../../src/storage/sql/sqlite/dialect.js';
 import { readKeyval } from '../../src/storage/prosody-sql/rows.js';
-import { DATA_KINDS, NS, element, type UserRecord, type UserStart } from '../../src/xep0227/model.js';
+import { DATA_KINDS, NS, element, type UserRecord, type UserStart } from '../../src/records/model.js';
 
 const X = (name: string): string => `{${NS.prosodyExtended}}${name}`;
 

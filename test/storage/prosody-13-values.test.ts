@@ -6,7 +6,7 @@ import { LuaTable } from '../../src/storage/prosody/lua.js';
 import { pepNodeFromStore, pepNodeToStore } from '../../src/storage/prosody/pep.js';
 import { isoToTime, secondsToIso } from '../../src/storage/prosody/util.js';
 import { archiveItemToList, stampOf } from '../../src/storage/prosody-files/list-items.js';
-import { NS, element, type PepNodeRecord } from '../../src/xep0227/model.js';
+import { NS, element, type PepNodeRecord } from '../../src/records/model.js';
 
 const rosterNode = (groups: string[]): PepNodeRecord => ({
   kind: 'pep-node',

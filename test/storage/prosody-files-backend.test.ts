@@ -20,7 +20,7 @@ import {
   type PepItemRecord,
   type UserRecord,
   type UserStart,
-} from '../../src/xep0227/model.js';
+} from '../../src/records/model.js';
 import { LUA, luaAvailable } from './support/lua.js';
 
 const FIXTURE_DATA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/prosody-files/data');

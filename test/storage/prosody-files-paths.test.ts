@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProsodyFilesBackend } from '../../src/storage/prosody-files/backend.js';
 import { PathError, decode, decodeCanonical, encode, getpath, storeEncode } from '../../src/storage/prosody-files/paths.js';
-import type { UserRecord, UserStart } from '../../src/xep0227/model.js';
+import type { UserRecord, UserStart } from '../../src/records/model.js';
 import { LUA, luaAvailable } from './support/lua.js';
 
 describe('encode / store_encode', () => {

@@ -8,7 +8,7 @@ import type { ArchiveItem } from '../../src/storage/prosody/archive.js';
 import { ProsodyImport, type MapEntry } from '../../src/storage/prosody/import.js';
 import { LuaTable, type LuaValue } from '../../src/storage/prosody/lua.js';
 import { PEP_STORE } from '../../src/storage/prosody/pep.js';
-import type { DataKind, UserRecord, UserStart } from '../../src/xep0227/model.js';
+import type { DataKind, UserRecord, UserStart } from '../../src/records/model.js';
 
 class MemoryImport extends ProsodyImport {
   readonly calls: string[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NS, element, type UserStart, type XmlElement } from '../../src/xep0227/model.js';
+import { NS, element, type UserStart, type XmlElement } from '../../src/records/model.js';
 import {
   LuaTable,
   PASSWORD_RESET_WARNING,

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ProsodySqlBackend } from '../../src/storage/prosody-sql/index.js';
-import { NS, element, type ArchiveRecord } from '../../src/xep0227/model.js';
+import { NS, element, type ArchiveRecord } from '../../src/records/model.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { loginAs, queryMam, sendMessage, type XmppClient } from '../support/xmpp-client.js';
 import { iterate } from './support/sample-user.js';

@@ -10,8 +10,8 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ApplyOptions, ApplyReport } from '../../src/storage/backend.js';
 import { ProsodySqlBackend, ensureSchema } from '../../src/storage/prosody-sql/index.js';
-import { SqliteDialect } from '../../src/storage/prosody-sql/sqlite.js';
-import { NS, element, type UserRecord } from '../../src/xep0227/model.js';
+import { SqliteDialect } from '../../src/storage/sql/sqlite/dialect.js';
+import { NS, element, type UserRecord } from '../../src/records/model.js';
 import { droppedIndexes, recordingDialect, schemaOf } from './support/sqlite-bulk.js';
 import { ALICE, ALICE_ACCOUNT, ALICE_RECORDS, ALL_KINDS, HOSTS, applyOptions, archiveRecord, collect, iterate } from './support/sample-user.js';
 

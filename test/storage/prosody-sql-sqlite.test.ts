@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProsodySqlBackend, type SqlDialect, type SqlParam, type SqlRow, type SqlTransaction } from '../../src/storage/prosody-sql/index.js';
-import { SqliteDialect } from '../../src/storage/prosody-sql/sqlite.js';
+import { SqliteDialect } from '../../src/storage/sql/sqlite/dialect.js';
 import { SQLITE_SCHEMA } from './fixtures/prosody-rows.js';
-import { NS, element } from '../../src/xep0227/model.js';
+import { NS, element } from '../../src/records/model.js';
 import { ALICE, ALICE_ACCOUNT, HOSTS, applyOptions, archiveRecord, collect } from './support/sample-user.js';
 import { prosodySqlSuite } from './support/sql-suite.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { NS, element } from '../../src/xep0227/model.js';
-import { parseElement } from '../../src/xep0227/xml.js';
+import { NS, element } from '../../src/records/model.js';
+import { parseElement } from '../../src/xml/xml.js';
 import {
   LuaTable,
   decodeJson,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WriteBehind } from '../../src/storage/prosody-sql/write-behind.js';
+import { WriteBehind } from '../../src/storage/sql/write-behind.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
   let resolve!: () => void;

@@ -4,13 +4,13 @@
  * stream: the one function under test is the reader's request loop).
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { parseServiceEntry } from '../../src/storage/xmpp-client/index.js';
 import { XmppStanzaError } from '../../src/storage/xmpp-client/errors.js';
 import { RemoteAccountReader, type PullNotes } from '../../src/storage/xmpp-client/reader.js';
 import { chooseMechanism, startSasl } from '../../src/storage/xmpp-client/scram.js';
 import type { ClientStream } from '../../src/storage/xmpp-client/stream.js';
-import { element, type UserRecord, type XmlElement } from '../../src/xep0227/model.js';
+import { element, type UserRecord, type XmlElement } from '../../src/records/model.js';
 
 describe('SASL', () => {
   it('SCRAM-SHA-1 gives the RFC 5802 §5 example exchange', () => {

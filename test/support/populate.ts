@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
-import type { PubsubAffiliation, XmlElement, XmlNode } from '../../src/xep0227/model.js';
+import type { PubsubAffiliation, XmlElement, XmlNode } from '../../src/records/model.js';
 import { createUser, type ProsodyHandle } from './prosody.js';
 import {
   NS,

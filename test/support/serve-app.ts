@@ -3,7 +3,7 @@
  * configured from XPORTA_* variables like `xporta serve`, listening on a free loopback port,
  * which it prints as `listening <port>`. Run with vite-node.
  */
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { buildApp } from '../../src/http/server.js';
 import { openStorage } from '../../src/storage/open.js';
 

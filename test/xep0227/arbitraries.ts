@@ -2,7 +2,7 @@
  * fast-check generators of valid XEP-0227 documents as event streams, in the canonical form the
  * reader produces (so that write → read must give them back unchanged).
  */
-import { isValidJid, normaliseDomain, normaliseLocalpart } from '../../src/jid.js';
+import { isValidJid, normaliseDomain, normaliseLocalpart } from '../../src/lib/jid.js';
 import fc from 'fast-check';
 import {
   NS,
@@ -17,7 +17,7 @@ import {
   type UserRecord,
   type XmlElement,
   type XmlNode,
-} from '../../src/xep0227/model.js';
+} from '../../src/records/model.js';
 
 const XML_CHAR = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]$/u;
 

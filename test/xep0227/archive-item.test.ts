@@ -5,11 +5,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { syntheticAccount } from '../../bench/synthetic.js';
-import { measureText, hasOnlyXmlChars } from '../../src/xep0227/chars.js';
+import { measureText, hasOnlyXmlChars } from '../../src/xml/chars.js';
 import { Xep0227Error } from '../../src/xep0227/errors.js';
-import type { DocumentEvent, XmlElement } from '../../src/xep0227/model.js';
+import type { DocumentEvent, XmlElement } from '../../src/records/model.js';
 import { readDocument, type ReaderOptions } from '../../src/xep0227/reader.js';
-import { serializeElement, storedText } from '../../src/xep0227/xml.js';
+import { serializeElement, storedText } from '../../src/xml/xml.js';
 import { serializeXmlValue } from '../../src/storage/prosody/stanza.js';
 import { collect, writeString } from './helpers.js';
 

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DocumentEvent, UserRecord, UserStart } from '../../src/xep0227/model.js';
+import type { DocumentEvent, UserRecord, UserStart } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { NO_CONVERSION_PROSODY_OPTIONS, populateAccount, type PopulateSummary } from '../support/populate.js';
 import { requireBinary, skipWithoutProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';

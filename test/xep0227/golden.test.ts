@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NS, element, type DocumentEvent, type UserStart } from '../../src/xep0227/model.js';
+import { NS, element, type DocumentEvent, type UserStart } from '../../src/records/model.js';
 import { FIXTURES, expectRejection, positionOf, readFixture, readString } from './helpers.js';
 
 const host = (jid: string): DocumentEvent => ({ kind: 'host', jid });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { Xep0227Error, type Xep0227ErrorCode } from '../../src/xep0227/errors.js';
-import type { DocumentEvent } from '../../src/xep0227/model.js';
+import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument, type ReaderOptions } from '../../src/xep0227/reader.js';
 import { writeDocument } from '../../src/xep0227/writer.js';
 

@@ -5,7 +5,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { NS, type DocumentEvent } from '../../src/xep0227/model.js';
+import { NS, type DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { writeDocument } from '../../src/xep0227/writer.js';
 

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { NS, element, type DocumentEvent } from '../../src/xep0227/model.js';
+import { NS, element, type DocumentEvent } from '../../src/records/model.js';
 import { normaliseTimestamp, readDocument, validateJid } from '../../src/xep0227/reader.js';
 import { collect, readString, writeString } from './helpers.js';
 

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { serializeXmlValue } from '../../src/storage/prosody/stanza.js';
-import { NS, element, type XmlElement, type XmlNode } from '../../src/xep0227/model.js';
+import { NS, element, type XmlElement, type XmlNode } from '../../src/records/model.js';
 import { scanVerbatim } from '../../src/xep0227/verbatim.js';
-import { parseElement, serializeElement, storedElement } from '../../src/xep0227/xml.js';
+import { parseElement, serializeElement, storedElement } from '../../src/xml/xml.js';
 import { payload } from './arbitraries.js';
 
 /** Elements inside the verbatim subset, so that mutations start from accepted texts. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { NS, element, type DocumentEvent, type UserRecord } from '../../src/xep0227/model.js';
+import { NS, element, type DocumentEvent, type UserRecord } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { WRITER_CHUNK_BYTES, documentStream, writeDocument } from '../../src/xep0227/writer.js';
-import { XmlCharError } from '../../src/xep0227/xml.js';
+import { XmlCharError } from '../../src/xml/xml.js';
 import { collect, readString, writeString } from './helpers.js';
 
 const C = NS.client;

@@ -1,8 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { SaxesParser } from 'saxes';
 import { describe, expect, it } from 'vitest';
-import { element } from '../../src/xep0227/model.js';
-import { listen, parseElement, serializeElement, XmlCharError, XmlFragmentError } from '../../src/xep0227/xml.js';
+import { element } from '../../src/records/model.js';
+import { listen, parseElement, serializeElement, XmlCharError, XmlFragmentError } from '../../src/xml/xml.js';
 
 describe('element codec', () => {
   it('parses a Prosody-stored stanza into jabber:client with xml:lang and nested namespaces', () => {

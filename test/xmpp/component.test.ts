@@ -7,8 +7,8 @@
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { refOf } from '../../src/transfer.js';
-import type { DocumentEvent } from '../../src/xep0227/model.js';
+import { refOf } from '../../src/transfer/account-transfer.js';
+import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { accountDocument } from '../support/documents.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';

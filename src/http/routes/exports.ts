@@ -5,8 +5,8 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { authorize } from '../auth.js';
-import type { ExportFile } from '../../export-files.js';
-import { exportUserDocument, refOf } from '../../transfer.js';
+import type { ExportFile } from '../../core/export-files.js';
+import { exportUserDocument, refOf } from '../../transfer/account-transfer.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { auditNote } from '../audit-trail.js';
 import { guardAccount, principalOf, type ServiceContext } from '../context.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { StorageBackend } from '../../storage/backend.js';
-import { withTimeout } from '../../timeout.js';
+import { withTimeout } from '../../lib/timeout.js';
 
 export interface ComponentStatus {
   readonly connected: () => boolean;

@@ -8,9 +8,9 @@
  * echoed in an error.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { bareJid, JidError } from '../../jid.js';
+import { bareJid, JidError } from '../../lib/jid.js';
 import { pullAccount, pullSettings, UNREADABLE_KINDS, XmppPullError, type PullFailure } from '../../storage/xmpp-client/index.js';
-import { importUserDocument } from '../../transfer.js';
+import { importUserDocument } from '../../transfer/account-transfer.js';
 import { auditNote } from '../audit-trail.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import { Problem, problems } from '../problem.js';

@@ -4,7 +4,7 @@
  * accepted the new JID. The same MoveService backs the component's "Move my account" command.
  */
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
-import { OutgoingError } from '../../net/outgoing.js';
+import { OutgoingError } from '../../lib/net/outgoing.js';
 import { MoveError, MoveService } from '../../xmpp/moved.js';
 import { privilegedAccessOf } from '../../xmpp/component.js';
 import { guardAccount, type ServiceContext } from '../context.js';

@@ -6,8 +6,8 @@
  * on its host.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { parseOperatorTokenSpec, TokenSpecError } from '../../auth/token-spec.js';
-import type { TokenStore } from '../../auth/token-store.js';
+import { parseOperatorTokenSpec, TokenSpecError } from '../../core/auth/token-spec.js';
+import type { TokenStore } from '../../core/auth/token-store.js';
 import { auditNote } from '../audit-trail.js';
 import { guardAccount, principalOf, type ServiceContext } from '../context.js';
 import { problems } from '../problem.js';

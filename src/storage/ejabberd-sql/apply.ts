@@ -20,10 +20,10 @@ import {
   type UserRecord,
   type UserStart,
   type XmlElement,
-} from '../../xep0227/model.js';
-import { PepProfile } from '../../xep0227/vcard-legacy.js';
-import { parseElement, serializeElement } from '../../xep0227/xml.js';
-import type { SqlSession } from '../prosody-sql/dialect.js';
+} from '../../records/model.js';
+import { PepProfile } from '../../records/vcard-legacy.js';
+import { parseElement, serializeElement } from '../../xml/xml.js';
+import type { SqlSession } from '../sql/dialect.js';
 import { EjabberdArchiveWriter, MICROS_ID } from './archive-writer.js';
 import { LEGACY_NS, PEP_BOOKMARKS_CONFIG, PEP_BOOKMARKS_NODE, legacyFromPep, pepFromLegacy } from './bookmarks.js';
 import { formatTerm } from './erlang.js';

@@ -12,7 +12,7 @@
  * with the same XML is a duplicate, as is any stored at its time when its id is ejabberd's own.
  */
 import type { UserRef } from '../backend.js';
-import type { SqlParam, SqlSession } from '../prosody-sql/dialect.js';
+import type { SqlParam, SqlSession } from '../sql/dialect.js';
 import { num, str, type Tables } from './tables.js';
 
 /** A plausible µs-since-epoch MAM id as ejabberd makes them (after 2001, before 2286). */

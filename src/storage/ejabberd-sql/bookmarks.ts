@@ -4,7 +4,7 @@
  * XEP-0402 §5.3 maps them. ejabberd 24.12 keeps both forms in sync whenever a client writes one;
  * an import writes its tables directly, so it does the same itself.
  */
-import { childElements, element, firstChild, textOf, type NodeConfigField, type XmlElement } from '../../xep0227/model.js';
+import { childElements, element, firstChild, textOf, type NodeConfigField, type XmlElement } from '../../records/model.js';
 
 export const LEGACY_NS = 'storage:bookmarks';
 export const PEP_BOOKMARKS_NODE = 'urn:xmpp:bookmarks:1';

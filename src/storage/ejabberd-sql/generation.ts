@@ -3,7 +3,7 @@
  * `archive.origin_id` column (NOT NULL without a default on PostgreSQL and MySQL) and the
  * `schema_version` table, and upgrades an older schema to them itself at start.
  */
-import type { SqlSession, DialectName } from '../prosody-sql/dialect.js';
+import type { SqlSession, DialectName } from '../sql/dialect.js';
 
 export type EjabberdVersion = '23.01' | '24.12';
 

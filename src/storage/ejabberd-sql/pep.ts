@@ -3,7 +3,7 @@
  * option) ↔ XEP-0060 node configuration fields, and the `MegaSecs:Secs:MicroSecs` time stamps
  * of `pubsub_item`.
  */
-import type { NodeConfigField, PubsubAffiliation, PubsubSubscriptionState } from '../../xep0227/model.js';
+import type { NodeConfigField, PubsubAffiliation, PubsubSubscriptionState } from '../../records/model.js';
 import { atom, binary, formatTerm, integer, list, parseTerm, type ErlangTerm } from './erlang.js';
 
 /**

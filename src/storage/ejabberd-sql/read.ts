@@ -20,9 +20,9 @@ import {
   type Subscription,
   type UserStart,
   type XmlElement,
-} from '../../xep0227/model.js';
-import { parseElement } from '../../xep0227/xml.js';
-import type { SqlSession } from '../prosody-sql/dialect.js';
+} from '../../records/model.js';
+import { parseElement } from '../../xml/xml.js';
+import type { SqlSession } from '../sql/dialect.js';
 import { decodeAffiliation, decodeSubscriptions, erlangNowToIso, optionToField } from './pep.js';
 import { bool, num, str, timestampToIso, type Tables } from './tables.js';
 

@@ -5,7 +5,7 @@
  * Pubsub tables are the same in both: PEP nodes are keyed by the owner's bare JID.
  */
 import type { UserRef } from '../backend.js';
-import { sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from '../prosody-sql/dialect.js';
+import { sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from '../sql/dialect.js';
 
 export class Tables {
   constructor(readonly newSchema: boolean) {}

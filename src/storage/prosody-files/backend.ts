@@ -13,7 +13,7 @@ import { access, constants as fsConstants, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
-import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
+import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { accountFromStore, type ProsodyHostOptions, type ProsodyVersion } from '../prosody/accounts.js';
 import { detectProsodyVersion } from './generation.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveRecordFromItem, offlineRecordFromItem } from '../prosody/archive.js';

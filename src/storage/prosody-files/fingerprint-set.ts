@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { ensurePrivateFile } from '../../private-files.js';
+import { ensurePrivateFile } from '../../lib/private-files.js';
 
 /** 32-bit words per slot. */
 const WORDS = 4;

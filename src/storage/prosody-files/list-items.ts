@@ -8,7 +8,7 @@
  * `attr.stamp_legacy` too, and reads the time from `attr.stamp` when `when` is missing and the key
  * from the item's position when `key` is missing.
  */
-import { NS } from '../../xep0227/model.js';
+import { NS } from '../../records/model.js';
 import type { ArchiveItem } from '../prosody/archive.js';
 import { LuaTable, isStanzaValue, luaNumber, type LuaValue } from '../prosody/lua.js';
 import { fromPreserialized, toPreserialized } from '../prosody/stanza.js';

@@ -14,7 +14,7 @@
  *   `(-1/0)`, NaN `(0/0)`. Like Prosody, an integral float such as 2.0 comes out as `2`.
  * - more than 127 nested tables is an error, as it is in Prosody.
  */
-import type { XmlElement } from '../../xep0227/model.js';
+import type { XmlElement } from '../../records/model.js';
 import { LuaFloat, LuaTable, isStanzaValue, type LuaKey, type LuaValue } from '../prosody/lua.js';
 import { toPreserialized } from '../prosody/stanza.js';
 

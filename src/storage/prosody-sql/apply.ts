@@ -10,7 +10,7 @@ import { ARCHIVE_STORE, OFFLINE_STORE, type ArchiveItem } from '../prosody/archi
 import { ProsodyImport, type MapEntry } from '../prosody/import.js';
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { serializeValue } from '../prosody/values.js';
-import type { ArchiveBulkLoad, SqlTransaction } from './dialect.js';
+import type { ArchiveBulkLoad, SqlTransaction } from '../sql/dialect.js';
 import {
   INSERT_BATCH,
   deleteArchiveKeys,

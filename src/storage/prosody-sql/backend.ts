@@ -6,7 +6,7 @@
 import type { AccountLease, AccountLockMode } from '../account-lock.js';
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
 import { StorageError, transientAsUnavailable } from '../backend.js';
-import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../xep0227/model.js';
+import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { accountFromStore, type ProsodyHostOptions, type ProsodyVersion } from '../prosody/accounts.js';
 import { detectProsodyVersion } from './generation.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveRecordFromItem, offlineRecordFromItem } from '../prosody/archive.js';
@@ -22,14 +22,14 @@ import { vcardFromStore } from '../prosody/vcard.js';
 import { ProsodyJsonError } from '../prosody/json.js';
 import { PreserializedError } from '../prosody/stanza.js';
 import { StoredValueError } from '../prosody/values.js';
-import { XmlCharError } from '../../xep0227/xml.js';
+import { XmlCharError } from '../../xml/xml.js';
 import { UserImport } from './apply.js';
-import type { SqlDialect, SqlSession, SqlSnapshot } from './dialect.js';
-import { MysqlDialect, type MysqlOptions } from './mysql.js';
-import { PostgresqlDialect, type PostgresqlOptions } from './postgresql.js';
+import type { SqlDialect, SqlSession, SqlSnapshot } from '../sql/dialect.js';
+import { MysqlDialect, type MysqlOptions } from '../sql/mysql/dialect.js';
+import { PostgresqlDialect, type PostgresqlOptions } from '../sql/postgresql/dialect.js';
 import { listStores, readArchivePages, readEntries, readKeyval, type ArchiveRow, type Owner } from './rows.js';
 import { ensureSchema } from './schema.js';
-import { SqliteDialect, type SqliteOptions } from './sqlite.js';
+import { SqliteDialect, type SqliteOptions } from '../sql/sqlite/dialect.js';
 
 export type ProsodySqlConnection =
   | ({ readonly dialect: 'sqlite' } & SqliteOptions)

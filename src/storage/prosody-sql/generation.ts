@@ -5,7 +5,7 @@
  * 13 that has not run yet: `storage.serverVersion` in the config settles it then.
  */
 import type { ProsodyVersion } from '../prosody/accounts.js';
-import type { SqlDialect } from './dialect.js';
+import type { SqlDialect } from '../sql/dialect.js';
 
 const THIRTEEN_STORES = ['account_roles', 'account_activity'];
 

@@ -8,7 +8,7 @@ import type { LuaTable, LuaValue } from '../prosody/lua.js';
 import { deserializeValue, serializeValue, StoredValueError } from '../prosody/values.js';
 import { StorageError } from '../backend.js';
 import { compareStrings } from '../prosody/util.js';
-import { queryArrays, sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from './dialect.js';
+import { queryArrays, sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from '../sql/dialect.js';
 
 export interface Owner {
   readonly host: string;

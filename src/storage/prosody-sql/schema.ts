@@ -2,7 +2,7 @@
  * Prosody's two tables, created with the statements mod_storage_sql.lua's `create_table()` has
  * util/sql.lua generate for each driver, so that Prosody can use a database xporta created.
  */
-import type { ProsodyDriver, SqlDialect } from './dialect.js';
+import type { ProsodyDriver, SqlDialect } from '../sql/dialect.js';
 import type { ProsodyVersion } from '../prosody/accounts.js';
 
 interface Column {

@@ -12,7 +12,7 @@
  * schema change is committed. CREATE INDEX sorts in temporary files (better-sqlite3 keeps SQLite's
  * temp_store default), so memory does not grow with the archive.
  */
-import type { ArchiveBulkLoad, SqlParam, SqlSession } from './dialect.js';
+import type { ArchiveBulkLoad, SqlParam, SqlSession } from '../sql/dialect.js';
 import type { Owner } from './rows.js';
 import { createIndexSql, prosodyTables } from './schema.js';
 

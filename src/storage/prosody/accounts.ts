@@ -13,8 +13,8 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { SkippedItem } from '../backend.js';
-import { NS, type ScramCredentials, type ScramMechanism, type UserStart } from '../../xep0227/model.js';
-import { splitClark } from '../../xep0227/xml.js';
+import { NS, type ScramCredentials, type ScramMechanism, type UserStart } from '../../records/model.js';
+import { splitClark } from '../../xml/xml.js';
 import { ProsodyJsonError, decodeJson, encodeJson } from './json.js';
 import { LuaFloat, LuaTable, isLuaInteger, isStanzaValue, luaNumber, luaNumberToString, parseLuaNumber, type LuaValue } from './lua.js';
 import { saslprep } from './saslprep.js';

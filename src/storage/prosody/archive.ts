@@ -7,9 +7,9 @@
  * `with` = "".
  */
 import { createHash } from 'node:crypto';
-import { NS, element, firstChild, isElement, type ArchiveRecord, type OfflineRecord, type XmlElement } from '../../xep0227/model.js';
+import { NS, element, firstChild, isElement, type ArchiveRecord, type OfflineRecord, type XmlElement } from '../../records/model.js';
 import { LuaTable, isStanzaValue, type LuaValue } from './lua.js';
-import { mayContainText, serializeElement } from '../../xep0227/xml.js';
+import { mayContainText, serializeElement } from '../../xml/xml.js';
 import { fromPreserialized } from './stanza.js';
 import { bareJid, generateUuid, isoToSeconds, isoToTime, nowSeconds, secondsToIso } from './util.js';
 

@@ -3,7 +3,7 @@
  * migrated from privacy lists), and under `false` `{created, modified?, migrated?}`. The `false`
  * entry also tells mod_blocklist not to migrate the privacy store's default list over it.
  */
-import type { BlocklistRecord } from '../../xep0227/model.js';
+import type { BlocklistRecord } from '../../records/model.js';
 import { LuaTable } from './lua.js';
 import { compareStrings } from './util.js';
 

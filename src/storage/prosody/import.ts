@@ -27,7 +27,7 @@ import {
   type UserRecord,
   type UserStart,
   type VCardRecord,
-} from '../../xep0227/model.js';
+} from '../../records/model.js';
 import { accountToStore, newAccountRoles, type ProsodyHostOptions, type ProsodyVersion } from './accounts.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveItemFromRecord, offlineItemFromRecord, type ArchiveItem } from './archive.js';
 import { blocklistToStore } from './blocklist.js';

@@ -9,7 +9,7 @@
  * A stanza (util.stanza object) is a Lua table with a metatable that storage serialises as XML,
  * so it is a value of its own here: an {@link XmlElement}.
  */
-import type { XmlElement } from '../../xep0227/model.js';
+import type { XmlElement } from '../../records/model.js';
 
 /** A Lua float. Only needed where the value is integral (`1.0`): any non-integral number is one anyway. */
 export class LuaFloat {

@@ -13,7 +13,7 @@
  * ```
  * An `xml` value is the element itself rather than escaped text.
  */
-import { element, isElement, type XmlElement, type XmlNode } from '../../xep0227/model.js';
+import { element, isElement, type XmlElement, type XmlNode } from '../../records/model.js';
 import { splitKeyval, mergeKeyval, type KeyvalEntry } from './keyval.js';
 import { isStanzaValue, parseLuaNumber, type LuaTable, type LuaValue } from './lua.js';
 import type { ArchiveItem } from './archive.js';

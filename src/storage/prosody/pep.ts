@@ -11,7 +11,7 @@
  * holds the configuration it was given.
  */
 import type { SkippedItem } from '../backend.js';
-import type { NodeConfigField, PepItemRecord, PepNodeRecord, PubsubAffiliation, PubsubSubscriptionState } from '../../xep0227/model.js';
+import type { NodeConfigField, PepItemRecord, PepNodeRecord, PubsubAffiliation, PubsubSubscriptionState } from '../../records/model.js';
 import type { ProsodyVersion } from './accounts.js';
 import type { ArchiveItem } from './archive.js';
 import { LuaFloat, LuaTable, isStanzaValue, luaNumberToString, type LuaValue } from './lua.js';

@@ -3,7 +3,7 @@
  * `lists = {[name] = {name, items = {{type?, value?, action, order, message, iq, presence-in,
  * presence-out}, …}}}`, items sorted by order.
  */
-import type { PrivacyItem, PrivacyList, PrivacyRecord } from '../../xep0227/model.js';
+import type { PrivacyItem, PrivacyList, PrivacyRecord } from '../../records/model.js';
 import { LuaTable, luaNumber, type LuaValue } from './lua.js';
 import { compareStrings } from './util.js';
 

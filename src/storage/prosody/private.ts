@@ -2,7 +2,7 @@
  * The `private` store (map, mod_private.lua): key `<name>:<namespace>`, value the preserialized
  * element. Prosody deletes the entry instead of storing an element without children.
  */
-import type { PrivateRecord, XmlElement } from '../../xep0227/model.js';
+import type { PrivateRecord, XmlElement } from '../../records/model.js';
 import { LuaTable, isStanzaValue, type LuaValue } from './lua.js';
 import { fromPreserialized, toPreserialized } from './stanza.js';
 

@@ -3,7 +3,7 @@
  * `{name?, groups = {[group] = true}, subscription, ask?, approved? = "true"}`, and under the key
  * `false` the metadata `{version = N, pending = {[jid] = preserialized subscribe presence | true}}`.
  */
-import { NS, element, type PendingSubscriptionRecord, type RosterItem, type RosterRecord, type Subscription, type XmlElement } from '../../xep0227/model.js';
+import { NS, element, type PendingSubscriptionRecord, type RosterItem, type RosterRecord, type Subscription, type XmlElement } from '../../records/model.js';
 import { LuaTable, isLuaInteger, isStanzaValue, luaNumber, type LuaValue } from './lua.js';
 import { fromPreserialized, toPreserialized } from './stanza.js';
 import { compareStrings } from './util.js';

@@ -8,8 +8,8 @@
  * one; util/xml.lua (used to read `xml` values back) sets it on every element with a namespace.
  * Namespaced attributes are keyed `uri\x01local`, except the XML namespace, which is `xml:local`.
  */
-import { NS, type XmlElement, type XmlNode } from '../../xep0227/model.js';
-import { escapeAttribute, escapeText, splitClark, storedElement, storedText } from '../../xep0227/xml.js';
+import { NS, type XmlElement, type XmlNode } from '../../records/model.js';
+import { escapeAttribute, escapeText, splitClark, storedElement, storedText } from '../../xml/xml.js';
 import { LuaTable, type LuaValue } from './lua.js';
 
 export class PreserializedError extends Error {

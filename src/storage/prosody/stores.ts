@@ -1,5 +1,5 @@
 /** Which Prosody stores xporta maps to which record kind, and which it leaves alone. */
-import type { DataKind } from '../../xep0227/model.js';
+import type { DataKind } from '../../records/model.js';
 import { ARCHIVE_STORE, OFFLINE_STORE } from './archive.js';
 import { PEP_ITEMS_PREFIX, PEP_STORE } from './pep.js';
 

@@ -3,7 +3,7 @@
  * the keyval rule (`name` and `attr` rows, the children under `""`); the mapping here works on the
  * whole table.
  */
-import { NS, type VCardRecord, type XmlElement } from '../../xep0227/model.js';
+import { NS, type VCardRecord, type XmlElement } from '../../records/model.js';
 import { isStanzaValue, type LuaTable } from './lua.js';
 import { fromPreserialized, toPreserialized } from './stanza.js';
 

@@ -5,9 +5,9 @@
  * them); offline messages are left on the server (no presence is sent).
  */
 import { readFileSync } from 'node:fs';
-import type { Config, XmppClientConfig } from '../../config.js';
-import { AddressPolicy } from '../../net/address-policy.js';
-import type { DataKind, DocumentEvent } from '../../xep0227/model.js';
+import type { Config, XmppClientConfig } from '../../config/config.js';
+import { AddressPolicy } from '../../lib/net/address-policy.js';
+import type { DataKind, DocumentEvent } from '../../records/model.js';
 import { XmppPullError } from './errors.js';
 import { RemoteAccountReader, UNREADABLE_KINDS, type PullNotes } from './reader.js';
 import { ClientStream, type ServiceAddress } from './stream.js';

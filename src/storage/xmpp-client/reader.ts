@@ -9,7 +9,7 @@
  * taken the previous one.
  */
 import { randomBytes } from 'node:crypto';
-import { bareJid as strictBareJid } from '../../jid.js';
+import { bareJid as strictBareJid } from '../../lib/jid.js';
 import { normaliseTimestamp } from '../../xep0227/reader.js';
 import {
   childElements,
@@ -30,7 +30,7 @@ import {
   type Subscription,
   type UserRecord,
   type XmlElement,
-} from '../../xep0227/model.js';
+} from '../../records/model.js';
 import { XmppPullError, XmppStanzaError } from './errors.js';
 import type { ClientStream } from './stream.js';
 

@@ -18,9 +18,9 @@ import { StringDecoder } from 'node:string_decoder';
 import { connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { SaxesParser } from 'saxes';
-import type { AddressPolicy } from '../../net/address-policy.js';
-import { element, firstChild, childElements, textOf, type XmlElement } from '../../xep0227/model.js';
-import { ElementBuilder, listen, serializeElement, escapeAttribute, type NsParser } from '../../xep0227/xml.js';
+import type { AddressPolicy } from '../../lib/net/address-policy.js';
+import { element, firstChild, childElements, textOf, type XmlElement } from '../../records/model.js';
+import { ElementBuilder, listen, serializeElement, escapeAttribute, type NsParser } from '../../xml/xml.js';
 import { XmppPullError, XmppStanzaError } from './errors.js';
 import { chooseMechanism, SaslError, startSasl } from './scram.js';
 

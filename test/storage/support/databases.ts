@@ -3,8 +3,8 @@
  * servers test/support/sql-databases.ts points at. Without a server the suites are skipped,
  * except under CI, where they run and fail.
  */
-import { MysqlDialect } from '../../../src/storage/prosody-sql/mysql.js';
-import { PostgresqlDialect } from '../../../src/storage/prosody-sql/postgresql.js';
+import { MysqlDialect } from '../../../src/storage/sql/mysql/dialect.js';
+import { PostgresqlDialect } from '../../../src/storage/sql/postgresql/dialect.js';
 import { isCI } from '../../support/prosody.js';
 import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../../support/sql-databases.js';
 import type { TestDatabase } from './sql-suite.js';

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { NS, element, type DocumentEvent } from '../../../src/xep0227/model.js';
+import { NS, element, type DocumentEvent } from '../../../src/records/model.js';
 import { writeDocument } from '../../../src/xep0227/writer.js';
 import { deriveScram } from '../../support/documents.js';
 import { describeWithEjabberd, startEjabberd, type EjabberdHandle, type EjabberdVersion } from '../../support/ejabberd.js';

@@ -7,18 +7,18 @@
  * initial presence, with their original XEP-0203 delay stamps).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecordRewriter } from '../../../src/jid.js';
+import { createRecordRewriter } from '../../../src/lib/jid.js';
 import { EjabberdSqlBackend } from '../../../src/storage/ejabberd-sql/index.js';
-import { DATA_KINDS, NS, element, type ArchiveRecord, type UserRecord, type UserStart } from '../../../src/xep0227/model.js';
+import { DATA_KINDS, NS, element, type ArchiveRecord, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle, type EjabberdStorage } from '../../support/ejabberd.js';
 import { isCI } from '../../support/prosody.js';
 import { sqlServerAvailable } from '../../support/sql-databases.js';
 import { EJ_ALICE_PASSWORD as PASSWORD, populateEjabberdAlice } from '../../support/ejabberd-populate.js';
 import type { EjabberdVersion } from '../../support/server-versions.js';
-import { PostgresqlDialect } from '../../../src/storage/prosody-sql/postgresql.js';
-import { MysqlDialect } from '../../../src/storage/prosody-sql/mysql.js';
-import { SqliteDialect } from '../../../src/storage/prosody-sql/sqlite.js';
-import type { SqlDialect } from '../../../src/storage/prosody-sql/dialect.js';
+import { PostgresqlDialect } from '../../../src/storage/sql/postgresql/dialect.js';
+import { MysqlDialect } from '../../../src/storage/sql/mysql/dialect.js';
+import { SqliteDialect } from '../../../src/storage/sql/sqlite/dialect.js';
+import type { SqlDialect } from '../../../src/storage/sql/dialect.js';
 import { connectClient, getBlocklist, getPepItems, getPrivate, getRoster, getVCard, queryMam, type XmlElement } from '../../support/xmpp-client.js';
 
 const ALL = new Set(DATA_KINDS);

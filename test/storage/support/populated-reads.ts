@@ -4,7 +4,7 @@
  */
 import { expect, it } from 'vitest';
 import { deriveScramKeys } from '../../../src/storage/prosody/index.js';
-import type { UserRecord, UserStart, XmlElement } from '../../../src/xep0227/model.js';
+import type { UserRecord, UserStart, XmlElement } from '../../../src/records/model.js';
 import type { PopulateSummary } from '../../support/populate.js';
 
 export function recordsOf<K extends UserRecord['kind']>(records: readonly UserRecord[], kind: K): Extract<UserRecord, { kind: K }>[] {

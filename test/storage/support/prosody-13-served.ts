@@ -15,11 +15,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecordRewriter } from '../../../src/jid.js';
+import { createRecordRewriter } from '../../../src/lib/jid.js';
 import type { StorageBackend } from '../../../src/storage/backend.js';
 import { ProsodyFilesBackend } from '../../../src/storage/prosody-files/index.js';
 import { ProsodySqlBackend, type ProsodySqlConnection } from '../../../src/storage/prosody-sql/index.js';
-import { DATA_KINDS, type UserRecord, type UserStart } from '../../../src/xep0227/model.js';
+import { DATA_KINDS, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { populateAccount, type PopulateSummary } from '../../support/populate.js';
 import {
   createUser,

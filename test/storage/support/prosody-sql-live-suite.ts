@@ -6,11 +6,11 @@
  * works) and a real client logs in as dave and gets everything back from Prosody.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecordRewriter } from '../../../src/jid.js';
+import { createRecordRewriter } from '../../../src/lib/jid.js';
 import { ProsodySqlBackend, ensureSchema, type ProsodySqlConnection } from '../../../src/storage/prosody-sql/index.js';
-import { MysqlDialect } from '../../../src/storage/prosody-sql/mysql.js';
-import { PostgresqlDialect } from '../../../src/storage/prosody-sql/postgresql.js';
-import { DATA_KINDS, type UserRecord, type UserStart } from '../../../src/xep0227/model.js';
+import { MysqlDialect } from '../../../src/storage/sql/mysql/dialect.js';
+import { PostgresqlDialect } from '../../../src/storage/sql/postgresql/dialect.js';
+import { DATA_KINDS, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { NO_CONVERSION_PROSODY_OPTIONS, NS_PREFS, populateAccount, toModelElement, type PopulateSummary } from '../../support/populate.js';
 import { describeWithProsody, isCI, startProsody, type ProsodyHandle, type ProsodySqlParams, type ProsodyVersion } from '../../support/prosody.js';
 import { createTestDatabase, dropTestDatabase, sqlServerAvailable, type SqlServerKind } from '../../support/sql-databases.js';

@@ -2,7 +2,7 @@
  * A user with every kind of data, in the canonical form and order ProsodySqlBackend.readUser
  * produces, so that apply → read can be compared with toEqual.
  */
-import { DATA_KINDS, NS, element, type ArchiveRecord, type UserRecord, type UserStart } from '../../../src/xep0227/model.js';
+import { DATA_KINDS, NS, element, type ArchiveRecord, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { PROSODY_STORE_NS, parseXmlValue } from '../../../src/storage/prosody/index.js';
 import type { ApplyOptions } from '../../../src/storage/backend.js';
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../../src/storage/backend.js';
 import { ProsodySqlBackend, type SqlDialect } from '../../../src/storage/prosody-sql/index.js';
-import { NS, element, type UserRecord } from '../../../src/xep0227/model.js';
+import { NS, element, type UserRecord } from '../../../src/records/model.js';
 import { ALICE, ALICE_ACCOUNT, ALICE_RECORDS, ALL_KINDS, HOSTS, applyOptions, archiveRecord, collect, iterate } from './sample-user.js';
 
 export interface TestDatabase {

@@ -1,6 +1,6 @@
 /** What the SQLite bulk-load tests (unit and live) observe of a store: statements run, and its schema. */
 import Database from 'better-sqlite3';
-import { SqliteDialect, type SqliteOptions } from '../../../src/storage/prosody-sql/sqlite.js';
+import { SqliteDialect, type SqliteOptions } from '../../../src/storage/sql/sqlite/dialect.js';
 
 /** A dialect whose transactions record each statement they run (not those they query). */
 export function recordingDialect(options: SqliteOptions): { readonly dialect: SqliteDialect; readonly statements: string[] } {

@@ -1,0 +1,123 @@
+/**
+ * `xporta import --host FILE [HOST]`: a document with any number of users (and hosts), as
+ * xporta's `export --host`, ejabberd's `export_piefxis` (main file + XIncluded host files) and
+ * `export_piefxis_host` (a `<host>` root) and prosody-migrator write it.
+ *
+ * The host import's rule: the whole document is read and validated first, so a broken tail
+ * changes nothing; then each account is applied in a transaction of its own and reported.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { auditCli, UsageError } from './commands.js';
+import type { Config } from '../config/config.js';
+import { eventsOfHost, surveyDocument } from '../transfer/host-document.js';
+import { importHostDocument, type HostImportResult } from '../transfer/host-transfer.js';
+import { AccountLocks, crossProcessLocker } from '../core/locks.js';
+import { normaliseDomain } from '../lib/jid.js';
+import { directoryModeFor } from '../lib/private-files.js';
+import { openStorage } from '../storage/open.js';
+import { selectKinds, TransferError } from '../transfer/account-transfer.js';
+import { readDocument, type ReaderOptions } from '../xep0227/reader.js';
+
+export interface HostImportArgs {
+  /** A file path, or `-` for standard input. */
+  readonly file: string | undefined;
+  /** Only this host of the document; all of them when undefined. */
+  readonly host?: string | undefined;
+  readonly mode?: string;
+  readonly dryRun?: boolean;
+  readonly createAccount?: boolean;
+  readonly include?: string;
+  readonly exclude?: string;
+}
+
+export interface HostImportReport {
+  readonly hosts: readonly HostImportResult[];
+  /** Hosts of the document left out because another was asked for. */
+  readonly skippedHosts: readonly string[];
+}
+
+/** True when some account failed: the CLI's exit status says so. */
+export function hostImportFailed(report: HostImportReport): boolean {
+  return report.hosts.some((h) => h.progress.failed > 0);
+}
+
+export async function runHostImport(config: Config, args: HostImportArgs, stdin: Readable): Promise<HostImportReport> {
+  if (args.file === undefined) throw new UsageError('a file is required (or - for standard input)');
+  const mode = args.mode ?? 'merge';
+  if (mode !== 'replace' && mode !== 'merge') throw new UsageError('--mode must be replace or merge');
+  const kinds = selectKinds(args.include, args.exclude);
+  let only: string | undefined;
+  if (args.host !== undefined) {
+    only = normaliseDomain(args.host);
+    if (!(only in config.hosts)) throw new UsageError(`host ${only} is not in the configuration (hosts.${only})`);
+  }
+
+  // Standard input is read twice (validate, apply), so it is spooled to a private file first.
+  let path = args.file;
+  let spool: string | undefined;
+  if (args.file === '-') {
+    const spoolDir = join(config.dataDir, 'spool');
+    await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
+    spool = join(spoolDir, `cli-host-import-${randomUUID()}.xml`);
+    path = spool;
+  }
+  const readerOptions: ReaderOptions = {
+    maxDepth: config.limits.maxDepth,
+    maxElementBytes: config.limits.maxElementBytes,
+    roots: ['server-data', 'host'],
+    credentials: kinds.has('credentials'),
+    // XInclude (ejabberd's per-host files) only for named files, and only inside their directory.
+    ...(spool === undefined ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
+  };
+  const gzipped = spool === undefined && /\.gz$/.test(args.file);
+  const open = (): Readable => {
+    const raw = createReadStream(path);
+    return gzipped ? raw.pipe(createGunzip()) : raw;
+  };
+  const audited = { action: 'host-import' as const, kinds: [...kinds], mode, dryRun: args.dryRun === true, ...(only !== undefined ? { host: only } : {}) };
+
+  try {
+    if (spool !== undefined) await pipeline(stdin, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
+    const surveyed = await surveyDocument(readDocument(open(), readerOptions));
+    const chosen = only === undefined ? surveyed : surveyed.filter((h) => h.host === only);
+    if (chosen.length === 0) throw new TransferError('wrong-structure', `the document has no host ${only ?? ''}`.trim());
+    for (const { host } of chosen) {
+      if (!(host in config.hosts)) throw new TransferError('wrong-structure', `the document's host ${host} is not in the configuration (hosts.${host}); name one host to import only that one`);
+    }
+    const storage = await openStorage(config);
+    const locks = new AccountLocks(crossProcessLocker(config, storage));
+    const hosts: HostImportResult[] = [];
+    try {
+      for (const { host, users } of chosen) {
+        hosts.push(
+          await importHostDocument(storage, host, eventsOfHost(readDocument(open(), readerOptions), host), {
+            mode,
+            dryRun: args.dryRun === true,
+            include: kinds,
+            createAccount: args.createAccount === true,
+            total: users.length,
+            lockAccount: (jid) => locks.tryAcquire(jid, 'exclusive'),
+          }),
+        );
+      }
+    } finally {
+      await storage.close();
+    }
+    const report = { hosts, skippedHosts: surveyed.filter((h) => !chosen.includes(h)).map((h) => h.host) };
+    const users = hosts.reduce((n, h) => n + h.progress.done, 0);
+    const failed = hosts.reduce((n, h) => n + h.progress.failed, 0);
+    auditCli(config, { ...audited, outcome: 'ok', counts: { users, failed } });
+    return report;
+  } catch (err) {
+    auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+    throw err;
+  } finally {
+    if (spool !== undefined) await rm(spool, { force: true });
+  }
+}

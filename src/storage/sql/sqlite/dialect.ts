@@ -1,0 +1,169 @@
+/**
+ * SQLite through better-sqlite3. Reads share one connection; transactions run on a connection of
+ * their own on a worker thread (sqlite-writer.ts), so a long import never mixes with reads and
+ * holds the write lock only on its own handle. No PRAGMA Prosody would see is changed: the journal
+ * mode stays whatever Prosody uses (DELETE by default); only the writer connection's own page cache
+ * is set (see sqlite-writer.ts).
+ */
+import Database from 'better-sqlite3';
+import type { SqlDialect, SqlParam, SqlRow, SqlSession, SqlSnapshot, SqlTransaction } from '../dialect.js';
+import { DEFAULT_BULK_LOAD_THRESHOLD } from '../../prosody-sql/sqlite-bulk.js';
+import { SqliteWriter } from './writer.js';
+
+export interface SqliteOptions {
+  /** Path of Prosody's database file (`sql.database`, relative to Prosody's data directory there). */
+  readonly database: string;
+  /** How long to wait for another writer (Prosody) to release its lock, in ms. */
+  readonly busyTimeoutMs?: number;
+  /**
+   * @internal Archive rows an import inserts before it may load the rest without the table's
+   * indexes (default {@link DEFAULT_BULK_LOAD_THRESHOLD}); tests lower it to reach that path.
+   */
+  readonly bulkLoadThreshold?: number;
+  /** Switch the database to WAL when opening it (the mode is stored in the file and stays). */
+  readonly walMode?: boolean;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+class SqliteSession implements SqlSession {
+  private readonly statements = new Map<string, Database.Statement<SqlParam[], SqlRow>>();
+  /** Separate from {@link statements}: `raw()` changes what a statement returns for every caller. */
+  private readonly arrayStatements = new Map<string, Database.Statement<SqlParam[], unknown[]>>();
+
+  constructor(protected readonly db: Database.Database) {}
+
+  private prepare(sql: string): Database.Statement<SqlParam[], SqlRow> {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare<SqlParam[], SqlRow>(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  queryArrays(sql: string, params: readonly SqlParam[] = []): Promise<unknown[][]> {
+    try {
+      let stmt = this.arrayStatements.get(sql);
+      if (!stmt) {
+        stmt = this.db.prepare<SqlParam[], unknown[]>(sql).raw(true);
+        this.arrayStatements.set(sql, stmt);
+      }
+      return Promise.resolve(stmt.all(...params));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
+    try {
+      const stmt = this.prepare(sql);
+      if (!stmt.reader) {
+        stmt.run(...params);
+        return Promise.resolve([]);
+      }
+      // Rows are collected before anything else runs, so the connection is never left mid-statement.
+      return Promise.resolve(stmt.all(...params));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    try {
+      return Promise.resolve(this.prepare(sql).run(...params).changes);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+}
+
+export class SqliteDialect extends SqliteSession implements SqlDialect {
+  readonly name = 'sqlite';
+  readonly driver = 'SQLite3';
+
+  private readonly writer: SqliteWriter;
+
+  private constructor(
+    db: Database.Database,
+    private readonly options: SqliteOptions,
+  ) {
+    super(db);
+    this.writer = new SqliteWriter({
+      database: options.database,
+      busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      bulkLoadThreshold: options.bulkLoadThreshold ?? DEFAULT_BULK_LOAD_THRESHOLD,
+    });
+  }
+
+  static open(options: SqliteOptions): SqliteDialect {
+    if (options.database === ':memory:' || options.database === '') {
+      // Transactions use a connection of their own, which would see a different database.
+      throw new Error('an in-memory SQLite database cannot be shared with Prosody');
+    }
+    return new SqliteDialect(SqliteDialect.connect(options), options);
+  }
+
+  private static connect(options: SqliteOptions): Database.Database {
+    const db = new Database(options.database, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    if (options.walMode) db.pragma('journal_mode = WAL');
+    return db;
+  }
+
+  /** On the writer's worker, so that SQLite inserts while the caller parses (see sqlite-writer.ts). */
+  begin(): Promise<SqlTransaction> {
+    return this.writer.begin();
+  }
+
+  /**
+   * In WAL mode, a read transaction on a connection of its own: it sees one version of the
+   * database and blocks no writer. In rollback-journal mode (Prosody's default) the same
+   * transaction would hold a SHARED lock for the whole export and make every writer, Prosody
+   * included, fail with "database is locked"; there the export reads as before (see README).
+   */
+  async snapshot(): Promise<SqlSnapshot | undefined> {
+    const mode = this.db.pragma('journal_mode', { simple: true });
+    if (typeof mode !== 'string' || mode.toLowerCase() !== 'wal') return undefined;
+    const conn = new Database(this.options.database, { readonly: true, timeout: this.options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    const session = new SqliteSession(conn);
+    try {
+      conn.exec('BEGIN');
+      // A deferred transaction takes its snapshot at the first read, so read now.
+      conn.prepare('SELECT 1 FROM sqlite_master LIMIT 1').all();
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+    let ended = false;
+    return {
+      query: (sql, params) => session.query(sql, params),
+      queryArrays: (sql, params) => session.queryArrays(sql, params),
+      run: (sql, params) => session.run(sql, params),
+      end: () => {
+        if (!ended) {
+          ended = true;
+          try {
+            conn.exec('COMMIT');
+          } finally {
+            conn.close();
+          }
+        }
+        return Promise.resolve();
+      },
+    };
+  }
+
+  async tableExists(table: string): Promise<boolean> {
+    const rows = await this.query(`SELECT 1 AS "present" FROM sqlite_master WHERE type = 'table' AND name = ?`, [table]);
+    return rows.length > 0;
+  }
+
+  charset(): Promise<string> {
+    return Promise.resolve('utf8');
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+    await this.writer.close();
+  }
+}
