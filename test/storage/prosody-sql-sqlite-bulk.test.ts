@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ApplyOptions, ApplyReport } from '../../src/storage/backend.js';
 import { ProsodySqlBackend, ensureSchema } from '../../src/storage/prosody-sql/index.js';
 import { SqliteDialect } from '../../src/storage/sql/sqlite/dialect.js';
+import { startArchiveBulkLoad } from '../../src/storage/prosody-sql/sqlite-bulk.js';
 import { NS, element, type UserRecord } from '../../src/records/model.js';
 import { droppedIndexes, recordingDialect, schemaOf } from './support/sqlite-bulk.js';
 import { ALICE, ALICE_ACCOUNT, ALICE_RECORDS, ALL_KINDS, HOSTS, applyOptions, archiveRecord, collect, iterate } from './support/sample-user.js';
@@ -195,7 +196,7 @@ describe('SQLite bulk load of a big archive', () => {
     await ensureSchema(dialect);
     const schema = schemaOf(file);
     const tx = await dialect.begin();
-    const load = await tx.bulkLoadArchive?.(ALICE, 'archive');
+    const load = await startArchiveBulkLoad(tx, ALICE, 'archive');
     await tx.run(`INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ('localhost', 'alice', 'archive', 1, '', 'k', 'string', 'v')`);
     expect(await load?.inserted(1)).toBe(true);
     await expect(tx.commit()).rejects.toThrow(/indexes were not rebuilt/);

@@ -28,11 +28,9 @@ class CountingDialect implements SqlDialect {
   rowsFetched = 0;
   queries = 0;
   readonly name;
-  readonly driver;
 
   constructor(private readonly inner: SqlDialect) {
     this.name = inner.name;
-    this.driver = inner.driver;
   }
 
   async query(sql: string, params?: readonly SqlParam[]): Promise<SqlRow[]> {

@@ -10,7 +10,7 @@ import { ARCHIVE_STORE, OFFLINE_STORE, type ArchiveItem } from '../prosody/archi
 import { ProsodyImport, type MapEntry } from '../prosody/import.js';
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { serializeValue } from '../prosody/values.js';
-import type { ArchiveBulkLoad, SqlTransaction } from '../sql/dialect.js';
+import type { SqlTransaction } from '../sql/dialect.js';
 import {
   INSERT_BATCH,
   deleteArchiveKeys,
@@ -25,14 +25,14 @@ import {
   writeKeyval,
   writeMapExtra,
   writeMapKeys,
-  type Owner,
 } from './rows.js';
+import { startArchiveBulkLoad, type ArchiveBulkLoad } from './sqlite-bulk.js';
 
 /** Archive rows inserted by one import after which the planner's statistics are refreshed. */
 const STATISTICS_REFRESH_AT = [10_000, 100_000];
 
 export class UserImport extends ProsodyImport {
-  private readonly owner: Owner;
+  private readonly owner: UserRef;
   /** Items waiting for their INSERT, per archive store. */
   private readonly batches = new Map<string, ArchiveItem[]>();
   private batched = 0;
@@ -151,7 +151,7 @@ export class UserImport extends ProsodyImport {
 
   /** MAM: an id already archived (or seen earlier in the document) is the same message. */
   private async flushArchive(items: ArchiveItem[]): Promise<void> {
-    if (this.bulkLoad === undefined) this.bulkLoad = (await this.db.bulkLoadArchive?.(this.owner, ARCHIVE_STORE)) ?? null;
+    if (this.bulkLoad === undefined) this.bulkLoad = (await startArchiveBulkLoad(this.db, this.owner, ARCHIVE_STORE)) ?? null;
     const fresh = this.unchecked ? items : await this.unseen(items);
     await insertArchiveItems(this.db, this.owner, ARCHIVE_STORE, fresh);
     this.count('archive', fresh.length);

@@ -3,9 +3,8 @@
  * PostgreSQL and MySQL/MariaDB. Reads stream archives page by page (keyset pagination on
  * `sort_id`), holding no connection between pages; an import runs in one transaction.
  */
-import type { AccountLease, AccountLockMode } from '../account-lock.js';
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
-import { StorageError, transientAsUnavailable } from '../backend.js';
+import { StorageError } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { accountFromStore, type ProsodyHostOptions, type ProsodyVersion } from '../prosody/accounts.js';
 import { detectProsodyVersion } from './generation.js';
@@ -24,17 +23,13 @@ import { PreserializedError } from '../prosody/stanza.js';
 import { StoredValueError } from '../prosody/values.js';
 import { XmlCharError } from '../../xml/xml.js';
 import { UserImport } from './apply.js';
-import type { SqlDialect, SqlSession, SqlSnapshot } from '../sql/dialect.js';
-import { MysqlDialect, type MysqlOptions } from '../sql/mysql/dialect.js';
-import { PostgresqlDialect, type PostgresqlOptions } from '../sql/postgresql/dialect.js';
-import { listStores, readArchivePages, readEntries, readKeyval, type ArchiveRow, type Owner } from './rows.js';
+import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
+import { text } from '../sql/columns.js';
+import type { SqlDialect, SqlSession } from '../sql/dialect.js';
+import { listStores, readArchivePages, readEntries, readKeyval, type ArchiveRow } from './rows.js';
 import { ensureSchema } from './schema.js';
-import { SqliteDialect, type SqliteOptions } from '../sql/sqlite/dialect.js';
 
-export type ProsodySqlConnection =
-  | ({ readonly dialect: 'sqlite' } & SqliteOptions)
-  | ({ readonly dialect: 'postgresql' } & PostgresqlOptions)
-  | ({ readonly dialect: 'mysql' } & MysqlOptions);
+export type ProsodySqlConnection = SqlConnection;
 
 export interface ProsodySqlSettings {
   /** The VirtualHosts served, with what xporta must know of their configuration. */
@@ -49,28 +44,11 @@ export interface ProsodySqlSettings {
 
 export type ProsodySqlOptions = ProsodySqlConnection & ProsodySqlSettings;
 
-/** Data that cannot be encoded for Prosody (or stored data Prosody's format does not allow) is invalid data. */
-function asStorageError(err: unknown): unknown {
-  if (
-    err instanceof XmlCharError ||
-    err instanceof ProsodyJsonError ||
-    err instanceof PreserializedError ||
-    err instanceof StoredValueError
-  ) {
-    return new StorageError('invalid-data', err.message, { cause: err });
-  }
-  return transientAsUnavailable(err);
-}
+/** Data that cannot be encoded for Prosody (or stored data Prosody's format does not allow). */
+const DATA_ERRORS = [XmlCharError, ProsodyJsonError, PreserializedError, StoredValueError];
 
-function openDialect(options: ProsodySqlConnection): SqlDialect {
-  switch (options.dialect) {
-    case 'sqlite':
-      return SqliteDialect.open(options);
-    case 'postgresql':
-      return new PostgresqlDialect(options);
-    case 'mysql':
-      return new MysqlDialect(options);
-  }
+function asStorageError(err: unknown): unknown {
+  return storageErrorOf(err, DATA_ERRORS);
 }
 
 export class ProsodySqlBackend implements StorageBackend {
@@ -78,7 +56,7 @@ export class ProsodySqlBackend implements StorageBackend {
   readonly supportedKinds: ReadonlySet<DataKind> = new Set(DATA_KINDS);
   private readonly db: SqlDialect;
   /** The database's own account locks (PostgreSQL, MariaDB); absent on SQLite. */
-  readonly lockAccount?: (ref: UserRef, mode: AccountLockMode) => Promise<AccountLease | undefined>;
+  readonly lockAccount?: AccountLocks;
   private readonly settings: ProsodySqlSettings;
   private readonly importStores: ReadonlySet<string>;
   private readonly batchSize: number;
@@ -91,14 +69,8 @@ export class ProsodySqlBackend implements StorageBackend {
     const isDialect = 'begin' in optionsOrDb;
     this.db = isDialect ? optionsOrDb : openDialect(optionsOrDb);
     this.settings = isDialect ? (settings as ProsodySqlSettings) : optionsOrDb;
-    const db = this.db;
-    if (db.tryLock) {
-      const tryLock = db.tryLock.bind(db);
-      this.lockAccount = (ref, mode) =>
-        tryLock(`${ref.user}@${ref.host}`, mode).catch((err: unknown) => {
-          throw new StorageError('unavailable', `cannot take the account lock: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
-        });
-    }
+    const locks = databaseAccountLocks(this.db);
+    if (locks) this.lockAccount = locks;
     this.name = `prosody-sql:${this.db.name}`;
     this.importStores = new Set(this.settings.importStores ?? DEFAULT_IMPORTABLE_STORES);
     this.batchSize = this.settings.readBatchSize ?? 1000;
@@ -114,12 +86,8 @@ export class ProsodySqlBackend implements StorageBackend {
     return this.schema;
   }
 
-  async ping(): Promise<void> {
-    try {
-      await this.db.query('SELECT 1 AS "one"');
-    } catch (err) {
-      throw new StorageError('unavailable', `database unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
+  ping(): Promise<void> {
+    return pingDatabase(this.db);
   }
 
   listHosts(): Promise<string[]> {
@@ -135,11 +103,8 @@ export class ProsodySqlBackend implements StorageBackend {
         [host, after],
       );
       for (const row of rows) {
-        const user = row.user;
-        if (typeof user === 'string') {
-          after = user;
-          yield user;
-        }
+        after = text(row.user, 'prosody.user');
+        yield after;
       }
       if (rows.length < this.batchSize) return;
     }
@@ -179,14 +144,8 @@ export class ProsodySqlBackend implements StorageBackend {
   async snapshot(): Promise<StorageSnapshot | undefined> {
     if (!this.db.snapshot) return undefined;
     await this.ensureSchema();
-    let view: SqlSnapshot | undefined;
-    try {
-      view = await this.db.snapshot();
-    } catch (err) {
-      throw asStorageError(err);
-    }
-    if (!view) return undefined;
-    const session = view;
+    const session = await openSnapshot(this.db, asStorageError);
+    if (!session) return undefined;
     return {
       readAccount: (ref) => this.readAccountFrom(session, ref),
       readUser: (ref, options) => this.readUserFrom(session, ref, options),
@@ -198,7 +157,7 @@ export class ProsodySqlBackend implements StorageBackend {
     // One generator, not a wrapper around a second: each one a million messages pass through costs.
     try {
       await this.ensureSchema();
-      const owner: Owner = { host: ref.host, user: ref.user };
+      const owner: UserRef = { host: ref.host, user: ref.user };
       const jid = `${ref.user}@${ref.host}`;
       const include = options.include;
       const signal = options.signal;
@@ -273,7 +232,7 @@ export class ProsodySqlBackend implements StorageBackend {
     }
   }
 
-  private archivePages(db: SqlSession, owner: Owner, store: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveRow[]> {
+  private archivePages(db: SqlSession, owner: UserRef, store: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveRow[]> {
     return readArchivePages(db, owner, store, this.batchSize, signal);
   }
 
@@ -281,25 +240,17 @@ export class ProsodySqlBackend implements StorageBackend {
     const host = this.settings.hosts[ref.host];
     if (!host) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
     options.signal?.throwIfAborted();
-    let serverVersion: '0.12' | '13';
-    let tx: Awaited<ReturnType<SqlDialect['begin']>>;
-    // A connection lost before the transaction opens is as transient as one lost inside it.
+    let serverVersion: ProsodyVersion;
     try {
       await this.ensureSchema();
       serverVersion = this.settings.serverVersion ?? (await detectProsodyVersion(this.db)) ?? '0.12';
-      tx = await this.db.begin();
     } catch (err) {
       throw asStorageError(err);
     }
-    try {
-      const report = await new UserImport(tx, ref, host, options, this.importStores, serverVersion, this.db.name === 'sqlite').run(account, records);
-      if (options.dryRun) await tx.rollback();
-      else await tx.commit();
-      return report;
-    } catch (err) {
-      await tx.rollback().catch(() => undefined);
-      throw asStorageError(err);
-    }
+    const fractionalTimes = this.db.name === 'sqlite';
+    return inTransaction(this.db, { dryRun: options.dryRun, mapError: asStorageError }, (tx) =>
+      new UserImport(tx, ref, host, options, this.importStores, serverVersion, fractionalTimes).run(account, records),
+    );
   }
 
   async close(): Promise<void> {

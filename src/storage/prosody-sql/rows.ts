@@ -6,14 +6,10 @@ import type { ArchiveItem } from '../prosody/archive.js';
 import { mergeKeyval, splitKeyval, type KeyvalEntry } from '../prosody/keyval.js';
 import type { LuaTable, LuaValue } from '../prosody/lua.js';
 import { deserializeValue, serializeValue, StoredValueError } from '../prosody/values.js';
-import { StorageError } from '../backend.js';
+import { StorageError, type UserRef } from '../backend.js';
 import { compareStrings } from '../prosody/util.js';
-import { queryArrays, sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from '../sql/dialect.js';
-
-export interface Owner {
-  readonly host: string;
-  readonly user: string;
-}
+import { real, text } from '../sql/columns.js';
+import { queryArrays, sendWrite, valuesPlaceholders, type SqlParam, type SqlSession } from '../sql/dialect.js';
 
 export interface ArchiveRow extends ArchiveItem {
   readonly sortId: number;
@@ -21,23 +17,6 @@ export interface ArchiveRow extends ArchiveItem {
 
 /** Rows per INSERT statement. */
 export const INSERT_BATCH = 500;
-
-function text(v: unknown, column: string): string {
-  if (typeof v === 'string') return v;
-  if (Buffer.isBuffer(v)) return v.toString('utf8');
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
-  throw new StorageError('invalid-data', `column ${column} is not text`);
-}
-
-function numeric(v: unknown, column: string): number {
-  const n = typeof v === 'number' ? v : typeof v === 'string' || typeof v === 'bigint' ? Number(v) : NaN;
-  if (Number.isNaN(n)) throw new StorageError('invalid-data', `column ${column} is not a number`);
-  return n;
-}
-
-function str(row: SqlRow, column: string): string {
-  return text(row[column], column);
-}
 
 function decode(type: string, value: string, where: string): LuaValue {
   try {
@@ -57,27 +36,29 @@ async function inChunks(keys: readonly string[], fn: (chunk: readonly string[], 
 }
 
 /** The entries of a keyval/map store, undefined when it has no rows. */
-export async function readEntries(db: SqlSession, owner: Owner, store: string): Promise<KeyvalEntry[] | undefined> {
+export async function readEntries(db: SqlSession, owner: UserRef, store: string): Promise<KeyvalEntry[] | undefined> {
   const rows = await db.query(`SELECT "key", "type", "value" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [
     owner.host,
     owner.user,
     store,
   ]);
   if (rows.length === 0) return undefined;
-  const keys = rows.map((row) => str(row, 'key'));
   // Sorted here rather than by the database, whose collation would differ between dialects.
   return rows
-    .map((row, i) => ({ key: keys[i] as string, value: decode(str(row, 'type'), str(row, 'value'), `${store}/${keys[i] as string}`) }))
+    .map((row) => {
+      const key = text(row.key, 'prosody.key');
+      return { key, value: decode(text(row.type, 'prosody.type'), text(row.value, 'prosody.value'), `${store}/${key}`) };
+    })
     .sort((a, b) => compareStrings(a.key, b.key));
 }
 
 /** `keyval_store_get`: undefined when the store has no rows for the user. */
-export async function readKeyval(db: SqlSession, owner: Owner, store: string): Promise<LuaTable | undefined> {
+export async function readKeyval(db: SqlSession, owner: UserRef, store: string): Promise<LuaTable | undefined> {
   const entries = await readEntries(db, owner, store);
   return entries && mergeKeyval(entries);
 }
 
-async function insertEntries(db: SqlSession, owner: Owner, store: string, entries: readonly KeyvalEntry[]): Promise<void> {
+async function insertEntries(db: SqlSession, owner: UserRef, store: string, entries: readonly KeyvalEntry[]): Promise<void> {
   for (let i = 0; i < entries.length; i += INSERT_BATCH) {
     const batch = entries.slice(i, i + INSERT_BATCH);
     const params: SqlParam[] = [];
@@ -89,18 +70,18 @@ async function insertEntries(db: SqlSession, owner: Owner, store: string, entrie
   }
 }
 
-export async function deleteStore(db: SqlSession, owner: Owner, store: string): Promise<void> {
+export async function deleteStore(db: SqlSession, owner: UserRef, store: string): Promise<void> {
   await db.run(`DELETE FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [owner.host, owner.user, store]);
 }
 
 /** `keyval_store_set`: the store's rows replaced by the table's (none for an empty table). */
-export async function writeKeyval(db: SqlSession, owner: Owner, store: string, data: LuaTable): Promise<void> {
+export async function writeKeyval(db: SqlSession, owner: UserRef, store: string, data: LuaTable): Promise<void> {
   await deleteStore(db, owner, store);
   await insertEntries(db, owner, store, splitKeyval(data));
 }
 
 /** `map_store:set_keys` for string keys: each key's row replaced, or removed for undefined. */
-export async function writeMapKeys(db: SqlSession, owner: Owner, store: string, entries: readonly { key: string; value: LuaValue | undefined }[]): Promise<void> {
+export async function writeMapKeys(db: SqlSession, owner: UserRef, store: string, entries: readonly { key: string; value: LuaValue | undefined }[]): Promise<void> {
   for (const { key } of entries) {
     if (key === '') throw new StorageError('invalid-data', 'a map key must not be empty');
   }
@@ -114,12 +95,12 @@ export async function writeMapKeys(db: SqlSession, owner: Owner, store: string, 
 }
 
 /** `map_store:set_keys` for non-string keys: the `""` row replaced by `extra` (removed when empty). */
-export async function writeMapExtra(db: SqlSession, owner: Owner, store: string, extra: LuaTable): Promise<void> {
+export async function writeMapExtra(db: SqlSession, owner: UserRef, store: string, extra: LuaTable): Promise<void> {
   await db.run(`DELETE FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" = ''`, [owner.host, owner.user, store]);
   if (!extra.isEmpty) await insertEntries(db, owner, store, [{ key: '', value: extra }]);
 }
 
-export async function mapKeyExists(db: SqlSession, owner: Owner, store: string, key: string): Promise<boolean> {
+export async function mapKeyExists(db: SqlSession, owner: UserRef, store: string, key: string): Promise<boolean> {
   const rows = await db.query(`SELECT 1 AS "present" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" = ? LIMIT 1`, [
     owner.host,
     owner.user,
@@ -130,37 +111,38 @@ export async function mapKeyExists(db: SqlSession, owner: Owner, store: string, 
 }
 
 /** The user's stores in one of the two tables, sorted. */
-export async function listStores(db: SqlSession, owner: Owner, archive: boolean): Promise<string[]> {
+export async function listStores(db: SqlSession, owner: UserRef, archive: boolean): Promise<string[]> {
   const table = archive ? 'prosodyarchive' : 'prosody';
   const rows = await db.query(`SELECT DISTINCT "store" FROM "${table}" WHERE "host" = ? AND "user" = ?`, [owner.host, owner.user]);
-  return rows.map((r) => str(r, 'store')).sort(compareStrings);
+  const column = `${table}.store`;
+  return rows.map((r) => text(r.store, column)).sort(compareStrings);
 }
 
 /** One page of an archive store in `sort_id` order, after `afterSortId` (keyset pagination). */
-export async function readArchivePage(db: SqlSession, owner: Owner, store: string, afterSortId: number, limit: number): Promise<ArchiveRow[]> {
+export async function readArchivePage(db: SqlSession, owner: UserRef, store: string, afterSortId: number, limit: number): Promise<ArchiveRow[]> {
   const rows = await queryArrays(
     db,
     `SELECT "sort_id", "key", "when", "with", "type", "value" FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "sort_id" > ? ORDER BY "sort_id" LIMIT ${limit}`,
     [owner.host, owner.user, store, afterSortId],
   );
   return rows.map(([sortId, key, when, withJid, type, value]) => {
-    const keyText = text(key, 'key');
+    const keyText = text(key, 'prosodyarchive.key');
     return {
-      sortId: numeric(sortId, 'sort_id'),
+      sortId: real(sortId, 'prosodyarchive.sort_id'),
       key: keyText,
-      when: numeric(when, 'when'),
-      with: text(withJid, 'with'),
-      value: decode(text(type, 'type'), text(value, 'value'), `${store}/${keyText}`),
+      when: real(when, 'prosodyarchive.when'),
+      with: text(withJid, 'prosodyarchive.with'),
+      value: decode(text(type, 'prosodyarchive.type'), text(value, 'prosodyarchive.value'), `${store}/${keyText}`),
     };
   });
 }
 
 /**
  * A whole archive store in `sort_id` order, page by page, with no connection held between pages.
- * Pages rather than rows: every async generator a million rows pass through costs a tenth of a
- * second or more, so consumers loop over each page themselves.
+ * Pages rather than rows: each step of an async generator costs, and a store may hold millions of
+ * rows, so consumers loop over each page themselves.
  */
-export async function* readArchivePages(db: SqlSession, owner: Owner, store: string, pageSize: number, signal?: AbortSignal): AsyncGenerator<ArchiveRow[]> {
+export async function* readArchivePages(db: SqlSession, owner: UserRef, store: string, pageSize: number, signal?: AbortSignal): AsyncGenerator<ArchiveRow[]> {
   let after = -1;
   for (;;) {
     signal?.throwIfAborted();
@@ -172,12 +154,12 @@ export async function* readArchivePages(db: SqlSession, owner: Owner, store: str
   }
 }
 
-export async function deleteArchiveStore(db: SqlSession, owner: Owner, store: string): Promise<void> {
+export async function deleteArchiveStore(db: SqlSession, owner: UserRef, store: string): Promise<void> {
   await db.run(`DELETE FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [owner.host, owner.user, store]);
 }
 
 /** Of `keys`, those the store already has. */
-export async function existingArchiveKeys(db: SqlSession, owner: Owner, store: string, keys: readonly string[]): Promise<Set<string>> {
+export async function existingArchiveKeys(db: SqlSession, owner: UserRef, store: string, keys: readonly string[]): Promise<Set<string>> {
   const found = new Set<string>();
   await inChunks(keys, async (chunk, marks) => {
     const rows = await db.query(`SELECT "key" FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" IN (${marks})`, [
@@ -186,19 +168,19 @@ export async function existingArchiveKeys(db: SqlSession, owner: Owner, store: s
       store,
       ...chunk,
     ]);
-    for (const row of rows) found.add(str(row, 'key'));
+    for (const row of rows) found.add(text(row.key, 'prosodyarchive.key'));
   });
   return found;
 }
 
-export async function deleteArchiveKeys(db: SqlSession, owner: Owner, store: string, keys: readonly string[]): Promise<void> {
+export async function deleteArchiveKeys(db: SqlSession, owner: UserRef, store: string, keys: readonly string[]): Promise<void> {
   await inChunks(keys, async (chunk, marks) => {
     await db.run(`DELETE FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "key" IN (${marks})`, [owner.host, owner.user, store, ...chunk]);
   });
 }
 
 /** Appends items in order (multi-row INSERT); `when` as given (whole seconds except from a Prosody 13 SQLite import). */
-export async function insertArchiveItems(db: SqlSession, owner: Owner, store: string, items: readonly ArchiveItem[]): Promise<void> {
+export async function insertArchiveItems(db: SqlSession, owner: UserRef, store: string, items: readonly ArchiveItem[]): Promise<void> {
   for (let i = 0; i < items.length; i += INSERT_BATCH) {
     const batch = items.slice(i, i + INSERT_BATCH);
     const params: SqlParam[] = [];

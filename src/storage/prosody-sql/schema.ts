@@ -2,7 +2,7 @@
  * Prosody's two tables, created with the statements mod_storage_sql.lua's `create_table()` has
  * util/sql.lua generate for each driver, so that Prosody can use a database xporta created.
  */
-import type { ProsodyDriver, SqlDialect } from '../sql/dialect.js';
+import type { DialectName, SqlDialect } from '../sql/dialect.js';
 import type { ProsodyVersion } from '../prosody/accounts.js';
 
 interface Column {
@@ -31,6 +31,16 @@ const text = (name: string): Column => ({ name, type: 'TEXT', nullable: false })
  * mod_storage_sql's tables. 13 names the `prosody` index `prosody_unique_index` and makes it
  * unique (not on MySQL), for its `INSERT … ON CONFLICT` map writes; 0.12 has `prosody_index`.
  */
+/** The LuaDBI driver name Prosody's util/sql.lua switches on. */
+export type ProsodyDriver = 'SQLite3' | 'PostgreSQL' | 'MySQL';
+
+const DRIVERS: Readonly<Record<DialectName, ProsodyDriver>> = { sqlite: 'SQLite3', postgresql: 'PostgreSQL', mysql: 'MySQL' };
+
+/** The driver Prosody names a database of this dialect by. */
+export function prosodyDriver(dialect: DialectName): ProsodyDriver {
+  return DRIVERS[dialect];
+}
+
 export function prosodyTables(driver: ProsodyDriver, version: ProsodyVersion = '0.12'): Table[] {
   const prosodyIndex: Index =
     version === '13'
@@ -99,12 +109,13 @@ export function createIndexSql(index: Index, table: string, driver: ProsodyDrive
 export async function ensureSchema(db: SqlDialect, version: ProsodyVersion = '0.12'): Promise<{ created: string[] }> {
   const created: string[] = [];
   const charset = await db.charset();
-  for (const table of prosodyTables(db.driver, version)) {
+  const driver = prosodyDriver(db.name);
+  for (const table of prosodyTables(driver, version)) {
     if (await db.tableExists(table.name)) continue;
-    await db.run(createTableSql(table, db.driver, charset));
+    await db.run(createTableSql(table, driver, charset));
     for (const index of table.indexes) {
       try {
-        await db.run(createIndexSql(index, table.name, db.driver));
+        await db.run(createIndexSql(index, table.name, driver));
       } catch {
         // Same as util/sql.lua, which ignores _create_index's result.
       }

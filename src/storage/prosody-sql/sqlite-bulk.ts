@@ -1,31 +1,57 @@
 /**
  * Bulk loading of a big archive into SQLite. Keeping prosodyarchive's four indexes up to date
- * costs most of a long import once they outgrow SQLite's page cache: a million rows take 26 s to
- * insert with them, 7 s without them and building them at the end of the same transaction. A
- * rebuild costs time in proportion to the whole table, however, so the indexes are dropped only
- * once this import has inserted {@link DEFAULT_BULK_LOAD_THRESHOLD} rows and at least as many as
- * the table's other rows, and only for a store that was empty: its duplicates are then this
- * import's own, and can be removed before the unique index is built again.
+ * costs most of a long import once they outgrow SQLite's page cache, while building them once at
+ * the end of the same transaction is cheap. A rebuild costs time in proportion to the whole table,
+ * however, so the indexes are dropped only once this import has inserted the transaction's
+ * threshold of rows ({@link SqlTransaction.bulkLoad}) and at least as many as the table's other
+ * rows, and only for a store that was empty: its duplicates are then this import's own, and can be
+ * removed before the unique index is built again.
  *
  * SQLite's DDL is transactional: a rollback (failure, dry run) brings the indexes back, and other
  * connections (Prosody's, prepared with sqlite3_prepare_v2) re-prepare their statements after the
  * schema change is committed. CREATE INDEX sorts in temporary files (better-sqlite3 keeps SQLite's
  * temp_store default), so memory does not grow with the archive.
  */
-import type { ArchiveBulkLoad, SqlParam, SqlSession } from '../sql/dialect.js';
-import type { Owner } from './rows.js';
+import type { UserRef } from '../backend.js';
+import type { SqlParam, SqlSession, SqlTransaction } from '../sql/dialect.js';
 import { createIndexSql, prosodyTables } from './schema.js';
 
 /**
- * Rows this import inserts before it may drop the indexes. Up to about this many rows the four
- * indexes cost little to maintain, while the worker keeps up with parsing anyway; the rebuild,
- * though, is time the import waits for at the end (about 3.5 µs a row). Measured on 2 cores, CLI
- * import of the synthetic account, with the writer's page cache at better-sqlite3's 16 MB then
- * (8 MB now, see sqlite-writer.ts): 50k messages +0.15 s (the rebuild alone), 100k +0.25 s,
- * 200k −0.6 s, 1M −3.4 s of 24 s on an idle machine and −12.6 s of 41 s on a busy one; CPU time
- * at 1M falls by a third or more.
+ * One import filling an empty archive store, which may switch to inserting its rows unchecked,
+ * without the table's indexes, and build them again at the end.
  */
-export const DEFAULT_BULK_LOAD_THRESHOLD = 50_000;
+export interface ArchiveBulkLoad {
+  /**
+   * Called after each INSERT into the store with the number of rows the import has put there.
+   * Resolves to true once rows go in unchecked: the caller must stop looking keys up (the unique
+   * index is gone) and leave duplicates to {@link finish}.
+   */
+  inserted(total: number): Promise<boolean>;
+  /**
+   * Ends the unchecked loading, if it began: removes each row whose key an earlier row of the store
+   * has (the first stays, as a lookup would have kept it), then builds the indexes again. Resolves to
+   * the number of rows removed. Must come before any other statement on the table that needs an
+   * index, and before the commit; afterwards the load never switches again.
+   */
+  finish(): Promise<number>;
+}
+
+/**
+ * Where the transaction is SQLite's and offers bulk loads, a load for the import's first rows of
+ * `store`: undefined elsewhere, and when the store already has rows (their keys could only be
+ * checked through the unique index). The transaction refuses to commit while the load has the
+ * indexes dropped.
+ */
+export async function startArchiveBulkLoad(tx: SqlTransaction, owner: UserRef, store: string): Promise<ArchiveBulkLoad | undefined> {
+  const support = tx.bulkLoad;
+  if (support?.dialect !== 'sqlite' || !tx.guardCommit) return undefined;
+  const load = await SqliteArchiveBulkLoad.start(tx, owner, store, support.threshold);
+  // Prosody would go on without the indexes.
+  if (load) tx.guardCommit(() => {
+    if (load.unchecked) throw new Error('prosodyarchive’s indexes were not rebuilt: the transaction cannot commit');
+  });
+  return load;
+}
 
 const TABLE = 'prosodyarchive';
 
@@ -55,14 +81,14 @@ function integer(value: unknown): number {
 
 type State = 'watching' | 'unchecked' | 'done';
 
-export class SqliteArchiveBulkLoad implements ArchiveBulkLoad {
+class SqliteArchiveBulkLoad implements ArchiveBulkLoad {
   private state: State = 'watching';
   /** Row count at which the table is looked at again: a table too big now may not be later. */
   private nextCheck: number;
 
   private constructor(
     private readonly db: SqlSession,
-    private readonly owner: Owner,
+    private readonly owner: UserRef,
     private readonly store: string,
     threshold: number,
   ) {
@@ -70,7 +96,7 @@ export class SqliteArchiveBulkLoad implements ArchiveBulkLoad {
   }
 
   /** Undefined when the store has rows: their keys could only be checked through the unique index. */
-  static async start(db: SqlSession, owner: Owner, store: string, threshold: number): Promise<SqliteArchiveBulkLoad | undefined> {
+  static async start(db: SqlSession, owner: UserRef, store: string, threshold: number): Promise<SqliteArchiveBulkLoad | undefined> {
     const rows = await db.query(`SELECT 1 AS "present" FROM "${TABLE}" WHERE "host" = ? AND "user" = ? AND "store" = ? LIMIT 1`, [owner.host, owner.user, store]);
     return rows.length > 0 ? undefined : new SqliteArchiveBulkLoad(db, owner, store, threshold);
   }

@@ -1,15 +1,11 @@
 /**
- * The little xporta needs from a SQL database, per dialect. Statements are written once, with
- * `"quoted"` identifiers and `?` placeholders as in mod_storage_sql.lua; each dialect rewrites
- * them (MySQL: backticks, as util/sql.lua's prepquery does; PostgreSQL: `$n`).
+ * The little xporta needs from a SQL database, per dialect, knowing no server's tables. Statements
+ * are written once, with `"quoted"` identifiers and `?` placeholders; each dialect rewrites them
+ * (MySQL: backticks; PostgreSQL: `$n`).
  */
 import type { AccountLease, AccountLockMode } from '../account-lock.js';
-import type { Owner } from '../prosody-sql/rows.js';
 
 export type DialectName = 'sqlite' | 'postgresql' | 'mysql';
-
-/** The LuaDBI driver name Prosody's util/sql.lua switches on. */
-export type ProsodyDriver = 'SQLite3' | 'PostgreSQL' | 'MySQL';
 
 export type SqlParam = string | number | null;
 export type SqlRow = Readonly<Record<string, unknown>>;
@@ -43,31 +39,25 @@ export interface SqlTransaction extends SqlSession {
    */
   refreshStatistics?(table: string): Promise<void>;
   /**
-   * Where filling an archive store from empty goes faster without the table's indexes (SQLite, see
-   * sqlite-bulk.ts): called before the import's first row of `store` is inserted. Undefined when
-   * the store already has rows.
+   * Where the database builds an index in one pass faster than it keeps it up to date row by row
+   * and its DDL is transactional (SQLite): a load of many rows into one table may drop the table's
+   * indexes and create them again before the commit. Undefined elsewhere.
    */
-  bulkLoadArchive?(owner: Owner, store: string): Promise<ArchiveBulkLoad | undefined>;
+  readonly bulkLoad?: BulkLoadSupport;
+  /**
+   * Registers a check the commit runs first: when it throws, the commit fails with its error and
+   * the transaction stays open for the rollback. For invariants a caller must restore before its
+   * changes may become visible (indexes dropped for a bulk load).
+   */
+  guardCommit?(check: () => void): void;
 }
 
-/**
- * One import filling an empty archive store, which may switch to inserting its rows unchecked,
- * without the table's indexes, and build them again at the end.
- */
-export interface ArchiveBulkLoad {
-  /**
-   * Called after each INSERT into the store with the number of rows the import has put there.
-   * Resolves to true once rows go in unchecked: the caller must stop looking keys up (the unique
-   * index is gone) and leave duplicates to {@link finish}.
-   */
-  inserted(total: number): Promise<boolean>;
-  /**
-   * Ends the unchecked loading, if it began: removes each row whose key an earlier row of the store
-   * has (the first stays, as a lookup would have kept it), then builds the indexes again. Resolves to
-   * the number of rows removed. Must come before any other statement on the table that needs an
-   * index, and before the commit; afterwards the load never switches again.
-   */
-  finish(): Promise<number>;
+/** What a transaction offers to loads that drop a table's indexes (see {@link SqlTransaction.bulkLoad}). */
+export interface BulkLoadSupport {
+  /** The dialect whose DDL the load must use. */
+  readonly dialect: DialectName;
+  /** Rows a load should have inserted before dropping the indexes pays for building them again. */
+  readonly threshold: number;
 }
 
 /** A write nothing reads the result of (an INSERT): sent ahead where the session can. */
@@ -96,7 +86,6 @@ export interface SqlSnapshot extends SqlSession {
 
 export interface SqlDialect extends SqlSession {
   readonly name: DialectName;
-  readonly driver: ProsodyDriver;
   begin(): Promise<SqlTransaction>;
   /**
    * A consistent read view for one export. Resolves to undefined where the database cannot give
@@ -105,8 +94,8 @@ export interface SqlDialect extends SqlSession {
   snapshot?(): Promise<SqlSnapshot | undefined>;
   tableExists(table: string): Promise<boolean>;
   /**
-   * The character set util/sql.lua picks for MySQL tables (the widest `utf8%` one); `utf8` for
-   * the others, where it does not appear in the schema.
+   * The character set for new tables: on MySQL the widest `utf8%` one the server has (utf8mb4);
+   * `utf8` for the others, where it does not appear in DDL.
    */
   charset(): Promise<string>;
   /**
@@ -130,7 +119,7 @@ export function numberedPlaceholders(sql: string): string {
   return out;
 }
 
-/** `"identifier"` → `` `identifier` `` (util/sql.lua prepquery for MySQL). */
+/** `"identifier"` → `` `identifier` `` (MySQL without ANSI_QUOTES). */
 export function backtickIdentifiers(sql: string): string {
   return sql.replace(/"/g, '`');
 }

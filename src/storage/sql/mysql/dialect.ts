@@ -1,6 +1,6 @@
 /**
- * MySQL/MariaDB through mysql2. Connections use the character set util/sql.lua picks (the widest
- * `utf8%`, i.e. utf8mb4) with its `_bin` collation, so keys compare byte for byte as in Prosody.
+ * MySQL/MariaDB through mysql2. Connections use the widest `utf8%` character set (utf8mb4) with
+ * its `_bin` collation, so that keys compare byte for byte.
  */
 import type mysql from 'mysql2/promise';
 import { namedLockKey, type AccountLease, type AccountLockMode } from '../../account-lock.js';
@@ -55,7 +55,6 @@ class MysqlTransaction extends PipelinedTransaction {
 
 export class MysqlDialect implements SqlDialect {
   readonly name = 'mysql';
-  readonly driver = 'MySQL';
   private pool: Promise<mysql.Pool> | undefined;
   private charsetName: Promise<string> | undefined;
   /** One connection holds every named lock of this process. */
@@ -181,7 +180,7 @@ export class MysqlDialect implements SqlDialect {
     return rows.length > 0;
   }
 
-  /** util/sql.lua `set_encoding` for MySQL. */
+  /** The widest `utf8%` character set, asked of the server once. */
   charset(): Promise<string> {
     this.charsetName ??= this.query(
       `SELECT "CHARACTER_SET_NAME" FROM "information_schema"."CHARACTER_SETS" WHERE "CHARACTER_SET_NAME" LIKE 'utf8%' ORDER BY "MAXLEN" DESC LIMIT 1`,

@@ -58,10 +58,8 @@ class PostgresqlTransaction extends PipelinedTransaction {
   }
 
   /**
-   * Statistics from before the import say this user has no archive rows, so PostgreSQL probes
-   * duplicate keys through the sort index and filters every row of the user: quadratic (383 s
-   * for a million messages). ANALYZE inside the transaction sees its own rows and the plan
-   * switches to the unique (host, user, store, key) index.
+   * ANALYZE inside the transaction, which sees the transaction's own rows: statistics taken before
+   * a big load describe the table without them, and plans built on them can go quadratic.
    */
   async refreshStatistics(table: string): Promise<void> {
     await this.settle();
@@ -88,7 +86,6 @@ class PostgresqlTransaction extends PipelinedTransaction {
 
 export class PostgresqlDialect implements SqlDialect {
   readonly name = 'postgresql';
-  readonly driver = 'PostgreSQL';
   private pool: Promise<pg.Pool> | undefined;
   /** One session holds every advisory lock of this process: the pool's clients come and go. */
   private lockClient: Promise<pg.Client> | undefined;

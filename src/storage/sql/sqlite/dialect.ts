@@ -1,23 +1,23 @@
 /**
  * SQLite through better-sqlite3. Reads share one connection; transactions run on a connection of
- * their own on a worker thread (sqlite-writer.ts), so a long import never mixes with reads and
- * holds the write lock only on its own handle. No PRAGMA Prosody would see is changed: the journal
- * mode stays whatever Prosody uses (DELETE by default); only the writer connection's own page cache
- * is set (see sqlite-writer.ts).
+ * their own on a worker thread (writer.ts), so a long import never mixes with reads and holds the
+ * write lock only on its own handle. No PRAGMA the database's other users would see is changed:
+ * the journal mode stays whatever the database has (unless {@link SqliteOptions.walMode}); only
+ * the writer connection's own page cache is set (see writer.ts).
  */
 import Database from 'better-sqlite3';
 import type { SqlDialect, SqlParam, SqlRow, SqlSession, SqlSnapshot, SqlTransaction } from '../dialect.js';
-import { DEFAULT_BULK_LOAD_THRESHOLD } from '../../prosody-sql/sqlite-bulk.js';
 import { SqliteWriter } from './writer.js';
 
 export interface SqliteOptions {
-  /** Path of Prosody's database file (`sql.database`, relative to Prosody's data directory there). */
+  /** Path of the database file, shared with the server that owns it. */
   readonly database: string;
-  /** How long to wait for another writer (Prosody) to release its lock, in ms. */
+  /** How long to wait for another writer (the server) to release its lock, in ms. */
   readonly busyTimeoutMs?: number;
   /**
-   * @internal Archive rows an import inserts before it may load the rest without the table's
-   * indexes (default {@link DEFAULT_BULK_LOAD_THRESHOLD}); tests lower it to reach that path.
+   * @internal Rows a load inserts into one table before it may drop the table's indexes
+   * ({@link SqlTransaction.bulkLoad}; default {@link DEFAULT_BULK_LOAD_THRESHOLD}); tests lower it
+   * to reach that path.
    */
   readonly bulkLoadThreshold?: number;
   /** Switch the database to WAL when opening it (the mode is stored in the file and stays). */
@@ -25,6 +25,13 @@ export interface SqliteOptions {
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Rows a load inserts before dropping a table's indexes may pay: below it, keeping a few indexes
+ * up to date costs little while the writer keeps up with the caller anyway, and building them
+ * again is time the caller waits for at the end.
+ */
+export const DEFAULT_BULK_LOAD_THRESHOLD = 50_000;
 
 class SqliteSession implements SqlSession {
   private readonly statements = new Map<string, Database.Statement<SqlParam[], SqlRow>>();
@@ -99,7 +106,7 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
   static open(options: SqliteOptions): SqliteDialect {
     if (options.database === ':memory:' || options.database === '') {
       // Transactions use a connection of their own, which would see a different database.
-      throw new Error('an in-memory SQLite database cannot be shared with Prosody');
+      throw new Error('an in-memory SQLite database cannot be shared with its server');
     }
     return new SqliteDialect(SqliteDialect.connect(options), options);
   }
@@ -110,16 +117,16 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
     return db;
   }
 
-  /** On the writer's worker, so that SQLite inserts while the caller parses (see sqlite-writer.ts). */
+  /** On the writer's worker, so that SQLite executes writes while the caller prepares the next (see writer.ts). */
   begin(): Promise<SqlTransaction> {
     return this.writer.begin();
   }
 
   /**
    * In WAL mode, a read transaction on a connection of its own: it sees one version of the
-   * database and blocks no writer. In rollback-journal mode (Prosody's default) the same
-   * transaction would hold a SHARED lock for the whole export and make every writer, Prosody
-   * included, fail with "database is locked"; there the export reads as before (see README).
+   * database and blocks no writer. In rollback-journal mode the same transaction would hold a
+   * SHARED lock for the whole export and make every writer, the server's included, fail with
+   * "database is locked": there it is undefined, and the caller reads without a snapshot.
    */
   async snapshot(): Promise<SqlSnapshot | undefined> {
     const mode = this.db.pragma('journal_mode', { simple: true });
