@@ -2,9 +2,9 @@
  * The `archive` rows of one import into ejabberd, written a batch at a time. ejabberd's MAM id is
  * the archive time in µs, so no two of a user's messages may share one: a message whose time is
  * taken moves to the next free microsecond. Which times are taken is asked of the database, a
- * batch's worth at a time, rather than remembered: a set of every time written held about 40
- * bytes a message, and one query and one INSERT per message left both threads idle most of an
- * import (a 100,000-message import took 14.6 s).
+ * batch's worth at a time, rather than remembered (a set of every time written grows with the
+ * archive) or asked per message (one query and one INSERT per message leave both the caller and
+ * the database idle most of the time).
  *
  * The rows that were in the table before the import are told from the ones it wrote by their
  * `id` (every schema has one, increasing): at most the highest id when the first batch is written.
@@ -13,7 +13,8 @@
  */
 import type { UserRef } from '../backend.js';
 import type { SqlParam, SqlSession } from '../sql/dialect.js';
-import { num, str, type Tables } from './tables.js';
+import { int, optionalInt, text } from '../sql/columns.js';
+import type { Tables } from './tables.js';
 
 /** A plausible µs-since-epoch MAM id as ejabberd makes them (after 2001, before 2286). */
 export const MICROS_ID = /^\d{16}$/;
@@ -112,15 +113,15 @@ export class EjabberdArchiveWriter {
 
   private async highestId(): Promise<number> {
     const rows = await this.db.query(`SELECT MAX("id") AS "last" FROM "archive"`);
-    return num(rows[0]?.last);
+    return optionalInt(rows[0]?.last, 'archive.id') ?? 0;
   }
 
   private note(uses: Map<number, TimeUse>, rows: readonly Readonly<Record<string, unknown>>[]): void {
     for (const r of rows) {
-      const use = uses.get(num(r.timestamp));
+      const use = uses.get(int(r.timestamp, 'archive.timestamp'));
       if (!use) continue;
-      if (num(r.id) > (this.lastIdBefore ?? 0)) use.ours = true;
-      else use.before.push(str(r.xml));
+      if (int(r.id, 'archive.id') > (this.lastIdBefore ?? 0)) use.ours = true;
+      else use.before.push(text(r.xml, 'archive.xml'));
     }
   }
 

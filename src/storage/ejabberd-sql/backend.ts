@@ -4,27 +4,22 @@
  * data, offline counts and credentials: a write is only seen by a running ejabberd after
  * `ejabberdctl clear_cache`, which is what `onCommitted` is for.
  */
-import type { AccountLease, AccountLockMode } from '../account-lock.js';
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
-import { StorageError, transientAsUnavailable } from '../backend.js';
+import { StorageError } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { XmlCharError, XmlFragmentError } from '../../xml/xml.js';
 import { parseElement } from '../../xml/xml.js';
+import { text } from '../sql/columns.js';
+import { databaseAccountLocks, inTransaction, openDialect, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import type { SqlDialect } from '../sql/dialect.js';
-import { MysqlDialect, type MysqlOptions } from '../sql/mysql/dialect.js';
-import { PostgresqlDialect, type PostgresqlOptions } from '../sql/postgresql/dialect.js';
-import { SqliteDialect, type SqliteOptions } from '../sql/sqlite/dialect.js';
 import { EjabberdUserImport } from './apply.js';
 import { ejabberdVersion, schemaTraits, type EjabberdVersion } from './generation.js';
 import { ErlangTermError } from './erlang.js';
 import { microsToIso } from './pep.js';
 import { readAccount, readArchiveRows, readOffline, readPep, readPrivacy, readPrivate, readRoster, readVCard } from './read.js';
-import { Tables, str } from './tables.js';
+import { Tables } from './tables.js';
 
-export type EjabberdSqlConnection =
-  | ({ readonly dialect: 'sqlite' } & SqliteOptions)
-  | ({ readonly dialect: 'postgresql' } & PostgresqlOptions)
-  | ({ readonly dialect: 'mysql' } & MysqlOptions);
+export type EjabberdSqlConnection = SqlConnection;
 
 /** Per-vhost settings. */
 export interface EjabberdHostOptions {
@@ -61,22 +56,11 @@ export type EjabberdSqlOptions = EjabberdSqlConnection & EjabberdSqlSettings;
 /** Everything but `other`: ejabberd has no place for elements xporta has no record type for. */
 const SUPPORTED: ReadonlySet<DataKind> = new Set(DATA_KINDS.filter((k) => k !== 'other'));
 
-function openDialect(options: EjabberdSqlConnection): SqlDialect {
-  switch (options.dialect) {
-    case 'sqlite':
-      return SqliteDialect.open(options);
-    case 'postgresql':
-      return new PostgresqlDialect(options);
-    case 'mysql':
-      return new MysqlDialect(options);
-  }
-}
+/** Data that cannot be encoded for ejabberd, or stored data its formats do not allow. */
+const DATA_ERRORS = [XmlCharError, XmlFragmentError, ErlangTermError];
 
 function asStorageError(err: unknown): unknown {
-  if (err instanceof XmlCharError || err instanceof XmlFragmentError || err instanceof ErlangTermError) {
-    return new StorageError('invalid-data', err.message, { cause: err });
-  }
-  return transientAsUnavailable(err);
+  return storageErrorOf(err, DATA_ERRORS);
 }
 
 export class EjabberdSqlBackend implements StorageBackend {
@@ -84,7 +68,7 @@ export class EjabberdSqlBackend implements StorageBackend {
   readonly supportedKinds: ReadonlySet<DataKind> = SUPPORTED;
   private readonly db: SqlDialect;
   /** The database's own account locks (PostgreSQL, MariaDB); absent on SQLite. */
-  readonly lockAccount?: (ref: UserRef, mode: AccountLockMode) => Promise<AccountLease | undefined>;
+  readonly lockAccount?: AccountLocks;
   private readonly settings: EjabberdSqlSettings;
   private readonly t: Tables;
   private readonly batchSize: number;
@@ -96,25 +80,15 @@ export class EjabberdSqlBackend implements StorageBackend {
     const isDialect = 'begin' in optionsOrDb;
     this.db = isDialect ? optionsOrDb : openDialect(optionsOrDb);
     this.settings = isDialect ? (settings as EjabberdSqlSettings) : optionsOrDb;
-    const db = this.db;
-    if (db.tryLock) {
-      const tryLock = db.tryLock.bind(db);
-      this.lockAccount = (ref, mode) =>
-        tryLock(`${ref.user}@${ref.host}`, mode).catch((err: unknown) => {
-          throw new StorageError('unavailable', `cannot take the account lock: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
-        });
-    }
+    const locks = databaseAccountLocks(this.db);
+    if (locks) this.lockAccount = locks;
     this.name = `ejabberd-sql:${this.db.name}`;
     this.t = new Tables(this.settings.newSchema);
     this.batchSize = this.settings.readBatchSize ?? 1000;
   }
 
   async ping(): Promise<void> {
-    try {
-      await this.db.query('SELECT 1 AS "one"');
-    } catch (err) {
-      throw new StorageError('unavailable', `database unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
+    await pingDatabase(this.db);
     if (!(await this.db.tableExists('users'))) throw new StorageError('unavailable', 'no ejabberd tables in this database (table users is missing)');
   }
 
@@ -132,7 +106,7 @@ export class EjabberdSqlBackend implements StorageBackend {
         this.t.newSchema ? [after, host] : [after],
       );
       for (const row of rows) {
-        after = str(row.username);
+        after = text(row.username, 'users.username');
         yield after;
       }
       if (rows.length < this.batchSize) return;
@@ -200,23 +174,12 @@ export class EjabberdSqlBackend implements StorageBackend {
   async applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {
     if (!(ref.host in this.settings.hosts)) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
     options.signal?.throwIfAborted();
-    let tx: Awaited<ReturnType<SqlDialect['begin']>>;
-    try {
-      tx = await this.db.begin();
-    } catch (err) {
-      throw asStorageError(err);
-    }
-    let report: ApplyReport;
-    try {
+    const passwordHash = this.settings.hosts[ref.host]?.passwordHash ?? 'SHA-1';
+    const report = await inTransaction(this.db, { dryRun: options.dryRun, mapError: asStorageError }, async (tx) => {
       const traits = await schemaTraits(tx, this.db.name);
       const schema = { originId: traits.originId, syncBookmarks: ejabberdVersion(traits, this.settings.serverVersion) === '24.12' };
-      report = await new EjabberdUserImport(tx, this.t, ref, options, this.settings.hosts[ref.host]?.passwordHash ?? 'SHA-1', schema).run(account, records);
-      if (options.dryRun) await tx.rollback();
-      else await tx.commit();
-    } catch (err) {
-      await tx.rollback().catch(() => undefined);
-      throw asStorageError(err);
-    }
+      return new EjabberdUserImport(tx, this.t, ref, options, passwordHash, schema).run(account, records);
+    });
     if (!options.dryRun && this.settings.onCommitted) await this.settings.onCommitted(ref);
     return report;
   }

@@ -5,6 +5,7 @@
  * Pubsub tables are the same in both: PEP nodes are keyed by the owner's bare JID.
  */
 import type { UserRef } from '../backend.js';
+import { bool as readBool, int, text } from '../sql/columns.js';
 import { sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from '../sql/dialect.js';
 
 export class Tables {
@@ -48,28 +49,28 @@ export class Tables {
   }
 }
 
+/**
+ * A row value read through the strict readers of ../sql/columns.ts, for callers that do not name
+ * the column (ejabberd-sql/apply.ts): a wrong type fails as `invalid-data`. New code calls those
+ * readers with the column's `table.column` name.
+ */
 export function str(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  if (value instanceof Date) return value.toISOString();
-  return '';
+  return text(value, 'in an ejabberd table');
 }
 
+/** {@link str} for integer columns. */
 export function num(value: unknown): number {
-  const n = typeof value === 'number' ? value : Number(str(value));
-  return Number.isFinite(n) ? n : 0;
+  return int(value, 'in an ejabberd table');
 }
 
-/** SQLite and MySQL keep booleans as 1/0, PostgreSQL as true/false. */
+/** {@link str} for boolean columns: SQLite and MySQL keep booleans as 1/0, PostgreSQL as true/false. */
 export function bool(value: unknown): boolean {
-  return value === true || value === 1 || value === '1' || value === 't' || value === 'true' || value === BigInt(1);
+  return readBool(value, 'in an ejabberd table');
 }
 
-/** A `created_at` column as ISO 8601 (SQLite: `YYYY-MM-DD HH:MM:SS` in UTC). */
-export function timestampToIso(value: unknown): string | undefined {
+/** A `created_at` column as ISO 8601 (SQLite: `YYYY-MM-DD HH:MM:SS` in UTC); undefined when it holds no such time. */
+export function timestampToIso(value: unknown, column: string): string | undefined {
   if (value instanceof Date) return value.toISOString().replace('.000Z', 'Z');
-  const text = str(value);
-  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})/.exec(text);
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})/.exec(text(value, column));
   return m ? `${m[1]}T${m[2]}Z` : undefined;
 }

@@ -5,28 +5,15 @@
  * 13 that has not run yet: `storage.serverVersion` in the config settles it then.
  */
 import type { ProsodyVersion } from '../prosody/accounts.js';
+import { indexExists } from '../sql/catalog.js';
 import type { SqlDialect } from '../sql/dialect.js';
 
 const THIRTEEN_STORES = ['account_roles', 'account_activity'];
 
-async function hasUniqueIndex(db: SqlDialect): Promise<boolean> {
-  let rows;
-  if (db.name === 'sqlite') {
-    rows = await db.query(`SELECT 1 AS "present" FROM sqlite_master WHERE "type" = 'index' AND "name" = 'prosody_unique_index'`);
-  } else if (db.name === 'postgresql') {
-    rows = await db.query(`SELECT 1 AS "present" FROM "pg_indexes" WHERE "schemaname" = current_schema() AND "indexname" = 'prosody_unique_index'`);
-  } else {
-    rows = await db.query(
-      `SELECT 1 AS "present" FROM "information_schema"."statistics" WHERE "table_schema" = DATABASE() AND "index_name" = 'prosody_unique_index' LIMIT 1`,
-    );
-  }
-  return rows.length > 0;
-}
-
 /** 13 when the database shows it, else undefined (0.12, or nothing to tell by). */
 export async function detectProsodyVersion(db: SqlDialect): Promise<ProsodyVersion | undefined> {
   if (!(await db.tableExists('prosody'))) return undefined;
-  if (await hasUniqueIndex(db)) return '13';
+  if (await indexExists(db, db.name, 'prosody_unique_index')) return '13';
   const rows = await db.query(`SELECT 1 AS "present" FROM "prosody" WHERE "store" IN (?, ?) LIMIT 1`, THIRTEEN_STORES);
   return rows.length > 0 ? '13' : undefined;
 }
