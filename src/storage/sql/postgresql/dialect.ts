@@ -1,6 +1,6 @@
 /**
  * PostgreSQL through pg: a pool for reads, one pooled client per transaction. pg is loaded on
- * first use, so that a service or CLI on another store does not carry it (about 15 MB of RSS).
+ * first use, so that a service or CLI on another store does not carry its memory.
  */
 import type pg from 'pg';
 import { advisoryKey, type AccountLease, type AccountLockMode } from '../../account-lock.js';
