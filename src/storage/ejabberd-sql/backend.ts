@@ -14,7 +14,7 @@ import type { SqlDialect } from '../sql/dialect.js';
 import { MysqlDialect, type MysqlOptions } from '../sql/mysql/dialect.js';
 import { PostgresqlDialect, type PostgresqlOptions } from '../sql/postgresql/dialect.js';
 import { SqliteDialect, type SqliteOptions } from '../sql/sqlite/dialect.js';
-import { EjabberdUserImport } from './apply.js';
+import { EjabberdImport } from './import.js';
 import { ejabberdVersion, schemaTraits, type EjabberdVersion } from './generation.js';
 import { ErlangTermError } from './erlang.js';
 import { microsToIso } from './pep.js';
@@ -210,7 +210,7 @@ export class EjabberdSqlBackend implements StorageBackend {
     try {
       const traits = await schemaTraits(tx, this.db.name);
       const schema = { originId: traits.originId, syncBookmarks: ejabberdVersion(traits, this.settings.serverVersion) === '24.12' };
-      report = await new EjabberdUserImport(tx, this.t, ref, options, this.settings.hosts[ref.host]?.passwordHash ?? 'SHA-1', schema).run(account, records);
+      report = await new EjabberdImport(tx, this.t, ref, options, this.settings.hosts[ref.host]?.passwordHash ?? 'SHA-1', schema).run(account, records);
       if (options.dryRun) await tx.rollback();
       else await tx.commit();
     } catch (err) {

@@ -23,7 +23,7 @@ import { ProsodyJsonError } from '../prosody/json.js';
 import { PreserializedError } from '../prosody/stanza.js';
 import { StoredValueError } from '../prosody/values.js';
 import { XmlCharError } from '../../xml/xml.js';
-import { UserImport } from './apply.js';
+import { ProsodySqlImport } from './import.js';
 import type { SqlDialect, SqlSession, SqlSnapshot } from '../sql/dialect.js';
 import { MysqlDialect, type MysqlOptions } from '../sql/mysql/dialect.js';
 import { PostgresqlDialect, type PostgresqlOptions } from '../sql/postgresql/dialect.js';
@@ -292,7 +292,7 @@ export class ProsodySqlBackend implements StorageBackend {
       throw asStorageError(err);
     }
     try {
-      const report = await new UserImport(tx, ref, host, options, this.importStores, serverVersion, this.db.name === 'sqlite').run(account, records);
+      const report = await new ProsodySqlImport(tx, ref, host, options, this.importStores, serverVersion, this.db.name === 'sqlite').run(account, records);
       if (options.dryRun) await tx.rollback();
       else await tx.commit();
       return report;
