@@ -31,7 +31,8 @@ import { DEFAULT_ARCHIVE_ITEM_LIMIT, DEFAULT_SEEN_IN_MEMORY, ProsodyFilesImport 
 import { FileStore, type FileLimits } from './files.js';
 import { stanzaOfListItem } from './list-items.js';
 import { PathError } from './paths.js';
-import { FileTransaction, recoverJournals, removeOrphans, type TransactionFaults } from './transaction.js';
+import { recoverJournals, removeOrphans } from './journal.js';
+import { FileTransaction, type TransactionFaults } from './transaction.js';
 
 export interface ProsodyFilesOptions {
   /** Prosody's `data_path`. */

@@ -6,4 +6,6 @@ export { LuaParseError, parseDatFile, parseListItems, parseLuaValue, readListFil
 export { LuaSerializeError, MAX_TABLE_DEPTH, formatG, serializeDatFile, serializeListItem, serializeLua, serializeLuaNumber, serializeLuaString } from './lua-serialize.js';
 export { ListItemError, archiveItemFromList, archiveItemToList, stampOf } from './list-items.js';
 export { PathError, decode, decodeCanonical, encode, getpath, hostDir, storeDir, storeEncode, type FileExtension } from './paths.js';
-export { FileTransaction, recoverJournals, type StagedFile, type TransactionFaults } from './transaction.js';
+export { recoverJournals } from './journal.js';
+export type { StagedFile } from './staged-file.js';
+export { FileTransaction, type TransactionFaults } from './transaction.js';

@@ -11,7 +11,8 @@ import { FingerprintSet } from './fingerprint-set.js';
 import { ListItemError, archiveItemFromList, archiveItemToList } from './list-items.js';
 import { LuaSerializeError, serializeListItem } from './lua-serialize.js';
 import { listIndexPath } from './paths.js';
-import type { FileTransaction, StagedFile } from './transaction.js';
+import type { StagedFile } from './staged-file.js';
+import type { FileTransaction } from './transaction.js';
 
 /**
  * How an archive store takes new items:
