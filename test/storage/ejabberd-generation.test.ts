@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { originIdOf } from '../../src/storage/ejabberd-sql/apply.js';
+import { originIdOf } from '../../src/storage/ejabberd-sql/import/archive.js';
 import { legacyFromPep, pepFromLegacy } from '../../src/storage/ejabberd-sql/bookmarks.js';
 import { ejabberdVersion, schemaTraits } from '../../src/storage/ejabberd-sql/generation.js';
 import { SqliteDialect } from '../../src/storage/sql/sqlite/dialect.js';

@@ -9,7 +9,7 @@ import type { ApplyOptions } from '../../src/storage/backend.js';
 import { StorageError } from '../../src/storage/backend.js';
 import { ProsodyFilesBackend, type ProsodyFilesOptions } from '../../src/storage/prosody-files/backend.js';
 import { parseDatFile } from '../../src/storage/prosody-files/lua-parse.js';
-import { recoverJournals } from '../../src/storage/prosody-files/transaction.js';
+import { recoverJournals } from '../../src/storage/prosody-files/journal.js';
 import type { LuaTable } from '../../src/storage/prosody/lua.js';
 import {
   DATA_KINDS,

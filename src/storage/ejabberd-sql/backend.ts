@@ -12,7 +12,7 @@ import { parseElement } from '../../xml/xml.js';
 import { text } from '../sql/columns.js';
 import { databaseAccountLocks, inTransaction, openDialect, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import type { SqlDialect } from '../sql/dialect.js';
-import { EjabberdUserImport } from './apply.js';
+import { EjabberdImport } from './import.js';
 import { ejabberdVersion, schemaTraits, type EjabberdVersion } from './generation.js';
 import { ErlangTermError } from './erlang.js';
 import { microsToIso } from './pep.js';
@@ -178,7 +178,7 @@ export class EjabberdSqlBackend implements StorageBackend {
     const report = await inTransaction(this.db, { dryRun: options.dryRun, mapError: asStorageError }, async (tx) => {
       const traits = await schemaTraits(tx, this.db.name);
       const schema = { originId: traits.originId, syncBookmarks: ejabberdVersion(traits, this.settings.serverVersion) === '24.12' };
-      return new EjabberdUserImport(tx, this.t, ref, options, passwordHash, schema).run(account, records);
+      return new EjabberdImport(tx, this.t, ref, options, passwordHash, schema).run(account, records);
     });
     if (!options.dryRun && this.settings.onCommitted) await this.settings.onCommitted(ref);
     return report;

@@ -27,11 +27,12 @@ import { PreserializedError } from '../prosody/stanza.js';
 import { DEFAULT_IMPORTABLE_STORES, isOpaqueStore } from '../prosody/stores.js';
 import { compareStrings } from '../prosody/util.js';
 import { vcardFromStore } from '../prosody/vcard.js';
-import { DEFAULT_ARCHIVE_ITEM_LIMIT, DEFAULT_SEEN_IN_MEMORY, FilesImport } from './apply.js';
+import { DEFAULT_ARCHIVE_ITEM_LIMIT, DEFAULT_SEEN_IN_MEMORY, ProsodyFilesImport } from './import.js';
 import { FileStore, type FileLimits } from './files.js';
 import { stanzaOfListItem } from './list-items.js';
 import { PathError } from './paths.js';
-import { FileTransaction, recoverJournals, removeOrphans, type TransactionFaults } from './transaction.js';
+import { recoverJournals, removeOrphans } from './journal.js';
+import { FileTransaction, type TransactionFaults } from './transaction.js';
 
 export interface ProsodyFilesOptions {
   /** Prosody's `data_path`. */
@@ -242,7 +243,7 @@ export class ProsodyFilesBackend implements StorageBackend {
     const tx = new FileTransaction({ journalDir: this.dataDir, dryRun: options.dryRun, ...(this.options.faults ? { faults: this.options.faults } : {}) });
     try {
       const serverVersion = this.options.serverVersion ?? (await detectProsodyVersion(this.dataDir, ref.host)) ?? '0.12';
-      const importer = new FilesImport(this.files, tx, ref, {
+      const importer = new ProsodyFilesImport(this.files, tx, ref, {
         host,
         serverVersion,
         importStores: this.importStores,

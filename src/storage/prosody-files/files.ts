@@ -6,7 +6,7 @@ import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { LuaParseError, parseDatFile, readListFile, DEFAULT_MAX_BYTES, type LuaParseLimits } from './lua-parse.js';
 import { ListItemError, archiveItemFromList } from './list-items.js';
 import { decodeCanonical, getpath, hostDir, storeDir, type FileExtension } from './paths.js';
-import { isNotFound } from './transaction.js';
+import { isNotFound } from './durable-fs.js';
 
 export interface FileLimits {
   /** Largest `.dat` file read. Default 64 MiB. */

@@ -22,7 +22,7 @@ import { ProsodyJsonError } from '../prosody/json.js';
 import { PreserializedError } from '../prosody/stanza.js';
 import { StoredValueError } from '../prosody/values.js';
 import { XmlCharError } from '../../xml/xml.js';
-import { UserImport } from './apply.js';
+import { ProsodySqlImport } from './import.js';
 import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import { text } from '../sql/columns.js';
 import type { SqlDialect, SqlSession } from '../sql/dialect.js';
@@ -249,7 +249,7 @@ export class ProsodySqlBackend implements StorageBackend {
     }
     const fractionalTimes = this.db.name === 'sqlite';
     return inTransaction(this.db, { dryRun: options.dryRun, mapError: asStorageError }, (tx) =>
-      new UserImport(tx, ref, host, options, this.importStores, serverVersion, fractionalTimes).run(account, records),
+      new ProsodySqlImport(tx, ref, host, options, this.importStores, serverVersion, fractionalTimes).run(account, records),
     );
   }
 

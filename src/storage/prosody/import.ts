@@ -15,19 +15,9 @@
  * the end, so several records of one kind combine. How archive items are written and de-duplicated
  * (and so when `archive`/`offline` are counted) is the backend's: see {@link ProsodyImport.appendArchiveItem}.
  */
-import type { ApplyOptions, ApplyReport, SkippedItem, UserRef } from '../backend.js';
-import { StorageError } from '../backend.js';
-import {
-  dataKindOf,
-  type DataKind,
-  type OpaqueRecord,
-  type PendingSubscriptionRecord,
-  type PrivacyList,
-  type RosterItem,
-  type UserRecord,
-  type UserStart,
-  type VCardRecord,
-} from '../../records/model.js';
+import type { ApplyOptions, UserRef } from '../backend.js';
+import type { DataKind, OpaqueRecord, PendingSubscriptionRecord, RosterItem, UserStart, VCardRecord } from '../../records/model.js';
+import { UserImport, type StoredRecord } from '../import/user-import.js';
 import { accountToStore, newAccountRoles, type ProsodyHostOptions, type ProsodyVersion } from './accounts.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveItemFromRecord, offlineItemFromRecord, type ArchiveItem } from './archive.js';
 import { blocklistToStore } from './blocklist.js';
@@ -73,31 +63,26 @@ export interface ProsodyImportSettings {
  * One user's import. A subclass implements the storage primitives; every call the import makes
  * goes through them, in the order the records arrive, inside whatever transaction the subclass holds.
  */
-export abstract class ProsodyImport {
-  protected readonly jid: string;
-  private readonly counts: Partial<Record<DataKind, number>> = {};
-  private readonly skipped: SkippedItem[] = [];
-  protected readonly warnings: string[] = [];
-  private readonly notIncluded = new Map<DataKind, number>();
-  private readonly duplicates = new Map<DataKind, number>();
-
+export abstract class ProsodyImport extends UserImport {
+  /** The `accounts` store as the import found it; undefined when the account does not exist. */
+  private existingAccount: LuaTable | undefined;
   private rosterItems: Map<string, RosterItem> | undefined;
   private rosterVersion: string | undefined;
   private readonly pending = new Map<string, PendingSubscriptionRecord>();
   /** The roster before the import (merge), and the version any roster had (both modes). */
   private existingRoster: LuaTable | undefined;
   private vcard: VCardRecord | undefined;
-  private blocked: Set<string> | undefined;
-  private privacy: { defaultList?: string; lists: Map<string, PrivacyList> } | undefined;
+  /** The stored PEP nodes mod_vcard_legacy keeps a vCard in, read before `replace` empties them. */
+  private vcardPepNodes: readonly string[] = [];
   private readonly pepNodes = new Set<string>();
   private readonly pepItemNodes = new Set<string>();
 
   protected constructor(
-    protected readonly ref: UserRef,
+    ref: UserRef,
     private readonly importSettings: ProsodyImportSettings,
-    protected readonly options: ApplyOptions,
+    options: ApplyOptions,
   ) {
-    this.jid = `${ref.user}@${ref.host}`;
+    super(ref, options);
   }
 
   // --- Storage primitives ---
@@ -128,9 +113,8 @@ export abstract class ProsodyImport {
   protected abstract listStores(archive: boolean): Promise<readonly string[]>;
   /**
    * Adds an item to an archive store, by the rules above for that store. The backend counts
-   * `archive` and `offline` items (and their duplicates) itself, with {@link count} and
-   * {@link noteDuplicates}, when it knows whether they were written; PEP and opaque items are
-   * counted as they arrive.
+   * `archive` and `offline` items (and their duplicates) itself, in {@link tally}, when it knows
+   * whether they were written; PEP and opaque items are counted as they arrive.
    */
   protected abstract appendArchiveItem(store: string, item: ArchiveItem): Promise<void>;
   /** Writes what archive items are still waiting; called once, before the small stores are written. */
@@ -157,27 +141,15 @@ export abstract class ProsodyImport {
 
   // --- The import ---
 
-  private includes(kind: DataKind): boolean {
-    return this.options.include.has(kind);
-  }
-
-  protected count(kind: DataKind, n = 1): void {
-    this.counts[kind] = (this.counts[kind] ?? 0) + n;
-  }
-
-  protected noteDuplicates(kind: DataKind, n: number): void {
-    if (n > 0) this.duplicates.set(kind, (this.duplicates.get(kind) ?? 0) + n);
-  }
-
-  private skip(kind: DataKind, reason: string, detail?: string): void {
-    this.skipped.push({ kind, reason, ...(detail !== undefined ? { detail } : {}) });
-  }
-
-  async run(account: UserStart, records: AsyncIterable<UserRecord>): Promise<ApplyReport> {
+  protected async accountExists(): Promise<boolean> {
     const existing = await this.readStore('accounts');
-    const exists = existing !== undefined && !existing.isEmpty;
-    if (!exists && !this.options.createAccount) throw new StorageError('user-not-found', `${this.jid} does not exist`);
-    if (!exists || this.includes('credentials')) await this.applyAccount(account, exists ? existing : undefined);
+    if (existing === undefined || existing.isEmpty) return false;
+    this.existingAccount = existing;
+    return true;
+  }
+
+  protected async begin(account: UserStart, exists: boolean): Promise<void> {
+    if (!exists || this.includes('credentials')) await this.applyAccount(account, this.existingAccount);
     if (!exists && this.importSettings.serverVersion === '13') {
       // What Prosody 13 gives an account an admin creates; the document's roles are never taken.
       const roles = newAccountRoles(this.importSettings.host);
@@ -188,17 +160,8 @@ export abstract class ProsodyImport {
       const roster = await this.readStore('roster');
       if (roster && !roster.isEmpty) this.existingRoster = roster;
     }
-    const vcardPepNodes = this.includes('vcard') ? await this.storedVCardPepNodes() : [];
+    if (this.includes('vcard')) this.vcardPepNodes = await this.storedVCardPepNodes();
     if (this.options.mode === 'replace') await this.clear();
-
-    for await (const record of records) {
-      this.options.signal?.throwIfAborted();
-      await this.add(record);
-    }
-    this.options.signal?.throwIfAborted();
-    await this.finish();
-    this.warnAboutVCardPep(vcardPepNodes);
-    return this.report(!exists);
   }
 
   /** The PEP nodes mod_vcard_legacy keeps a vCard in that the account has in storage now. */
@@ -220,7 +183,7 @@ export abstract class ProsodyImport {
     if (!this.vcard || storedNodes.length === 0) return;
     const documentHasThem = VCARD_PEP_NODES.some((node) => this.pepNodes.has(node) || this.pepItemNodes.has(node));
     if (documentHasThem) return;
-    this.warnings.push(
+    this.tally.warnings.push(
       `vCard: ${this.jid} had its vCard in PEP (${storedNodes.join(', ')}), the document has a vcard-temp vCard only; ` +
         'with mod_vcard_legacy, a running Prosody would discard the imported vCard at the next login ' +
         '(its PEP service is cached in memory): restart Prosody before the user logs in again' +
@@ -236,9 +199,9 @@ export abstract class ProsodyImport {
       ...(this.importSettings.serverVersion ? { serverVersion: this.importSettings.serverVersion } : {}),
     });
     await this.writeStore('accounts', result.data);
-    this.warnings.push(...result.warnings);
-    this.skipped.push(...result.skipped);
-    if (result.credentialsApplied) this.count('credentials');
+    this.tally.warnings.push(...result.warnings);
+    this.tally.skipped.push(...result.skipped);
+    if (result.credentialsApplied) this.tally.count('credentials');
   }
 
   /** `replace`: the selected kinds' stores emptied before anything is written. */
@@ -263,76 +226,60 @@ export abstract class ProsodyImport {
     }
   }
 
-  private async add(record: UserRecord): Promise<void> {
-    const kind = dataKindOf(record);
-    if (!this.includes(kind)) {
-      this.notIncluded.set(kind, (this.notIncluded.get(kind) ?? 0) + 1);
-      return;
-    }
+  protected async add(record: StoredRecord): Promise<void> {
     switch (record.kind) {
       case 'roster':
         this.rosterItems ??= new Map();
         for (const item of record.items) this.rosterItems.set(item.jid, item);
         if (record.version !== undefined) this.rosterVersion = record.version;
-        this.count('roster');
+        this.tally.count('roster');
         return;
       case 'pending-subscription':
         this.pending.set(bareJid(record.from), record);
-        this.count('roster');
+        this.tally.count('roster');
         return;
       case 'vcard':
         this.vcard = record;
-        this.count('vcard');
+        this.tally.count('vcard');
         return;
       case 'private': {
         const entry = privateToStore(record);
         if (!entry) {
-          this.skip('private', 'an element without children: Prosody stores nothing', `${record.element.name}:${record.element.xmlns}`);
+          this.tally.skip('private', 'an element without children: Prosody stores nothing', `${record.element.name}:${record.element.xmlns}`);
           return;
         }
         await this.setMapKey('private', entry.key, entry.value);
-        this.count('private');
+        this.tally.count('private');
         return;
       }
       case 'pep-node':
-        await this.setMapKey(PEP_STORE, record.node, pepNodeToStore(record, this.skipped, this.serverVersion));
+        await this.setMapKey(PEP_STORE, record.node, pepNodeToStore(record, this.tally.skipped, this.serverVersion));
         this.pepNodes.add(record.node);
-        this.count('pep');
+        this.tally.count('pep');
         return;
       case 'pep-item': {
         const item = pepItemToArchive(record);
         if (typeof item === 'string') {
-          this.skip('pep', item, `${record.node} ${record.id}`);
+          this.tally.skip('pep', item, `${record.node} ${record.id}`);
           return;
         }
         this.pepItemNodes.add(record.node);
-        this.count('pep');
+        this.tally.count('pep');
         await this.appendArchiveItem(pepItemsStore(record.node), item);
         return;
       }
       case 'archive': {
         const item = archiveItemFromRecord(record, this.jid, this.keepsSubSecondTimes());
-        if (typeof item === 'string') this.skip('archive', item, record.id);
+        if (typeof item === 'string') this.tally.skip('archive', item, record.id);
         else await this.appendArchiveItem(ARCHIVE_STORE, item);
         return;
       }
       case 'offline': {
         const item = offlineItemFromRecord(record, this.jid, this.keepsSubSecondTimes());
-        if (typeof item === 'string') this.skip('offline', item);
+        if (typeof item === 'string') this.tally.skip('offline', item);
         else await this.appendArchiveItem(OFFLINE_STORE, item);
         return;
       }
-      case 'blocklist':
-        this.blocked ??= new Set();
-        for (const jid of record.items) this.blocked.add(jid);
-        this.count('blocklist');
-        return;
-      case 'privacy':
-        this.privacy ??= { lists: new Map() };
-        if (record.defaultList !== undefined) this.privacy.defaultList = record.defaultList;
-        for (const list of record.lists) this.privacy.lists.set(list.name, list);
-        this.count('privacy');
-        return;
       case 'opaque':
         await this.addOpaque(record);
         return;
@@ -342,7 +289,7 @@ export abstract class ProsodyImport {
   private async addOpaque(record: OpaqueRecord): Promise<void> {
     const el = record.element;
     if (!isProsodyStoreElement(el)) {
-      this.skip('other', 'no Prosody store holds this element', `{${el.xmlns}}${el.name}`);
+      this.tally.skip('other', 'no Prosody store holds this element', `{${el.xmlns}}${el.name}`);
       return;
     }
     let parsed: { store: string; data: LuaTable } | { store: string; item: ArchiveItem };
@@ -350,30 +297,30 @@ export abstract class ProsodyImport {
       parsed = el.name === 'store' ? storeFromElement(el) : archiveItemFromElement(el);
     } catch (err) {
       if (!(err instanceof StoredValueError)) throw err;
-      this.skip('other', `invalid store data: ${err.message}`, el.attrs.name ?? el.attrs.store);
+      this.tally.skip('other', `invalid store data: ${err.message}`, el.attrs.name ?? el.attrs.store);
       return;
     }
     const { store } = parsed;
     const archive = 'item' in parsed;
     const typed = archive ? typedArchiveKind(store) !== undefined : TYPED_STORES.has(store);
     if (typed || PRIVATE_STORES.has(store) || !this.importSettings.importStores.has(store)) {
-      this.skip('other', 'store is not importable', store);
+      this.tally.skip('other', 'store is not importable', store);
       return;
     }
     if ('item' in parsed) {
       const rejection = this.rejectOpaqueItem(parsed.item);
       if (rejection !== undefined) {
-        this.skip('other', rejection, `${store} ${parsed.item.key}`);
+        this.tally.skip('other', rejection, `${store} ${parsed.item.key}`);
         return;
       }
       await this.appendArchiveItem(store, parsed.item);
     } else {
       await this.mergeStore(store, parsed.data);
     }
-    this.count('other');
+    this.tally.count('other');
   }
 
-  private async finish(): Promise<void> {
+  protected async finish(): Promise<void> {
     await this.finishArchives();
     await this.writeRoster();
     if (this.vcard) await this.writeStore('vcard', vcardToStore(this.vcard));
@@ -383,8 +330,7 @@ export abstract class ProsodyImport {
     }
     if (this.privacy) {
       const existing = this.options.mode === 'merge' ? await this.readStore('privacy') : undefined;
-      const record = { kind: 'privacy' as const, ...(this.privacy.defaultList !== undefined ? { defaultList: this.privacy.defaultList } : {}), lists: [...this.privacy.lists.values()] };
-      await this.writeStore('privacy', privacyToStore(record, existing));
+      await this.writeStore('privacy', privacyToStore(this.privacy.toRecord(), existing));
     }
     if (this.pepItemNodes.size > 0) {
       // Items are only served for a node Prosody knows: create the node as publishing would have.
@@ -392,6 +338,7 @@ export abstract class ProsodyImport {
       await this.addMissingMapKeys(PEP_STORE, undeclared, (node) => defaultPepNode(node, this.jid));
     }
     await this.finishStores();
+    this.warnAboutVCardPep(this.vcardPepNodes);
   }
 
   private async writeRoster(): Promise<void> {
@@ -422,21 +369,5 @@ export abstract class ProsodyImport {
       data.set(false, meta);
       await this.writeStore('roster', data);
     }
-  }
-
-  private report(created: boolean): ApplyReport {
-    const skipped = [...this.skipped];
-    for (const [kind, n] of this.duplicates) skipped.push({ kind, reason: 'already stored', detail: `${n} record(s)` });
-    for (const [kind, n] of this.notIncluded) skipped.push({ kind, reason: 'kind not included', detail: `${n} record(s)` });
-    return {
-      user: this.jid,
-      mode: this.options.mode,
-      dryRun: this.options.dryRun,
-      created,
-      counts: this.counts,
-      skipped,
-      unsupported: [],
-      warnings: this.warnings,
-    };
   }
 }

@@ -31,7 +31,7 @@ import { startArchiveBulkLoad, type ArchiveBulkLoad } from './sqlite-bulk.js';
 /** Archive rows inserted by one import after which the planner's statistics are refreshed. */
 const STATISTICS_REFRESH_AT = [10_000, 100_000];
 
-export class UserImport extends ProsodyImport {
+export class ProsodySqlImport extends ProsodyImport {
   private readonly owner: UserRef;
   /** Items waiting for their INSERT, per archive store. */
   private readonly batches = new Map<string, ArchiveItem[]>();
@@ -154,7 +154,7 @@ export class UserImport extends ProsodyImport {
     if (this.bulkLoad === undefined) this.bulkLoad = (await startArchiveBulkLoad(this.db, this.owner, ARCHIVE_STORE)) ?? null;
     const fresh = this.unchecked ? items : await this.unseen(items);
     await insertArchiveItems(this.db, this.owner, ARCHIVE_STORE, fresh);
-    this.count('archive', fresh.length);
+    this.tally.count('archive', fresh.length);
     const before = this.archiveRowsInserted;
     this.archiveRowsInserted += fresh.length;
     // Each tenfold growth of this import's rows is worth new planner statistics (see refreshStatistics).
@@ -172,7 +172,7 @@ export class UserImport extends ProsodyImport {
       seen.add(item.key);
       fresh.push(item);
     }
-    this.noteDuplicates('archive', items.length - fresh.length);
+    this.tally.noteDuplicates('archive', items.length - fresh.length);
     return fresh;
   }
 
@@ -182,8 +182,8 @@ export class UserImport extends ProsodyImport {
     this.unchecked = false;
     const removed = await this.bulkLoad.finish();
     this.archiveRowsInserted -= removed;
-    this.count('archive', -removed);
-    this.noteDuplicates('archive', removed);
+    this.tally.count('archive', -removed);
+    this.tally.noteDuplicates('archive', removed);
   }
 
   /** Offline messages have no id of their own: a merge skips one stored at the same time with the same content. */
@@ -198,10 +198,10 @@ export class UserImport extends ProsodyImport {
         seen.add(id);
         return true;
       });
-      this.noteDuplicates('offline', items.length - fresh.length);
+      this.tally.noteDuplicates('offline', items.length - fresh.length);
     }
     await insertArchiveItems(this.db, this.owner, OFFLINE_STORE, fresh);
-    this.count('offline', fresh.length);
+    this.tally.count('offline', fresh.length);
   }
 
   private async storedOffline(): Promise<Set<string>> {
