@@ -13,7 +13,7 @@ import { parseOperatorTokenSpec, TokenSpecError } from '../core/auth/token-spec.
 import { STATE_FILE, TokenStore, type StoredOperatorToken } from '../core/auth/token-store.js';
 import type { Config, Scope } from '../config/config.js';
 import { exportHostDocument } from '../transfer/host-transfer.js';
-import { Authenticator } from '../http/auth.js';
+import { Authenticator } from '../core/auth/authenticator.js';
 import { bareJid, normaliseDomain } from '../lib/jid.js';
 import { AccountLocks, crossProcessLocker, type Lease } from '../core/locks.js';
 import { generateToken, sha256Hex } from '../core/auth/operator-token.js';
