@@ -13,10 +13,9 @@ import { countStreamedBytes } from '../../core/counting.js';
 import { documentStream } from '../../core/export-stream.js';
 import { HostImport } from '../../core/import-pipeline.js';
 import { importMode, importReaderOptions } from '../../core/import-options.js';
-import { JOBS_FILE, JobStore, type JobProgress, type JobRecord } from '../../core/job-store.js';
+import { startHostImportJob } from '../../core/host-import-job.js';
+import { JOBS_FILE, JobStore, type JobRecord } from '../../core/job-store.js';
 import type { DocumentEvent } from '../../records/model.js';
-import { outgoingClient } from '../../lib/net/outgoing.js';
-import { deliverWebhook } from '../../core/webhooks.js';
 import { readDocument } from '../../xep0227/reader.js';
 import { actorOf, auditNote } from '../audit-trail.js';
 import { guardHost, principalOf } from '../guard.js';
@@ -166,47 +165,21 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
 
     if (runAsync) {
       // The request's audit line says "accepted"; the job's end gets a line of its own.
-      const finished = { action: 'host-import' as const, actor: actorOf(principal), host, kinds: [...kinds], mode, dryRun, requestId: request.id };
-      const progressOf = (done: number, failed: number): JobProgress => ({
-        done,
-        failed,
-        total,
-        records: counted.records,
-        bytes: counted.bytes,
-        ...(totalBytes !== undefined ? { totalBytes, estimate: totalBytes > 0 ? Math.min(1, counted.bytes / totalBytes) : 1 } : {}),
-      });
-      const job = jobs.create({ id: randomUUID(), type: 'host-import', host, progress: progressOf(0, 0) });
-      ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'started' });
-      let last = { done: 0, failed: 0 };
-      const notify = (): void => {
-        const secret = config.webhooks.secret;
-        if (!callback || secret === undefined) return;
-        const ended = jobs.get(job.id);
-        void deliverWebhook(outgoingClient(config), { ...config.webhooks, secret }, callback, { event: 'job.finished', job: ended }, {
-          onAttemptFailed: (attempt, reason) => request.log.warn({ job: job.id, attempt, reason }, 'job callback not delivered'),
-        }).then((outcome) => {
-          if (outcome.delivered) request.log.info({ job: job.id, attempts: outcome.attempts }, 'job callback delivered');
-          else request.log.warn({ job: job.id, attempts: outcome.attempts }, 'job callback given up');
-        });
-      };
-      void run((done, failed) => {
-        last = { done, failed };
-        // A cancel asked through any process sharing the state is seen here, between accounts.
-        if (jobs.progress(job.id, progressOf(done, failed))) abort.abort();
-      }).then(
-        (result) => {
-          const state = abort.signal.aborted ? 'cancelled' : 'succeeded';
-          jobs.finish(job.id, state, { result, progress: progressOf(result.progress.done, result.progress.failed) });
-          ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state });
-          ctx.audit.record({ ...finished, outcome: state === 'succeeded' ? 'ok' : 'failed', ...(state === 'cancelled' ? { reason: 'cancelled' } : {}), counts: { users: result.progress.done, failed: result.progress.failed } });
-          notify();
+      const job = startHostImportJob(
+        ctx,
+        jobs,
+        {
+          host,
+          total,
+          ...(totalBytes !== undefined ? { totalBytes } : {}),
+          counted,
+          ...(callback ? { callback } : {}),
+          audit: { action: 'host-import', actor: actorOf(principal), host, kinds: [...kinds], mode, dryRun, requestId: request.id },
+          log: request.log,
         },
-        (err: unknown) => {
-          const reason = err instanceof Error ? err.message : String(err);
-          jobs.finish(job.id, 'failed', { error: reason, progress: progressOf(last.done, last.failed) });
-          ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'failed' });
-          ctx.audit.record({ ...finished, outcome: 'failed', reason });
-          notify();
+        (onProgress, cancelled) => {
+          cancelled.addEventListener('abort', () => abort.abort(), { once: true });
+          return run(onProgress);
         },
       );
       return reply.code(202).header('location', `/v1/jobs/${job.id}`).send(job);
