@@ -246,6 +246,13 @@ describe('xporta export / import / token', () => {
     }
   });
 
+  it('refuses a token lifetime over auth.userTokenMaxTtlSeconds as a usage error (64), minting nothing', () => {
+    const refused = run(['token', 'alice@localhost', '--scopes', 'export', '--ttl', '7200']);
+    expect(refused.status).toBe(64);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/ttlSeconds must be between 1 and 3600/);
+  });
+
   it('audits its own actions in the same log as the service, naming the local user', () => {
     const lines = readFileSync(join(dir, 'data', 'audit.log'), 'utf8')
       .trim()

@@ -13,19 +13,44 @@ import { parseOperatorTokenSpec, TokenSpecError } from '../core/auth/token-spec.
 import { STATE_FILE, TokenStore, type StoredOperatorToken } from '../core/auth/token-store.js';
 import type { Config, Scope } from '../config/config.js';
 import { exportHostDocument } from '../transfer/host-transfer.js';
-import { Authenticator } from '../http/auth.js';
+import { Authenticator } from '../core/auth/authenticator.js';
+import type { AccountNotifier } from '../core/context.js';
+import { importAccount, type ImportServices } from '../core/import-pipeline.js';
+import { importMode, importReaderOptions } from '../core/import-options.js';
+import { Metrics } from '../core/metrics.js';
 import { bareJid, normaliseDomain } from '../lib/jid.js';
-import { AccountLocks, crossProcessLocker, type Lease } from '../core/locks.js';
+import { AccountLocks, crossProcessLocker, Slots, type Lease } from '../core/locks.js';
 import { generateToken, sha256Hex } from '../core/auth/operator-token.js';
-import { StorageError } from '../storage/backend.js';
+import { StorageError, type StorageBackend } from '../storage/backend.js';
 import { withRetries } from '../storage/retry.js';
 import { openStorage } from '../storage/open.js';
 import { exportUserDocument, importUserDocument, refOf, selectKinds, type UserImportReport } from '../transfer/account-transfer.js';
 import type { DocumentEvent } from '../records/model.js';
 import { readDocument } from '../xep0227/reader.js';
 import { writeDocument, type InvalidCharsReplaced } from '../xep0227/writer.js';
+import { UsageError } from './exit-codes.js';
 
-export class UsageError extends Error {}
+/**
+ * What a CLI transfer is given of the service core beyond its configuration: the service's
+ * notifier is not there in a CLI process, and its metrics are nobody's to scrape, so both are
+ * the caller's to pass (tests do).
+ */
+export interface CliServices {
+  readonly metrics?: Metrics;
+  readonly notifier?: AccountNotifier;
+}
+
+/** The import pipeline's services for one CLI run: the cross-process account locks every process on the storage honours. */
+export function cliImportServices(config: Config, storage: StorageBackend, given: CliServices = {}): ImportServices {
+  return {
+    storage,
+    locks: new AccountLocks(crossProcessLocker(config, storage)),
+    // One import at a time in one CLI process; other processes are held off by the account locks.
+    importSlots: new Slots(1),
+    metrics: given.metrics ?? new Metrics({ processMetrics: false }),
+    ...(given.notifier ? { notifier: given.notifier } : {}),
+  };
+}
 
 function userJid(raw: string | undefined): string {
   if (raw === undefined) throw new UsageError('a JID is required, e.g. alice@example.org');
@@ -80,7 +105,9 @@ export async function runExport(config: Config, args: ExportArgs, out: Writable)
       const host = normaliseDomain(args.target);
       servedHost(config, host);
       subject = { host };
-      events = exportHostDocument(storage, host, kinds);
+      // Each account under the shared lease a user export takes, as the service's host export does.
+      const locks = new AccountLocks(crossProcessLocker(config, storage));
+      events = exportHostDocument(storage, host, kinds, { lockAccount: (jid) => locks.acquire(jid, 'shared') });
     } else {
       const jid = userJid(args.target);
       const ref = refOf(jid);
@@ -123,73 +150,48 @@ export interface ImportArgs {
   readonly observer?: TransferObserver;
 }
 
-export async function runImport(config: Config, args: ImportArgs, stdin: Readable): Promise<UserImportReport> {
+export async function runImport(config: Config, args: ImportArgs, stdin: Readable, given: CliServices = {}): Promise<UserImportReport> {
   const jid = userJid(args.jid);
   const ref = refOf(jid);
   servedHost(config, ref.host);
   if (args.file === undefined) throw new UsageError('a file is required (or - for standard input)');
-  const mode = args.mode ?? 'replace';
-  if (mode !== 'replace' && mode !== 'merge') throw new UsageError('--mode must be replace or merge');
+  const mode = importMode(args.mode, 'replace');
   const kinds = selectKinds(args.include, args.exclude);
   const file = args.file;
   const fromFile = file !== '-';
   // gzip is recognised by content, on standard input too.
   const open = async (): Promise<Readable> =>
     Readable.from(countedBytes(await decompressedByContent(fromFile ? createReadStream(file) : stdin), args.observer), { objectMode: false });
+  // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
+  const readerOptions = importReaderOptions(config.limits, kinds, { from: 'file', roots: ['server-data', 'host'], ...(fromFile ? { includeDir: dirname(resolve(file)) } : {}) });
   // A missing file fails here, before storage opens; a retry after a transient failure reads the file again.
   let firstSource: Readable | undefined = await open();
   const storage = await openStorage(config);
-  // The lock the service and other CLIs take: held for the whole import, retries included.
-  const lease = await new AccountLocks(crossProcessLocker(config, storage)).tryAcquire(jid, 'exclusive').catch(async (err: unknown) => {
-    await storage.close();
-    throw err;
-  });
-  if (!lease) {
-    await storage.close();
-    throw new StorageError('conflict', `another operation on ${jid} is running; try again later`);
-  }
+  const options = { mode, dryRun: args.dryRun === true, include: kinds, createAccount: args.createAccount === true, keepSubscriptions: args.keepSubscriptions === true };
+  const audited = { action: 'import' as const, account: jid, kinds: [...kinds], mode, dryRun: options.dryRun };
   try {
-    if (!args.createAccount && !(await storage.userExists(ref))) {
-      throw new StorageError('user-not-found', `no account ${jid} (use --create-account to create it)`);
-    }
-    const attempt = async (): Promise<UserImportReport> => {
-      const source = firstSource ?? (await open());
-      firstSource = undefined;
-      const events = observed(
-        readDocument(source, {
-          maxDepth: config.limits.maxDepth,
-          maxElementBytes: config.limits.maxElementBytes,
-          maxElementNodes: config.limits.maxElementNodes,
-          roots: ['server-data', 'host'],
-          credentials: kinds.has('credentials'),
-          // XInclude (ejabberd's per-host files) only for files, and only inside their directory.
-          ...(fromFile ? { allowXInclude: true, baseDir: dirname(resolve(file)) } : {}),
-        }),
-        args.observer,
-      );
-      return importUserDocument(storage, ref, events, {
-        mode,
-        dryRun: args.dryRun === true,
-        include: kinds,
-        createAccount: args.createAccount === true,
-        keepSubscriptions: args.keepSubscriptions === true,
-      });
-    };
-    const audited = { action: 'import' as const, account: jid, kinds: [...kinds], mode, dryRun: args.dryRun === true };
-    let report: UserImportReport;
-    try {
-      // A file can be read again after a transient storage failure; standard input cannot.
-      report = await (fromFile ? withRetries(attempt) : attempt());
-    } catch (err) {
-      auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
-      throw err;
-    }
+    // The lease the service and other CLIs take is held for the whole import, retries included.
+    const report = await importAccount(cliImportServices(config, storage, given), { jid, source: 'cli', options, createHint: 'use --create-account to create it' }, {
+      apply: (run) => {
+        const attempt = async (n: number): Promise<UserImportReport> => {
+          const source = firstSource ?? (await open());
+          firstSource = undefined;
+          const events = observed(readDocument(source, readerOptions), args.observer);
+          return importUserDocument(storage, ref, n === 1 ? run.countRecords(events) : events, options);
+        };
+        // A file can be read again after a transient storage failure; standard input cannot.
+        return fromFile ? withRetries(attempt) : attempt(1);
+      },
+    });
     const counts: Record<string, number> = { skipped: report.skipped.length, ...(report.created ? { created: 1 } : {}) };
     for (const [kind, n] of Object.entries(report.counts)) if (typeof n === 'number') counts[kind] = n;
     auditCli(config, { ...audited, outcome: 'ok', counts });
     return report;
+  } catch (err) {
+    auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+    throw err;
   } finally {
-    lease.release();
+    firstSource?.destroy();
     await storage.close();
   }
 }
@@ -231,12 +233,8 @@ export function runUserToken(config: Config, args: TokenArgs): { token: string; 
   const store = openTokenStore(config);
   try {
     const auth = new Authenticator([], config.auth.userTokenSecret, config.auth.userTokenMaxTtlSeconds, { store });
-    let minted;
-    try {
-      minted = auth.mintUserToken({ jid, scopes: scopes as Scope[], ttlSeconds });
-    } catch (err) {
-      throw new UsageError(err instanceof Error ? err.message : String(err));
-    }
+    // A lifetime over the maximum is refused by the core (AuthError `invalid-request`: exit 64).
+    const minted = auth.mintUserToken({ jid, scopes: scopes as Scope[], ttlSeconds });
     auditCli(config, { action: 'user-token-mint', outcome: 'ok', account: jid, target: minted.claims.jti });
     return { token: minted.token, expiresAt: new Date(minted.claims.exp * 1000).toISOString(), jti: minted.claims.jti };
   } finally {

@@ -13,16 +13,18 @@ import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { auditCli, UsageError } from './commands.js';
+import { auditCli, cliImportServices, type CliServices } from './commands.js';
+import { UsageError } from './exit-codes.js';
 import type { Config } from '../config/config.js';
 import { eventsOfHost, surveyDocument } from '../transfer/host-document.js';
 import { importHostDocument, type HostImportResult } from '../transfer/host-transfer.js';
-import { AccountLocks, crossProcessLocker } from '../core/locks.js';
+import { HostImport } from '../core/import-pipeline.js';
+import { importMode, importReaderOptions } from '../core/import-options.js';
 import { normaliseDomain } from '../lib/jid.js';
 import { directoryModeFor } from '../lib/private-files.js';
 import { openStorage } from '../storage/open.js';
 import { selectKinds, TransferError } from '../transfer/account-transfer.js';
-import { readDocument, type ReaderOptions } from '../xep0227/reader.js';
+import { readDocument } from '../xep0227/reader.js';
 
 export interface HostImportArgs {
   /** A file path, or `-` for standard input. */
@@ -47,10 +49,9 @@ export function hostImportFailed(report: HostImportReport): boolean {
   return report.hosts.some((h) => h.progress.failed > 0);
 }
 
-export async function runHostImport(config: Config, args: HostImportArgs, stdin: Readable): Promise<HostImportReport> {
+export async function runHostImport(config: Config, args: HostImportArgs, stdin: Readable, given: CliServices = {}): Promise<HostImportReport> {
   if (args.file === undefined) throw new UsageError('a file is required (or - for standard input)');
-  const mode = args.mode ?? 'merge';
-  if (mode !== 'replace' && mode !== 'merge') throw new UsageError('--mode must be replace or merge');
+  const mode = importMode(args.mode, 'merge');
   const kinds = selectKinds(args.include, args.exclude);
   let only: string | undefined;
   if (args.host !== undefined) {
@@ -67,14 +68,8 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
     spool = join(spoolDir, `cli-host-import-${randomUUID()}.xml`);
     path = spool;
   }
-  const readerOptions: ReaderOptions = {
-    maxDepth: config.limits.maxDepth,
-    maxElementBytes: config.limits.maxElementBytes,
-    roots: ['server-data', 'host'],
-    credentials: kinds.has('credentials'),
-    // XInclude (ejabberd's per-host files) only for named files, and only inside their directory.
-    ...(spool === undefined ? { allowXInclude: true, baseDir: dirname(resolve(args.file)) } : {}),
-  };
+  // XInclude (ejabberd's per-host files) only for named files, and only inside their directory.
+  const readerOptions = importReaderOptions(config.limits, kinds, { from: 'file', roots: ['server-data', 'host'], ...(spool === undefined ? { includeDir: dirname(resolve(args.file)) } : {}) });
   const gzipped = spool === undefined && /\.gz$/.test(args.file);
   const open = (): Readable => {
     const raw = createReadStream(path);
@@ -91,22 +86,26 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
       if (!(host in config.hosts)) throw new TransferError('wrong-structure', `the document's host ${host} is not in the configuration (hosts.${host}); name one host to import only that one`);
     }
     const storage = await openStorage(config);
-    const locks = new AccountLocks(crossProcessLocker(config, storage));
     const hosts: HostImportResult[] = [];
+    let hostImport: HostImport | undefined;
     try {
+      hostImport = HostImport.begin(cliImportServices(config, storage, given));
       for (const { host, users } of chosen) {
         hosts.push(
-          await importHostDocument(storage, host, eventsOfHost(readDocument(open(), readerOptions), host), {
-            mode,
-            dryRun: args.dryRun === true,
-            include: kinds,
-            createAccount: args.createAccount === true,
-            total: users.length,
-            lockAccount: (jid) => locks.tryAcquire(jid, 'exclusive'),
-          }),
+          await hostImport.run({ host, dryRun: args.dryRun === true }, (gate) =>
+            importHostDocument(storage, host, eventsOfHost(readDocument(open(), readerOptions), host), {
+              mode,
+              dryRun: args.dryRun === true,
+              include: kinds,
+              createAccount: args.createAccount === true,
+              total: users.length,
+              lockAccount: gate.lockAccount,
+            }),
+          ),
         );
       }
     } finally {
+      hostImport?.release();
       await storage.close();
     }
     const report = { hosts, skippedHosts: surveyed.filter((h) => !chosen.includes(h)).map((h) => h.host) };

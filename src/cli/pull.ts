@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UsageError } from './commands.js';
+import { UsageError } from './exit-codes.js';
 import type { Config } from '../config/config.js';
 import { bareJid } from '../lib/jid.js';
 import { parseServiceEntry, pullAccount, pullSettings, type PullNotes } from '../storage/xmpp-client/index.js';

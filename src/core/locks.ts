@@ -8,8 +8,13 @@ import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { fileAccountLocker, type AccountLocker } from '../storage/account-lock.js';
 import type { StorageBackend } from '../storage/backend.js';
+import { BusyError } from './errors.js';
 
 export type LockMode = 'shared' | 'exclusive';
+
+/** How long {@link AccountLocks.acquire} waits by default, and how often it asks again. */
+const LEASE_WAIT_MS = 60_000;
+const LEASE_POLL_MS = 50;
 
 export interface Lease {
   release(): void;
@@ -49,6 +54,22 @@ export class AccountLocks {
         local.release();
       },
     };
+  }
+
+  /**
+   * A lease, waiting while the account is busy: for a transfer that cannot answer "busy" halfway
+   * (a host export between two accounts). Throws {@link BusyError} after `timeoutMs`, or the
+   * signal's reason when it aborts.
+   */
+  async acquire(jid: string, mode: LockMode, options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {}): Promise<Lease> {
+    const deadline = Date.now() + (options.timeoutMs ?? LEASE_WAIT_MS);
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const lease = await this.tryAcquire(jid, mode);
+      if (lease) return lease;
+      if (Date.now() >= deadline) throw new BusyError('account', `another operation on ${jid} is running`);
+      await new Promise((resolve) => setTimeout(resolve, LEASE_POLL_MS));
+    }
   }
 
   private tryAcquireLocal(jid: string, mode: LockMode): Lease | undefined {

@@ -25,8 +25,9 @@ export class Metrics {
   private readonly gauges = new Map<string, Gauge>();
   private readonly histograms = new Map<string, Histogram>();
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry });
+  /** `processMetrics: false` leaves out process and event-loop metrics (a CLI run, which nobody scrapes). */
+  constructor(options: { readonly processMetrics?: boolean } = {}) {
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     const counter = (name: string, help: string, labelNames: string[] = []): void => {
       this.counters.set(name, new Counter({ name, help, labelNames, registers: [this.registry] }));
     };
@@ -40,7 +41,7 @@ export class Metrics {
     counter('xporta_bytes_streamed_total', 'Bytes of XEP-0227 streamed, by direction (export: sent, import: received).', ['direction']);
     counter('xporta_records_total', 'Records exported, imported or checked by a dry run, by direction (export, import, dry_run) and data kind.', ['direction', 'kind']);
     counter('xporta_errors_total', 'Errors answered, by problem type.', ['type']);
-    counter('xporta_imports_total', 'Imports into one account that changed storage (dry runs apart), by source (upload, url) and outcome.', ['source', 'outcome']);
+    counter('xporta_imports_total', 'Imports into one account that changed storage (dry runs apart), by source (upload, url, xmpp, cli, move) and outcome.', ['source', 'outcome']);
     counter('xporta_dry_runs_total', 'Dry runs (imports checked, nothing written), by scope (user, host) and outcome.', ['scope', 'outcome']);
     counter('xporta_host_transfers_total', 'Whole-host transfers, by direction (export, import), dry run and outcome.', ['direction', 'dry_run', 'outcome']);
     counter('xporta_jobs_total', 'Background jobs entering a state (started, succeeded, failed, cancelled), by type.', ['type', 'state']);

@@ -5,8 +5,9 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditAction, AuditActor, AuditEntry } from '../core/audit.js';
-import type { Principal } from './auth.js';
-import { knownPrincipal, type ServiceContext } from './context.js';
+import type { Principal } from '../core/auth/authenticator.js';
+import type { ServiceContext } from '../core/context.js';
+import { knownPrincipal } from './guard.js';
 
 type Note = { -readonly [K in Exclude<keyof AuditEntry, 'action' | 'actor' | 'outcome' | 'status' | 'requestId'>]?: AuditEntry[K] };
 

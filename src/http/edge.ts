@@ -18,7 +18,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Scope } from '../config/config.js';
 import { isPreflight } from './cors.js';
-import { guardAccount, guardHost, principalOf, type ServiceContext } from './context.js';
+import type { ServiceContext } from '../core/context.js';
+import { guardAccount, guardHost, principalOf } from './guard.js';
 import { pathOf, problems } from './problem.js';
 import { announcesBody, mediaTypeOf, MULTIPART_TYPE, withDeadlines, XML_TYPES } from './upload.js';
 

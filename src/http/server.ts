@@ -13,7 +13,7 @@ import type { Config } from '../config/config.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { auditNote, registerAuditTrail } from './audit-trail.js';
 import { registerCors } from './cors.js';
-import { createContext, type ServiceContext } from './context.js';
+import { createContext, type ServiceContext } from '../core/context.js';
 import { lingeringClose, lingerOnClose, MAX_PARAM_LENGTH, registerEdge } from './edge.js';
 import { pathOf, Problem, PROBLEM_CONTENT_TYPE, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
@@ -23,7 +23,9 @@ import { movedRoutes } from './routes/moved.js';
 import { serviceRoutes } from './routes/service.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { JOBS_FILE, JobStore } from '../core/job-store.js';
-import { toProblem, userRoutes } from './routes/users.js';
+import { userRoutes } from './routes/users.js';
+import { importFromRoutes } from './routes/import-from.js';
+import { toProblem } from './problem-map.js';
 import { importFromXmppRoutes } from './routes/import-from-xmpp.js';
 import { announcesBody, XML_TYPES } from './upload.js';
 
@@ -205,6 +207,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(healthRoutes, { storage: deps.storage, ...(deps.component ? { component: deps.component } : {}) });
   app.register(serviceRoutes, { ctx });
   app.register(userRoutes, { ctx });
+  app.register(importFromRoutes, { ctx });
   app.register(exportRoutes, { ctx });
   app.register(importFromXmppRoutes, { ctx });
   app.register(hostRoutes, { ctx });

@@ -10,8 +10,12 @@ import { DATA_KINDS, isDataKind, type DataKind, type DocumentEvent, type RosterR
 
 export class TransferError extends Error {
   constructor(
-    /** `bad-kind`: an unknown data kind was asked for; `wrong-structure`: the document has not the hosts and users this import needs. */
-    readonly code: 'bad-kind' | 'wrong-structure',
+    /**
+     * `bad-kind`: an unknown data kind was asked for; `bad-option`: another option of the
+     * transfer is not one of its values; `wrong-structure`: the document has not the hosts and
+     * users this import needs.
+     */
+    readonly code: 'bad-kind' | 'bad-option' | 'wrong-structure',
     message: string,
   ) {
     super(message);

@@ -10,6 +10,8 @@ import type { ApplyOptions, ApplyReport, StorageBackend } from '../storage/backe
 import { TransferError, userEvents, withWarnings } from './account-transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from '../records/model.js';
 
+const NO_LOCK: Lease = { release: () => undefined };
+
 export interface HostProgress {
   /** Accounts finished so far. */
   done: number;
@@ -22,13 +24,23 @@ export async function* exportHostDocument(
   storage: StorageBackend,
   host: string,
   kinds: ReadonlySet<DataKind>,
-  options: { signal?: AbortSignal; onUser?: (user: string, progress: HostProgress) => void } = {},
+  options: {
+    signal?: AbortSignal;
+    onUser?: (user: string, progress: HostProgress) => void;
+    /** Takes the account's shared lease (the one a user export takes) while it is read; released after its last record. */
+    lockAccount?: (jid: string) => Promise<Lease>;
+  } = {},
 ): AsyncGenerator<DocumentEvent> {
   const progress: HostProgress = { done: 0, failed: 0 };
   yield { kind: 'host', jid: host };
   for await (const user of storage.listUsers(host)) {
     if (options.signal?.aborted) return;
-    yield* userEvents(storage, { host, user }, kinds, options.signal);
+    const lease = options.lockAccount ? await options.lockAccount(bareJid(`${user}@${host}`)) : NO_LOCK;
+    try {
+      yield* userEvents(storage, { host, user }, kinds, options.signal);
+    } finally {
+      lease.release();
+    }
     progress.done++;
     options.onUser?.(user, progress);
   }
@@ -54,8 +66,6 @@ export async function validateHostDocument(events: AsyncIterable<DocumentEvent>,
   if (hosts === 0) throw new TransferError('wrong-structure', 'the document contains no host');
   return users;
 }
-
-const NO_LOCK: Lease = { release: () => undefined };
 
 export interface HostImportResult {
   readonly host: string;

@@ -12,14 +12,14 @@
  *
  * Every link carries its token in the query (`?token=`), so it works from a browser or `curl`.
  */
-import type { ServiceContext } from '../http/context.js';
+import type { ServiceContext } from '../core/context.js';
 import type { Scope } from '../config/config.js';
 import type { ApplyReport } from '../storage/backend.js';
 import { refOf } from '../transfer/account-transfer.js';
 import { DATA_KINDS, type DataKind } from '../records/model.js';
 import type { Command, Note, Step } from './adhoc.js';
 import { bool, single, type Field, type Form } from './forms.js';
-import { MoveError, type MoveService, type MoveStatus } from './moved.js';
+import { MoveError, type MoveService, type MoveStatus } from '../core/move.js';
 import { summary } from './notify.js';
 
 /** Lifetime of a link handed out by a command (capped by auth.userTokenMaxTtlSeconds). */

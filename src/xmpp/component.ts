@@ -1,17 +1,18 @@
 /**
  * The XEP-0114 component as a whole: connection, XEP-0356 permissions, service discovery, the
  * ad-hoc commands, and the after-import notices. It uses the same ServiceContext as the HTTP
- * routes (storage, tokens, locks, metrics) and nothing of HTTP itself; the HTTP side sees it only
- * through `ctx.notifier` and the `connected()` status.
+ * routes (storage, tokens, locks, metrics) and nothing of HTTP itself; the other faces see it only
+ * through the capabilities it registers in the context (`notifier`, `privileged`) and the
+ * `connected()` status.
  */
 import type { Config } from '../config/config.js';
-import type { AccountNotifier, ImportFinished, ServiceContext } from '../http/context.js';
+import type { AccountNotifier, ImportFinished, ServiceContext } from '../core/context.js';
 import { bareJid } from '../lib/jid.js';
 import { refOf } from '../transfer/account-transfer.js';
 import { CommandError, CommandRegistry } from './adhoc.js';
 import { exportCommand, importCommand, moveCommand, type CommandDeps } from './commands.js';
 import { ComponentConnection, StanzaError, type BackoffOptions, type ConnectionState, type LogSink } from './connection.js';
-import { MoveService } from './moved.js';
+import { MoveService } from '../core/move.js';
 import { ImportNotifier } from './notify.js';
 import { PrivilegeTable } from './privilege.js';
 import { PrivilegedAccess } from './privileged.js';
@@ -66,7 +67,9 @@ export class XmppComponent implements AccountNotifier {
   /** Attaches to the service (as its notifier) and starts connecting in the background. */
   start(ctx: ServiceContext): void {
     this.context = ctx;
+    // What the other faces may use of the component, registered as the core's capabilities.
     ctx.notifier = this;
+    ctx.privileged = this.privileged;
     this.notifier = new ImportNotifier({
       ctx,
       privileged: this.privileged,
@@ -104,7 +107,7 @@ export class XmppComponent implements AccountNotifier {
 
   moves(): MoveService {
     if (!this.context) throw new Error('the component is not started');
-    return new MoveService(this.context, this.privileged);
+    return new MoveService(this.context);
   }
 
   private onState(state: ConnectionState): void {
@@ -202,11 +205,6 @@ export class XmppComponent implements AccountNotifier {
     if (!this.commands.get(node)) throw new StanzaError('item-not-found');
     return x('query', { xmlns: NS.discoItems, node });
   }
-}
-
-/** The component's privileged access, for code that holds only the context (the HTTP routes). */
-export function privilegedAccessOf(ctx: ServiceContext): PrivilegedAccess | undefined {
-  return ctx.notifier instanceof XmppComponent ? ctx.notifier.privileged : undefined;
 }
 
 function errorReply(iq: Stanza, err: StanzaError): Stanza {

@@ -6,10 +6,11 @@
  * push every change to the user's clients; otherwise the user gets a message saying what changed
  * and that clients should reconnect.
  */
-import type { ImportFinished, ServiceContext } from '../http/context.js';
+import type { ImportFinished, ServiceContext } from '../core/context.js';
 import type { ApplyReport } from '../storage/backend.js';
 import { refOf } from '../transfer/account-transfer.js';
-import type { DataKind, RosterItem } from '../records/model.js';
+import type { DataKind } from '../records/model.js';
+import { storedRoster } from '../core/move.js';
 import type { LogSink } from './connection.js';
 import type { PrivilegedAccess, RosterEntry } from './privileged.js';
 import { x, type Stanza } from './ltx.js';
@@ -56,6 +57,8 @@ export class ImportNotifier {
   constructor(private readonly deps: NotifierDeps) {}
 
   importFinished(event: ImportFinished): void {
+    // A move's statement is the move command's own answer, not data the user has to reload.
+    if (event.source === 'move') return;
     if (event.report.dryRun) {
       this.rememberDryRun(event);
       return;
@@ -147,20 +150,11 @@ export class ImportNotifier {
   }
 
   private rememberDryRun(event: ImportFinished): void {
-    if (event.principal.kind !== 'user') return;
+    if (event.principal?.kind !== 'user') return;
     const now = Date.now();
     for (const [id, entry] of this.dryRuns) if (entry.at < now - DRY_RUN_TTL_MS) this.dryRuns.delete(id);
     this.dryRuns.set(event.principal.jti, { report: event.report, at: now });
   }
-}
-
-/** The roster as stored (what an import wrote, or what the server saved last). */
-export async function storedRoster(ctx: ServiceContext, jid: string): Promise<RosterItem[]> {
-  const items: RosterItem[] = [];
-  for await (const record of ctx.storage.readUser(refOf(jid), { include: new Set<DataKind>(['roster']) })) {
-    if (record.kind === 'roster') items.push(...record.items);
-  }
-  return items;
 }
 
 function sameItem(a: RosterEntry, b: RosterEntry): boolean {

@@ -4,10 +4,12 @@
  * user's name, e.g. a PEP publish. Every call checks the advertised permission first and throws
  * {@link NotGrantedError} instead of sending something the server would refuse.
  */
+import type { PrivilegedAccess as CorePrivilegedAccess } from '../core/context.js';
+import type { XmlElement } from '../records/model.js';
 import type { ComponentConnection } from './connection.js';
 import { StanzaError } from './connection.js';
 import type { PrivilegeTable } from './privilege.js';
-import { NS, x, type Stanza } from './ltx.js';
+import { fromModel, NS, x, type Stanza } from './ltx.js';
 
 export class NotGrantedError extends Error {
   constructor(what: string, host: string) {
@@ -31,7 +33,7 @@ function hostOf(bareJid: string): string {
   return bareJid.slice(bareJid.indexOf('@') + 1);
 }
 
-export class PrivilegedAccess {
+export class PrivilegedAccess implements CorePrivilegedAccess {
   constructor(
     private readonly connection: ComponentConnection,
     private readonly permissions: PrivilegeTable,
@@ -88,8 +90,26 @@ export class PrivilegedAccess {
     return answer;
   }
 
+  canPublishPep(host: string): boolean {
+    return this.canIq(host, NS.pubsub, 'set');
+  }
+
+  /**
+   * The core's publish (see its PrivilegedAccess): an existing node with another access model
+   * refuses the publish options, so such a node is reconfigured first where the server allows.
+   */
+  async publishPep(user: string, node: string, itemId: string, payload: XmlElement, accessModel: string): Promise<void> {
+    try {
+      await this.publishPepItem(user, node, itemId, fromModel(payload), { access_model: accessModel });
+    } catch (err) {
+      if (!(err instanceof StanzaError && err.condition === 'precondition-not-met') || !this.canIq(hostOf(user), `${NS.pubsub}#owner`, 'set')) throw err;
+      await this.iqAs(user, 'set', nodeConfiguration(node, { 'pubsub#access_model': accessModel }));
+      await this.publishPepItem(user, node, itemId, fromModel(payload), { access_model: accessModel });
+    }
+  }
+
   /** Publishes one PEP item in the user's name, creating or configuring the node as asked. */
-  async publishPep(user: string, node: string, itemId: string, payload: Stanza, options: PublishOptions = {}): Promise<void> {
+  async publishPepItem(user: string, node: string, itemId: string, payload: Stanza, options: PublishOptions = {}): Promise<void> {
     const fields = Object.entries(options);
     const pubsub = x(
       'pubsub',
@@ -120,4 +140,21 @@ function parseRosterItem(item: Stanza): RosterEntry {
     ...(item.attrs.ask === 'subscribe' ? { ask: 'subscribe' as const } : {}),
     groups: item.getChildren('group').map((g) => g.getText()),
   };
+}
+
+function nodeConfiguration(node: string, fields: Readonly<Record<string, string>>): Stanza {
+  return x(
+    'pubsub',
+    { xmlns: `${NS.pubsub}#owner` },
+    x(
+      'configure',
+      { node },
+      x(
+        'x',
+        { xmlns: NS.dataForms, type: 'submit' },
+        x('field', { var: 'FORM_TYPE', type: 'hidden' }, x('value', {}, `${NS.pubsub}#node_config`)),
+        Object.entries(fields).map(([name, value]) => x('field', { var: name }, x('value', {}, value))),
+      ),
+    ),
+  );
 }

@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServiceContext } from '../../src/http/context.js';
+import type { ServiceContext } from '../../src/core/context.js';
 import { sha256Hex } from '../../src/core/auth/operator-token.js';
 import { advisoryKey, namedLockKey } from '../../src/storage/account-lock.js';
 import { accountDocument } from '../support/documents.js';

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServiceContext } from '../../src/http/context.js';
+import type { ServiceContext } from '../../src/core/context.js';
 import { accountDocument } from '../support/documents.js';
 import { archiveCount, exportDoc, importDoc, startService, TOKEN, type TestService } from './support.js';
 

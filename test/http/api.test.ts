@@ -13,7 +13,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/config.js';
-import type { ServiceContext } from '../../src/http/context.js';
+import type { ServiceContext } from '../../src/core/context.js';
 import { buildApp } from '../../src/http/server.js';
 import { OUTGOING_MESSAGES } from '../../src/lib/net/outgoing.js';
 import { sha256Hex } from '../../src/core/auth/operator-token.js';

@@ -3,20 +3,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TokenStore } from '../../src/core/auth/token-store.js';
-import { Authenticator, FailedAuthLimiter, RequestQuota, attemptedTokenId, authorize, bearerFrom } from '../../src/http/auth.js';
+import { Authenticator, FailedAuthLimiter, RequestQuota, attemptedTokenId, authorize } from '../../src/core/auth/authenticator.js';
+import { AuthError } from '../../src/core/auth/errors.js';
+import { bearerFrom } from '../../src/http/guard.js';
 import { Problem } from '../../src/http/problem.js';
+import { toProblem } from '../../src/http/problem-map.js';
 import { sha256Hex } from '../../src/core/auth/operator-token.js';
 
 const SECRET = 'k'.repeat(40);
 
+/** The core's auth errors, answered as the HTTP face answers them. */
 function problemOf(fn: () => unknown): Problem {
   try {
     fn();
   } catch (err) {
-    if (err instanceof Problem) return err;
+    expect(err).toBeInstanceOf(AuthError);
+    const problem = toProblem(err);
+    if (problem instanceof Problem) return problem;
     throw err;
   }
-  throw new Error('expected a Problem');
+  throw new Error('expected an AuthError');
 }
 
 describe('Authenticator', () => {

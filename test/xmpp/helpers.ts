@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config/config.js';
-import type { ServiceContext } from '../../src/http/context.js';
+import type { ServiceContext } from '../../src/core/context.js';
 import { buildApp } from '../../src/http/server.js';
 import { sha256Hex } from '../../src/core/auth/operator-token.js';
 import { openStorage } from '../../src/storage/open.js';

@@ -13,7 +13,7 @@ import { openStorage } from '../../src/storage/open.js';
 import { CommandError, CommandRegistry, type Command } from '../../src/xmpp/adhoc.js';
 import { userLink } from '../../src/xmpp/commands.js';
 import { backoffDelay } from '../../src/xmpp/connection.js';
-import { movedNotification } from '../../src/xmpp/moved.js';
+import { movedNotification } from '../../src/core/move.js';
 import { parsePrivilege, PrivilegeTable } from '../../src/xmpp/privilege.js';
 import { NS, x, type Stanza } from '../../src/xmpp/ltx.js';
 import { accountDocument } from '../support/documents.js';

@@ -4,15 +4,17 @@
  * to whoever may export that account, until it expires or is deleted.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { authorize } from '../auth.js';
+import { authorize } from '../../core/auth/authenticator.js';
 import type { ExportFile } from '../../core/export-files.js';
 import { exportUserDocument, refOf } from '../../transfer/account-transfer.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { auditNote } from '../audit-trail.js';
-import { guardAccount, principalOf, type ServiceContext } from '../context.js';
+import type { ServiceContext } from '../../core/context.js';
+import { countRecords, countStreamedBytes } from '../../core/counting.js';
+import { guardAccount, principalOf } from '../guard.js';
+import { kindsParam } from '../params.js';
 import { sendDownload } from '../download.js';
 import { problems } from '../problem.js';
-import { countBytes, countRecords, kindsOrProblem, toProblem } from './users.js';
 
 interface ExportQuery {
   include?: string;
@@ -46,7 +48,7 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
     { config: { guard: { account: 'export' } } },
     async (request, reply) => {
       const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
-      const kinds = kindsOrProblem(request.query);
+      const kinds = kindsParam(request.query);
       auditNote(request, { account: jid, kinds: [...kinds] });
       if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
       const lease = await ctx.locks.tryAcquire(jid, 'shared');
@@ -59,11 +61,11 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
       let file: ExportFile;
       try {
         const events = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), metrics, 'export');
-        file = await ctx.exportFiles.create(jid, [...kinds], countBytes(writeDocument(events), (n) => metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n)));
+        file = await ctx.exportFiles.create(jid, [...kinds], countStreamedBytes(writeDocument(events), metrics, 'export'));
         timed('ok');
       } catch (err) {
         timed('error');
-        throw toProblem(err);
+        throw err;
       } finally {
         lease.release();
       }

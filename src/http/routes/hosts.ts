@@ -5,25 +5,27 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { exportHostDocument, importHostDocument, validateHostDocument, type HostImportResult } from '../../transfer/host-transfer.js';
-import { JOBS_FILE, JobStore, type JobProgress, type JobRecord } from '../../core/job-store.js';
+import type { ServiceContext } from '../../core/context.js';
+import { countStreamedBytes } from '../../core/counting.js';
+import { documentStream } from '../../core/export-stream.js';
+import { HostImport } from '../../core/import-pipeline.js';
+import { importMode, importReaderOptions } from '../../core/import-options.js';
+import { startHostImportJob } from '../../core/host-import-job.js';
+import { JOBS_FILE, JobStore, type JobRecord } from '../../core/job-store.js';
 import type { DocumentEvent } from '../../records/model.js';
-import { outgoingClient } from '../../lib/net/outgoing.js';
-import { deliverWebhook } from '../../core/webhooks.js';
 import { readDocument } from '../../xep0227/reader.js';
-import { writeDocument } from '../../xep0227/writer.js';
 import { actorOf, auditNote } from '../audit-trail.js';
-import { guardHost, principalOf, type ServiceContext } from '../context.js';
+import { guardHost, principalOf } from '../guard.js';
 import { attachmentDisposition } from '../download.js';
 import { directoryModeFor } from '../../lib/private-files.js';
 import { spoolHostUpload } from '../host-upload.js';
+import { booleanParam, httpUrlParam, kindsParam } from '../params.js';
 import { problems } from '../problem.js';
 import { importBody } from '../upload.js';
-import { booleanParam, countBytes, kindsOrProblem, toProblem } from './users.js';
+import { acceptsGzip } from './users.js';
 
 interface HostParams {
   host: string;
@@ -48,7 +50,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
 
   app.get<{ Params: HostParams; Querystring: { include?: string; exclude?: string } }>('/v1/hosts/:host/export', { config: { guard: { host: 'export' } } }, async (request, reply) => {
     const host = guardHost(ctx, request, request.params.host, 'export');
-    const kinds = kindsOrProblem(request.query);
+    const kinds = kindsParam(request.query);
     auditNote(request, { host, kinds: [...kinds] });
     const abort = new AbortController();
     const timed = ctx.metrics.time('host_export');
@@ -66,25 +68,19 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     });
     const events = exportHostDocument(storage, host, kinds, {
       signal: abort.signal,
+      // Each account is read under the shared lease a user export takes: never halfway through an import.
+      lockAccount: (jid) => ctx.locks.acquire(jid, 'shared', { signal: abort.signal }),
       onUser: (user, progress) => {
         if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, exported: progress.done, last: user }, 'host export progress');
       },
     });
-    let body: Readable = Readable.from(
-      countBytes(
-        writeDocument(events, {
-          onInvalidChars: (r) =>
-            request.log.warn({ host, user: r.user, kind: r.kind, detail: r.detail, codePoint: r.codePoint }, 'stored text XML 1.0 cannot carry was exported with U+FFFD in its place'),
-        }),
-        (n) => ctx.metrics.inc('xporta_bytes_streamed_total', { direction: 'export' }, n),
-      ),
-    );
-    if (/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) {
-      const gzip = createGzip();
-      body.on('error', (err) => gzip.destroy(err));
-      body = body.pipe(gzip);
-      reply.header('content-encoding', 'gzip');
-    }
+    const gzip = acceptsGzip(request.headers);
+    if (gzip) reply.header('content-encoding', 'gzip');
+    const body = documentStream(events, ctx.metrics, {
+      gzip,
+      onInvalidChars: (r) =>
+        request.log.warn({ host, user: r.user, kind: r.kind, detail: r.detail, codePoint: r.codePoint }, 'stored text XML 1.0 cannot carry was exported with U+FFFD in its place'),
+    });
     return reply
       .header('content-type', 'application/xml; charset=utf-8')
       .header('content-disposition', attachmentDisposition(`${host}.xml`))
@@ -94,26 +90,16 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
 
   app.put<{ Params: HostParams; Querystring: HostImportQuery }>('/v1/hosts/:host/import', { config: { guard: { host: 'import' }, upload: true } }, async (request, reply) => {
     const host = guardHost(ctx, request, request.params.host, 'import');
-    const kinds = kindsOrProblem(request.query);
-    const mode = request.query.mode ?? 'merge';
-    if (mode !== 'replace' && mode !== 'merge') throw problems.badRequest('mode must be replace or merge');
+    const kinds = kindsParam(request.query);
+    const mode = importMode(request.query.mode, 'merge');
     const dryRun = booleanParam('dryRun', request.query.dryRun);
     const createAccount = booleanParam('createAccount', request.query.createAccount);
     const runAsync = booleanParam('async', request.query.async);
     const callback = callbackOf(request.query.callbackUrl, runAsync, config.webhooks.secret);
+    const principal = principalOf(ctx, request);
     auditNote(request, { host, kinds: [...kinds], mode, dryRun });
-    // A `<host>` root (ejabberd's export_piefxis_host) is one host; credentials are not read when excluded.
-    const readerLimits = {
-      maxDepth: config.limits.maxDepth,
-      maxElementBytes: config.limits.maxElementBytes,
-      maxElementNodes: config.limits.maxElementNodes,
-      maxDocumentBytes: config.limits.maxUploadBytes,
-      roots: ['server-data', 'host'] as const,
-      credentials: kinds.has('credentials'),
-    };
 
-    const slot = ctx.importSlots.tryTake();
-    if (!slot) throw problems.tooManyRequests('too many imports are running; try again later', 30);
+    const hostImport = HostImport.begin(ctx);
     // The upload goes to disk, not memory: it is read twice (validate, then apply). Its name is
     // xporta's own, never the caller's (X-Request-Id), so concurrent uploads cannot collide.
     const spoolDir = join(config.dataDir, 'spool');
@@ -122,9 +108,10 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const withIncludes = request.isMultipart() && String(request.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
     const uploadDir = join(spoolDir, `host-import-${randomUUID()}`);
     let spool = `${uploadDir}.xml`;
-    const readerOptions = withIncludes ? { ...readerLimits, allowXInclude: true, baseDir: uploadDir } : readerLimits;
+    // A `<host>` root (ejabberd's export_piefxis_host) is one host; credentials are not read when excluded.
+    const readerOptions = importReaderOptions(config.limits, kinds, { from: 'upload', roots: ['server-data', 'host'], ...(withIncludes ? { includeDir: uploadDir } : {}) });
     const cleanup = async (): Promise<void> => {
-      slot.release();
+      hostImport.release();
       await rm(withIncludes ? uploadDir : spool, { recursive: true, force: true });
     };
     let total: number;
@@ -134,13 +121,13 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         await mkdir(uploadDir, { mode: directoryModeFor(config.files.mode) });
         spool = await spoolHostUpload(request, uploadDir, config.limits.maxUploadBytes, config.files.mode);
       } else {
-        const received = countBytes(await importBody(request, config.limits), (n) => ctx.metrics.inc('xporta_bytes_streamed_total', { direction: 'import' }, n));
+        const received = countStreamedBytes(await importBody(request, config.limits), ctx.metrics, 'import');
         await pipeline(received, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
       }
       total = (await validateHostDocument(readDocument(createReadStream(spool), readerOptions), host)).length;
     } catch (err) {
       await cleanup();
-      throw toProblem(err);
+      throw err;
     }
 
     const totalBytes = (await stat(spool).catch(() => undefined))?.size;
@@ -154,32 +141,23 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     };
 
     const run = async (onProgress?: (done: number, failed: number) => void): Promise<HostImportResult> => {
-      const timed = ctx.metrics.time(dryRun ? 'host_dry_run' : 'host_import');
-      const finished = (outcome: 'ok' | 'error'): void => {
-        timed(outcome);
-        ctx.metrics.inc('xporta_host_transfers_total', { direction: 'import', dry_run: String(dryRun), outcome });
-        if (dryRun) ctx.metrics.inc('xporta_dry_runs_total', { scope: 'host', outcome });
-      };
       try {
-        const result = await importHostDocument(storage, host, applyPass(), {
-          mode,
-          dryRun,
-          include: kinds,
-          createAccount,
-          total,
-          signal: abort.signal,
-          lockAccount: (jid) => ctx.locks.tryAcquire(jid, 'exclusive'),
-          reopen: () => readDocument(createReadStream(spool), readerOptions),
-          onUser: (user, progress) => {
-            onProgress?.(progress.done, progress.failed);
-            if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');
-          },
-        });
-        finished('ok');
-        return result;
-      } catch (err) {
-        finished('error');
-        throw err;
+        return await hostImport.run({ host, dryRun, principal }, (gate) =>
+          importHostDocument(storage, host, applyPass(), {
+            mode,
+            dryRun,
+            include: kinds,
+            createAccount,
+            total,
+            signal: abort.signal,
+            lockAccount: gate.lockAccount,
+            reopen: () => readDocument(createReadStream(spool), readerOptions),
+            onUser: (user, progress) => {
+              onProgress?.(progress.done, progress.failed);
+              if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');
+            },
+          }),
+        );
       } finally {
         await cleanup();
       }
@@ -187,47 +165,21 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
 
     if (runAsync) {
       // The request's audit line says "accepted"; the job's end gets a line of its own.
-      const finished = { action: 'host-import' as const, actor: actorOf(principalOf(ctx, request)), host, kinds: [...kinds], mode, dryRun, requestId: request.id };
-      const progressOf = (done: number, failed: number): JobProgress => ({
-        done,
-        failed,
-        total,
-        records: counted.records,
-        bytes: counted.bytes,
-        ...(totalBytes !== undefined ? { totalBytes, estimate: totalBytes > 0 ? Math.min(1, counted.bytes / totalBytes) : 1 } : {}),
-      });
-      const job = jobs.create({ id: randomUUID(), type: 'host-import', host, progress: progressOf(0, 0) });
-      ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'started' });
-      let last = { done: 0, failed: 0 };
-      const notify = (): void => {
-        const secret = config.webhooks.secret;
-        if (!callback || secret === undefined) return;
-        const ended = jobs.get(job.id);
-        void deliverWebhook(outgoingClient(config), { ...config.webhooks, secret }, callback, { event: 'job.finished', job: ended }, {
-          onAttemptFailed: (attempt, reason) => request.log.warn({ job: job.id, attempt, reason }, 'job callback not delivered'),
-        }).then((outcome) => {
-          if (outcome.delivered) request.log.info({ job: job.id, attempts: outcome.attempts }, 'job callback delivered');
-          else request.log.warn({ job: job.id, attempts: outcome.attempts }, 'job callback given up');
-        });
-      };
-      void run((done, failed) => {
-        last = { done, failed };
-        // A cancel asked through any process sharing the state is seen here, between accounts.
-        if (jobs.progress(job.id, progressOf(done, failed))) abort.abort();
-      }).then(
-        (result) => {
-          const state = abort.signal.aborted ? 'cancelled' : 'succeeded';
-          jobs.finish(job.id, state, { result, progress: progressOf(result.progress.done, result.progress.failed) });
-          ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state });
-          ctx.audit.record({ ...finished, outcome: state === 'succeeded' ? 'ok' : 'failed', ...(state === 'cancelled' ? { reason: 'cancelled' } : {}), counts: { users: result.progress.done, failed: result.progress.failed } });
-          notify();
+      const job = startHostImportJob(
+        ctx,
+        jobs,
+        {
+          host,
+          total,
+          ...(totalBytes !== undefined ? { totalBytes } : {}),
+          counted,
+          ...(callback ? { callback } : {}),
+          audit: { action: 'host-import', actor: actorOf(principal), host, kinds: [...kinds], mode, dryRun, requestId: request.id },
+          log: request.log,
         },
-        (err: unknown) => {
-          const reason = err instanceof Error ? err.message : String(err);
-          jobs.finish(job.id, 'failed', { error: reason, progress: progressOf(last.done, last.failed) });
-          ctx.metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'failed' });
-          ctx.audit.record({ ...finished, outcome: 'failed', reason });
-          notify();
+        (onProgress, cancelled) => {
+          cancelled.addEventListener('abort', () => abort.abort(), { once: true });
+          return run(onProgress);
         },
       );
       return reply.code(202).header('location', `/v1/jobs/${job.id}`).send(job);
@@ -265,14 +217,7 @@ function callbackOf(raw: string | undefined, runAsync: boolean, secret: string |
   if (raw === undefined) return undefined;
   if (!runAsync) throw problems.badRequest('callbackUrl needs async=true');
   if (secret === undefined) throw problems.badRequest('callbackUrl needs webhooks.secret in the configuration (callbacks are always signed)');
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw problems.badRequest('callbackUrl must be an absolute http(s) URL');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw problems.badRequest('callbackUrl must be an absolute http(s) URL');
-  return url;
+  return httpUrlParam('callbackUrl', raw);
 }
 
 /** Jobs act on hosts: operators allowed on the job's host may read and cancel it. */

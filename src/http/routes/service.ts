@@ -6,7 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
-import { principalOf, type ServiceContext } from '../context.js';
+import type { ServiceContext } from '../../core/context.js';
+import { principalOf } from '../guard.js';
 import { problems } from '../problem.js';
 
 /** openapi.yaml sits at the package root, next to both src/ and dist/. */

@@ -9,7 +9,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { parseOperatorTokenSpec, TokenSpecError } from '../../core/auth/token-spec.js';
 import type { TokenStore } from '../../core/auth/token-store.js';
 import { auditNote } from '../audit-trail.js';
-import { guardAccount, principalOf, type ServiceContext } from '../context.js';
+import type { ServiceContext } from '../../core/context.js';
+import { guardAccount, principalOf } from '../guard.js';
 import { problems } from '../problem.js';
 
 const CREATE_FIELDS = new Set(['name', 'scopes', 'hosts']);

@@ -13,19 +13,20 @@
  * account's roster. The old account is never deleted here.
  */
 import { Readable } from 'node:stream';
-import type { ServiceContext } from '../http/context.js';
+import type { ServiceContext } from './context.js';
+import { BusyError } from './errors.js';
+import { importAccount } from './import-pipeline.js';
 import { bareJid, JidError } from '../lib/jid.js';
 import { OutgoingError, outgoingClient } from '../lib/net/outgoing.js';
 import type { ApplyReport, UserRef } from '../storage/backend.js';
 import { exportUserDocument, refOf, selectKinds } from '../transfer/account-transfer.js';
-import { element, isDataKind, textOf, firstChild, type DataKind, type DocumentEvent, type UserRecord, type XmlElement } from '../records/model.js';
+import { element, isDataKind, textOf, firstChild, type DataKind, type DocumentEvent, type RosterItem, type UserRecord, type XmlElement } from '../records/model.js';
+import { escapeAttribute, escapeText } from '../xml/xml.js';
 import { writeDocument } from '../xep0227/writer.js';
-import { StanzaError } from './connection.js';
-import { storedRoster } from './notify.js';
-import type { PrivilegedAccess } from './privileged.js';
-import { fromModel, NS, x } from './ltx.js';
 
-export const MOVED_NODE = NS.moved;
+/** XEP-0283's namespace, also the PEP node of the statement. */
+export const NS_MOVED = 'urn:xmpp:moved:1';
+export const MOVED_NODE = NS_MOVED;
 export const MOVED_ITEM = 'current';
 
 export class MoveError extends Error {
@@ -76,20 +77,17 @@ const STORAGE_NOTE =
 
 /** The statement published on the old account. */
 export function movedStatement(newJid: string): XmlElement {
-  return element('moved', NS.moved, {}, [element('new-jid', NS.moved, {}, [newJid])]);
+  return element('moved', NS_MOVED, {}, [element('new-jid', NS_MOVED, {}, [newJid])]);
 }
 
 /** The subscription request the new account sends to each contact. */
 export function movedNotification(to: string, oldJid: string): string {
-  return x('presence', { type: 'subscribe', to }, x('moved', { xmlns: NS.moved }, x('old-jid', {}, oldJid))).toString();
+  return `<presence type="subscribe" to="${escapeAttribute(to)}"><moved xmlns="${NS_MOVED}"><old-jid>${escapeText(oldJid)}</old-jid></moved></presence>`;
 }
 
 export class MoveService {
-  constructor(
-    private readonly ctx: ServiceContext,
-    /** Absent or offline: everything goes through storage. */
-    private readonly privileged?: PrivilegedAccess,
-  ) {}
+  /** The statement goes through the server when the context has privileged access registered, else into storage. */
+  constructor(private readonly ctx: ServiceContext) {}
 
   /**
    * Moves `oldJid` (an account served here) to `rawNewJid`: copies the data when `importUrl` is
@@ -122,7 +120,7 @@ export class MoveService {
   async readStatement(ref: UserRef): Promise<string | undefined> {
     for await (const record of this.ctx.storage.readUser(ref, { include: new Set<DataKind>(['pep']) })) {
       if (record.kind === 'pep-item' && record.node === MOVED_NODE && record.id === MOVED_ITEM && record.payload) {
-        const jid = firstChild(record.payload, 'new-jid', NS.moved);
+        const jid = firstChild(record.payload, 'new-jid', NS_MOVED);
         const text = jid ? textOf(jid).trim() : '';
         if (text !== '') return text;
       }
@@ -131,19 +129,10 @@ export class MoveService {
   }
 
   async publishStatement(oldJid: string, newJid: string): Promise<'xep-0356' | 'storage'> {
-    const host = refOf(oldJid).host;
-    const privileged = this.privileged;
-    if (privileged?.canIq(host, NS.pubsub, 'set')) {
-      const payload = fromModel(movedStatement(newJid));
+    const privileged = this.ctx.privileged;
+    if (privileged?.canPublishPep(refOf(oldJid).host)) {
       try {
-        try {
-          await privileged.publishPep(oldJid, MOVED_NODE, MOVED_ITEM, payload, { access_model: 'presence' });
-        } catch (err) {
-          // An existing node with another access model refuses the publish options; fix the node first.
-          if (!(err instanceof StanzaError && err.condition === 'precondition-not-met') || !privileged.canIq(host, `${NS.pubsub}#owner`, 'set')) throw err;
-          await privileged.iqAs(oldJid, 'set', nodeConfiguration(MOVED_NODE, { 'pubsub#access_model': 'presence' }));
-          await privileged.publishPep(oldJid, MOVED_NODE, MOVED_ITEM, fromModel(movedStatement(newJid)), { access_model: 'presence' });
-        }
+        await privileged.publishPep(oldJid, MOVED_NODE, MOVED_ITEM, movedStatement(newJid), 'presence');
       } catch (err) {
         throw new MoveError('upstream', `the XMPP server refused the moved statement: ${(err as Error).message}`);
       }
@@ -153,31 +142,32 @@ export class MoveService {
     return 'storage';
   }
 
+  /** Writes the statement into storage, as an import (merge) of the two PEP records. */
   private async writeStatement(oldJid: string, newJid: string): Promise<void> {
     const ref = refOf(oldJid);
-    const lease = await this.ctx.locks.tryAcquire(oldJid, 'exclusive');
-    if (!lease) throw new MoveError('conflict', `another operation on ${oldJid} is running`);
+    const include = new Set<DataKind>(['pep']);
+    const options = { mode: 'merge', dryRun: false, include, createAccount: false } as const;
     try {
-      const account = await this.ctx.storage.readAccount(ref);
-      if (!account) throw new MoveError('not-found', `no account ${oldJid}`);
-      const records: UserRecord[] = [
-        {
-          kind: 'pep-node',
-          node: MOVED_NODE,
-          config: [{ var: 'pubsub#access_model', type: 'list-single', values: ['presence'] }],
-          affiliations: [{ jid: oldJid, affiliation: 'owner' }],
-          subscriptions: [],
+      await importAccount(this.ctx, { jid: oldJid, source: 'move', options }, {
+        apply: async () => {
+          const account = await this.ctx.storage.readAccount(ref);
+          if (!account) throw new MoveError('not-found', `no account ${oldJid}`);
+          const records: UserRecord[] = [
+            {
+              kind: 'pep-node',
+              node: MOVED_NODE,
+              config: [{ var: 'pubsub#access_model', type: 'list-single', values: ['presence'] }],
+              affiliations: [{ jid: oldJid, affiliation: 'owner' }],
+              subscriptions: [],
+            },
+            { kind: 'pep-item', node: MOVED_NODE, id: MOVED_ITEM, payload: movedStatement(newJid), publisher: oldJid, published: new Date().toISOString() },
+          ];
+          return this.ctx.storage.applyUser(ref, account, Readable.from(records), options);
         },
-        { kind: 'pep-item', node: MOVED_NODE, id: MOVED_ITEM, payload: movedStatement(newJid), publisher: oldJid, published: new Date().toISOString() },
-      ];
-      await this.ctx.storage.applyUser(ref, account, Readable.from(records), {
-        mode: 'merge',
-        dryRun: false,
-        include: new Set<DataKind>(['pep']),
-        createAccount: false,
       });
-    } finally {
-      lease.release();
+    } catch (err) {
+      if (err instanceof BusyError) throw new MoveError('conflict', err.message);
+      throw err;
     }
   }
 
@@ -334,19 +324,11 @@ async function* shapeForMove(events: AsyncIterable<DocumentEvent>): AsyncGenerat
   }
 }
 
-function nodeConfiguration(node: string, fields: Readonly<Record<string, string>>): ReturnType<typeof x> {
-  return x(
-    'pubsub',
-    { xmlns: `${NS.pubsub}#owner` },
-    x(
-      'configure',
-      { node },
-      x(
-        'x',
-        { xmlns: NS.dataForms, type: 'submit' },
-        x('field', { var: 'FORM_TYPE', type: 'hidden' }, x('value', {}, `${NS.pubsub}#node_config`)),
-        Object.entries(fields).map(([name, value]) => x('field', { var: name }, x('value', {}, value))),
-      ),
-    ),
-  );
+/** The roster as stored (what an import wrote, or what the server saved last). */
+export async function storedRoster(ctx: Pick<ServiceContext, 'storage'>, jid: string): Promise<RosterItem[]> {
+  const items: RosterItem[] = [];
+  for await (const record of ctx.storage.readUser(refOf(jid), { include: new Set<DataKind>(['roster']) })) {
+    if (record.kind === 'roster') items.push(...record.items);
+  }
+  return items;
 }

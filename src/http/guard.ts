@@ -1,86 +1,17 @@
 /**
- * What every route needs, built once per app, and the guard that turns a request into an
- * authorised principal.
+ * The guard that turns a request into an authorised principal: bearer parsing, failure counting
+ * per address and token id, the per-token quota, and the account and host path parameters.
  */
-import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
-import { AuditLog } from '../core/audit.js';
-import type { TokenStore } from '../core/auth/token-store.js';
-import type { Config, Scope } from '../config/config.js';
-import { ExportFiles } from '../core/export-files.js';
+import type { Scope } from '../config/config.js';
+import { attemptedTokenId, authorize, USER_TOKEN_PREFIX, type FailedAuthLimiter, type Principal } from '../core/auth/authenticator.js';
+import { AuthError } from '../core/auth/errors.js';
+import type { ServiceContext } from '../core/context.js';
 import { bareJid, JidError, normaliseDomain } from '../lib/jid.js';
-import type { JobStore } from '../core/job-store.js';
-import { AccountLocks, crossProcessLocker, Slots } from '../core/locks.js';
-import type { ApplyReport, StorageBackend, UserRef } from '../storage/backend.js';
+import type { UserRef } from '../storage/backend.js';
 import { refOf } from '../transfer/account-transfer.js';
-import { attemptedTokenId, Authenticator, authorize, bearerFrom, FailedAuthLimiter, RequestQuota, USER_TOKEN_PREFIX, type Principal } from './auth.js';
-import { Metrics } from '../core/metrics.js';
 import { Problem, problems } from './problem.js';
-
-/** An import into one account finished; dry runs too, so a command that handed out a check link can show its result. */
-export interface ImportFinished {
-  readonly jid: string;
-  readonly report: ApplyReport;
-  readonly principal: Principal;
-}
-
-/** Tells an account's owner what an import changed (the XMPP component does: src/xmpp). */
-export interface AccountNotifier {
-  /** Returns at once and never throws: an HTTP answer does not wait for XMPP. */
-  importFinished(event: ImportFinished): void;
-}
-
-export interface ServiceContext {
-  readonly config: Config;
-  readonly storage: StorageBackend;
-  readonly auth: Authenticator;
-  /** Failed authentications per client address. */
-  readonly limiter: FailedAuthLimiter;
-  /** Failed authentications per attempted user-token id: apart, so a spray of made-up ids cannot evict address counts. */
-  readonly tokenIdLimiter: FailedAuthLimiter;
-  readonly quota: RequestQuota;
-  /** xporta's token state; absent only where a caller built a context without one. */
-  readonly tokens?: TokenStore;
-  readonly audit: AuditLog;
-  readonly locks: AccountLocks;
-  /** Background jobs in xporta's state; absent only where a caller built a context without one. */
-  readonly jobs?: JobStore;
-  readonly importSlots: Slots;
-  readonly metrics: Metrics;
-  /** Downloadable export files under `dataDir/exports`. */
-  readonly exportFiles: ExportFiles;
-  /** Not readonly: the component attaches itself once the app (and so this context) exists; absent when it is disabled. */
-  notifier?: AccountNotifier;
-}
-
-export interface ContextParts {
-  readonly tokens?: TokenStore;
-  readonly jobs?: JobStore;
-  readonly audit?: AuditLog;
-}
-
-export function createContext(config: Config, storage: StorageBackend, parts: ContextParts = {}): ServiceContext {
-  const metrics = new Metrics();
-  return {
-    config,
-    storage,
-    auth: new Authenticator(config.auth.tokens, config.auth.userTokenSecret, config.auth.userTokenMaxTtlSeconds, {
-      ...(parts.tokens ? { store: parts.tokens } : {}),
-      previousSecrets: config.auth.previousUserTokenSecrets,
-    }),
-    limiter: new FailedAuthLimiter(config.auth.failedAuthPerMinute),
-    tokenIdLimiter: new FailedAuthLimiter(config.auth.failedAuthPerMinute),
-    quota: new RequestQuota(config.auth.requestsPerMinutePerToken),
-    ...(parts.tokens ? { tokens: parts.tokens } : {}),
-    ...(parts.jobs ? { jobs: parts.jobs } : {}),
-    audit: parts.audit ?? AuditLog.none(),
-    locks: new AccountLocks(crossProcessLocker(config, storage)),
-    // Every holder of a slot (user, host and pulled imports) shows in the gauge.
-    importSlots: new Slots(config.limits.maxConcurrentImports, (inUse) => metrics.set('xporta_imports_in_progress', inUse)),
-    metrics,
-    exportFiles: new ExportFiles(join(config.dataDir, 'exports'), config.files.mode, config.exports.ttlSeconds),
-  };
-}
+import { toProblem } from './problem-map.js';
 
 /** Principals already established, so a hook and a handler may both ask without consuming a link twice. */
 const principals = new WeakMap<FastifyRequest, Principal>();
@@ -95,9 +26,17 @@ export function knownPrincipal(request: FastifyRequest): Principal | undefined {
  * never refused for others' failures: the token is checked first, and only failures count, per
  * client address (`request.ip`, which honours X-Forwarded-For from trusted proxies only) and per
  * attempted token id; past the limit a failure is answered 429 instead of 401. An authenticated
- * token then spends one request of its per-minute quota.
+ * token then spends one request of its per-minute quota. Errors are thrown as problems.
  */
 export function principalOf(ctx: ServiceContext, request: FastifyRequest): Principal {
+  try {
+    return authenticated(ctx, request);
+  } catch (err) {
+    throw toProblem(err);
+  }
+}
+
+function authenticated(ctx: ServiceContext, request: FastifyRequest): Principal {
   const known = principals.get(request);
   if (known) return known;
   let bearer: string | undefined;
@@ -106,7 +45,7 @@ export function principalOf(ctx: ServiceContext, request: FastifyRequest): Princ
     bearer = bearerOf(request);
     principal = ctx.auth.authenticate(bearer);
   } catch (err) {
-    if (err instanceof Problem && err.status === 401) {
+    if (err instanceof AuthError && (err.code === 'invalid-token' || err.code === 'unauthenticated')) {
       const counts: [FailedAuthLimiter, string][] = [[ctx.limiter, request.ip]];
       const tokenId = bearer !== undefined ? attemptedTokenId(bearer) : undefined;
       if (tokenId !== undefined) counts.push([ctx.tokenIdLimiter, tokenId]);
@@ -143,6 +82,14 @@ function bearerOf(request: FastifyRequest): string {
   return bearerFrom(header);
 }
 
+/** The bearer token from an Authorization header, or an `unauthenticated` error. */
+export function bearerFrom(header: string | undefined): string {
+  if (header === undefined || header === '') throw new AuthError('unauthenticated', 'an Authorization: Bearer token is required');
+  const match = /^Bearer[ ]+([\x21-\x7e]+)\s*$/i.exec(header);
+  if (!match?.[1]) throw new AuthError('unauthenticated', 'the Authorization header must use the Bearer scheme');
+  return match[1];
+}
+
 /** The normalised account a `{jid}` path parameter names, on a host this service serves. */
 export function accountParam(ctx: ServiceContext, raw: string): { jid: string; ref: UserRef } {
   let jid: string;
@@ -174,7 +121,7 @@ export function guardAccount(
     if (principal.kind === 'user' && err instanceof Problem && err.status === 404) throw problems.forbidden('a user token may act only on its own account');
     throw err;
   }
-  authorize(principal, scope, parsed.ref.host, parsed.jid);
+  authorized(principal, scope, parsed.ref.host, parsed.jid);
   return { principal, ...parsed };
 }
 
@@ -188,7 +135,16 @@ export function guardHost(ctx: ServiceContext, request: FastifyRequest, raw: str
   } catch {
     throw problems.badRequest(`invalid host ${JSON.stringify(raw)}`);
   }
-  authorize(principal, scope, host);
+  authorized(principal, scope, host);
   if (!(host in ctx.config.hosts)) throw problems.notFound(`host ${host} is not served here`);
   return host;
+}
+
+/** {@link authorize}, its refusal as a 403 problem. */
+export function authorized(principal: Principal, scope: Scope, host: string, jid?: string): void {
+  try {
+    authorize(principal, scope, host, jid);
+  } catch (err) {
+    throw toProblem(err);
+  }
 }

@@ -1,15 +1,15 @@
 /**
- * Bearer authentication. Operator tokens are configured as SHA-256 hashes; user tokens are
+ * Token authentication, face-neutral: errors are {@link AuthError}s. Operator tokens are configured as SHA-256 hashes; user tokens are
  * HMAC-signed, bound to one JID, a set of scopes and an expiry (at most an hour), and may be
  * single-use. Operator tokens made at run time, revocations and consumed links live in the token
  * store. Every comparison is constant-time.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { OperatorToken, Scope } from '../config/config.js';
-import { SCOPES } from '../config/config.js';
-import { sha256Hex } from '../core/auth/operator-token.js';
-import type { TokenStore } from '../core/auth/token-store.js';
-import { problems } from './problem.js';
+import type { OperatorToken, Scope } from '../../config/config.js';
+import { SCOPES } from '../../config/config.js';
+import { sha256Hex } from './operator-token.js';
+import type { TokenStore } from './token-store.js';
+import { AuthError } from './errors.js';
 
 export type Principal =
   | {
@@ -99,7 +99,7 @@ export class Authenticator {
 
   mintUserToken(options: MintOptions): { token: string; claims: UserTokenClaims } {
     if (options.ttlSeconds <= 0 || options.ttlSeconds > this.maxTtlSeconds) {
-      throw problems.badRequest(`ttlSeconds must be between 1 and ${this.maxTtlSeconds}`);
+      throw new AuthError('invalid-request', `ttlSeconds must be between 1 and ${this.maxTtlSeconds}`);
     }
     const now = options.now ?? Math.floor(Date.now() / 1000);
     const claims: UserTokenClaims = {
@@ -115,7 +115,7 @@ export class Authenticator {
   }
 
   /**
-   * The principal a bearer token stands for, or a 401 problem. Single-use tokens are consumed
+   * The principal a bearer token stands for, or an `invalid-token` error. Single-use tokens are consumed
    * here, so a replay of the same link fails (across restarts too, with a store).
    */
   authenticate(bearer: string, now = Math.floor(Date.now() / 1000)): Principal {
@@ -133,13 +133,13 @@ export class Authenticator {
         match = { kind: 'operator', name: stored.name, scopes: stored.scopes, hosts: stored.hosts, tokenId: stored.id };
       }
     }
-    if (!match) throw problems.invalidToken('unknown token');
+    if (!match) throw new AuthError('invalid-token', 'unknown token');
     return match;
   }
 
   /** Revokes a user token by jti until it would have expired; false if it was revoked already. */
   revokeUserToken(jti: string, expiresAt?: number): boolean {
-    if (!this.store) throw problems.unavailable('user tokens cannot be revoked without the token store');
+    if (!this.store) throw new AuthError('unavailable', 'user tokens cannot be revoked without the token store');
     const known = this.store.userToken(jti);
     const until = expiresAt ?? known?.expiresAt ?? Math.floor(Date.now() / 1000) + this.maxTtlSeconds;
     return this.store.revokeUserToken(jti, until);
@@ -151,7 +151,7 @@ export class Authenticator {
     const signature = shape?.[2];
     // A payload that does not round-trip is not the one that was signed (stray bits, padding).
     if (payload === undefined || signature === undefined || Buffer.from(payload, 'base64url').toString('base64url') !== payload) {
-      throw problems.invalidToken('malformed token');
+      throw new AuthError('invalid-token', 'malformed token');
     }
     const given = Buffer.from(signature, 'utf8');
     let valid = false;
@@ -159,16 +159,16 @@ export class Authenticator {
       const expected = Buffer.from(this.sign(key, payload), 'utf8');
       if (expected.length === given.length && timingSafeEqual(given, expected)) valid = true;
     }
-    if (!valid) throw problems.invalidToken('bad signature');
+    if (!valid) throw new AuthError('invalid-token', 'bad signature');
     const claims = parseClaims(payload);
-    if (claims.exp <= now) throw problems.invalidToken('token expired');
-    if (this.store?.isRevoked(claims.jti)) throw problems.invalidToken('token revoked');
+    if (claims.exp <= now) throw new AuthError('invalid-token', 'token expired');
+    if (this.store?.isRevoked(claims.jti)) throw new AuthError('invalid-token', 'token revoked');
     if (claims.one) {
       if (this.store) {
-        if (!this.store.consume(claims.jti, claims.exp)) throw problems.invalidToken('token already used');
+        if (!this.store.consume(claims.jti, claims.exp)) throw new AuthError('invalid-token', 'token already used');
       } else {
         this.forgetExpired(now);
-        if (this.consumed.has(claims.jti)) throw problems.invalidToken('token already used');
+        if (this.consumed.has(claims.jti)) throw new AuthError('invalid-token', 'token already used');
         this.consumed.set(claims.jti, claims.exp);
       }
     }
@@ -190,9 +190,9 @@ function parseClaims(payload: string): UserTokenClaims {
   try {
     claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
   } catch {
-    throw problems.invalidToken('malformed token');
+    throw new AuthError('invalid-token', 'malformed token');
   }
-  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw problems.invalidToken('malformed token');
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new AuthError('invalid-token', 'malformed token');
   const c = claims as Record<string, unknown>;
   const wellFormed =
     Object.keys(c).every((k) => CLAIM_KEYS.has(k)) &&
@@ -203,7 +203,7 @@ function parseClaims(payload: string): UserTokenClaims {
     Array.isArray(c.scp) &&
     c.scp.every((s) => (SCOPES as readonly unknown[]).includes(s)) &&
     (c.one === undefined || c.one === true);
-  if (!wellFormed) throw problems.invalidToken('malformed token');
+  if (!wellFormed) throw new AuthError('invalid-token', 'malformed token');
   return claims as UserTokenClaims;
 }
 
@@ -223,29 +223,21 @@ export function attemptedTokenId(bearer: string): string | undefined {
 }
 
 /**
- * Throws 403 unless the principal holds `scope` for this host (and, for a user token, this JID).
- * Authentication succeeded by then, so 403 (not 401) is the honest answer.
+ * Throws a `forbidden` error unless the principal holds `scope` for this host (and, for a user
+ * token, this JID). Authentication succeeded by then, so this is not an `invalid-token`.
  */
 export function authorize(principal: Principal, scope: Scope, host: string, jid?: string): void {
-  if (!principal.scopes.includes(scope)) throw problems.forbidden(`the token lacks the ${scope} scope`);
+  if (!principal.scopes.includes(scope)) throw new AuthError('forbidden', `the token lacks the ${scope} scope`);
   if (principal.kind === 'operator') {
-    if (!principal.hosts.includes('*') && !principal.hosts.includes(host)) throw problems.forbidden(`the token may not act on host ${host}`);
+    if (!principal.hosts.includes('*') && !principal.hosts.includes(host)) throw new AuthError('forbidden', `the token may not act on host ${host}`);
     return;
   }
-  if (jid === undefined || principal.jid !== jid) throw problems.forbidden('a user token may act only on its own account');
-}
-
-/** The bearer token from an Authorization header, or a 401 problem. */
-export function bearerFrom(header: string | undefined): string {
-  if (header === undefined || header === '') throw problems.unauthorized('an Authorization: Bearer token is required');
-  const match = /^Bearer[ ]+([\x21-\x7e]+)\s*$/i.exec(header);
-  if (!match?.[1]) throw problems.unauthorized('the Authorization header must use the Bearer scheme');
-  return match[1];
+  if (jid === undefined || principal.jid !== jid) throw new AuthError('forbidden', 'a user token may act only on its own account');
 }
 
 /**
  * Failed authentications per key (a client address, a token id) in a sliding minute. It only
- * ever changes how a failure is answered (429 instead of 401): a valid credential is checked
+ * ever changes how a failure is answered (`rate-limited` instead of `invalid-token`): a valid credential is checked
  * first and never refused for what others sent from the same address.
  */
 export class FailedAuthLimiter {
@@ -256,12 +248,12 @@ export class FailedAuthLimiter {
     private readonly maxTrackedClients = 10_000,
   ) {}
 
-  /** Throws 429 when the key is over the limit. */
+  /** Throws `rate-limited` when the key is over the limit. */
   check(key: string, now = Date.now()): void {
     const recent = this.recent(key, now);
     if (recent.length >= this.perMinute) {
       const retryAfter = Math.max(1, Math.ceil((recent[0]! + 60_000 - now) / 1000));
-      throw problems.tooManyRequests('too many failed authentication attempts', retryAfter);
+      throw new AuthError('rate-limited', 'too many failed authentication attempts', retryAfter);
     }
   }
 
@@ -298,7 +290,7 @@ export class RequestQuota {
     this.perMinute = perMinute;
   }
 
-  /** Counts one request for `key`; throws 429 with Retry-After once the window's quota is spent. */
+  /** Counts one request for `key`; throws `rate-limited` (with a retry delay) once the window's quota is spent. */
   take(key: string, now = Date.now()): void {
     if (this.perMinute <= 0) return;
     let window = this.windows.get(key);
@@ -312,7 +304,7 @@ export class RequestQuota {
       this.windows.set(key, window);
     }
     if (window.count >= this.perMinute) {
-      throw problems.tooManyRequests('this token made too many requests; try again later', Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000)));
+      throw new AuthError('rate-limited', 'this token made too many requests; try again later', Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000)));
     }
     window.count++;
   }
