@@ -26,6 +26,7 @@ import { JOBS_FILE, JobStore } from '../core/job-store.js';
 import { toProblem, userRoutes } from './routes/users.js';
 import { importFromXmppRoutes } from './routes/import-from-xmpp.js';
 import { announcesBody, XML_TYPES } from './upload.js';
+import { formatSchemaErrors, VALIDATOR_OPTIONS } from './schemas/validation.js';
 
 export interface AppDependencies {
   readonly config: Config;
@@ -132,6 +133,9 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
       connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs),
     },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Route schemas (src/http/schemas/): a request that breaks one is a 400 problem.
+    ajv: VALIDATOR_OPTIONS,
+    schemaErrorFormatter: formatSchemaErrors,
     frameworkErrors: (error, request, reply) => {
       if (announcesBody(request)) {
         reply.header('connection', 'close');

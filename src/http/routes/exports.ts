@@ -13,6 +13,7 @@ import { guardAccount, principalOf, type ServiceContext } from '../context.js';
 import { sendDownload } from '../download.js';
 import { problems } from '../problem.js';
 import { countBytes, countRecords, kindsOrProblem, toProblem } from './users.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface ExportQuery {
   include?: string;
@@ -43,7 +44,7 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
 
   app.post<{ Params: { jid: string }; Querystring: ExportQuery }>(
     '/v1/users/:jid/exports',
-    { config: { guard: { account: 'export' } } },
+    { schema: routeSchemas.createExportFile, config: { guard: { account: 'export' } } },
     async (request, reply) => {
       const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
       const kinds = kindsOrProblem(request.query);
@@ -72,7 +73,7 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
     },
   );
 
-  app.get<{ Params: { id: string } }>('/v1/exports/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/exports/:id', { schema: routeSchemas.downloadExportFile, config: { guard: 'authenticated' } }, async (request, reply) => {
     const file = exportFor(ctx, request);
     return sendDownload(request, reply, {
       path: ctx.exportFiles.documentPath(file.id),
@@ -83,7 +84,7 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
     });
   });
 
-  app.delete<{ Params: { id: string } }>('/v1/exports/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/v1/exports/:id', { schema: routeSchemas.deleteExportFile, config: { guard: 'authenticated' } }, async (request, reply) => {
     const file = exportFor(ctx, request);
     ctx.exportFiles.remove(file.id);
     return reply.code(204).send();

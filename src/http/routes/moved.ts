@@ -10,6 +10,7 @@ import { privilegedAccessOf } from '../../xmpp/component.js';
 import { guardAccount, type ServiceContext } from '../context.js';
 import { Problem, problems } from '../problem.js';
 import { toProblem } from './users.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface JidParams {
   jid: string;
@@ -41,7 +42,7 @@ export const movedRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
   // Built per request: the component (and so the privileged route) may attach after start.
   const moves = (): MoveService => new MoveService(ctx, privilegedAccessOf(ctx));
 
-  app.post<{ Params: JidParams; Body: MovedBody }>('/v1/users/:jid/moved', { config: { guard: { account: 'import' } } }, async (request, reply) => {
+  app.post<{ Params: JidParams; Body: MovedBody }>('/v1/users/:jid/moved', { schema: routeSchemas.moveUser, config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { jid } = guardAccount(ctx, request, request.params.jid, 'import');
     const body = request.body ?? {};
     if (typeof body.newJid !== 'string' || body.newJid === '') throw problems.badRequest('newJid is required');
@@ -53,7 +54,7 @@ export const movedRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     }
   });
 
-  app.get<{ Params: JidParams }>('/v1/users/:jid/moved', { config: { guard: { account: 'export' } } }, async (request, reply) => {
+  app.get<{ Params: JidParams }>('/v1/users/:jid/moved', { schema: routeSchemas.getMove, config: { guard: { account: 'export' } } }, async (request, reply) => {
     const { jid } = guardAccount(ctx, request, request.params.jid, 'export');
     let status;
     try {

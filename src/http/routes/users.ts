@@ -24,6 +24,7 @@ import { Problem, problems } from '../problem.js';
 import { spoolUpload } from '../spool.js';
 import { onlyFields } from './tokens.js';
 import { byteLimit, importBody } from '../upload.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface JidParams {
   jid: string;
@@ -113,7 +114,7 @@ export function booleanParam(name: string, value: string | undefined): boolean {
 export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const { config, storage, metrics } = ctx;
 
-  app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', { config: { guard: { account: 'export' } } }, async (request, reply) => {
+  app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', { schema: routeSchemas.exportUser, config: { guard: { account: 'export' } } }, async (request, reply) => {
     const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
     const kinds = kindsOrProblem(request.query);
     auditNote(request, { account: jid, kinds: [...kinds] });
@@ -153,7 +154,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     return reply.send(body);
   });
 
-  app.put<{ Params: JidParams; Querystring: ImportQuery }>('/v1/users/:jid/import', { config: { guard: { account: 'import' }, upload: true } }, async (request, reply) => {
+  app.put<{ Params: JidParams; Querystring: ImportQuery }>('/v1/users/:jid/import', { schema: routeSchemas.importUser, config: { guard: { account: 'import' }, upload: true } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const kinds = kindsOrProblem(request.query);
     const mode = request.query.mode ?? 'replace';
@@ -207,7 +208,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     }
   });
 
-  app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', { config: { guard: { account: 'import' } } }, async (request, reply) => {
+  app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', { schema: routeSchemas.importUserFrom, config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const body = request.body ?? {};
     if (typeof body.url !== 'string') throw problems.badRequest('url is required');
@@ -268,7 +269,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     }
   });
 
-  app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', { config: { guard: { account: 'admin' } } }, async (request, reply) => {
+  app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', { schema: routeSchemas.mintUserToken, config: { guard: { account: 'admin' } } }, async (request, reply) => {
     const { jid, ref } = guardAccount(ctx, request, request.params.jid, 'admin');
     auditNote(request, { account: jid });
     const body = onlyFields(request.body, TOKEN_FIELDS) as TokenBody;
