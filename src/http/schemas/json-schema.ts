@@ -38,7 +38,7 @@ export interface RouteSchema extends FastifySchema {
   readonly body?: ObjectSchema;
 }
 
-/** The spellings `booleanParam` (src/http/routes/users.ts) accepts; an empty value (`?dryRun`) is true. */
+/** The spellings of a boolean query parameter the routes accept; an empty value (`?dryRun`) is true. */
 export const BOOLEAN_QUERY: JsonSchema = { type: 'string', enum: ['true', 'false', '1', '0', ''] };
 
 /** A non-negative integer in a query string; its range is the route's to check. */
