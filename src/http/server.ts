@@ -28,6 +28,7 @@ import { importFromRoutes } from './routes/import-from.js';
 import { toProblem } from './problem-map.js';
 import { importFromXmppRoutes } from './routes/import-from-xmpp.js';
 import { announcesBody, XML_TYPES } from './upload.js';
+import { formatSchemaErrors, VALIDATOR_OPTIONS } from './schemas/validation.js';
 
 export interface AppDependencies {
   readonly config: Config;
@@ -134,6 +135,9 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
       connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs),
     },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Route schemas (src/http/schemas/): a request that breaks one is a 400 problem.
+    ajv: VALIDATOR_OPTIONS,
+    schemaErrorFormatter: formatSchemaErrors,
     frameworkErrors: (error, request, reply) => {
       if (announcesBody(request)) {
         reply.header('connection', 'close');

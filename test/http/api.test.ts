@@ -302,6 +302,11 @@ describe('HTTP API on the embedded SQLite store', () => {
       expect((await send(app, 'DELETE', url, FILE, { token: ALL })).statusCode).toBe(204);
       expect((await send(app, 'GET', url, FILE, { token: ALL })).statusCode).toBe(404);
     });
+
+    it('400 for an id no export could have', async () => {
+      expect((await send(app, 'GET', '/v1/exports/short', FILE, { token: ALL })).statusCode).toBe(400);
+      expect((await send(app, 'DELETE', '/v1/exports/short', FILE, { token: ALL })).statusCode).toBe(400);
+    });
   });
 
   describe('bad input changes nothing', () => {

@@ -15,7 +15,7 @@ interface OpenApiResponse {
 interface OpenApiOperation {
   readonly responses: Record<string, OpenApiResponse>;
 }
-interface OpenApiDocument {
+export interface OpenApiDocument {
   readonly paths: Record<string, Record<string, OpenApiOperation>>;
   readonly components: { readonly responses?: Record<string, OpenApiResponse> };
 }
@@ -86,4 +86,52 @@ export class ContractChecker {
     }
     return all.filter((k) => !this.seen.has(k));
   }
+}
+
+/** A parameter of an operation, `$ref`s resolved. */
+export interface SpecParameter {
+  readonly name: string;
+  readonly in: 'path' | 'query' | 'header' | 'cookie';
+  readonly required?: boolean;
+  readonly schema?: Record<string, unknown>;
+}
+
+/** One operation of openapi.yaml, its parameters and request body `$ref`s resolved. */
+export interface SpecOperation {
+  readonly method: string;
+  /** The template, e.g. `/v1/users/{jid}/export`. */
+  readonly path: string;
+  readonly operationId: string;
+  readonly parameters: readonly SpecParameter[];
+  readonly requestBody?: { readonly required?: boolean; readonly content: Record<string, { readonly schema?: Record<string, unknown> }> };
+  readonly responses: Record<string, unknown>;
+}
+
+/** Resolves a local `$ref` (`#/components/…`) in `document`. */
+export function resolveRef<T>(document: unknown, value: T | { $ref: string }): T {
+  if (typeof value !== 'object' || value === null || !('$ref' in value) || typeof value.$ref !== 'string') return value as T;
+  let node: unknown = document;
+  for (const part of value.$ref.replace(/^#\//, '').split('/')) node = (node as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  if (node === undefined) throw new Error(`openapi.yaml: ${value.$ref} does not resolve`);
+  return resolveRef<T>(document, node as T);
+}
+
+/** Every operation openapi.yaml documents. */
+export function specOperations(document: OpenApiDocument = new ContractChecker().document): SpecOperation[] {
+  const operations: SpecOperation[] = [];
+  for (const [path, item] of Object.entries(document.paths)) {
+    for (const [method, raw] of Object.entries(item)) {
+      if (!METHODS.includes(method)) continue;
+      const op = raw as OpenApiOperation & { operationId?: string; parameters?: unknown[]; requestBody?: unknown };
+      operations.push({
+        method: method.toUpperCase(),
+        path,
+        operationId: op.operationId ?? '',
+        parameters: (op.parameters ?? []).map((p) => resolveRef<SpecParameter>(document, p as SpecParameter)),
+        ...(op.requestBody !== undefined ? { requestBody: resolveRef<NonNullable<SpecOperation['requestBody']>>(document, op.requestBody as NonNullable<SpecOperation['requestBody']>) } : {}),
+        responses: op.responses,
+      });
+    }
+  }
+  return operations;
 }

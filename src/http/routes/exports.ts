@@ -15,6 +15,7 @@ import { guardAccount, principalOf } from '../guard.js';
 import { kindsParam } from '../params.js';
 import { sendDownload } from '../download.js';
 import { problems } from '../problem.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface ExportQuery {
   include?: string;
@@ -45,7 +46,7 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
 
   app.post<{ Params: { jid: string }; Querystring: ExportQuery }>(
     '/v1/users/:jid/exports',
-    { config: { guard: { account: 'export' } } },
+    { schema: routeSchemas.createExportFile, config: { guard: { account: 'export' } } },
     async (request, reply) => {
       const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
       const kinds = kindsParam(request.query);
@@ -74,7 +75,7 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
     },
   );
 
-  app.get<{ Params: { id: string } }>('/v1/exports/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/exports/:id', { schema: routeSchemas.downloadExportFile, config: { guard: 'authenticated' } }, async (request, reply) => {
     const file = exportFor(ctx, request);
     return sendDownload(request, reply, {
       path: ctx.exportFiles.documentPath(file.id),
@@ -85,7 +86,7 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
     });
   });
 
-  app.delete<{ Params: { id: string } }>('/v1/exports/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/v1/exports/:id', { schema: routeSchemas.deleteExportFile, config: { guard: 'authenticated' } }, async (request, reply) => {
     const file = exportFor(ctx, request);
     ctx.exportFiles.remove(file.id);
     return reply.code(204).send();

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { StorageBackend } from '../../storage/backend.js';
 import { withTimeout } from '../../lib/timeout.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 export interface ComponentStatus {
   readonly connected: () => boolean;
@@ -30,11 +31,11 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { sto
   // Liveness: the process answers. Nothing it depends on is checked, so an orchestrator never
   // restarts a healthy process for a database outage. While the server closes, Fastify answers
   // every request (this one too) 503.
-  app.get('/livez', { config: { guard: 'public' } }, async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
+  app.get('/livez', { schema: routeSchemas.getLivez, config: { guard: 'public' } }, async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
 
   // Readiness: whether requests can be served now, i.e. the storage answers; 503 takes the
   // instance out of a load balancer's rotation without restarting it.
-  app.get('/readyz', { config: { guard: 'public' } }, async (request, reply) => {
+  app.get('/readyz', { schema: routeSchemas.getReadyz, config: { guard: 'public' } }, async (request, reply) => {
     try {
       await withTimeout(storage.ping(), STORAGE_PING_TIMEOUT_MS);
     } catch (err) {
@@ -44,7 +45,7 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { sto
     return reply.header('cache-control', 'no-store').send({ status: 'ok', storage: { backend: storage.name, reachable: true } });
   });
 
-  app.get('/health', { config: { guard: 'public' } }, async (request, reply) => {
+  app.get('/health', { schema: routeSchemas.getHealth, config: { guard: 'public' } }, async (request, reply) => {
     let error: string | undefined;
     try {
       await withTimeout(storage.ping(), STORAGE_PING_TIMEOUT_MS);

@@ -26,6 +26,7 @@ import { booleanParam, httpUrlParam, kindsParam } from '../params.js';
 import { problems } from '../problem.js';
 import { importBody } from '../upload.js';
 import { acceptsGzip } from './users.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface HostParams {
   host: string;
@@ -48,7 +49,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   const { config, storage } = ctx;
   const jobs = ctx.jobs ?? JobStore.open(join(config.dataDir, JOBS_FILE), config.files.mode);
 
-  app.get<{ Params: HostParams; Querystring: { include?: string; exclude?: string } }>('/v1/hosts/:host/export', { config: { guard: { host: 'export' } } }, async (request, reply) => {
+  app.get<{ Params: HostParams; Querystring: { include?: string; exclude?: string } }>('/v1/hosts/:host/export', { schema: routeSchemas.exportHost, config: { guard: { host: 'export' } } }, async (request, reply) => {
     const host = guardHost(ctx, request, request.params.host, 'export');
     const kinds = kindsParam(request.query);
     auditNote(request, { host, kinds: [...kinds] });
@@ -88,7 +89,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       .send(body);
   });
 
-  app.put<{ Params: HostParams; Querystring: HostImportQuery }>('/v1/hosts/:host/import', { config: { guard: { host: 'import' }, upload: true } }, async (request, reply) => {
+  app.put<{ Params: HostParams; Querystring: HostImportQuery }>('/v1/hosts/:host/import', { schema: routeSchemas.importHost, config: { guard: { host: 'import' }, upload: true } }, async (request, reply) => {
     const host = guardHost(ctx, request, request.params.host, 'import');
     const kinds = kindsParam(request.query);
     const mode = importMode(request.query.mode, 'merge');
@@ -196,20 +197,20 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     return job;
   };
 
-  app.get<{ Querystring: { limit?: string } }>('/v1/jobs', { config: { guard: 'authenticated' } }, async (request, reply) => {
+  app.get<{ Querystring: { limit?: string } }>('/v1/jobs', { schema: routeSchemas.listJobs, config: { guard: 'authenticated' } }, async (request, reply) => {
     const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw problems.badRequest('limit must be an integer from 1 to 1000');
     return reply.send({ jobs: jobs.list(limit).filter((job) => mayRead(ctx, request, job)) });
   });
 
-  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', { config: { guard: 'authenticated' } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', { schema: routeSchemas.cancelJob, config: { guard: 'authenticated' } }, async (request, reply) => {
     const job = visibleJob(request, request.params.id);
     if (job.state !== 'running') throw problems.conflict(`the job has ended (${job.state})`);
     jobs.requestCancel(job.id);
     return reply.code(202).send(jobs.get(job.id));
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { config: { guard: 'authenticated' } }, async (request, reply) => reply.send(visibleJob(request, request.params.id)));
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: routeSchemas.getJob, config: { guard: 'authenticated' } }, async (request, reply) => reply.send(visibleJob(request, request.params.id)));
 };
 
 /** The job's completion callback, checked before anything is read. */

@@ -20,6 +20,7 @@ import { reportCounts } from '../import-spool.js';
 import { kindsParam } from '../params.js';
 import { problems } from '../problem.js';
 import { onlyFields } from './tokens.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface JidParams {
   jid: string;
@@ -30,7 +31,7 @@ const FIELDS = new Set(['jid', 'password', 'mode', 'dryRun', 'createAccount', 'i
 export const importFromXmppRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const { config, storage } = ctx;
 
-  app.post<{ Params: JidParams }>('/v1/users/:jid/import-from-xmpp', { config: { guard: { account: 'import' } } }, async (request, reply) => {
+  app.post<{ Params: JidParams }>('/v1/users/:jid/import-from-xmpp', { schema: routeSchemas.importUserFromXmpp, config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const body = onlyFields(request.body, FIELDS) as Record<string, unknown>;
     if (typeof body.jid !== 'string') throw problems.badRequest('jid (the remote account) is required');

@@ -16,6 +16,7 @@ import { importThroughSpool, reportCounts } from '../import-spool.js';
 import { httpUrlParam, kindsParam } from '../params.js';
 import { Problem, problems } from '../problem.js';
 import { byteLimit } from '../upload.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface JidParams {
   jid: string;
@@ -34,7 +35,7 @@ interface ImportFromBody {
 export const importFromRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const { config } = ctx;
 
-  app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', { config: { guard: { account: 'import' } } }, async (request, reply) => {
+  app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', { schema: routeSchemas.importUserFrom, config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const body = request.body ?? {};
     if (typeof body.url !== 'string') throw problems.badRequest('url is required');

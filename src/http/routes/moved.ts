@@ -11,6 +11,7 @@ import { MoveError, MoveService } from '../../core/move.js';
 import { OutgoingError } from '../../lib/net/outgoing.js';
 import { guardAccount } from '../guard.js';
 import { problems } from '../problem.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface JidParams {
   jid: string;
@@ -30,7 +31,7 @@ function logUpstream(err: unknown, log: FastifyBaseLogger): unknown {
 export const movedRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const moves = new MoveService(ctx);
 
-  app.post<{ Params: JidParams; Body: MovedBody }>('/v1/users/:jid/moved', { config: { guard: { account: 'import' } } }, async (request, reply) => {
+  app.post<{ Params: JidParams; Body: MovedBody }>('/v1/users/:jid/moved', { schema: routeSchemas.moveUser, config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { jid } = guardAccount(ctx, request, request.params.jid, 'import');
     const body = request.body ?? {};
     if (typeof body.newJid !== 'string' || body.newJid === '') throw problems.badRequest('newJid is required');
@@ -42,7 +43,7 @@ export const movedRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     }
   });
 
-  app.get<{ Params: JidParams }>('/v1/users/:jid/moved', { config: { guard: { account: 'export' } } }, async (request, reply) => {
+  app.get<{ Params: JidParams }>('/v1/users/:jid/moved', { schema: routeSchemas.getMove, config: { guard: { account: 'export' } } }, async (request, reply) => {
     const { jid } = guardAccount(ctx, request, request.params.jid, 'export');
     const status = await moves.status(jid);
     if (!status) throw problems.notFound(`${jid} has published no moved statement`);

@@ -12,6 +12,7 @@ import { auditNote } from '../audit-trail.js';
 import type { ServiceContext } from '../../core/context.js';
 import { guardAccount, principalOf } from '../guard.js';
 import { problems } from '../problem.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 const CREATE_FIELDS = new Set(['name', 'scopes', 'hosts']);
 
@@ -35,7 +36,7 @@ export const tokenRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     return ctx.tokens;
   }
 
-  app.post('/v1/tokens', { config: { guard: 'operator' } }, async (request, reply) => {
+  app.post('/v1/tokens', { schema: routeSchemas.createOperatorToken, config: { guard: 'operator' } }, async (request, reply) => {
     const store = storeFor(request);
     const body = onlyFields(request.body, CREATE_FIELDS);
     let spec;
@@ -50,14 +51,14 @@ export const tokenRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     return reply.code(201).header('cache-control', 'no-store').send({ ...record, source: 'store', token });
   });
 
-  app.get('/v1/tokens', { config: { guard: 'operator' } }, async (request, reply) => {
+  app.get('/v1/tokens', { schema: routeSchemas.listOperatorTokens, config: { guard: 'operator' } }, async (request, reply) => {
     const store = storeFor(request);
     const fromConfig = ctx.auth.configTokens().map((t) => ({ ...t, source: 'config' as const }));
     const fromStore = store.listOperatorTokens().map((t) => ({ ...t, source: 'store' as const }));
     return reply.send({ tokens: [...fromConfig, ...fromStore] });
   });
 
-  app.delete<{ Params: { id: string } }>('/v1/tokens/:id', { config: { guard: 'operator' } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/v1/tokens/:id', { schema: routeSchemas.revokeOperatorToken, config: { guard: 'operator' } }, async (request, reply) => {
     const store = storeFor(request);
     auditNote(request, { target: request.params.id });
     const existing = store.getOperatorToken(request.params.id);
@@ -66,7 +67,7 @@ export const tokenRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     return reply.code(204).send();
   });
 
-  app.post<{ Params: { id: string } }>('/v1/tokens/:id/rotate', { config: { guard: 'operator' } }, async (request, reply) => {
+  app.post<{ Params: { id: string } }>('/v1/tokens/:id/rotate', { schema: routeSchemas.rotateOperatorToken, config: { guard: 'operator' } }, async (request, reply) => {
     const store = storeFor(request);
     auditNote(request, { target: request.params.id });
     const rotated = store.rotateOperatorToken(request.params.id);
@@ -74,7 +75,7 @@ export const tokenRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     return reply.code(201).header('cache-control', 'no-store').send({ ...rotated.record, source: 'store', token: rotated.token });
   });
 
-  app.get<{ Params: { jid: string } }>('/v1/users/:jid/tokens', { config: { guard: { account: 'admin' } } }, async (request, reply) => {
+  app.get<{ Params: { jid: string } }>('/v1/users/:jid/tokens', { schema: routeSchemas.listUserTokens, config: { guard: { account: 'admin' } } }, async (request, reply) => {
     const { jid } = guardAccount(ctx, request, request.params.jid, 'admin');
     auditNote(request, { account: jid });
     if (!ctx.tokens) throw problems.unavailable('the token store is not available');
@@ -89,7 +90,7 @@ export const tokenRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
     return reply.send({ jid, tokens });
   });
 
-  app.delete<{ Params: { jid: string; jti: string } }>('/v1/users/:jid/tokens/:jti', { config: { guard: { account: 'admin' } } }, async (request, reply) => {
+  app.delete<{ Params: { jid: string; jti: string } }>('/v1/users/:jid/tokens/:jti', { schema: routeSchemas.revokeUserToken, config: { guard: { account: 'admin' } } }, async (request, reply) => {
     const { jid } = guardAccount(ctx, request, request.params.jid, 'admin');
     auditNote(request, { account: jid, target: request.params.jti });
     if (!ctx.tokens) throw problems.unavailable('the token store is not available');

@@ -20,6 +20,7 @@ import { booleanParam, kindsParam } from '../params.js';
 import { problems } from '../problem.js';
 import { onlyFields } from './tokens.js';
 import { importBody } from '../upload.js';
+import { routeSchemas } from '../schemas/routes.js';
 
 interface JidParams {
   jid: string;
@@ -50,7 +51,7 @@ export function acceptsGzip(headers: { readonly 'accept-encoding'?: string | str
 export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const { config, storage, metrics } = ctx;
 
-  app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', { config: { guard: { account: 'export' } } }, async (request, reply) => {
+  app.get<{ Params: JidParams; Querystring: ExportQuery }>('/v1/users/:jid/export', { schema: routeSchemas.exportUser, config: { guard: { account: 'export' } } }, async (request, reply) => {
     const { ref, jid } = guardAccount(ctx, request, request.params.jid, 'export');
     const kinds = kindsParam(request.query);
     auditNote(request, { account: jid, kinds: [...kinds] });
@@ -82,7 +83,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     return reply.send(documentStream(counted, metrics, { gzip, onInvalidChars }));
   });
 
-  app.put<{ Params: JidParams; Querystring: ImportQuery }>('/v1/users/:jid/import', { config: { guard: { account: 'import' }, upload: true } }, async (request, reply) => {
+  app.put<{ Params: JidParams; Querystring: ImportQuery }>('/v1/users/:jid/import', { schema: routeSchemas.importUser, config: { guard: { account: 'import' }, upload: true } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
     const kinds = kindsParam(request.query);
     const mode = importMode(request.query.mode, 'replace');
@@ -109,7 +110,7 @@ export const userRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     }
   });
 
-  app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', { config: { guard: { account: 'admin' } } }, async (request, reply) => {
+  app.post<{ Params: JidParams; Body: TokenBody }>('/v1/users/:jid/tokens', { schema: routeSchemas.mintUserToken, config: { guard: { account: 'admin' } } }, async (request, reply) => {
     const { jid, ref } = guardAccount(ctx, request, request.params.jid, 'admin');
     auditNote(request, { account: jid });
     const body = onlyFields(request.body, TOKEN_FIELDS) as TokenBody;
