@@ -12,8 +12,8 @@
  */
 import { APOS, EQUALS, GT, LT, QUOT, SLASH, isXmlSpace, skipXmlSpace } from '../xml/chars.js';
 import { NS, type XmlElement } from '../records/model.js';
-import { scanVerbatim } from './verbatim.js';
-import { scannedElement } from '../xml/xml.js';
+import { scanVerbatim } from '../xml/verbatim.js';
+import { scannedElement } from '../xml/stored-element.js';
 
 export interface ArchiveItemTree {
   /** `<result>` with `<forwarded>`, `<delay>` and the stored `<message>` below it. */

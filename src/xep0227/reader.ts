@@ -51,7 +51,8 @@ import {
 } from '../records/model.js';
 import { readArchiveItem } from './archive-item.js';
 import { measureText, skipXmlSpace } from '../xml/chars.js';
-import { ElementBuilder, attributeKey, betweenMarkup, listen, skipOver } from '../xml/xml.js';
+import { ElementBuilder, attributeKey } from '../xml/parse.js';
+import { betweenMarkup, listen, skipOver } from '../xml/saxes-internals.js';
 import { XIncludeError, includeTarget, resolveInclude } from './xinclude.js';
 
 export interface ReaderOptions {

@@ -21,7 +21,8 @@ import {
   type XmlElement,
   type XmlNode,
 } from '../records/model.js';
-import { escapeAttribute, escapeText, serializeElement, splitClark, XmlCharError } from '../xml/xml.js';
+import { XmlCharError, escapeAttribute, escapeText } from '../xml/escape.js';
+import { serializeElement, splitClark } from '../xml/serialize.js';
 
 /** Size of the chunks the writer yields (the last one may be smaller). */
 export const WRITER_CHUNK_BYTES = 64 * 1024;

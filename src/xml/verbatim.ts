@@ -9,7 +9,7 @@
  * parses the text instead, which either accepts it or reports why not. So an accepted text is
  * always one well-formed element whose namespaces are all declared inside it.
  */
-import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, hasOnlyXmlChars, skipXmlSpace } from '../xml/chars.js';
+import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, hasOnlyXmlChars, skipXmlSpace } from './chars.js';
 
 export interface VerbatimElement {
   readonly name: string;
