@@ -17,6 +17,7 @@ export const NS = {
 
   // Stanzas and account data
   client: 'jabber:client',
+  server: 'jabber:server',
   stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas',
   mam: 'urn:xmpp:mam:2',
   rsm: 'http://jabber.org/protocol/rsm',

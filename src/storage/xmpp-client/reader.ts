@@ -9,8 +9,8 @@
  * taken the previous one.
  */
 import { randomBytes } from 'node:crypto';
-import { bareJid as strictBareJid } from '../../lib/jid.js';
-import { normaliseTimestamp } from '../../xep0227/reader.js';
+import { bareJidIfValid } from '../../lib/jid.js';
+import { normaliseTimestamp } from '../../records/timestamp.js';
 import {
   childElements,
   element,
@@ -69,15 +69,6 @@ export interface ReadRemoteOptions {
   /** First backoff delay; doubled per attempt. */
   readonly backoffMs?: number;
   readonly signal?: AbortSignal;
-}
-
-/** The bare form of a JID the server sent, or undefined when it is not a valid JID. */
-function bareJid(jid: string): string | undefined {
-  try {
-    return strictBareJid(jid);
-  } catch {
-    return undefined;
-  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -175,7 +166,7 @@ export class RemoteAccountReader {
     if (!query) return undefined;
     const items: RosterItem[] = [];
     for (const item of childElements(query, 'item', NS.roster)) {
-      const jid = item.attrs.jid ? bareJid(item.attrs.jid) : undefined;
+      const jid = item.attrs.jid ? bareJidIfValid(item.attrs.jid) : undefined;
       if (!jid) {
         this.notes.refused.push(`roster: an item with an invalid JID was skipped`);
         continue;
@@ -314,7 +305,7 @@ export class RemoteAccountReader {
       const remove = this.stream.onMessage((message) => {
         const result = firstChild(message, 'result', NS.mam);
         if (!result || result.attrs.queryid !== queryid) return;
-        if (message.attrs.from !== undefined && bareJid(message.attrs.from) !== this.own) return;
+        if (message.attrs.from !== undefined && bareJidIfValid(message.attrs.from) !== this.own) return;
         // One page is all that is held: a server sending more than asked for is not followed.
         if (page.length >= options.pageSize) {
           overflow = true;
@@ -362,8 +353,8 @@ export class RemoteAccountReader {
       this.notes.refused.push(`archive: a result without id, message or time was skipped${id ? ` (${id})` : ''}`);
       return undefined;
     }
-    const from = message.attrs.from ? bareJid(message.attrs.from) : this.own;
-    const to = message.attrs.to ? bareJid(message.attrs.to) : this.own;
+    const from = message.attrs.from ? bareJidIfValid(message.attrs.from) : this.own;
+    const to = message.attrs.to ? bareJidIfValid(message.attrs.to) : this.own;
     if (from === undefined || to === undefined) {
       this.notes.refused.push(`archive: message ${id} with an invalid JID was skipped`);
       return undefined;
