@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import {
   JidError,
   bareJid,
-  createRecordRewriter,
   formatJid,
   hostAllowed,
   isValidJid,
@@ -12,10 +11,10 @@ import {
   normaliseLocalpart,
   normaliseResource,
   parseJid,
-  rewriteRecord,
-  rewriteRecords,
+  storedBareJid,
 } from '../src/lib/jid.js';
 import type { JidPart } from '../src/lib/jid.js';
+import { createRecordRewriter, rewriteRecord, rewriteRecords } from '../src/transfer/rename.js';
 import type {
   ArchiveRecord,
   BlocklistRecord,
@@ -183,6 +182,12 @@ describe('part normalisers and helpers', () => {
     expect(bareJid('Alice@Example.com/Phone')).toBe('alice@example.com');
     expect(bareJid('Example.com/x')).toBe('example.com');
     expect(() => bareJid('a@b@c')).toThrow(JidError);
+  });
+
+  it('takes the bare form of a stored JID without normalising or validating it', () => {
+    expect(storedBareJid('Alice@Example.com/Phone/2')).toBe('Alice@Example.com');
+    expect(storedBareJid('a@b@c')).toBe('a@b@c');
+    expect(storedBareJid('example.com')).toBe('example.com');
   });
 
   it('normalises parts on their own', () => {

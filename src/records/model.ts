@@ -8,32 +8,8 @@
  * their XEP-0227 container element.
  */
 
-/** Namespace URIs used by the format. */
-export const NS = {
-  pie: 'urn:xmpp:pie:0',
-  /** Pre-1.0 namespace that ejabberd still accepts on import. */
-  pieLegacy: 'http://www.xmpp.org/extensions/xep-0227.html#ns',
-  scram: 'urn:xmpp:pie:0#scram',
-  mamArchive: 'urn:xmpp:pie:0#mam',
-  mam: 'urn:xmpp:mam:2',
-  forward: 'urn:xmpp:forward:0',
-  delay: 'urn:xmpp:delay',
-  client: 'jabber:client',
-  roster: 'jabber:iq:roster',
-  vcardTemp: 'vcard-temp',
-  private: 'jabber:iq:private',
-  pubsub: 'http://jabber.org/protocol/pubsub',
-  pubsubOwner: 'http://jabber.org/protocol/pubsub#owner',
-  dataForms: 'jabber:x:data',
-  blocking: 'urn:xmpp:blocking',
-  privacy: 'jabber:iq:privacy',
-  xinclude: 'http://www.w3.org/2001/XInclude',
-  xml: 'http://www.w3.org/XML/1998/namespace',
-  /** Prosody's namespace for account keys it has no standard element for. */
-  prosodyExtended: 'http://prosody.im/protocol/extended-xep0227',
-  /** xporta's own extension attributes (publish time of PEP items, archive `with`). */
-  xporta: 'urn:xporta:pie-ext:0',
-} as const;
+/** Namespace URIs: the table lives in namespaces.ts; re-exported so the model is one import. */
+export { NS } from './namespaces.js';
 
 // ---------------------------------------------------------------------------------------------
 // XML payloads

@@ -4,13 +4,13 @@
  * and the avatar (XEP-0084) as PHOTO. For targets that serve vcard-temp only (ejabberd), where
  * an account that kept its profile in PEP alone would otherwise show an empty vCard.
  */
-import { NS, childElements, element, firstChild, textOf, type PepItemRecord, type XmlElement, type XmlNode } from './model.js';
+import { childElements, element, firstChild, textOf, type PepItemRecord, type XmlElement, type XmlNode } from './model.js';
+import { NS } from './namespaces.js';
 
 export const VCARD4_NODE = 'urn:xmpp:vcard4';
 export const NICK_NODE = 'http://jabber.org/protocol/nick';
 export const AVATAR_METADATA_NODE = 'urn:xmpp:avatar:metadata';
 export const AVATAR_DATA_NODE = 'urn:xmpp:avatar:data';
-const VCARD4_NS = 'urn:ietf:params:xml:ns:vcard-4.0';
 
 /** The PEP items the conversion reads: the last item of each profile node, and the avatar data by id. */
 export class PepProfile {
@@ -23,7 +23,7 @@ export class PepProfile {
   add(item: PepItemRecord): void {
     const payload = item.payload;
     if (!payload) return;
-    if (item.node === VCARD4_NODE && payload.name === 'vcard' && payload.xmlns === VCARD4_NS) this.vcard4 = payload;
+    if (item.node === VCARD4_NODE && payload.name === 'vcard' && payload.xmlns === NS.vcard4) this.vcard4 = payload;
     else if (item.node === NICK_NODE && payload.name === 'nick') this.nick = payload;
     else if (item.node === AVATAR_METADATA_NODE && payload.name === 'metadata') this.metadata = payload;
     else if (item.node === AVATAR_DATA_NODE && payload.name === 'data') this.avatarData.set(item.id, textOf(payload));

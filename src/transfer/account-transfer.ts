@@ -3,7 +3,8 @@
  * events, and a document's events become one storage transaction.
  */
 import { concatAsync, tapAsync } from '../lib/async-iter.js';
-import { bareJid, createRecordRewriter } from '../lib/jid.js';
+import { bareJid } from '../lib/jid.js';
+import { createRecordRewriter } from './rename.js';
 import type { ApplyOptions, ApplyReport, StorageBackend, StorageSnapshot, UserRef } from '../storage/backend.js';
 import { StorageError } from '../storage/backend.js';
 import { DATA_KINDS, isDataKind, type DataKind, type DocumentEvent, type RosterRecord, type UserRecord, type UserStart } from '../records/model.js';

@@ -39,22 +39,8 @@ const core = createRequire(fromHere.resolve('@xmpp/component'))('@xmpp/component
 /** `x('iq', { type: 'get' }, x('ping', { xmlns: 'urn:xmpp:ping' }))`; null, false and '' children are dropped. */
 export const x: Factory = core.xml;
 
-export const NS = {
-  client: 'jabber:client',
-  stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas',
-  discoInfo: 'http://jabber.org/protocol/disco#info',
-  discoItems: 'http://jabber.org/protocol/disco#items',
-  commands: 'http://jabber.org/protocol/commands',
-  dataForms: 'jabber:x:data',
-  ping: 'urn:xmpp:ping',
-  roster: 'jabber:iq:roster',
-  pubsub: 'http://jabber.org/protocol/pubsub',
-  privilege: 'urn:xmpp:privilege:2',
-  /** XEP-0356 before 0.4: no IQ permission, same roster/message/presence semantics. */
-  privilegeLegacy: 'urn:xmpp:privilege:1',
-  forward: 'urn:xmpp:forward:0',
-  moved: 'urn:xmpp:moved:1',
-} as const;
+/** The namespace table is the records' one (records/namespaces.ts). */
+export { NS } from '../records/namespaces.js';
 
 /** Elements anywhere below `el` (not `el` itself), depth first, optionally filtered. */
 export function descendants(el: Stanza, name?: string, xmlns?: string): Stanza[] {

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { NS, element, type DocumentEvent } from '../../src/records/model.js';
-import { normaliseTimestamp, readDocument, validateJid } from '../../src/xep0227/reader.js';
+import { normaliseTimestamp } from '../../src/records/timestamp.js';
+import { readDocument, validateJid } from '../../src/xep0227/reader.js';
 import { collect, readString, writeString } from './helpers.js';
 
 const C = NS.client;

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { serializeXmlValue } from '../../src/storage/prosody/stanza.js';
 import { NS, element, type XmlElement, type XmlNode } from '../../src/records/model.js';
-import { scanVerbatim } from '../../src/xep0227/verbatim.js';
+import { scanVerbatim } from '../../src/xml/verbatim.js';
 import { parseElement, serializeElement, storedElement } from '../../src/xml/xml.js';
 import { payload } from './arbitraries.js';
 

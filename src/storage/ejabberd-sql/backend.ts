@@ -6,6 +6,7 @@
  */
 import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
+import { NS } from '../../records/namespaces.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { XmlCharError, XmlFragmentError } from '../../xml/xml.js';
 import { parseElement } from '../../xml/xml.js';
@@ -159,7 +160,7 @@ export class EjabberdSqlBackend implements StorageBackend {
           id: row.timestamp,
           timestamp: microsToIso(Number(row.timestamp)),
           ...(row.barePeer !== '' ? { with: row.barePeer } : {}),
-          stanza: parseElement(row.xml, 'jabber:client'),
+          stanza: parseElement(row.xml, NS.client),
         };
       }
     }

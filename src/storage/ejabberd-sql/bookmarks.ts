@@ -5,9 +5,10 @@
  * an import writes its tables directly, so it does the same itself.
  */
 import { childElements, element, firstChild, textOf, type NodeConfigField, type XmlElement } from '../../records/model.js';
+import { NS } from '../../records/namespaces.js';
 
-export const LEGACY_NS = 'storage:bookmarks';
-export const PEP_BOOKMARKS_NODE = 'urn:xmpp:bookmarks:1';
+export const LEGACY_NS = NS.legacyBookmarks;
+export const PEP_BOOKMARKS_NODE = NS.bookmarks;
 
 /** The node configuration XEP-0402 §5.2 requires of the bookmarks node. */
 export const PEP_BOOKMARKS_CONFIG: readonly NodeConfigField[] = [

@@ -21,6 +21,7 @@ import {
   type UserStart,
   type XmlElement,
 } from '../../records/model.js';
+import { NS } from '../../records/namespaces.js';
 import { parseElement } from '../../xml/xml.js';
 import type { SqlSession } from '../sql/dialect.js';
 import { decodeAffiliation, decodeSubscriptions, erlangNowToIso, optionToField } from './pep.js';
@@ -78,7 +79,7 @@ export async function readRoster(db: SqlSession, t: Tables, ref: UserRef): Promi
     const itemGroups = groups.get(jid) ?? [];
     if (inbound) {
       const message = text(row.askmessage, 'rosterusers.askmessage');
-      pending.push({ kind: 'pending-subscription', from: jid, payload: message === '' ? [] : [element('status', 'jabber:client', {}, [message])] });
+      pending.push({ kind: 'pending-subscription', from: jid, payload: message === '' ? [] : [element('status', NS.client, {}, [message])] });
     }
     // A row that only carries an unanswered request is not in the user's roster (clients never see it).
     if (inbound && !out && subscription === 'none' && nick === '' && itemGroups.length === 0) continue;
@@ -174,8 +175,8 @@ export async function* readOffline(db: SqlSession, t: Tables, ref: UserRef, batc
     const rows = await t.select(db, ref, 'spool', ['xml', 'seq', 'created_at'], ` AND "seq" > ? ORDER BY "seq" LIMIT ${batch}`, [after]);
     for (const row of rows) {
       after = int(row.seq, 'spool.seq');
-      const stanza = withoutTmpMarker(parseElement(text(row.xml, 'spool.xml'), 'jabber:client'));
-      const delay = stanza.children.find((c): c is XmlElement => typeof c !== 'string' && c.name === 'delay' && c.xmlns === 'urn:xmpp:delay');
+      const stanza = withoutTmpMarker(parseElement(text(row.xml, 'spool.xml'), NS.client));
+      const delay = stanza.children.find((c): c is XmlElement => typeof c !== 'string' && c.name === 'delay' && c.xmlns === NS.delay);
       const timestamp = delay?.attrs.stamp ?? timestampToIso(row.created_at, 'spool.created_at');
       yield { kind: 'offline', ...(timestamp !== undefined ? { timestamp } : {}), stanza };
     }

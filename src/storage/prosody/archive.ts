@@ -11,7 +11,8 @@ import { NS, element, firstChild, isElement, type ArchiveRecord, type OfflineRec
 import { LuaTable, isStanzaValue, type LuaValue } from './lua.js';
 import { mayContainText, serializeElement } from '../../xml/xml.js';
 import { fromPreserialized } from './stanza.js';
-import { bareJid, generateUuid, isoToSeconds, isoToTime, nowSeconds, secondsToIso } from './util.js';
+import { storedBareJid } from '../../lib/jid.js';
+import { generateUuid, isoToSeconds, isoToTime, nowSeconds, secondsToIso } from './util.js';
 
 export interface ArchiveItem {
   readonly key: string;
@@ -36,9 +37,9 @@ export function itemStanza(value: LuaValue): XmlElement | undefined {
 export function archiveWith(stanza: XmlElement, userJid: string): string {
   const from = stanza.attrs.from;
   const to = stanza.attrs.to ?? from;
-  const outgoing = from === undefined || bareJid(from) === userJid;
+  const outgoing = from === undefined || storedBareJid(from) === userJid;
   const peer = outgoing ? to : from;
-  return peer === undefined ? '' : bareJid(peer);
+  return peer === undefined ? '' : storedBareJid(peer);
 }
 
 export function archiveRecordFromItem(item: ArchiveItem, userJid: string): ArchiveRecord | undefined {
@@ -91,7 +92,7 @@ export function archiveItemFromRecord(record: ArchiveRecord, userJid: string, su
   return {
     key: record.id !== '' ? record.id : contentId(when, record.with ?? '', stanza),
     when,
-    with: record.with !== undefined && record.with !== '' ? bareJid(record.with) : archiveWith(stanza, userJid),
+    with: record.with !== undefined && record.with !== '' ? storedBareJid(record.with) : archiveWith(stanza, userJid),
     value: stanza,
   };
 }

@@ -28,7 +28,8 @@ import { privacyToStore } from './privacy.js';
 import { privateToStore } from './private.js';
 import { parseRosterVersion, pendingToStore, rosterItemToStore, rosterMetaToStore, storedRosterVersion } from './roster.js';
 import { PRIVATE_STORES, TYPED_STORES, typedArchiveKind } from './stores.js';
-import { bareJid, nowSeconds } from './util.js';
+import { storedBareJid } from '../../lib/jid.js';
+import { nowSeconds } from './util.js';
 import { StoredValueError } from './values.js';
 import { vcardToStore } from './vcard.js';
 
@@ -235,7 +236,7 @@ export abstract class ProsodyImport extends UserImport {
         this.tally.count('roster');
         return;
       case 'pending-subscription':
-        this.pending.set(bareJid(record.from), record);
+        this.pending.set(storedBareJid(record.from), record);
         this.tally.count('roster');
         return;
       case 'vcard':

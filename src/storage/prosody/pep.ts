@@ -16,7 +16,8 @@ import type { ProsodyVersion } from './accounts.js';
 import type { ArchiveItem } from './archive.js';
 import { LuaFloat, LuaTable, isStanzaValue, luaNumberToString, type LuaValue } from './lua.js';
 import { fromPreserialized } from './stanza.js';
-import { bareJid, compareStrings, isoToSeconds, nowSeconds, secondsToIso } from './util.js';
+import { storedBareJid } from '../../lib/jid.js';
+import { compareStrings, isoToSeconds, nowSeconds, secondsToIso } from './util.js';
 
 export const PEP_STORE = 'pep';
 export const PEP_ITEMS_PREFIX = 'pep_';
@@ -212,5 +213,5 @@ export function pepItemToArchive(record: PepItemRecord): ArchiveItem | string {
     if (parsed === undefined) return `invalid publish time ${JSON.stringify(record.published)}`;
     when = parsed;
   }
-  return { key: record.id, when, with: record.publisher !== undefined ? bareJid(record.publisher) : '', value: record.payload };
+  return { key: record.id, when, with: record.publisher !== undefined ? storedBareJid(record.publisher) : '', value: record.payload };
 }

@@ -1,15 +1,6 @@
 /** Small helpers the Prosody store mappers share. */
 import { randomUUID } from 'node:crypto';
 
-/**
- * util.jid's `bare` as Prosody applies it to stored stanzas: split off the resource, nothing
- * normalised, never an error (src/jid.ts's bareJid validates and would refuse what Prosody keeps).
- */
-export function bareJid(jid: string): string {
-  const slash = jid.indexOf('/');
-  return slash < 0 ? jid : jid.slice(0, slash);
-}
-
 /** util.uuid.generate(): a random RFC 4122 version 4 UUID in lower-case hex. */
 export function generateUuid(): string {
   return randomUUID();

@@ -9,8 +9,8 @@
  * taken the previous one.
  */
 import { randomBytes } from 'node:crypto';
-import { bareJid as strictBareJid } from '../../lib/jid.js';
-import { normaliseTimestamp } from '../../xep0227/reader.js';
+import { bareJidIfValid } from '../../lib/jid.js';
+import { normaliseTimestamp } from '../../records/timestamp.js';
 import {
   childElements,
   element,
@@ -31,26 +31,9 @@ import {
   type UserRecord,
   type XmlElement,
 } from '../../records/model.js';
+import { NS } from '../../records/namespaces.js';
 import { XmppPullError, XmppStanzaError } from './errors.js';
 import type { ClientStream } from './stream.js';
-
-export const PNS = {
-  roster: 'jabber:iq:roster',
-  vcard: 'vcard-temp',
-  private: 'jabber:iq:private',
-  discoItems: 'http://jabber.org/protocol/disco#items',
-  pubsub: 'http://jabber.org/protocol/pubsub',
-  pubsubOwner: 'http://jabber.org/protocol/pubsub#owner',
-  dataForms: 'jabber:x:data',
-  blocking: 'urn:xmpp:blocking',
-  privacy: 'jabber:iq:privacy',
-  mam: 'urn:xmpp:mam:2',
-  rsm: 'http://jabber.org/protocol/rsm',
-  forward: 'urn:xmpp:forward:0',
-  delay: 'urn:xmpp:delay',
-  bookmarks2: 'urn:xmpp:bookmarks:1',
-  legacyBookmarks: 'storage:bookmarks',
-} as const;
 
 /**
  * Private XML namespaces worth asking for: XEP-0049 storage cannot be listed, so only known
@@ -86,15 +69,6 @@ export interface ReadRemoteOptions {
   /** First backoff delay; doubled per attempt. */
   readonly backoffMs?: number;
   readonly signal?: AbortSignal;
-}
-
-/** The bare form of a JID the server sent, or undefined when it is not a valid JID. */
-function bareJid(jid: string): string | undefined {
-  try {
-    return strictBareJid(jid);
-  } catch {
-    return undefined;
-  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -151,26 +125,26 @@ export class RemoteAccountReader {
       if (roster) yield roster;
     }
     if (kinds.has('vcard')) {
-      const vcard = await this.tryRequest('vCard', 'get', element('vCard', PNS.vcard), options);
-      const el = vcard ? firstChild(vcard, 'vCard', PNS.vcard) : undefined;
+      const vcard = await this.tryRequest('vCard', 'get', element('vCard', NS.vcardTemp), options);
+      const el = vcard ? firstChild(vcard, 'vCard', NS.vcardTemp) : undefined;
       if (el && el.children.some(isElement)) yield { kind: 'vcard', vcard: el };
     }
     const pepNodes = kinds.has('pep') || kinds.has('private') ? await this.pepNodeNames(options) : [];
     // Prosody and ejabberd answer legacy bookmark requests from the XEP-0402 node: carrying
     // the derived view too would store the same bookmarks twice.
-    const derivedBookmarks = pepNodes.includes(PNS.bookmarks2);
+    const derivedBookmarks = pepNodes.includes(NS.bookmarks);
     if (kinds.has('private')) yield* this.privateElements(options, derivedBookmarks);
     if (kinds.has('pep')) {
       for (const node of pepNodes) {
-        if (node === PNS.legacyBookmarks && derivedBookmarks) continue;
+        if (node === NS.legacyBookmarks && derivedBookmarks) continue;
         yield* this.pepNode(node, options);
       }
     }
     if (kinds.has('blocklist')) {
-      const answer = await this.tryRequest('blocklist', 'get', element('blocklist', PNS.blocking), options);
-      const list = answer ? firstChild(answer, 'blocklist', PNS.blocking) : undefined;
+      const answer = await this.tryRequest('blocklist', 'get', element('blocklist', NS.blocking), options);
+      const list = answer ? firstChild(answer, 'blocklist', NS.blocking) : undefined;
       if (list) {
-        const items = childElements(list, 'item', PNS.blocking)
+        const items = childElements(list, 'item', NS.blocking)
           .map((i) => i.attrs.jid)
           .filter((j): j is string => j !== undefined && j !== '');
         if (items.length > 0) yield { kind: 'blocklist', items };
@@ -187,12 +161,12 @@ export class RemoteAccountReader {
   }
 
   private async roster(options: ReadRemoteOptions): Promise<UserRecord | undefined> {
-    const answer = await this.tryRequest('roster', 'get', element('query', PNS.roster), options);
-    const query = answer ? firstChild(answer, 'query', PNS.roster) : undefined;
+    const answer = await this.tryRequest('roster', 'get', element('query', NS.roster), options);
+    const query = answer ? firstChild(answer, 'query', NS.roster) : undefined;
     if (!query) return undefined;
     const items: RosterItem[] = [];
-    for (const item of childElements(query, 'item', PNS.roster)) {
-      const jid = item.attrs.jid ? bareJid(item.attrs.jid) : undefined;
+    for (const item of childElements(query, 'item', NS.roster)) {
+      const jid = item.attrs.jid ? bareJidIfValid(item.attrs.jid) : undefined;
       if (!jid) {
         this.notes.refused.push(`roster: an item with an invalid JID was skipped`);
         continue;
@@ -204,7 +178,7 @@ export class RemoteAccountReader {
         subscription,
         ...(item.attrs.ask === 'subscribe' ? { ask: 'subscribe' as const } : {}),
         ...(item.attrs.approved === 'true' ? { approved: true } : {}),
-        groups: childElements(item, 'group', PNS.roster).map(textOf),
+        groups: childElements(item, 'group', NS.roster).map(textOf),
       });
     }
     return { kind: 'roster', ...(query.attrs.ver ? { version: query.attrs.ver } : {}), items };
@@ -212,9 +186,9 @@ export class RemoteAccountReader {
 
   private async *privateElements(options: ReadRemoteOptions, derivedBookmarks: boolean): AsyncGenerator<UserRecord> {
     for (const { name, xmlns } of WELL_KNOWN_PRIVATE) {
-      if (xmlns === PNS.legacyBookmarks && derivedBookmarks) continue;
-      const answer = await this.tryRequest(`private ${xmlns}`, 'get', element('query', PNS.private, {}, [element(name, xmlns)]), options);
-      const query = answer ? firstChild(answer, 'query', PNS.private) : undefined;
+      if (xmlns === NS.legacyBookmarks && derivedBookmarks) continue;
+      const answer = await this.tryRequest(`private ${xmlns}`, 'get', element('query', NS.private, {}, [element(name, xmlns)]), options);
+      const query = answer ? firstChild(answer, 'query', NS.private) : undefined;
       const stored = query ? firstChild(query, name, xmlns) : undefined;
       // An empty element is the server saying "nothing stored".
       if (stored && (stored.children.length > 0 || Object.keys(stored.attrs).length > 0)) yield { kind: 'private', element: stored };
@@ -223,33 +197,33 @@ export class RemoteAccountReader {
 
   /** The PEP nodes on the account (disco#items on the bare JID). */
   private async pepNodeNames(options: ReadRemoteOptions): Promise<string[]> {
-    const answer = await this.tryRequest('PEP node list', 'get', element('query', PNS.discoItems), options, this.own);
-    const query = answer ? firstChild(answer, 'query', PNS.discoItems) : undefined;
+    const answer = await this.tryRequest('PEP node list', 'get', element('query', NS.discoItems), options, this.own);
+    const query = answer ? firstChild(answer, 'query', NS.discoItems) : undefined;
     if (!query) return [];
     return [...new Set(childElements(query, 'item').map((i) => i.attrs.node).filter((n): n is string => n !== undefined && n !== ''))];
   }
 
   private async *pepNode(node: string, options: ReadRemoteOptions): AsyncGenerator<UserRecord> {
     const config: NodeConfigField[] = [];
-    const configAnswer = await this.tryRequest(`PEP ${node} configuration`, 'get', element('pubsub', PNS.pubsubOwner, {}, [element('configure', PNS.pubsubOwner, { node })]), options);
-    const form = configAnswer ? firstChild(firstChild(firstChild(configAnswer, 'pubsub', PNS.pubsubOwner) ?? configAnswer, 'configure', PNS.pubsubOwner) ?? configAnswer, 'x', PNS.dataForms) : undefined;
+    const configAnswer = await this.tryRequest(`PEP ${node} configuration`, 'get', element('pubsub', NS.pubsubOwner, {}, [element('configure', NS.pubsubOwner, { node })]), options);
+    const form = configAnswer ? firstChild(firstChild(firstChild(configAnswer, 'pubsub', NS.pubsubOwner) ?? configAnswer, 'configure', NS.pubsubOwner) ?? configAnswer, 'x', NS.dataForms) : undefined;
     if (form) {
-      for (const field of childElements(form, 'field', PNS.dataForms)) {
+      for (const field of childElements(form, 'field', NS.dataForms)) {
         const name = field.attrs.var;
         if (!name || name === 'FORM_TYPE' || field.attrs.type === 'fixed') continue;
-        config.push({ var: name, ...(field.attrs.type ? { type: field.attrs.type } : {}), values: childElements(field, 'value', PNS.dataForms).map(textOf) });
+        config.push({ var: name, ...(field.attrs.type ? { type: field.attrs.type } : {}), values: childElements(field, 'value', NS.dataForms).map(textOf) });
       }
     }
     const affiliations: { jid: string; affiliation: PubsubAffiliation }[] = [];
-    const affAnswer = await this.tryRequest(`PEP ${node} affiliations`, 'get', element('pubsub', PNS.pubsubOwner, {}, [element('affiliations', PNS.pubsubOwner, { node })]), options);
-    const affList = affAnswer ? firstChild(firstChild(affAnswer, 'pubsub', PNS.pubsubOwner) ?? affAnswer, 'affiliations', PNS.pubsubOwner) : undefined;
-    for (const a of affList ? childElements(affList, 'affiliation', PNS.pubsubOwner) : []) {
+    const affAnswer = await this.tryRequest(`PEP ${node} affiliations`, 'get', element('pubsub', NS.pubsubOwner, {}, [element('affiliations', NS.pubsubOwner, { node })]), options);
+    const affList = affAnswer ? firstChild(firstChild(affAnswer, 'pubsub', NS.pubsubOwner) ?? affAnswer, 'affiliations', NS.pubsubOwner) : undefined;
+    for (const a of affList ? childElements(affList, 'affiliation', NS.pubsubOwner) : []) {
       if (a.attrs.jid && a.attrs.affiliation) affiliations.push({ jid: a.attrs.jid, affiliation: a.attrs.affiliation as PubsubAffiliation });
     }
     const subscriptions: { jid: string; subscription: PubsubSubscriptionState; subid?: string }[] = [];
-    const subAnswer = await this.tryRequest(`PEP ${node} subscriptions`, 'get', element('pubsub', PNS.pubsubOwner, {}, [element('subscriptions', PNS.pubsubOwner, { node })]), options);
-    const subList = subAnswer ? firstChild(firstChild(subAnswer, 'pubsub', PNS.pubsubOwner) ?? subAnswer, 'subscriptions', PNS.pubsubOwner) : undefined;
-    for (const s of subList ? childElements(subList, 'subscription', PNS.pubsubOwner) : []) {
+    const subAnswer = await this.tryRequest(`PEP ${node} subscriptions`, 'get', element('pubsub', NS.pubsubOwner, {}, [element('subscriptions', NS.pubsubOwner, { node })]), options);
+    const subList = subAnswer ? firstChild(firstChild(subAnswer, 'pubsub', NS.pubsubOwner) ?? subAnswer, 'subscriptions', NS.pubsubOwner) : undefined;
+    for (const s of subList ? childElements(subList, 'subscription', NS.pubsubOwner) : []) {
       if (s.attrs.jid && s.attrs.subscription) {
         subscriptions.push({ jid: s.attrs.jid, subscription: s.attrs.subscription as PubsubSubscriptionState, ...(s.attrs.subid ? { subid: s.attrs.subid } : {}) });
       }
@@ -264,13 +238,13 @@ export class RemoteAccountReader {
     let after: string | undefined;
     const seen = new Set<string>();
     for (;;) {
-      const set = after !== undefined ? [element('set', PNS.rsm, {}, [element('max', PNS.rsm, {}, [String(options.pageSize)]), element('after', PNS.rsm, {}, [after])])] : [];
-      const answer = await this.tryRequest(`PEP ${node} items`, 'get', element('pubsub', PNS.pubsub, {}, [element('items', PNS.pubsub, { node }), ...set]), options, this.own);
-      const pubsub = answer ? firstChild(answer, 'pubsub', PNS.pubsub) : undefined;
-      const items = pubsub ? firstChild(pubsub, 'items', PNS.pubsub) : undefined;
+      const set = after !== undefined ? [element('set', NS.rsm, {}, [element('max', NS.rsm, {}, [String(options.pageSize)]), element('after', NS.rsm, {}, [after])])] : [];
+      const answer = await this.tryRequest(`PEP ${node} items`, 'get', element('pubsub', NS.pubsub, {}, [element('items', NS.pubsub, { node }), ...set]), options, this.own);
+      const pubsub = answer ? firstChild(answer, 'pubsub', NS.pubsub) : undefined;
+      const items = pubsub ? firstChild(pubsub, 'items', NS.pubsub) : undefined;
       if (!items) return;
       let fresh = 0;
-      for (const item of childElements(items, 'item', PNS.pubsub)) {
+      for (const item of childElements(items, 'item', NS.pubsub)) {
         const id = item.attrs.id;
         if (!id || seen.has(id)) continue;
         seen.add(id);
@@ -278,25 +252,25 @@ export class RemoteAccountReader {
         const payload = item.children.find(isElement) ?? null;
         yield { kind: 'pep-item', node, id, payload, ...(item.attrs.publisher ? { publisher: item.attrs.publisher } : {}) };
       }
-      const rsm = pubsub ? firstChild(pubsub, 'set', PNS.rsm) : undefined;
-      const last = rsm ? firstChild(rsm, 'last', PNS.rsm) : undefined;
+      const rsm = pubsub ? firstChild(pubsub, 'set', NS.rsm) : undefined;
+      const last = rsm ? firstChild(rsm, 'last', NS.rsm) : undefined;
       if (!last || fresh === 0) return;
       after = textOf(last);
     }
   }
 
   private async privacy(options: ReadRemoteOptions): Promise<UserRecord | undefined> {
-    const answer = await this.tryRequest('privacy lists', 'get', element('query', PNS.privacy), options);
-    const query = answer ? firstChild(answer, 'query', PNS.privacy) : undefined;
+    const answer = await this.tryRequest('privacy lists', 'get', element('query', NS.privacy), options);
+    const query = answer ? firstChild(answer, 'query', NS.privacy) : undefined;
     if (!query) return undefined;
-    const names = childElements(query, 'list', PNS.privacy).map((l) => l.attrs.name).filter((n): n is string => !!n);
+    const names = childElements(query, 'list', NS.privacy).map((l) => l.attrs.name).filter((n): n is string => !!n);
     if (names.length === 0) return undefined;
     const lists: PrivacyList[] = [];
     for (const name of names) {
-      const listAnswer = await this.tryRequest(`privacy list ${name}`, 'get', element('query', PNS.privacy, {}, [element('list', PNS.privacy, { name })]), options);
-      const list = listAnswer ? firstChild(firstChild(listAnswer, 'query', PNS.privacy) ?? listAnswer, 'list', PNS.privacy) : undefined;
+      const listAnswer = await this.tryRequest(`privacy list ${name}`, 'get', element('query', NS.privacy, {}, [element('list', NS.privacy, { name })]), options);
+      const list = listAnswer ? firstChild(firstChild(listAnswer, 'query', NS.privacy) ?? listAnswer, 'list', NS.privacy) : undefined;
       if (!list) continue;
-      const items: PrivacyItem[] = childElements(list, 'item', PNS.privacy).map((i) => ({
+      const items: PrivacyItem[] = childElements(list, 'item', NS.privacy).map((i) => ({
         ...(i.attrs.type === 'jid' || i.attrs.type === 'group' || i.attrs.type === 'subscription' ? { type: i.attrs.type } : {}),
         ...(i.attrs.value !== undefined ? { value: i.attrs.value } : {}),
         action: i.attrs.action === 'allow' ? 'allow' : 'deny',
@@ -307,14 +281,14 @@ export class RemoteAccountReader {
       }));
       lists.push({ name, items });
     }
-    const defaultList = firstChild(query, 'default', PNS.privacy)?.attrs.name;
+    const defaultList = firstChild(query, 'default', NS.privacy)?.attrs.name;
     return { kind: 'privacy', ...(defaultList ? { defaultList } : {}), lists };
   }
 
   /** MAM preferences have no place in XEP-0227: read so that the report can say what they were. */
   private async mamPreferences(options: ReadRemoteOptions): Promise<void> {
-    const answer = await this.tryRequest('MAM preferences', 'get', element('prefs', PNS.mam), options);
-    const prefs = answer ? firstChild(answer, 'prefs', PNS.mam) : undefined;
+    const answer = await this.tryRequest('MAM preferences', 'get', element('prefs', NS.mam), options);
+    const prefs = answer ? firstChild(answer, 'prefs', NS.mam) : undefined;
     if (prefs) {
       this.notes.warnings.push(`MAM preferences (default=${prefs.attrs.default ?? 'unknown'}) were read but are not carried: set them again on the new account`);
     }
@@ -329,9 +303,9 @@ export class RemoteAccountReader {
       const page: ArchiveRecord[] = [];
       let overflow = false;
       const remove = this.stream.onMessage((message) => {
-        const result = firstChild(message, 'result', PNS.mam);
+        const result = firstChild(message, 'result', NS.mam);
         if (!result || result.attrs.queryid !== queryid) return;
-        if (message.attrs.from !== undefined && bareJid(message.attrs.from) !== this.own) return;
+        if (message.attrs.from !== undefined && bareJidIfValid(message.attrs.from) !== this.own) return;
         // One page is all that is held: a server sending more than asked for is not followed.
         if (page.length >= options.pageSize) {
           overflow = true;
@@ -342,9 +316,9 @@ export class RemoteAccountReader {
       });
       let fin: XmlElement | undefined;
       try {
-        const set = [element('max', PNS.rsm, {}, [String(options.pageSize)]), ...(after !== undefined ? [element('after', PNS.rsm, {}, [after])] : [])];
-        const answer = await this.request('set', element('query', PNS.mam, { queryid }, [element('set', PNS.rsm, {}, set)]), options);
-        fin = firstChild(answer, 'fin', PNS.mam);
+        const set = [element('max', NS.rsm, {}, [String(options.pageSize)]), ...(after !== undefined ? [element('after', NS.rsm, {}, [after])] : [])];
+        const answer = await this.request('set', element('query', NS.mam, { queryid }, [element('set', NS.rsm, {}, set)]), options);
+        fin = firstChild(answer, 'fin', NS.mam);
       } catch (err) {
         if (err instanceof XmppStanzaError) {
           this.notes.refused.push(`archive: ${err.condition}`);
@@ -356,14 +330,14 @@ export class RemoteAccountReader {
       }
       if (!fin) throw new XmppPullError('protocol', 'MAM answer without <fin>');
       if (overflow) throw new XmppPullError('protocol', `the server sent more than ${options.pageSize} archived messages for one page`);
-      const rsm = firstChild(fin, 'set', PNS.rsm);
-      const count = rsm ? firstChild(rsm, 'count', PNS.rsm) : undefined;
+      const rsm = firstChild(fin, 'set', NS.rsm);
+      const count = rsm ? firstChild(rsm, 'count', NS.rsm) : undefined;
       if (count && this.notes.archiveTotal === undefined) this.notes.archiveTotal = Number(textOf(count));
       for (const record of page) {
         this.notes.archiveRead++;
         yield record;
       }
-      const last = rsm ? firstChild(rsm, 'last', PNS.rsm) : undefined;
+      const last = rsm ? firstChild(rsm, 'last', NS.rsm) : undefined;
       if (fin.attrs.complete === 'true' || !last || page.length === 0) return;
       after = textOf(last);
     }
@@ -371,16 +345,16 @@ export class RemoteAccountReader {
 
   private archiveRecord(result: XmlElement): ArchiveRecord | undefined {
     const id = result.attrs.id;
-    const forwarded = firstChild(result, 'forwarded', PNS.forward);
-    const message = forwarded ? firstChild(forwarded, 'message', 'jabber:client') : undefined;
-    const delay = forwarded ? firstChild(forwarded, 'delay', PNS.delay) : undefined;
+    const forwarded = firstChild(result, 'forwarded', NS.forward);
+    const message = forwarded ? firstChild(forwarded, 'message', NS.client) : undefined;
+    const delay = forwarded ? firstChild(forwarded, 'delay', NS.delay) : undefined;
     const timestamp = delay?.attrs.stamp ? normaliseTimestamp(delay.attrs.stamp) : undefined;
     if (!id || !message || !timestamp) {
       this.notes.refused.push(`archive: a result without id, message or time was skipped${id ? ` (${id})` : ''}`);
       return undefined;
     }
-    const from = message.attrs.from ? bareJid(message.attrs.from) : this.own;
-    const to = message.attrs.to ? bareJid(message.attrs.to) : this.own;
+    const from = message.attrs.from ? bareJidIfValid(message.attrs.from) : this.own;
+    const to = message.attrs.to ? bareJidIfValid(message.attrs.to) : this.own;
     if (from === undefined || to === undefined) {
       this.notes.refused.push(`archive: message ${id} with an invalid JID was skipped`);
       return undefined;

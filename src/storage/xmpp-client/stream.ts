@@ -20,19 +20,10 @@ import { randomBytes } from 'node:crypto';
 import { SaxesParser } from 'saxes';
 import type { AddressPolicy } from '../../lib/net/address-policy.js';
 import { element, firstChild, childElements, textOf, type XmlElement } from '../../records/model.js';
+import { NS } from '../../records/namespaces.js';
 import { ElementBuilder, listen, serializeElement, escapeAttribute, type NsParser } from '../../xml/xml.js';
 import { XmppPullError, XmppStanzaError } from './errors.js';
 import { chooseMechanism, SaslError, startSasl } from './scram.js';
-
-export const XNS = {
-  client: 'jabber:client',
-  stream: 'http://etherx.jabber.org/streams',
-  tls: 'urn:ietf:params:xml:ns:xmpp-tls',
-  sasl: 'urn:ietf:params:xml:ns:xmpp-sasl',
-  bind: 'urn:ietf:params:xml:ns:xmpp-bind',
-  session: 'urn:ietf:params:xml:ns:xmpp-session',
-  stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas',
-} as const;
 
 /** Where to connect: a host name or address and port, with TLS from the first byte or via STARTTLS. */
 export interface ServiceAddress {
@@ -230,7 +221,7 @@ export class ClientStream {
       error: () => this.fail(new XmppPullError('protocol', 'malformed XML')),
       opentag: (tag) => {
         if (depth++ === 0) {
-          if (tag.local !== 'stream' || tag.uri !== XNS.stream) this.fail(new XmppPullError('protocol', 'not an XMPP stream'));
+          if (tag.local !== 'stream' || tag.uri !== NS.stream) this.fail(new XmppPullError('protocol', 'not an XMPP stream'));
           return;
         }
         this.builder.open(tag);
@@ -250,7 +241,7 @@ export class ClientStream {
       },
     });
     this.write(
-      `<?xml version='1.0'?><stream:stream xmlns='${XNS.client}' xmlns:stream='${XNS.stream}' to='${escapeAttribute(this.domain)}' version='1.0' xml:lang='en'>`,
+      `<?xml version='1.0'?><stream:stream xmlns='${NS.client}' xmlns:stream='${NS.stream}' to='${escapeAttribute(this.domain)}' version='1.0' xml:lang='en'>`,
     );
   }
 
@@ -275,7 +266,7 @@ export class ClientStream {
 
   /** Sends an element in the stream's default namespace. */
   send(el: XmlElement): void {
-    this.write(serializeElement(el, XNS.client));
+    this.write(serializeElement(el, NS.client));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -306,8 +297,8 @@ export class ClientStream {
 
   private async features(): Promise<XmlElement> {
     const el = await this.next('stream features');
-    if (el.name === 'error' && el.xmlns === XNS.stream) throw this.streamError(el);
-    if (el.name !== 'features' || el.xmlns !== XNS.stream) throw new XmppPullError('protocol', `expected stream features, got <${el.name}>`);
+    if (el.name === 'error' && el.xmlns === NS.stream) throw this.streamError(el);
+    if (el.name !== 'features' || el.xmlns !== NS.stream) throw new XmppPullError('protocol', `expected stream features, got <${el.name}>`);
     return el;
   }
 
@@ -320,7 +311,7 @@ export class ClientStream {
     this.openStream();
     let features = await this.features();
     if (!this.encrypted) {
-      if (firstChild(features, 'starttls', XNS.tls)) {
+      if (firstChild(features, 'starttls', NS.tls)) {
         await this.startTls();
         features = await this.features();
       } else if (!this.options.allowPlaintext) {
@@ -330,19 +321,19 @@ export class ClientStream {
     await this.authenticate(features);
     this.openStream();
     features = await this.features();
-    const bind = firstChild(features, 'bind', XNS.bind);
+    const bind = firstChild(features, 'bind', NS.bind);
     if (!bind) throw new XmppPullError('protocol', 'no resource binding offered');
     this.online = true;
-    const bound = await this.iq('set', element('bind', XNS.bind, {}, [element('resource', XNS.bind, {}, [`xporta-${randomBytes(4).toString('hex')}`])]));
-    const jid = firstChild(bound, 'bind', XNS.bind);
-    this.boundJid = (jid && firstChild(jid, 'jid', XNS.bind) ? textOf(firstChild(jid, 'jid', XNS.bind) as XmlElement) : '') || this.options.jid;
-    const session = firstChild(features, 'session', XNS.session);
+    const bound = await this.iq('set', element('bind', NS.bind, {}, [element('resource', NS.bind, {}, [`xporta-${randomBytes(4).toString('hex')}`])]));
+    const jid = firstChild(bound, 'bind', NS.bind);
+    this.boundJid = (jid && firstChild(jid, 'jid', NS.bind) ? textOf(firstChild(jid, 'jid', NS.bind) as XmlElement) : '') || this.options.jid;
+    const session = firstChild(features, 'session', NS.session);
     // RFC 3921 sessions: only when the server still requires one.
-    if (session && !firstChild(session, 'optional', XNS.session)) await this.iq('set', element('session', XNS.session));
+    if (session && !firstChild(session, 'optional', NS.session)) await this.iq('set', element('session', NS.session));
   }
 
   private async startTls(): Promise<void> {
-    this.send(element('starttls', XNS.tls));
+    this.send(element('starttls', NS.tls));
     const answer = await this.next('STARTTLS');
     if (answer.name !== 'proceed') throw new XmppPullError('tls-unavailable', `${this.domain} refused STARTTLS`);
     const plain = this.socket as Socket;
@@ -370,18 +361,18 @@ export class ClientStream {
   }
 
   private async authenticate(features: XmlElement): Promise<void> {
-    const list = firstChild(features, 'mechanisms', XNS.sasl);
-    const offered = list ? childElements(list, 'mechanism', XNS.sasl).map((m) => textOf(m).trim()) : [];
+    const list = firstChild(features, 'mechanisms', NS.sasl);
+    const offered = list ? childElements(list, 'mechanism', NS.sasl).map((m) => textOf(m).trim()) : [];
     const mechanism = chooseMechanism(offered, this.encrypted);
     if (!mechanism) throw new XmppPullError('auth-failed', `no acceptable SASL mechanism among ${offered.join(', ') || 'none'}`);
     const exchange = startSasl(mechanism, this.localpart, this.options.password);
-    this.send(element('auth', XNS.sasl, { mechanism }, [exchange.initial().toString('base64')]));
+    this.send(element('auth', NS.sasl, { mechanism }, [exchange.initial().toString('base64')]));
     for (;;) {
       const answer = await this.next('SASL');
       const data = Buffer.from(textOf(answer).trim(), 'base64');
       try {
         if (answer.name === 'challenge') {
-          this.send(element('response', XNS.sasl, {}, [exchange.challenge(data).toString('base64')]));
+          this.send(element('response', NS.sasl, {}, [exchange.challenge(data).toString('base64')]));
           continue;
         }
         if (answer.name === 'success') {
@@ -414,7 +405,7 @@ export class ClientStream {
       }
       return;
     }
-    if (el.name === 'error' && el.xmlns === XNS.stream) {
+    if (el.name === 'error' && el.xmlns === NS.stream) {
       this.fail(this.streamError(el));
       return;
     }
@@ -433,8 +424,8 @@ export class ClientStream {
       // We offer no services: the server's own requests (ping, disco) get a polite refusal.
       if (type === 'get' || type === 'set') {
         this.send(
-          element('iq', XNS.client, { type: 'error', id, ...(el.attrs.from ? { to: el.attrs.from } : {}) }, [
-            element('error', XNS.client, { type: 'cancel' }, [element('service-unavailable', XNS.stanzas)]),
+          element('iq', NS.client, { type: 'error', id, ...(el.attrs.from ? { to: el.attrs.from } : {}) }, [
+            element('error', NS.client, { type: 'cancel' }, [element('service-unavailable', NS.stanzas)]),
           ]),
         );
       }
@@ -463,7 +454,7 @@ export class ClientStream {
       }, this.options.timeoutMs);
       this.pendingIqs.set(id, { resolve, reject, timer });
       try {
-        this.send(element('iq', XNS.client, { type, id, ...(to ? { to } : {}) }, [payload]));
+        this.send(element('iq', NS.client, { type, id, ...(to ? { to } : {}) }, [payload]));
       } catch (err) {
         clearTimeout(timer);
         this.pendingIqs.delete(id);
@@ -533,7 +524,7 @@ export class ClientStream {
 /** The defined condition of an IQ error. */
 export function stanzaErrorOf(iq: XmlElement): XmppStanzaError {
   const error = firstChild(iq, 'error');
-  const condition = error ? childElements(error).find((c) => c.xmlns === XNS.stanzas && c.name !== 'text') : undefined;
-  const text = error ? firstChild(error, 'text', XNS.stanzas) : undefined;
+  const condition = error ? childElements(error).find((c) => c.xmlns === NS.stanzas && c.name !== 'text') : undefined;
+  const text = error ? firstChild(error, 'text', NS.stanzas) : undefined;
   return new XmppStanzaError(condition?.name ?? 'undefined-condition', error?.attrs.type ?? 'cancel', text ? textOf(text) : undefined);
 }

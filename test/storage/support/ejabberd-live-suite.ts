@@ -7,7 +7,7 @@
  * initial presence, with their original XEP-0203 delay stamps).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecordRewriter } from '../../../src/lib/jid.js';
+import { createRecordRewriter } from '../../../src/transfer/rename.js';
 import { EjabberdSqlBackend } from '../../../src/storage/ejabberd-sql/index.js';
 import { DATA_KINDS, NS, element, type ArchiveRecord, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle, type EjabberdStorage } from '../../support/ejabberd.js';

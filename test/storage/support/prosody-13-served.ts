@@ -15,7 +15,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecordRewriter } from '../../../src/lib/jid.js';
+import { createRecordRewriter } from '../../../src/transfer/rename.js';
 import type { StorageBackend } from '../../../src/storage/backend.js';
 import { ProsodyFilesBackend } from '../../../src/storage/prosody-files/index.js';
 import { ProsodySqlBackend, type ProsodySqlConnection } from '../../../src/storage/prosody-sql/index.js';

@@ -11,7 +11,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecordRewriter } from '../../../src/lib/jid.js';
+import { createRecordRewriter } from '../../../src/transfer/rename.js';
 import { ProsodyFilesBackend } from '../../../src/storage/prosody-files/index.js';
 import { DATA_KINDS, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { NO_CONVERSION_PROSODY_OPTIONS, NS_PREFS, populateAccount, toModelElement, type PopulateSummary } from '../../support/populate.js';

@@ -6,7 +6,7 @@
  * works) and a real client logs in as dave and gets everything back from Prosody.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecordRewriter } from '../../../src/lib/jid.js';
+import { createRecordRewriter } from '../../../src/transfer/rename.js';
 import { ProsodySqlBackend, ensureSchema, type ProsodySqlConnection } from '../../../src/storage/prosody-sql/index.js';
 import { MysqlDialect } from '../../../src/storage/sql/mysql/dialect.js';
 import { PostgresqlDialect } from '../../../src/storage/sql/postgresql/dialect.js';

@@ -7,7 +7,8 @@ import { serializeElement } from '../../../xml/xml.js';
 import type { EjabberdArchiveWriter } from '../archive-writer.js';
 import { MICROS_ID } from '../archive-writer.js';
 import { isoToMicros } from '../pep.js';
-import { withoutResource, type ImportTarget } from './target.js';
+import { storedBareJid } from '../../../lib/jid.js';
+import type { ImportTarget } from './target.js';
 
 /** `<origin-id xmlns='urn:xmpp:sid:0' id/>`'s id, else the message id, else '' (what ejabberd 24.12 stores). */
 export function originIdOf(stanza: XmlElement): string {
@@ -36,9 +37,9 @@ export async function addArchiveMessage(target: ImportTarget, writer: EjabberdAr
   }
   const from = stanza.attrs.from ?? '';
   const to = stanza.attrs.to ?? '';
-  const outgoing = from === '' || withoutResource(from) === target.jid;
+  const outgoing = from === '' || storedBareJid(from) === target.jid;
   const peer = outgoing ? to : from;
-  const barePeer = record.with ?? withoutResource(peer);
+  const barePeer = record.with ?? storedBareJid(peer);
   const body = firstChild(stanza, 'body');
   await writer.add({
     id,

@@ -8,7 +8,8 @@ import { serializeElement } from '../../../xml/xml.js';
 import { formatTerm } from '../erlang.js';
 import { DEFAULT_PEP_OPTIONS, encodeAffiliation, encodeSubscriptions, fieldToOption, isoToMicros, microsToErlangNow } from '../pep.js';
 import { num } from '../tables.js';
-import { withoutResource, type ImportTarget } from './target.js';
+import { storedBareJid } from '../../../lib/jid.js';
+import type { ImportTarget } from './target.js';
 
 type SubscriptionState = PepNodeRecord['subscriptions'][number]['subscription'];
 
@@ -72,7 +73,7 @@ export class PepImport {
     const states = new Map<string, { affiliation: string; subs: { subscription: SubscriptionState; subid?: string }[] }>();
     states.set(jid, { affiliation: 'o', subs: [] });
     for (const a of record.affiliations) {
-      if (withoutResource(a.jid) === jid) continue;
+      if (storedBareJid(a.jid) === jid) continue;
       states.set(a.jid, { affiliation: encodeAffiliation(a.affiliation), subs: [] });
     }
     for (const s of record.subscriptions) {

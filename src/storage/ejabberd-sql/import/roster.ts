@@ -6,7 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { textOf, type PendingSubscriptionRecord, type RosterItem, type RosterRecord } from '../../../records/model.js';
 import { str } from '../tables.js';
-import { withoutResource, type ImportTarget } from './target.js';
+import { storedBareJid } from '../../../lib/jid.js';
+import type { ImportTarget } from './target.js';
 
 const SUBSCRIPTION_CODES = { both: 'B', to: 'T', from: 'F', none: 'N' } as const;
 
@@ -46,7 +47,7 @@ export class RosterImport {
   /** An inbound subscription request, with its status text as ejabberd's `askmessage`. */
   addPending(record: PendingSubscriptionRecord): void {
     const roster = (this.entries ??= new Map());
-    const from = withoutResource(record.from);
+    const from = storedBareJid(record.from);
     const status = record.payload.find((p) => p.name === 'status');
     roster.set(from, { ...(roster.get(from) ?? {}), pendingIn: status ? textOf(status) : '' });
   }

@@ -15,11 +15,3 @@ export interface ImportTarget {
   readonly tally: ImportTally;
 }
 
-/**
- * A JID without its resource, as written: nothing normalised, never an error (a stored stanza
- * may hold addresses a validating parser would refuse).
- */
-export function withoutResource(jid: string): string {
-  const slash = jid.indexOf('/');
-  return slash < 0 ? jid : jid.slice(0, slash);
-}

@@ -9,7 +9,8 @@
  * parses the text instead, which either accepts it or reports why not. So an accepted text is
  * always one well-formed element whose namespaces are all declared inside it.
  */
-import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, hasOnlyXmlChars, skipXmlSpace } from '../xml/chars.js';
+import { NS } from '../records/namespaces.js';
+import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, hasOnlyXmlChars, skipXmlSpace } from './chars.js';
 
 export interface VerbatimElement {
   readonly name: string;
@@ -22,7 +23,7 @@ export interface VerbatimElement {
 }
 
 /** Namespaces that may not be bound as a default namespace (Namespaces in XML 1.0, §3). */
-const RESERVED_NAMESPACES = new Set(['http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2000/xmlns/']);
+const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([NS.xml, NS.xmlns]);
 
 function isNameStart(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;

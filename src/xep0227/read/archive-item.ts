@@ -10,10 +10,10 @@
  * only if its children are read, and storage copies it. Anything else answers undefined and goes
  * through the parser, which either accepts it with the same meaning or reports where it is wrong.
  */
-import { APOS, EQUALS, GT, LT, QUOT, SLASH, isXmlSpace, skipXmlSpace } from '../xml/chars.js';
-import { NS, type XmlElement } from '../records/model.js';
-import { scanVerbatim } from './verbatim.js';
-import { scannedElement } from '../xml/xml.js';
+import { APOS, EQUALS, GT, LT, QUOT, SLASH, isXmlSpace, skipXmlSpace } from '../../xml/chars.js';
+import { NS, type XmlElement } from '../../records/model.js';
+import { scanVerbatim } from '../../xml/verbatim.js';
+import { scannedElement } from '../../xml/stored-element.js';
 
 export interface ArchiveItemTree {
   /** `<result>` with `<forwarded>`, `<delay>` and the stored `<message>` below it. */

@@ -7,6 +7,48 @@
  */
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { Xep0227Error } from '../errors.js';
+import type { DocumentContext, RootKind, Shared } from './shared.js';
+
+/** XInclude nesting: the main document includes host files, which may include user files, … */
+export const MAX_INCLUDE_DEPTH = 4;
+
+/** An `<xi:include>` met by a parser: queued among its events, read by the driver in its place. */
+export class IncludeRequest {
+  constructor(
+    readonly target: string,
+    readonly roots: ReadonlySet<RootKind>,
+    readonly host: string | undefined,
+    readonly depth: number,
+    readonly line: number,
+    readonly column: number,
+  ) {}
+}
+
+/** The file an include request names, resolved inside the base directory, and the context to parse it in. */
+export async function includedDocument(
+  request: IncludeRequest,
+  shared: Shared,
+  parent: DocumentContext,
+): Promise<{ readonly file: string; readonly ctx: DocumentContext }> {
+  const baseDir = shared.baseDir as string;
+  let file: string;
+  try {
+    file = await resolveInclude(request.target, parent.dir ?? baseDir, baseDir);
+  } catch (err) {
+    if (!(err instanceof XIncludeError)) throw err;
+    throw new Xep0227Error('xinclude', err.message, request.line, request.column, parent.source);
+  }
+  const ctx: DocumentContext = {
+    roots: request.roots,
+    depthOffset: request.depth - 1,
+    includeDepth: parent.includeDepth + 1,
+    dir: path.dirname(file),
+    source: path.relative(await realpath(baseDir), file),
+    host: request.host,
+  };
+  return { file, ctx };
+}
 
 /** Why an `<xi:include>` was refused; the reader turns it into an `xinclude` error. */
 export class XIncludeError extends Error {
