@@ -20,7 +20,7 @@ import { openStorage } from '../../src/storage/open.js';
 import { writeDocument } from '../../src/xep0227/writer.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { loginAs, type XmppClient } from '../support/xmpp-client.js';
-import { lockedLines, messageRounds } from './serving-rounds.js';
+import { lockedLines, messageRounds } from '../support/serving-rounds.js';
 
 const TOKEN = 'serving-scale-operator-token';
 const MESSAGES = 1_000_000;

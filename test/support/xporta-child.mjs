@@ -6,7 +6,7 @@
 // where `probe` is { afterMs, method, url, headers }: a request sent while the main one runs.
 import { Buffer } from 'node:buffer';
 import { setTimeout } from 'node:timers';
-import { loadConfig } from '../../dist/config.js';
+import { loadConfig } from '../../dist/config/config.js';
 import { buildApp } from '../../dist/http/server.js';
 import { openStorage } from '../../dist/storage/open.js';
 
