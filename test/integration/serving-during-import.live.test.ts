@@ -4,22 +4,17 @@
  * upload's duration nor its speed holds a database lock. Another user logs in, sends a message
  * and has it delivered, once a second, for the whole upload; every round must finish in 2 s.
  */
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
-import { buildApp } from '../../src/http/server.js';
-import { openStorage } from '../../src/storage/open.js';
 import { accountDocument } from '../support/documents.js';
-import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
-import { loginAs, type XmppClient } from '../support/xmpp-client.js';
-import { lockedLines, messageRounds } from '../support/serving-rounds.js';
+import { describeWithProsody, type ProsodyHandle } from '../support/prosody.js';
+import type { XmppClient } from '../support/xmpp-client.js';
+import { SERVING_TOKEN, lockedLines, messageRounds, servingXporta, startServingProsody } from '../support/serving-rounds.js';
 
-const TOKEN = 'serving-test-operator-token';
 const UPLOAD_SECONDS = 15;
 
 /** `text` as a stream that takes about `seconds` to deliver, in 100 ms steps. */
@@ -48,27 +43,8 @@ describeWithProsody('Prosody on SQLite serves other users during a slow import',
   let carol: XmppClient;
   const apps: FastifyInstance[] = [];
 
-  async function xporta(journalMode: 'keep' | 'wal'): Promise<FastifyInstance> {
-    const config = loadConfig({
-      env: {
-        XPORTA_DATA_DIR: dir,
-        XPORTA_LOG_LEVEL: 'silent',
-        XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(prosody.rootDir, 'data', 'prosody.sqlite'), journalMode }),
-        XPORTA_AUTH__TOKENS: JSON.stringify([{ name: 't', sha256: createHash('sha256').update(TOKEN).digest('hex'), scopes: ['export', 'import', 'admin'] }]),
-      },
-      cwd: dir,
-    });
-    const app = buildApp({ config, storage: await openStorage(config), logger: false });
-    apps.push(app);
-    await app.ready();
-    return app;
-  }
-
   beforeAll(async () => {
-    prosody = await startProsody({ storage: 'sqlite' });
-    await createUser(prosody, 'bob', 'localhost', 'bobpw');
-    await createUser(prosody, 'carol', 'localhost', 'carolpw');
-    carol = await loginAs(prosody, 'carol', 'carolpw', { presence: true, resource: 'desk' });
+    ({ prosody, carol } = await startServingProsody());
   }, 60_000);
 
   afterAll(async () => {
@@ -80,7 +56,8 @@ describeWithProsody('Prosody on SQLite serves other users during a slow import',
 
   // Rollback journal (Prosody's default) first: the WAL run switches the file for good.
   it.each(['keep', 'wal'] as const)(`logins and messages never wait more than 2 s during a ${UPLOAD_SECONDS} s upload (journalMode %s)`, async (journalMode) => {
-    const app = await xporta(journalMode);
+    const app = await servingXporta(prosody, dir, journalMode);
+    apps.push(app);
     const before = await lockedLines(prosody);
     const doc = accountDocument({ host: 'localhost', user: 'alice', password: 'alicepw', archiveCount: 20_000 });
     let done = false;
@@ -89,7 +66,7 @@ describeWithProsody('Prosody on SQLite serves other users during a slow import',
       .inject({
         method: 'PUT',
         url: '/v1/users/alice%40localhost/import?createAccount=true',
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/xml' },
+        headers: { authorization: `Bearer ${SERVING_TOKEN}`, 'content-type': 'application/xml' },
         payload: slowBody(doc, UPLOAD_SECONDS),
       })
       .finally(() => (done = true));

@@ -1,10 +1,44 @@
 /**
  * What another user of a real Prosody sees while an import runs: log in, send a message, have it
- * delivered, once a second, until told to stop. Shared by serving-during-import.test.ts and its
- * scale variant.
+ * delivered, once a second, until told to stop; and the xporta that imports into the same
+ * Prosody's SQLite database meanwhile. Shared by serving-during-import.live.test.ts and its scale
+ * variant.
  */
-import type { ProsodyHandle } from './prosody.js';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../../src/config/config.js';
+import { buildApp } from '../../src/http/server.js';
+import { openStorage } from '../../src/storage/open.js';
+import { createUser, startProsody, type ProsodyHandle } from './prosody.js';
 import { loginAs, xml, type XmppClient } from './xmpp-client.js';
+
+export const SERVING_TOKEN = 'serving-test-operator-token';
+
+/** A Prosody on SQLite with `bob` (who sends the rounds) and `carol` (online, who receives them). */
+export async function startServingProsody(): Promise<{ prosody: ProsodyHandle; carol: XmppClient }> {
+  const prosody = await startProsody({ storage: 'sqlite' });
+  await createUser(prosody, 'bob', 'localhost', 'bobpw');
+  await createUser(prosody, 'carol', 'localhost', 'carolpw');
+  const carol = await loginAs(prosody, 'carol', 'carolpw', { presence: true, resource: 'desk' });
+  return { prosody, carol };
+}
+
+/** An xporta on `prosody`'s own SQLite database in `journalMode`, answering SERVING_TOKEN. */
+export async function servingXporta(prosody: ProsodyHandle, dataDir: string, journalMode: 'keep' | 'wal'): Promise<FastifyInstance> {
+  const config = loadConfig({
+    env: {
+      XPORTA_DATA_DIR: dataDir,
+      XPORTA_LOG_LEVEL: 'silent',
+      XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(prosody.rootDir, 'data', 'prosody.sqlite'), journalMode }),
+      XPORTA_AUTH__TOKENS: JSON.stringify([{ name: 't', sha256: createHash('sha256').update(SERVING_TOKEN).digest('hex'), scopes: ['export', 'import', 'admin'] }]),
+    },
+    cwd: dataDir,
+  });
+  const app = buildApp({ config, storage: await openStorage(config), logger: false });
+  await app.ready();
+  return app;
+}
 
 export interface Rounds {
   /** Milliseconds each round took (login + message delivered), failed ones included. */

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRecordRewriter } from '../../../src/lib/jid.js';
+import type { ApplyReport } from '../../../src/storage/backend.js';
 import { EjabberdSqlBackend } from '../../../src/storage/ejabberd-sql/index.js';
 import { DATA_KINDS, NS, element, type ArchiveRecord, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle, type EjabberdStorage } from '../ejabberd.js';
@@ -71,6 +72,18 @@ export function defineEjabberdLiveSuite(version: EjabberdVersion, variants: read
         let backend: EjabberdSqlBackend;
         let records: UserRecord[];
         let account: UserStart | null;
+
+        /** Imports alice's records as the account `dave`, every reference to alice rewritten. */
+        const applyAsDave = (mode: 'replace' | 'merge', createAccount: boolean): Promise<ApplyReport> => {
+          if (!account) throw new Error('no account');
+          const rewrite = createRecordRewriter('alice@localhost', 'dave@localhost');
+          return backend.applyUser({ host: 'localhost', user: 'dave' }, { ...account, name: 'dave' }, iterate(records.map(rewrite)), {
+            mode,
+            dryRun: false,
+            include: ALL,
+            createAccount,
+          });
+        };
 
         beforeAll(async () => {
           ej = await startEjabberd({ version, storage: variant.storage, newSchema: variant.newSchema });
@@ -142,14 +155,7 @@ export function defineEjabberdLiveSuite(version: EjabberdVersion, variants: read
         });
 
         it('imports alice as dave; ejabberd serves it all after clear_cache', async () => {
-          if (!account) throw new Error('no account');
-          const rewrite = createRecordRewriter('alice@localhost', 'dave@localhost');
-          const report = await backend.applyUser({ host: 'localhost', user: 'dave' }, { ...account, name: 'dave' }, iterate(records.map(rewrite)), {
-            mode: 'replace',
-            dryRun: false,
-            include: ALL,
-            createAccount: true,
-          });
+          const report = await applyAsDave('replace', true);
           expect(report.created).toBe(true);
           expect(report.warnings).toEqual([]);
           expect(report.counts).toMatchObject({ credentials: 1, vcard: 1, private: current ? 2 : 1, archive: 3, offline: 2, blocklist: 1 });
@@ -174,14 +180,7 @@ export function defineEjabberdLiveSuite(version: EjabberdVersion, variants: read
         });
 
         it('merging the same records again adds nothing', async () => {
-          if (!account) throw new Error('no account');
-          const rewrite = createRecordRewriter('alice@localhost', 'dave@localhost');
-          const report = await backend.applyUser({ host: 'localhost', user: 'dave' }, { ...account, name: 'dave' }, iterate(records.map(rewrite)), {
-            mode: 'merge',
-            dryRun: false,
-            include: ALL,
-            createAccount: false,
-          });
+          const report = await applyAsDave('merge', false);
           expect(report.created).toBe(false);
           expect(report.counts.archive ?? 0).toBe(0);
           expect(report.skipped).toContainEqual({ kind: 'archive', reason: 'already stored', detail: '3 record(s)' });
@@ -194,14 +193,7 @@ export function defineEjabberdLiveSuite(version: EjabberdVersion, variants: read
         });
 
         it('replacing dave’s account, which ejabberd has served, with the same records: ejabberd serves exactly them', async () => {
-          if (!account) throw new Error('no account');
-          const rewrite = createRecordRewriter('alice@localhost', 'dave@localhost');
-          const report = await backend.applyUser({ host: 'localhost', user: 'dave' }, { ...account, name: 'dave' }, iterate(records.map(rewrite)), {
-            mode: 'replace',
-            dryRun: false,
-            include: ALL,
-            createAccount: false,
-          });
+          const report = await applyAsDave('replace', false);
           expect(report.created).toBe(false);
           expect(report.counts.archive).toBe(3);
           const dave = await connectClient({ service: ej.service, domain: 'localhost', username: 'dave', password: PASSWORD });

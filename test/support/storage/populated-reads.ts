@@ -3,9 +3,13 @@
  * (test/support/populate.ts): one set of checks for the SQL and the internal-file live tests.
  */
 import { expect, it } from 'vitest';
+import { createRecordRewriter } from '../../../src/lib/jid.js';
+import type { StorageBackend } from '../../../src/storage/backend.js';
 import { deriveScramKeys } from '../../../src/storage/prosody/index.js';
-import type { UserRecord, UserStart, XmlElement } from '../../../src/records/model.js';
-import type { PopulateSummary } from '../populate.js';
+import { DATA_KINDS, type UserRecord, type UserStart, type XmlElement } from '../../../src/records/model.js';
+import { NS_PREFS, toModelElement, type PopulateSummary } from '../populate.js';
+import { getBlocklist, getPepItems, getPrivate, getRoster, getVCard, queryMam, xml, type XmppClient } from '../xmpp-client.js';
+import { collect, iterate } from './sample-user.js';
 
 export function recordsOf<K extends UserRecord['kind']>(records: readonly UserRecord[], kind: K): Extract<UserRecord, { kind: K }>[] {
   return records.filter((r): r is Extract<UserRecord, { kind: K }> => r.kind === kind);
@@ -98,4 +102,64 @@ export function itReadsThePopulatedAccount(read: () => PopulatedRead, passwordHa
     );
     expect(recordsOf(records, 'blocklist').map((b) => b.items)).toEqual([summary.blocklist]);
   });
+}
+
+/**
+ * Imports alice's records as a new account `dave` (her SCRAM keys, so her password), every
+ * reference to alice rewritten, and checks that what was written reads back as exactly that.
+ */
+export async function importAliceAsDave(
+  backend: StorageBackend,
+  account: UserStart,
+  records: readonly UserRecord[],
+): Promise<void> {
+  const all = new Set(DATA_KINDS);
+  const rewrite = createRecordRewriter('alice@localhost', 'dave@localhost');
+  const daveRecords = records.map(rewrite).map(sortedNode);
+  const dave = { host: 'localhost', user: 'dave' };
+  const report = await backend.applyUser(dave, { kind: 'user', name: 'dave', scram: account.scram, extraAttributes: {} }, iterate(daveRecords), {
+    mode: 'replace',
+    dryRun: false,
+    include: all,
+    createAccount: true,
+  });
+  expect(report).toMatchObject({ created: true, warnings: [], skipped: [] });
+  expect(await collect(backend.readUser(dave, { include: all }))).toEqual(daveRecords);
+}
+
+/**
+ * What a real client logged in to the imported account must find: everything `summary` says
+ * alice's account held. Going online delivers the offline messages (only before any MAM query:
+ * mod_mam then holds them back) and repeats the unanswered subscription request.
+ */
+export async function expectClientFindsPopulatedAccount(client: XmppClient, summary: PopulateSummary): Promise<void> {
+  const roster = (await getRoster(client)).map((i) => ({ ...i, groups: [...i.groups].sort() })).sort((a, b) => (a.jid < b.jid ? -1 : 1));
+  expect(roster).toEqual(summary.roster.items);
+
+  const vcard = await getVCard(client);
+  if (summary.vcard.storedAs === 'vcard') expect(vcard && toModelElement(vcard)).toEqual(summary.vcard.element);
+  else expect(vcard?.getChildText('FN')).toBe('Alice Example');
+  const prefs = summary.private.find((p) => p.xmlns === NS_PREFS)!;
+  const gotPrefs = await getPrivate(client, 'prefs', NS_PREFS);
+  expect(gotPrefs && toModelElement(gotPrefs, 'jabber:iq:private')).toEqual(prefs);
+
+  for (const node of summary.pep.filter((n) => n.items.length > 0)) {
+    const got = (await getPepItems(client, undefined, node.node)).map((i) => ({ id: i.id, payload: i.payload && toModelElement(i.payload) })).sort(byId);
+    expect(got, node.node).toEqual(node.items);
+  }
+  expect((await getBlocklist(client)).sort()).toEqual(summary.blocklist);
+
+  const offlineBodies = summary.offline.map((o) => o.body);
+  const delivered = offlineBodies.map((body) => client.waitFor((s) => s.name === 'message' && s.getChildText('body') === body, 10_000));
+  const request = client.waitFor((s) => s.name === 'presence' && s.attrs.type === 'subscribe', 10_000);
+  await client.send(xml('presence'));
+  for (const message of await Promise.all(delivered)) expect(message.getChild('delay', 'urn:xmpp:delay')?.attrs.stamp).toMatch(/Z$/);
+  const presence = await request;
+  expect(presence.attrs.from).toBe(summary.pendingSubscriptions[0]?.from);
+  expect(presence.getChildText('nick', 'http://jabber.org/protocol/nick')).toBe('Carol');
+
+  const mam = await queryMam(client);
+  expect(mam.map((m) => ({ id: m.id, timestamp: m.stamp, body: m.message.getChildText('body') }))).toEqual(
+    summary.archive.messages.map((m) => ({ id: m.id, timestamp: m.timestamp, body: m.body })),
+  );
 }

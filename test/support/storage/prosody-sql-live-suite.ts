@@ -6,16 +6,15 @@
  * works) and a real client logs in as dave and gets everything back from Prosody.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecordRewriter } from '../../../src/lib/jid.js';
 import { ProsodySqlBackend, ensureSchema, type ProsodySqlConnection } from '../../../src/storage/prosody-sql/index.js';
 import { MysqlDialect } from '../../../src/storage/sql/mysql/dialect.js';
 import { PostgresqlDialect } from '../../../src/storage/sql/postgresql/dialect.js';
 import { DATA_KINDS, type UserRecord, type UserStart } from '../../../src/records/model.js';
-import { NO_CONVERSION_PROSODY_OPTIONS, NS_PREFS, populateAccount, toModelElement, type PopulateSummary } from '../populate.js';
+import { NO_CONVERSION_PROSODY_OPTIONS, populateAccount, type PopulateSummary } from '../populate.js';
 import { describeWithProsody, isCI, startProsody, type ProsodyHandle, type ProsodySqlParams, type ProsodyVersion } from '../prosody.js';
 import { createTestDatabase, dropTestDatabase, sqlServerAvailable, type SqlServerKind } from '../sql-databases.js';
-import { getBlocklist, getPepItems, getPrivate, getRoster, getVCard, loginAs, queryMam, xml, type XmppClient } from '../xmpp-client.js';
-import { byId, itReadsThePopulatedAccount, recordsOf, sortedNode } from './populated-reads.js';
+import { getVCard, loginAs, type XmppClient } from '../xmpp-client.js';
+import { expectClientFindsPopulatedAccount, importAliceAsDave, itReadsThePopulatedAccount, recordsOf } from './populated-reads.js';
 import { collect, iterate } from './sample-user.js';
 
 const ALL = new Set(DATA_KINDS);
@@ -82,53 +81,12 @@ export function defineProsodySqlLiveSuite(version: ProsodyVersion): void {
         itReadsThePopulatedAccount(() => ({ account, records, summary }), variant.passwordHash);
 
         it('imports alice’s export as a new account that a real client logs into and finds complete', async () => {
-          const rewrite = createRecordRewriter('alice@localhost', 'dave@localhost');
-          const daveRecords = records.map(rewrite).map(sortedNode);
-          const dave = { host: 'localhost', user: 'dave' };
-          const report = await backend.applyUser(dave, { kind: 'user', name: 'dave', scram: account.scram, extraAttributes: {} }, iterate(daveRecords), {
-            mode: 'replace',
-            dryRun: false,
-            include: ALL,
-            createAccount: true,
-          });
-          expect(report).toMatchObject({ created: true, warnings: [], skipped: [] });
-          // What xporta wrote reads back as exactly what was imported.
-          expect(await collect(backend.readUser(dave, { include: ALL }))).toEqual(daveRecords);
+          await importAliceAsDave(backend, account, records);
 
           // alice's SCRAM keys, so alice's password.
           const client = await loginAs(prosody, 'dave', summary.alice.password, { resource: 'check' });
           clients.push(client);
-          const roster = (await getRoster(client)).map((i) => ({ ...i, groups: [...i.groups].sort() })).sort((a, b) => (a.jid < b.jid ? -1 : 1));
-          expect(roster).toEqual(summary.roster.items);
-
-          const vcard = await getVCard(client);
-          if (summary.vcard.storedAs === 'vcard') expect(vcard && toModelElement(vcard)).toEqual(summary.vcard.element);
-          else expect(vcard?.getChildText('FN')).toBe('Alice Example');
-          const prefs = summary.private.find((p) => p.xmlns === NS_PREFS)!;
-          const gotPrefs = await getPrivate(client, 'prefs', NS_PREFS);
-          expect(gotPrefs && toModelElement(gotPrefs, 'jabber:iq:private')).toEqual(prefs);
-
-          for (const node of summary.pep.filter((n) => n.items.length > 0)) {
-            const got = (await getPepItems(client, undefined, node.node)).map((i) => ({ id: i.id, payload: i.payload && toModelElement(i.payload) })).sort(byId);
-            expect(got, node.node).toEqual(node.items);
-          }
-          expect((await getBlocklist(client)).sort()).toEqual(summary.blocklist);
-
-          // Going online delivers the offline messages (only before any MAM query: mod_mam then holds
-          // them back) and repeats the unanswered subscription request.
-          const offlineBodies = summary.offline.map((o) => o.body);
-          const delivered = offlineBodies.map((body) => client.waitFor((s) => s.name === 'message' && s.getChildText('body') === body, 10_000));
-          const request = client.waitFor((s) => s.name === 'presence' && s.attrs.type === 'subscribe', 10_000);
-          await client.send(xml('presence'));
-          for (const message of await Promise.all(delivered)) expect(message.getChild('delay', 'urn:xmpp:delay')?.attrs.stamp).toMatch(/Z$/);
-          const presence = await request;
-          expect(presence.attrs.from).toBe(summary.pendingSubscriptions[0]?.from);
-          expect(presence.getChildText('nick', 'http://jabber.org/protocol/nick')).toBe('Carol');
-
-          const mam = await queryMam(client);
-          expect(mam.map((m) => ({ id: m.id, timestamp: m.stamp, body: m.message.getChildText('body') }))).toEqual(
-            summary.archive.messages.map((m) => ({ id: m.id, timestamp: m.timestamp, body: m.body })),
-          );
+          await expectClientFindsPopulatedAccount(client, summary);
         });
 
         it.runIf(variant.conversion)('imports a vcard-temp that mod_vcard_legacy moves to PEP on first login', async () => {
