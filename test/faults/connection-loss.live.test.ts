@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountDocument } from '../support/documents.js';
 import { isCI } from '../support/prosody.js';
-import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../support/sql-databases.js';
+import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../../bench/sql-databases.js';
 import { archiveCount, exportDoc, importDoc, startService, TOKEN, type TestService } from '../support/service.js';
 
 const skipWithout = async (kind: SqlServerKind): Promise<boolean> => !isCI && !(await sqlServerAvailable(kind));

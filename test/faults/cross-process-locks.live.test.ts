@@ -18,7 +18,7 @@ import { sha256Hex } from '../../src/core/auth/operator-token.js';
 import { advisoryKey, namedLockKey } from '../../src/storage/account-lock.js';
 import { accountDocument } from '../support/documents.js';
 import { isCI } from '../support/prosody.js';
-import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../support/sql-databases.js';
+import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../../bench/sql-databases.js';
 import { archiveCount, exportDoc, importDoc, startService, TOKEN, type TestService } from '../support/service.js';
 import { REPO_ROOT } from '../support/paths.js';
 

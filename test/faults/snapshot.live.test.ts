@@ -17,7 +17,7 @@ import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { accountDocument } from '../support/documents.js';
 import { isCI } from '../support/prosody.js';
-import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../support/sql-databases.js';
+import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../../bench/sql-databases.js';
 
 const ref = { host: 'localhost', user: 'alice' };
 const ALL = selectKinds();

@@ -13,7 +13,7 @@ import { runHostImport } from '../../src/cli/host-import.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { ApplyReport } from '../../src/storage/backend.js';
 import { createUser, describeWithProsody, requireBinary, startProsody } from '../support/prosody.js';
-import { PROSODY_MIGRATOR_BIN, runProsodyMigrator, type MigratorExportResult } from '../support/prosody-migrator.js';
+import { PROSODY_MIGRATOR_BIN, runProsodyMigrator, type MigratorExportResult } from '../../bench/prosody-migrator.js';
 import { loginAs } from '../support/xmpp-client.js';
 
 const PASSWORDS: Readonly<Record<string, string>> = { alice: 'alice secret ü', bob: 'correct horse' };

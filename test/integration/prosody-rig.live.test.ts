@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser, deleteUser, describeWithProsody, isCI, startProsody, type ProsodyHandle } from '../support/prosody.js';
-import { sqlServerAvailable, type SqlServerKind } from '../support/sql-databases.js';
+import { sqlServerAvailable, type SqlServerKind } from '../../bench/sql-databases.js';
 import { existsSync } from 'node:fs';
 import { componentOf, getRoster, loginAs, setRosterItem, xml, XmppStanzaError, type XmlElement, type XmppClient } from '../support/xmpp-client.js';
 
@@ -167,7 +167,7 @@ describeWithProsody('Prosody rig on SQL servers', () => {
 });
 
 async function databaseExists(kind: SqlServerKind, name: string): Promise<boolean> {
-  const { sqlServer } = await import('../support/sql-databases.js');
+  const { sqlServer } = await import('../../bench/sql-databases.js');
   const server = sqlServer(kind);
   if (kind === 'postgres') {
     const pg = (await import('pg')).default;

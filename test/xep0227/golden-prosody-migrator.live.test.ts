@@ -27,7 +27,7 @@ import {
   runProsodyMigrator,
   runProsodyMigratorImport,
   type MigratorExportResult,
-} from '../support/prosody-migrator.js';
+} from '../../bench/prosody-migrator.js';
 import { getRoster, loginAs, queryMam } from '../support/xmpp-client.js';
 
 const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/prosody-migrator/', import.meta.url));

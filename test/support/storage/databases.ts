@@ -6,7 +6,7 @@
 import { MysqlDialect } from '../../../src/storage/sql/mysql/dialect.js';
 import { PostgresqlDialect } from '../../../src/storage/sql/postgresql/dialect.js';
 import { isCI } from '../prosody.js';
-import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../sql-databases.js';
+import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../../../bench/sql-databases.js';
 import type { TestDatabase } from './sql-suite.js';
 
 /** For `describe.skipIf`: skip only when the server is missing outside CI. */

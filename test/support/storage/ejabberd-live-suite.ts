@@ -13,7 +13,7 @@ import { EjabberdSqlBackend } from '../../../src/storage/ejabberd-sql/index.js';
 import { DATA_KINDS, NS, element, type ArchiveRecord, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { describeWithEjabberd, ejabberdConnection, startEjabberd, type EjabberdHandle, type EjabberdStorage } from '../ejabberd.js';
 import { isCI } from '../prosody.js';
-import { sqlServerAvailable } from '../sql-databases.js';
+import { sqlServerAvailable } from '../../../bench/sql-databases.js';
 import { EJ_ALICE_PASSWORD as PASSWORD, populateEjabberdAlice } from '../ejabberd-populate.js';
 import type { EjabberdVersion } from '../server-versions.js';
 import { PostgresqlDialect } from '../../../src/storage/sql/postgresql/dialect.js';

@@ -31,7 +31,7 @@ import {
   type ProsodyStorageKind,
   type ProsodyVersion,
 } from '../prosody.js';
-import { sqlServerAvailable } from '../sql-databases.js';
+import { sqlServerAvailable } from '../../../bench/sql-databases.js';
 import { getBlocklist, getPepItems, getRoster, getVCard, loginAs, publishPep, queryMam, sendMessage, setVCard, xml, type XmppClient } from '../xmpp-client.js';
 import { collect, iterate } from './sample-user.js';
 

@@ -12,7 +12,7 @@ import { PostgresqlDialect } from '../../../src/storage/sql/postgresql/dialect.j
 import { DATA_KINDS, type UserRecord, type UserStart } from '../../../src/records/model.js';
 import { NO_CONVERSION_PROSODY_OPTIONS, populateAccount, type PopulateSummary } from '../populate.js';
 import { describeWithProsody, isCI, startProsody, type ProsodyHandle, type ProsodySqlParams, type ProsodyVersion } from '../prosody.js';
-import { createTestDatabase, dropTestDatabase, sqlServerAvailable, type SqlServerKind } from '../sql-databases.js';
+import { createTestDatabase, dropTestDatabase, sqlServerAvailable, type SqlServerKind } from '../../../bench/sql-databases.js';
 import { getVCard, loginAs, type XmppClient } from '../xmpp-client.js';
 import { expectClientFindsPopulatedAccount, importAliceAsDave, itReadsThePopulatedAccount, recordsOf } from './populated-reads.js';
 import { collect, iterate } from './sample-user.js';

@@ -15,7 +15,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { luaString } from './prosody-config.js';
+import { luaString } from './lua-string.js';
 
 export const PROSODY_MIGRATOR_BIN = process.env.XPORTA_PROSODY_MIGRATOR_BIN ?? '/usr/bin/prosody-migrator';
 
@@ -180,7 +180,7 @@ function checkPath(label: string, path: string): string {
  */
 function renderPrelude(dataDir: string): string {
   return [
-    '-- Written by xporta test/support/prosody-migrator.ts; loaded through LUA_INIT_5_4.',
+    '-- Written by xporta bench/prosody-migrator.ts; loaded through LUA_INIT_5_4.',
     `local data_dir = ${luaString(dataDir)}`,
     `local forbidden = ${luaString(PROSODY_SYSTEM_DATA_DIR)}`,
     'setmetatable(_G, { __newindex = function (t, k, v)',
@@ -211,7 +211,7 @@ function renderPrelude(dataDir: string): string {
 function renderConfig(hosts: readonly string[], stores: readonly string[], input: string, output: string): string {
   const hostTable = hosts.map((h) => `[${luaString(h)}] = { ${stores.map(luaString).join(', ')} }`).join('; ');
   return [
-    '-- Written by xporta test/support/prosody-migrator.ts.',
+    '-- Written by xporta bench/prosody-migrator.ts.',
     `input {\n${input}\n  hosts = { ${hostTable} };\n}`,
     `output {\n${output}\n}`,
     '',
