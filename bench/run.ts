@@ -20,8 +20,8 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { writeDocument } from '../src/xep0227/writer.js';
-import type * as MigratorModule from '../test/support/prosody-migrator.js';
-import { createTestDatabase, dropTestDatabase, sqlServer } from '../test/support/sql-databases.js';
+import type * as MigratorModule from './prosody-migrator.js';
+import { createTestDatabase, dropTestDatabase, sqlServer } from './sql-databases.js';
 import { BENCH_HOST, BENCH_USER, syntheticAccount } from './synthetic.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -179,7 +179,7 @@ async function exportOverHttp(work: string): Promise<Measured & { bytes: number 
 }
 
 /**
- * prosody-migrator under GNU time, for its peak RSS. The helper in test/support spawns
+ * prosody-migrator under GNU time, for its peak RSS. The helper in bench/prosody-migrator.ts spawns
  * `PROSODY_MIGRATOR_BIN`, read from XPORTA_PROSODY_MIGRATOR_BIN when it is loaded; we point that
  * at a wrapper script and load the helper afterwards. The wrapper enforces the cap itself with
  * timeout(1): the helper's own timeout would SIGKILL only GNU time and orphan the migrator, so it
@@ -212,7 +212,7 @@ async function loadMigrator(dir: string): Promise<Migrator> {
   );
   chmodSync(wrapper, 0o755);
   process.env.XPORTA_PROSODY_MIGRATOR_BIN = wrapper;
-  const api = await import('../test/support/prosody-migrator.js');
+  const api = await import('./prosody-migrator.js');
   if (api.PROSODY_MIGRATOR_BIN !== wrapper) return { api, timeoutMs: capSeconds * 1000 };
   return { api, timeFileEnv: TIME_FILE_ENV, timeoutMs: capSeconds * 1000 + 30_000 };
 }

@@ -6,12 +6,13 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { isCI } from './support/prosody.js';
+import { REPO_ROOT } from './support/paths.js';
 
-const root = resolve(import.meta.dirname, '..');
+const root = REPO_ROOT;
 
 describe('packaging', () => {
   it('examples/xporta.service passes systemd-analyze verify and is hardened', () => {

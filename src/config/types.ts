@@ -2,6 +2,9 @@
  * What a validated configuration holds: every section's type, and the error a bad one raises.
  */
 import type { PrivateFileMode } from '../lib/private-files.js';
+import type { OutgoingConfig } from '../lib/net/outgoing.js';
+
+export type { OutgoingConfig };
 
 export type Scope = 'export' | 'import' | 'admin';
 export const SCOPES: readonly Scope[] = ['export', 'import', 'admin'];
@@ -121,19 +124,6 @@ export interface LimitsConfig {
 }
 
 /** Requests xporta itself makes (import-from, the move's data copy); see src/net/outgoing.ts. */
-export interface OutgoingConfig {
-  /**
-   * CIDR ranges (`10.1.0.0/16`, `::1/128`, a bare address) and host names that may be reached
-   * even though they are loopback, private, link-local or otherwise internal. Empty by default.
-   */
-  readonly allow: readonly string[];
-  /** Longest wait for a connection, the answer's headers, or the next bytes of its body (see src/net/outgoing.ts). */
-  readonly idleTimeoutMs: number;
-  /** Longest a whole exchange may take, body included. */
-  readonly totalTimeoutMs: number;
-  /** Largest JSON answer read (the move's import report); documents are bounded by maxUploadBytes. */
-  readonly maxAnswerBytes: number;
-}
 
 /** The client-protocol reader (pull of a remote account); see src/storage/xmpp-client/. */
 export interface XmppClientConfig {

@@ -4,11 +4,15 @@
  * a second applies each account in its own storage transaction and reports per account.
  */
 import { bareJid } from '../lib/jid.js';
-import type { Lease } from '../core/locks.js';
 import { withRetries, type RetryPolicy } from '../storage/retry.js';
 import type { ApplyOptions, ApplyReport, StorageBackend } from '../storage/backend.js';
 import { TransferError, userEvents, withWarnings } from './account-transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from '../records/model.js';
+
+/** A held account lease, as the caller's lock service hands it out. */
+export interface Lease {
+  release(): void;
+}
 
 const NO_LOCK: Lease = { release: () => undefined };
 

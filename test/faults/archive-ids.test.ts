@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveScram, scramXml } from '../support/documents.js';
-import { exportDoc, importDoc, startService, type TestService } from './support.js';
+import { exportDoc, importDoc, startService, type TestService } from '../support/service.js';
 
 function doc(archive: string, credentials = scramXml(deriveScram('pw'))): string {
   return (

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { accountDocument } from '../support/documents.js';
-import { exportDoc, importDoc, startService, type TestService } from './support.js';
+import { exportDoc, importDoc, startService, type TestService } from '../support/service.js';
 
 async function parse(doc: string): Promise<DocumentEvent[]> {
   const out: DocumentEvent[] = [];

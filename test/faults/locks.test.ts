@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceContext } from '../../src/core/context.js';
 import { accountDocument } from '../support/documents.js';
-import { archiveCount, exportDoc, importDoc, startService, TOKEN, type TestService } from './support.js';
+import { archiveCount, exportDoc, importDoc, startService, TOKEN, type TestService } from '../support/service.js';
 
 function hostImport(app: FastifyInstance, doc: string, query = 'createAccount=true&mode=replace'): Promise<{ status: number; body: string }> {
   return app

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountDocument } from '../support/documents.js';
-import { startService, TOKEN, type TestService } from '../faults/support.js';
+import { startService, TOKEN, type TestService } from '../support/service.js';
 
 const SECRET = 'w'.repeat(40);
 

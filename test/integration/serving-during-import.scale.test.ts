@@ -1,11 +1,10 @@
 /**
- * Scale variant of serving-during-import.test.ts: a 1,000,000-message import into one account of
+ * Scale variant of serving-during-import.live.test.ts: a 1,000,000-message import into one account of
  * a real Prosody's SQLite store while another user logs in and sends a message every second.
  * WAL mode (`storage.journalMode: "wal"`) is asserted (no failed round, none over 2 s); Prosody's
  * default rollback journal is measured and reported, since there the import's write lock blocks
  * Prosody's readers (see README, "Faults, concurrency and consistency").
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,15 +13,11 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { syntheticAccount } from '../../bench/synthetic.js';
-import { loadConfig } from '../../src/config/config.js';
-import { buildApp } from '../../src/http/server.js';
-import { openStorage } from '../../src/storage/open.js';
 import { writeDocument } from '../../src/xep0227/writer.js';
-import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
-import { loginAs, type XmppClient } from '../support/xmpp-client.js';
-import { lockedLines, messageRounds } from './serving-rounds.js';
+import { describeWithProsody, type ProsodyHandle } from '../support/prosody.js';
+import type { XmppClient } from '../support/xmpp-client.js';
+import { SERVING_TOKEN, lockedLines, messageRounds, servingXporta, startServingProsody } from '../support/serving-rounds.js';
 
-const TOKEN = 'serving-scale-operator-token';
 const MESSAGES = 1_000_000;
 
 describeWithProsody(`Prosody on SQLite serves other users during a ${MESSAGES.toLocaleString('en')}-message import`, () => {
@@ -34,10 +29,7 @@ describeWithProsody(`Prosody on SQLite serves other users during a ${MESSAGES.to
 
   beforeAll(async () => {
     await pipeline(Readable.from(writeDocument(syntheticAccount(MESSAGES))), createWriteStream(doc));
-    prosody = await startProsody({ storage: 'sqlite' });
-    await createUser(prosody, 'bob', 'localhost', 'bobpw');
-    await createUser(prosody, 'carol', 'localhost', 'carolpw');
-    carol = await loginAs(prosody, 'carol', 'carolpw', { presence: true, resource: 'desk' });
+    ({ prosody, carol } = await startServingProsody());
   }, 300_000);
 
   afterAll(async () => {
@@ -52,18 +44,8 @@ describeWithProsody(`Prosody on SQLite serves other users during a ${MESSAGES.to
     ['keep', 'alpha'],
     ['wal', 'omega'],
   ] as const)('journalMode %s: logins and messages during the import', async (journalMode, user) => {
-    const config = loadConfig({
-      env: {
-        XPORTA_DATA_DIR: join(dir, journalMode),
-        XPORTA_LOG_LEVEL: 'silent',
-        XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(prosody.rootDir, 'data', 'prosody.sqlite'), journalMode }),
-        XPORTA_AUTH__TOKENS: JSON.stringify([{ name: 't', sha256: createHash('sha256').update(TOKEN).digest('hex'), scopes: ['export', 'import', 'admin'] }]),
-      },
-      cwd: dir,
-    });
-    const app = buildApp({ config, storage: await openStorage(config), logger: false });
+    const app = await servingXporta(prosody, join(dir, journalMode), journalMode);
     apps.push(app);
-    await app.ready();
 
     const before = await lockedLines(prosody);
     let done = false;
@@ -72,7 +54,7 @@ describeWithProsody(`Prosody on SQLite serves other users during a ${MESSAGES.to
       .inject({
         method: 'PUT',
         url: `/v1/users/${user}%40localhost/import?createAccount=true`,
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/xml' },
+        headers: { authorization: `Bearer ${SERVING_TOKEN}`, 'content-type': 'application/xml' },
         payload: createReadStream(doc),
       })
       .finally(() => (done = true));

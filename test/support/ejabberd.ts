@@ -20,7 +20,7 @@ import type { EjabberdSqlConnection } from '../../src/storage/ejabberd-sql/index
 import { binaryAvailable, isCI } from './prosody.js';
 import { freePorts } from './ports.js';
 import { defaultEjabberdVersion, ejabberdInstall, type EjabberdVersion } from './server-versions.js';
-import { createTestDatabase, dropTestDatabase, sqlServer, type SqlServer, type SqlServerKind } from './sql-databases.js';
+import { createTestDatabase, dropTestDatabase, sqlServer, type SqlServer, type SqlServerKind } from '../../bench/sql-databases.js';
 
 export type { EjabberdVersion } from './server-versions.js';
 

@@ -3,10 +3,11 @@
  * tests exercised, so a test can assert that the contract is covered.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
+import { REPO_ROOT } from './paths.js';
 
 interface OpenApiResponse {
   readonly content?: Record<string, { readonly schema?: unknown }>;
@@ -34,7 +35,7 @@ export class ContractChecker {
   private readonly ajv: Ajv2020;
   private readonly seen = new Set<string>();
 
-  constructor(path = resolve(import.meta.dirname, '../../openapi.yaml')) {
+  constructor(path = join(REPO_ROOT, 'openapi.yaml')) {
     this.document = parse(readFileSync(path, 'utf8')) as OpenApiDocument;
     this.ajv = new Ajv2020({ strict: false, allErrors: true });
     addFormats.default(this.ajv);

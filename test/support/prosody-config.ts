@@ -2,6 +2,7 @@
  * Renders the Lua config file for a test Prosody. Kept free of I/O so the exact text can be
  * inspected (and printed on failure) without starting anything.
  */
+import { luaString } from '../../bench/lua-string.js';
 
 export type ProsodyStorageKind = 'sqlite' | 'postgres' | 'mysql' | 'internal';
 
@@ -88,18 +89,6 @@ export interface ProsodyConfigInput {
   readonly extraModules?: readonly string[];
   /** Raw Lua appended to the global section, for options a single test needs. */
   readonly extraGlobalConfig?: string;
-}
-
-/** A Lua string literal; bytes outside printable ASCII become decimal escapes so any path survives. */
-export function luaString(value: string): string {
-  let out = '"';
-  for (const byte of Buffer.from(value, 'utf8')) {
-    if (byte === 0x22) out += '\\"';
-    else if (byte === 0x5c) out += '\\\\';
-    else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
-    else out += `\\${byte.toString(10).padStart(3, '0')}`;
-  }
-  return `${out}"`;
 }
 
 function luaList(values: readonly (string | number)[]): string {

@@ -19,7 +19,7 @@ import {
 } from './prosody-config.js';
 import { connect } from 'node:net';
 import { canConnect, freePorts } from './ports.js';
-import { createTestDatabase, dropTestDatabase, sqlServer, type SqlServer, type SqlServerKind } from './sql-databases.js';
+import { createTestDatabase, dropTestDatabase, sqlServer, type SqlServer, type SqlServerKind } from '../../bench/sql-databases.js';
 import { defaultProsodyVersion, prosodyBinaries, type ProsodyVersion } from './server-versions.js';
 
 export type { PrivilegeConfig, ProsodySqlParams, ProsodyStorageKind } from './prosody-config.js';

@@ -11,7 +11,7 @@ import type { DocumentEvent, XmlElement } from '../../src/records/model.js';
 import { readDocument, type ReaderOptions } from '../../src/xep0227/reader.js';
 import { serializeElement, storedText } from '../../src/xml/xml.js';
 import { serializeXmlValue } from '../../src/storage/prosody/stanza.js';
-import { collect, writeString } from './helpers.js';
+import { collect, writeString } from '../support/xep0227.js';
 
 type Outcome = { events: DocumentEvent[] } | { error: { code: string; message: string; line: number; column: number } };
 

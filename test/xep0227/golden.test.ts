@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NS, element, type DocumentEvent, type UserStart } from '../../src/records/model.js';
-import { FIXTURES, expectRejection, positionOf, readFixture, readString } from './helpers.js';
+import { FIXTURES, expectRejection, positionOf, readFixture, readString } from '../support/xep0227.js';
 
 const host = (jid: string): DocumentEvent => ({ kind: 'host', jid });
 const user = (name: string, extra: Partial<UserStart> = {}): DocumentEvent => ({

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { NS, element, type DocumentEvent } from '../../src/records/model.js';
 import { normaliseTimestamp } from '../../src/records/timestamp.js';
 import { readDocument, validateJid } from '../../src/xep0227/reader.js';
-import { collect, readString, writeString } from './helpers.js';
+import { collect, readString, writeString } from '../support/xep0227.js';
 
 const C = NS.client;
 const inUser = (body: string, name = 'juliet', host = 'capulet.example'): string =>

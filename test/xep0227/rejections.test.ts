@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Xep0227Error } from '../../src/xep0227/errors.js';
 import { readDocument } from '../../src/xep0227/reader.js';
-import { collect, expectRejection, positionOf, readError } from './helpers.js';
+import { collect, expectRejection, positionOf, readError } from '../support/xep0227.js';
 
 const DECL = "<?xml version='1.0' encoding='UTF-8'?>\n";
 const ROOT = "<server-data xmlns='urn:xmpp:pie:0'>\n";

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { writeDocument } from '../../src/xep0227/writer.js';
-import { documentEvents } from './arbitraries.js';
-import { collect } from './helpers.js';
+import { documentEvents } from '../support/arbitraries.js';
+import { collect } from '../support/xep0227.js';
 
 describe('writer → reader round trip', () => {
   it('gives back every valid document unchanged (2000 documents)', async () => {

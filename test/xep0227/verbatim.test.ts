@@ -4,7 +4,7 @@ import { serializeXmlValue } from '../../src/storage/prosody/stanza.js';
 import { NS, element, type XmlElement, type XmlNode } from '../../src/records/model.js';
 import { scanVerbatim } from '../../src/xml/verbatim.js';
 import { parseElement, serializeElement, storedElement } from '../../src/xml/xml.js';
-import { payload } from './arbitraries.js';
+import { payload } from '../support/arbitraries.js';
 
 /** Elements inside the verbatim subset, so that mutations start from accepted texts. */
 const { plain } = fc.letrec<{ plain: XmlElement; node: XmlNode }>((tie) => ({

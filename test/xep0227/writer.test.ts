@@ -3,7 +3,7 @@ import { NS, element, type DocumentEvent, type UserRecord } from '../../src/reco
 import { readDocument } from '../../src/xep0227/reader.js';
 import { WRITER_CHUNK_BYTES, documentStream, writeDocument } from '../../src/xep0227/writer.js';
 import { XmlCharError } from '../../src/xml/xml.js';
-import { collect, readString, writeString } from './helpers.js';
+import { collect, readString, writeString } from '../support/xep0227.js';
 
 const C = NS.client;
 const around = (...records: UserRecord[]): DocumentEvent[] => [

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDocument, type ReaderOptions } from '../../src/xep0227/reader.js';
-import { collect, expectRejection, positionOf, readError } from './helpers.js';
+import { collect, expectRejection, positionOf, readError } from '../support/xep0227.js';
 
 const XI = "xmlns:xi='http://www.w3.org/2001/XInclude'";
 const main = (...includes: string[]): string =>

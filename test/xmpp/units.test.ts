@@ -17,7 +17,7 @@ import { movedNotification } from '../../src/core/move.js';
 import { parsePrivilege, PrivilegeTable } from '../../src/xmpp/privilege.js';
 import { NS, x, type Stanza } from '../../src/xmpp/ltx.js';
 import { accountDocument } from '../support/documents.js';
-import type { App } from './helpers.js';
+import type { App } from '../support/xmpp-component.js';
 
 describe('backoffDelay', () => {
   const options = { initialMs: 1000, maxMs: 60_000 };

@@ -23,7 +23,6 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import type { Config, OutgoingConfig } from '../../config/config.js';
 import { AddressPolicy, normaliseHost } from './address-policy.js';
 
 export type OutgoingFailure = 'refused' | 'failed';
@@ -72,6 +71,27 @@ export interface OutgoingResponse {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The answer's bytes; any failure while reading is an {@link OutgoingError} `failed`. */
   readonly body: Readable;
+}
+
+export interface OutgoingConfig {
+  /**
+   * CIDR ranges (`10.1.0.0/16`, `::1/128`, a bare address) and host names that may be reached
+   * even though they are loopback, private, link-local or otherwise internal. Empty by default.
+   */
+  readonly allow: readonly string[];
+  /** Longest wait for a connection, the answer's headers, or the next bytes of its body . */
+  readonly idleTimeoutMs: number;
+  /** Longest a whole exchange may take, body included. */
+  readonly totalTimeoutMs: number;
+  /** Largest JSON answer read (the move's import report); documents are bounded by maxUploadBytes. */
+  readonly maxAnswerBytes: number;
+}
+
+/** What the outgoing client needs of the service's configuration. */
+export interface OutgoingSettings {
+  readonly outgoing: OutgoingConfig;
+  /** xporta's own origin, always reachable. */
+  readonly publicUrl: string;
 }
 
 /** The policy, its connection pool and its deadlines; one per configuration. */
@@ -257,10 +277,10 @@ function describe(err: unknown): string {
   return code ? `${code}: ${err.message}` : err.message;
 }
 
-const clients = new WeakMap<Config, OutgoingClient>();
+const clients = new WeakMap<OutgoingSettings, OutgoingClient>();
 
 /** The client for a configuration, made once: its connection pool is shared by every request. */
-export function outgoingClient(config: Config): OutgoingClient {
+export function outgoingClient(config: OutgoingSettings): OutgoingClient {
   let client = clients.get(config);
   if (!client) {
     client = new OutgoingClient(config.outgoing, config.publicUrl);

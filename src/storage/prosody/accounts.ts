@@ -17,7 +17,7 @@ import { NS, type ScramCredentials, type ScramMechanism, type UserStart } from '
 import { splitClark } from '../../xml/xml.js';
 import { ProsodyJsonError, decodeJson, encodeJson } from './json.js';
 import { LuaFloat, LuaTable, isLuaInteger, isStanzaValue, luaNumber, luaNumberToString, parseLuaNumber, type LuaValue } from './lua.js';
-import { saslprep } from './saslprep.js';
+import { saslprep } from '../../lib/saslprep.js';
 import { serializeXmlValue } from './stanza.js';
 import { generateUuid, nowSeconds } from './util.js';
 

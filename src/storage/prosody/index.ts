@@ -5,7 +5,7 @@ export * from './stanza.js';
 export * from './values.js';
 export * from './keyval.js';
 export * from './accounts.js';
-export * from './saslprep.js';
+export * from '../../lib/saslprep.js';
 export * from './roster.js';
 export * from './vcard.js';
 export * from './private.js';

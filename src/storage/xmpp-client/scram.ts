@@ -5,7 +5,7 @@
  * names log in as they do with native clients.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { saslprep } from '../prosody/saslprep.js';
+import { saslprep } from '../../lib/saslprep.js';
 
 export type SaslMechanismName = 'SCRAM-SHA-256' | 'SCRAM-SHA-1' | 'PLAIN';
 

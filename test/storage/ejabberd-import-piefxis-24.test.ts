@@ -1,4 +1,0 @@
-/** ejabberd 24.12's own import_piefxis on xporta's documents (the suite is in support/ejabberd-import-piefxis-suite.ts). */
-import { defineImportPiefxisSuite } from './support/ejabberd-import-piefxis-suite.js';
-
-defineImportPiefxisSuite('24.12');

@@ -1,4 +1,0 @@
-/** EjabberdSqlBackend against a real ejabberd 23.01 (the suite is in support/ejabberd-live-suite.ts). */
-import { defineEjabberdLiveSuite } from './support/ejabberd-live-suite.js';
-
-defineEjabberdLiveSuite('23.01');

@@ -1,4 +1,0 @@
-/** ProsodyFilesBackend against a real Prosody 0.12 (the suite is in support/prosody-files-live-suite.ts). */
-import { defineProsodyFilesLiveSuite } from './support/prosody-files-live-suite.js';
-
-defineProsodyFilesLiveSuite('0.12');

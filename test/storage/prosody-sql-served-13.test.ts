@@ -1,5 +1,0 @@
-/** Imports into an account a real Prosody 13 has already served, on PostgreSQL and MariaDB (support/prosody-13-served.ts). */
-import { prosody13ServedAccountSuite } from './support/prosody-13-served.js';
-
-prosody13ServedAccountSuite('postgres');
-prosody13ServedAccountSuite('mysql');
