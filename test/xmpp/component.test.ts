@@ -5,11 +5,13 @@
  * stranger.test is on the same server but not served by xporta.
  */
 import { Readable } from 'node:stream';
+import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refOf } from '../../src/transfer/account-transfer.js';
 import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
+import { storedRoster } from '../../src/xmpp/notify.js';
 import { accountDocument } from '../support/documents.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import {
@@ -297,6 +299,31 @@ describeWithProsody('XMPP component with XEP-0356 privileges', () => {
         const contacts = res.json<{ contacts: { jid: string; state: string }[] }>().contacts;
         return contacts.find((c) => c.jid === 'bob@localhost')?.state === 'subscribed' && contacts.find((c) => c.jid === 'carol@example.test')?.state === 'requested';
       }, 'bob subscribed and carol requested');
+    });
+  });
+
+  describe('when Prosody cannot commit because a reader holds the database', () => {
+    it('sends the roster set again, which commits and frees the readers Prosody kept out', async () => {
+      await createUser(prosody, 'erin', 'localhost', 'erin-pw');
+      const database = prosody.sql?.database ?? '';
+      // A reader mid-read (its SHARED lock) when Prosody commits: Prosody has no busy handler, so
+      // its COMMIT fails, and it keeps that transaction open with the lock that keeps readers out.
+      const reader = new Database(database, { timeout: 0 });
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM "prosody"').get();
+      const failedCommits = async (): Promise<number> => (await prosody.logTail(10_000)).split('commit failed').length - 1;
+      const before = await failedCommits();
+      const set = xporta.component.privileged.setRosterItem('erin@localhost', { jid: 'frank@example.net', subscription: 'none', groups: ['Moved'] });
+      set.catch(() => undefined); // awaited below; a failure must not also surface as unhandled
+      await eventually(async () => (await failedCommits()) > before, 'Prosody’s failed commit');
+      reader.exec('COMMIT');
+      reader.close();
+      // The first answer was "wait" (Unable to save roster); the retry is Prosody's next transaction.
+      await set;
+      const started = Date.now();
+      const roster = await storedRoster(xporta.app.ctx, 'erin@localhost');
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(roster.map((i) => [i.jid, i.groups])).toEqual([['frank@example.net', ['Moved']]]);
     });
   });
 
