@@ -32,7 +32,7 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
  * lock held for seconds would otherwise stop the whole process (HTTP, the XMPP component), even
  * the work that would end the wait. Prosody, for one, keeps the lock of a COMMIT that failed
  * with "database is locked" until its next SQL transaction, which xporta may be the one to cause
- * (see src/xmpp/privileged.ts).
+ * (README, "Faults, concurrency and consistency").
  */
 const SYNC_BUSY_WAIT_MS = 20;
 /** Pauses between attempts while a lock is held longer; the last repeats. */
