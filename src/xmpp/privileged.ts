@@ -3,6 +3,14 @@
  * roster (the server then pushes changes to the user's clients itself) and send IQs in the
  * user's name, e.g. a PEP publish. Every call checks the advertised permission first and throws
  * {@link NotGrantedError} instead of sending something the server would refuse.
+ *
+ * An answer of error type "wait" is retried a few times (see {@link WAIT_RETRY_PAUSES_MS}). Prosody
+ * on SQLite answers so ("Unable to save roster") when its COMMIT met a reader's lock, xporta's
+ * own reads included: it has no busy handler, and it keeps that transaction open, holding a lock
+ * that stops every other reader of the database, until its next SQL transaction. Sending the
+ * request again is that next transaction: it commits both and frees the readers. Every privileged
+ * IQ xporta sends reads, or sets a state (a roster item, a PEP item by id), so sending it twice
+ * does no harm.
  */
 import type { PrivilegedAccess as CorePrivilegedAccess } from '../core/context.js';
 import type { XmlElement } from '../records/model.js';
@@ -33,6 +41,14 @@ function hostOf(bareJid: string): string {
   return bareJid.slice(bareJid.indexOf('@') + 1);
 }
 
+/** Pauses before sending again a request the server answered with an error of type "wait". */
+const WAIT_RETRY_PAUSES_MS = [200, 500, 1000];
+
+/** The server asked to try again later; our own timeout (no answer at all) is not retried. */
+function asksToWait(err: unknown): boolean {
+  return err instanceof StanzaError && err.errorType === 'wait' && err.condition !== 'remote-server-timeout';
+}
+
 export class PrivilegedAccess implements CorePrivilegedAccess {
   constructor(
     private readonly connection: ComponentConnection,
@@ -58,7 +74,7 @@ export class PrivilegedAccess implements CorePrivilegedAccess {
   /** The roster as the server holds it now (for a user who is online: the live copy). */
   async getRoster(user: string): Promise<RosterEntry[]> {
     if (!this.canGetRoster(hostOf(user))) throw new NotGrantedError('roster get', hostOf(user));
-    const result = await this.connection.request(x('iq', { type: 'get', to: user }, x('query', { xmlns: NS.roster })));
+    const result = await this.request(() => x('iq', { type: 'get', to: user }, x('query', { xmlns: NS.roster })));
     return (result.getChild('query', NS.roster)?.getChildren('item') ?? []).map(parseRosterItem);
   }
 
@@ -72,7 +88,7 @@ export class PrivilegedAccess implements CorePrivilegedAccess {
       'remove' in item
         ? x('item', { jid: item.jid, subscription: 'remove' })
         : x('item', { jid: item.jid, name: item.name, subscription: item.subscription }, item.groups.map((g) => x('group', {}, g)));
-    await this.connection.request(x('iq', { type: 'set', to: user }, x('query', { xmlns: NS.roster }, element)));
+    await this.request(() => x('iq', { type: 'set', to: user }, x('query', { xmlns: NS.roster }, element)));
   }
 
   /**
@@ -82,8 +98,11 @@ export class PrivilegedAccess implements CorePrivilegedAccess {
   async iqAs(user: string, type: 'get' | 'set', payload: Stanza, to: string = user): Promise<Stanza> {
     const namespace = payload.attrs.xmlns ?? '';
     if (!this.canIq(hostOf(user), namespace, type)) throw new NotGrantedError(`IQ ${type} for ${namespace}`, hostOf(user));
-    const inner = x('iq', { xmlns: NS.client, type, to, id: `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}` }, payload);
-    const result = await this.connection.request(x('iq', { type, to: user }, x('privileged_iq', { xmlns: NS.privilege }, inner)));
+    const wrapped = (): Stanza => {
+      const inner = x('iq', { xmlns: NS.client, type, to, id: `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}` }, payload);
+      return x('iq', { type, to: user }, x('privileged_iq', { xmlns: NS.privilege }, inner));
+    };
+    const result = await this.request(wrapped);
     const answer = result.getChild('privilege', NS.privilege)?.getChild('forwarded', NS.forward)?.getChild('iq');
     if (!answer) throw new StanzaError('undefined-condition', 'cancel', 'the privileged IQ answer holds no forwarded IQ');
     if (answer.attrs.type === 'error') throw StanzaError.fromStanza(answer);
@@ -128,6 +147,19 @@ export class PrivilegedAccess implements CorePrivilegedAccess {
         ),
     );
     await this.iqAs(user, 'set', pubsub);
+  }
+
+  /** Sends the IQ `build` makes (a fresh one, with a new id, each time), again while the server asks to wait. */
+  private async request(build: () => Stanza): Promise<Stanza> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.connection.request(build());
+      } catch (err) {
+        const pause = WAIT_RETRY_PAUSES_MS[attempt];
+        if (pause === undefined || !asksToWait(err)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
   }
 }
 

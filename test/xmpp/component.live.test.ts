@@ -5,11 +5,13 @@
  * stranger.test is on the same server but not served by xporta.
  */
 import { Readable } from 'node:stream';
+import Database from 'better-sqlite3';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { refOf } from '../../src/transfer/account-transfer.js';
 import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
+import { storedRoster } from '../../src/core/move.js';
 import { accountDocument } from '../support/documents.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import {
@@ -297,6 +299,45 @@ describeWithProsody('XMPP component with XEP-0356 privileges', () => {
         const contacts = res.json<{ contacts: { jid: string; state: string }[] }>().contacts;
         return contacts.find((c) => c.jid === 'bob@localhost')?.state === 'subscribed' && contacts.find((c) => c.jid === 'carol@example.test')?.state === 'requested';
       }, 'bob subscribed and carol requested');
+    });
+  });
+
+  describe('when Prosody cannot commit because a reader holds the database', () => {
+    it('sends the roster set again, which commits and frees the readers Prosody kept out', async () => {
+      await createUser(prosody, 'erin', 'localhost', 'erin-pw');
+      await xporta.component.idle();
+      // A reader mid-read (its SHARED lock) when Prosody commits: Prosody has no busy handler, so
+      // its COMMIT fails, and it keeps that transaction open with the lock that keeps readers out.
+      const reader = new Database(prosody.sql?.database ?? '', { timeout: 0 });
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM "prosody"').get();
+      // The reader is done as soon as the first answer arrives, before any retry goes out.
+      const answers: unknown[] = [];
+      const connection = xporta.component.connection;
+      const request = connection.request.bind(connection);
+      const spy = vi.spyOn(connection, 'request').mockImplementation(async (iq, timeoutMs) => {
+        try {
+          return await request(iq, timeoutMs);
+        } catch (err) {
+          answers.push(err);
+          throw err;
+        } finally {
+          if (reader.open) {
+            reader.exec('COMMIT');
+            reader.close();
+          }
+        }
+      });
+      try {
+        await xporta.component.privileged.setRosterItem('erin@localhost', { jid: 'frank@example.net', subscription: 'none', groups: ['Moved'] });
+      } finally {
+        spy.mockRestore();
+      }
+      expect(answers).toEqual([expect.objectContaining({ condition: 'internal-server-error', errorType: 'wait', text: 'Unable to save roster' })]);
+      const started = Date.now();
+      const roster = await storedRoster(xporta.app.ctx, 'erin@localhost');
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(roster.map((i) => [i.jid, i.groups])).toEqual([['frank@example.net', ['Moved']]]);
     });
   });
 

@@ -130,6 +130,32 @@ describe('ProsodySqlBackend on SQLite, specifically', () => {
     await backend.close();
   });
 
+  it('waits for another connection’s lock without stopping the event loop, up to busyTimeoutMs', async () => {
+    const file = freshFile();
+    const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: file, hosts: HOSTS, busyTimeoutMs: 3000 });
+    await backend.applyUser(ALICE, ALICE_ACCOUNT, (async function* () {
+      yield archiveRecord(1);
+    })(), applyOptions());
+    // As Prosody does after a COMMIT that failed: a write transaction left open holds the lock
+    // that keeps every reader out, until that connection's next transaction.
+    const holder = new Database(file, { timeout: 0 });
+    holder.exec('BEGIN EXCLUSIVE');
+    // Only a running event loop can end the wait: a synchronous busy wait would time out first.
+    const started = Date.now();
+    setTimeout(() => holder.exec('COMMIT'), 300);
+    expect(await backend.userExists(ALICE)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(Date.now() - started).toBeLessThan(2500);
+
+    holder.exec('BEGIN EXCLUSIVE');
+    const short = new ProsodySqlBackend({ dialect: 'sqlite', database: file, hosts: HOSTS, busyTimeoutMs: 200 });
+    await expect(short.userExists(ALICE)).rejects.toMatchObject({ name: 'StorageError', code: 'unavailable' });
+    holder.exec('COMMIT');
+    holder.close();
+    await short.close();
+    await backend.close();
+  });
+
   it('reports data Prosody’s formats cannot hold, or stored rows they do not allow, as invalid-data', async () => {
     const file = freshFile();
     const backend = new ProsodySqlBackend({ dialect: 'sqlite', database: file, hosts: HOSTS });

@@ -33,12 +33,52 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
  */
 export const DEFAULT_BULK_LOAD_THRESHOLD = 50_000;
 
+/**
+ * How long a statement on a shared (event-loop) connection waits inside SQLite for a lock. Beyond
+ * it the wait goes on between attempts, off the thread: better-sqlite3 waits synchronously, and a
+ * lock held for seconds would otherwise stop the whole process (HTTP, the XMPP component), even
+ * the work that would end the wait. Prosody, for one, keeps the lock of a COMMIT that failed
+ * with "database is locked" until its next SQL transaction, which xporta may be the one to cause
+ * (README, "Faults, concurrency and consistency").
+ */
+const SYNC_BUSY_WAIT_MS = 20;
+/** Pauses between attempts while a lock is held longer; the last repeats. */
+const BUSY_RETRY_PAUSES_MS = [5, 10, 25, 50, 100];
+
+function isBusy(err: unknown): boolean {
+  return err instanceof Database.SqliteError && (err.code === 'SQLITE_BUSY' || err.code === 'SQLITE_BUSY_RECOVERY');
+}
+
 class SqliteSession implements SqlSession {
   private readonly statements = new Map<string, Database.Statement<SqlParam[], SqlRow>>();
   /** Separate from {@link statements}: `raw()` changes what a statement returns for every caller. */
   private readonly arrayStatements = new Map<string, Database.Statement<SqlParam[], unknown[]>>();
 
-  constructor(protected readonly db: Database.Database) {}
+  /** `busyTimeoutMs`: how long a statement may wait for a lock in all, across attempts. */
+  constructor(
+    protected readonly db: Database.Database,
+    private readonly busyTimeoutMs: number,
+  ) {}
+
+  /**
+   * Runs `statement` (synchronous, all rows at once), again while another connection holds a lock
+   * it needs, pausing between attempts, for up to {@link busyTimeoutMs}; then the last error.
+   * A failed attempt holds no lock: an autocommit statement that gets SQLITE_BUSY has done nothing.
+   */
+  private async withLockWait<T>(statement: () => T): Promise<T> {
+    let deadline: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return statement();
+      } catch (err) {
+        if (!isBusy(err)) throw err instanceof Error ? err : new Error(String(err));
+        deadline ??= Date.now() + this.busyTimeoutMs - SYNC_BUSY_WAIT_MS;
+        if (Date.now() >= deadline) throw err;
+        const pause = BUSY_RETRY_PAUSES_MS[Math.min(attempt, BUSY_RETRY_PAUSES_MS.length - 1)] ?? 0;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
+  }
 
   private prepare(sql: string): Database.Statement<SqlParam[], SqlRow> {
     let stmt = this.statements.get(sql);
@@ -50,38 +90,30 @@ class SqliteSession implements SqlSession {
   }
 
   queryArrays(sql: string, params: readonly SqlParam[] = []): Promise<unknown[][]> {
-    try {
+    return this.withLockWait(() => {
       let stmt = this.arrayStatements.get(sql);
       if (!stmt) {
         stmt = this.db.prepare<SqlParam[], unknown[]>(sql).raw(true);
         this.arrayStatements.set(sql, stmt);
       }
-      return Promise.resolve(stmt.all(...params));
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+      return stmt.all(...params);
+    });
   }
 
   query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
-    try {
+    return this.withLockWait(() => {
       const stmt = this.prepare(sql);
       if (!stmt.reader) {
         stmt.run(...params);
-        return Promise.resolve([]);
+        return [];
       }
       // Rows are collected before anything else runs, so the connection is never left mid-statement.
-      return Promise.resolve(stmt.all(...params));
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+      return stmt.all(...params);
+    });
   }
 
   run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
-    try {
-      return Promise.resolve(this.prepare(sql).run(...params).changes);
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+    return this.withLockWait(() => this.prepare(sql).run(...params).changes);
   }
 }
 
@@ -95,7 +127,7 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
     db: Database.Database,
     private readonly options: SqliteOptions,
   ) {
-    super(db);
+    super(db, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
     this.writer = new SqliteWriter({
       database: options.database,
       busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
@@ -112,8 +144,11 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
   }
 
   private static connect(options: SqliteOptions): Database.Database {
-    const db = new Database(options.database, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    const db = new Database(options.database, { timeout: busyTimeoutMs });
+    // Once, at start, and it needs the database alone: this one may wait the whole timeout here.
     if (options.walMode) db.pragma('journal_mode = WAL');
+    db.pragma(`busy_timeout = ${Math.min(busyTimeoutMs, SYNC_BUSY_WAIT_MS)}`);
     return db;
   }
 
@@ -131,8 +166,9 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
   async snapshot(): Promise<SqlSnapshot | undefined> {
     const mode = this.db.pragma('journal_mode', { simple: true });
     if (typeof mode !== 'string' || mode.toLowerCase() !== 'wal') return undefined;
-    const conn = new Database(this.options.database, { readonly: true, timeout: this.options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
-    const session = new SqliteSession(conn);
+    const busyTimeoutMs = this.options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    const conn = new Database(this.options.database, { readonly: true, timeout: busyTimeoutMs });
+    const session = new SqliteSession(conn, busyTimeoutMs);
     try {
       conn.exec('BEGIN');
       // A deferred transaction takes its snapshot at the first read, so read now.
