@@ -11,8 +11,10 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
-    // One file at a time, in every project: live suites start servers on free ports and measure
-    // time and memory, and a 2-core machine gives vitest one worker either way.
+    // One file at a time by default: live suites start servers on free ports and measure time and
+    // memory. The unit project is run with two workers sharing their module cache
+    // (scripts/run-tests.mjs, UNIT_ARGS): its files touch no shared server and keep no module state
+    // between files.
     fileParallelism: false,
     projects: [
       {

@@ -21,6 +21,9 @@ const GENERATION_NEUTRAL = [
   'test/xmpp/no-privilege.live.test.ts',
 ];
 
+/** The unit project's files share no server or port: two worker threads, one module cache per worker. */
+const UNIT_ARGS = ['--project', 'unit', '--fileParallelism', '--maxWorkers=2', '--minWorkers=2', '--no-isolate', '--pool=threads'];
+
 function runPass(args, env) {
   rmSync(reportPath, { force: true });
   const run = spawnSync('npx', ['vitest', 'run', ...args], { stdio: 'inherit', env: { ...process.env, ...env } });
@@ -43,9 +46,9 @@ const given = process.argv.slice(2);
 const inCI = process.env.CI === 'true';
 const passes =
   given.length > 0
-    ? [runPass(given, {})]
+    ? [runPass(given.length === 2 && given[0] === '--project' && given[1] === 'unit' ? UNIT_ARGS : given, {})]
     : [
-        runPass(['--project', 'unit'], {}),
+        runPass(UNIT_ARGS, {}),
         runPass(['--project', 'live'], {}),
         runPass(['--project', 'live', ...GENERATION_NEUTRAL], { XPORTA_PROSODY_VERSION: '13', XPORTA_EJABBERD_VERSION: '24.12' }),
         ...(inCI ? [runPass(['--project', 'scale'], {})] : []),

@@ -222,7 +222,7 @@ describe('part normalisers and helpers', () => {
           out !== '.'
         );
       }),
-      { numRuns: 2000 },
+      { numRuns: 600 },
     );
   });
 
@@ -237,7 +237,7 @@ describe('part normalisers and helpers', () => {
         }
         return normaliseDomain(out) === out;
       }),
-      { numRuns: 2000 },
+      { numRuns: 600 },
     );
   });
 

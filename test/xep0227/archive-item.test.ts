@@ -152,7 +152,7 @@ describe('archive fast path', () => {
           await same(splitAt(doc, [chunk]));
         },
       ),
-      { numRuns: 600 },
+      { numRuns: 300 },
     );
   });
 });
@@ -168,7 +168,7 @@ describe('measureText', () => {
         expect(m.lineBreaks).toBe(lines.length - 1);
         expect(m.lastLineColumns).toBe([...(lines[lines.length - 1] ?? '')].length);
       }),
-      { numRuns: 2000 },
+      { numRuns: 500 },
     );
   });
 });

@@ -108,9 +108,9 @@ describe('verbatim stored elements', () => {
         expect(meaning, text).not.toBeInstanceOf(Error);
         expect(parseElement(serializeElement(storedElement(text, NS.client), NS.forward)), text).toEqual(meaning);
       }),
-      { numRuns: 10_000 },
+      { numRuns: 3000 },
     );
     // The property says nothing if every mutation were refused.
-    expect(accepted).toBeGreaterThan(500);
+    expect(accepted).toBeGreaterThan(100);
   });
 });
