@@ -9,6 +9,7 @@ import type { ExportFile } from '../../core/export-files.js';
 import { exportUserDocument, refOf } from '../../transfer/account-transfer.js';
 import { writeDocument } from '../../xep0227/writer.js';
 import { auditNote } from '../audit-trail.js';
+import { abortWhenClientLeaves } from '../client-abort.js';
 import type { ServiceContext } from '../../core/context.js';
 import { countRecords, countStreamedBytes } from '../../core/counting.js';
 import { guardAccount, principalOf } from '../guard.js';
@@ -54,14 +55,11 @@ export const exportRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (
       if (!(await storage.userExists(ref))) throw problems.notFound(`no account ${jid}`);
       const lease = await ctx.locks.tryAcquire(jid, 'shared');
       if (!lease) throw problems.conflict(`an import into ${jid} is running`);
-      const abort = new AbortController();
-      reply.raw.on('close', () => {
-        if (!reply.raw.writableFinished) abort.abort();
-      });
+      const signal = abortWhenClientLeaves(reply);
       const timed = metrics.time('export_file');
       let file: ExportFile;
       try {
-        const events = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), metrics, 'export');
+        const events = countRecords(exportUserDocument(storage, ref, kinds, signal), metrics, 'export');
         file = await ctx.exportFiles.create(jid, [...kinds], countStreamedBytes(writeDocument(events), metrics, 'export'));
         timed('ok');
       } catch (err) {

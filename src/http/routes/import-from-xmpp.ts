@@ -15,6 +15,7 @@ import { bareJid, JidError } from '../../lib/jid.js';
 import { pullAccount, pullSettings, UNREADABLE_KINDS } from '../../storage/xmpp-client/index.js';
 import { importUserDocument } from '../../transfer/account-transfer.js';
 import { auditNote } from '../audit-trail.js';
+import { abortWhenClientLeaves } from '../client-abort.js';
 import { guardAccount } from '../guard.js';
 import { reportCounts } from '../import-spool.js';
 import { kindsParam } from '../params.js';
@@ -53,15 +54,12 @@ export const importFromXmppRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> =
     const createAccount = body.createAccount === true;
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
-    const abort = new AbortController();
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) abort.abort();
-    });
-    const options = { mode, dryRun, include: kinds, createAccount, signal: abort.signal };
+    const signal = abortWhenClientLeaves(reply);
+    const options = { mode, dryRun, include: kinds, createAccount, signal };
     let notes: ReturnType<typeof pullAccount>['notes'] | undefined;
     const report = await importAccount(ctx, { jid, source: 'xmpp', options, principal }, {
       apply: (run) => {
-        const pull = pullAccount({ ...pullSettings(config, source), jid: source, password, include: kinds, signal: abort.signal });
+        const pull = pullAccount({ ...pullSettings(config, source), jid: source, password, include: kinds, signal });
         notes = pull.notes;
         return importUserDocument(storage, ref, run.countRecords(pull.events), options);
       },

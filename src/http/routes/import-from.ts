@@ -11,6 +11,7 @@ import { importAccount } from '../../core/import-pipeline.js';
 import { importMode } from '../../core/import-options.js';
 import { OutgoingError, outgoingClient, withErrorsMapped, type OutgoingClient } from '../../lib/net/outgoing.js';
 import { auditNote } from '../audit-trail.js';
+import { abortWhenClientLeaves } from '../client-abort.js';
 import { guardAccount } from '../guard.js';
 import { importThroughSpool, reportCounts } from '../import-spool.js';
 import { httpUrlParam, kindsParam } from '../params.js';
@@ -48,17 +49,13 @@ export const importFromRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = asy
     const createAccount = body.createAccount === true;
     auditNote(request, { account: jid, kinds: [...kinds], mode, dryRun });
 
-    const abort = new AbortController();
-    // Only a client that leaves early cancels the pull; a finished exchange closes too.
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) abort.abort();
-    });
-    const options = { mode, dryRun, include: kinds, createAccount, signal: abort.signal };
+    const signal = abortWhenClientLeaves(reply);
+    const options = { mode, dryRun, include: kinds, createAccount, signal };
     let source: Readable | undefined;
     try {
       const report = await importAccount(ctx, { jid, source: 'url', options, principal }, {
         apply: async (run) => {
-          source = await fetchExport(outgoingClient(config), url, token, config.limits.maxUploadBytes, abort.signal);
+          source = await fetchExport(outgoingClient(config), url, token, config.limits.maxUploadBytes, signal);
           // As for uploads: the transfer from the other service holds no database lock, and a retry reads the copy.
           return importThroughSpool(ctx, run, request, source, 'pull', ref, options);
         },
