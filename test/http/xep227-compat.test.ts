@@ -5,7 +5,7 @@
  * method, status) of `/xep227/…` was seen. test/http/xep227-compat.live.test.ts does the same
  * against a real Prosody and a real client.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -448,6 +448,20 @@ describe('the mod_http_xep227 endpoints on the embedded SQLite store', () => {
         rmSync(fullDir, { recursive: true, force: true });
       }
     });
+  });
+
+  it('audits each request as export or import, with the account, kinds and actor, never the token', () => {
+    app.ctx.audit.flush();
+    const text = readFileSync(join(dir, 'audit.log'), 'utf8');
+    expect(text).not.toContain(aliceToken);
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { action: string; account?: string; kinds?: string[]; mode?: string; actor: { kind: string; jid?: string }; outcome: string; status: number });
+    expect(lines).toContainEqual(expect.objectContaining({ action: 'export', account: 'alice@localhost', kinds: ['roster', 'vcard'], actor: expect.objectContaining({ kind: 'user', jid: 'alice@localhost' }), outcome: 'ok' }));
+    expect(lines).toContainEqual(expect.objectContaining({ action: 'import', account: 'alice@localhost', kinds: ['vcard', 'roster'], mode: 'merge', outcome: 'ok' }));
+    expect(lines).toContainEqual(expect.objectContaining({ action: 'import', account: 'alice@localhost', kinds: ['private'], actor: expect.objectContaining({ kind: 'operator' }), outcome: 'ok' }));
+    expect(lines).toContainEqual(expect.objectContaining({ action: 'import', actor: expect.objectContaining({ kind: 'operator' }), outcome: 'refused', status: 403 }));
   });
 
   it('exercised every path and status of /xep227/… in openapi.yaml', () => {
