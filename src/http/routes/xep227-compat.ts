@@ -39,8 +39,8 @@ interface ImportQuery extends StoresQuery {
 
 type Account = { readonly principal: Principal; readonly jid: string; readonly ref: UserRef };
 
-export const XEP227_EXPORT_FOR_OPERATORS = '/xep227/users/{jid}/export';
-export const XEP227_IMPORT_FOR_OPERATORS = '/xep227/users/{jid}/import';
+const XEP227_EXPORT_FOR_OPERATORS = '/xep227/users/{jid}/export';
+const XEP227_IMPORT_FOR_OPERATORS = '/xep227/users/{jid}/import';
 
 export const xep227CompatRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const exportHandler = (account: (request: FastifyRequest) => Account) =>
