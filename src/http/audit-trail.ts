@@ -32,6 +32,10 @@ const ROUTE_ACTIONS: Readonly<Record<string, AuditAction>> = {
   'GET /v1/tokens': 'operator-token-list',
   'DELETE /v1/tokens/:id': 'operator-token-revoke',
   'POST /v1/tokens/:id/rotate': 'operator-token-rotate',
+  'GET /xep227/export': 'export',
+  'PUT /xep227/import': 'import',
+  'GET /xep227/users/:jid/export': 'export',
+  'PUT /xep227/users/:jid/import': 'import',
 };
 
 /** Adds details to this request's audit line (later notes win). */

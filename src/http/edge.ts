@@ -19,7 +19,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Scope } from '../config/config.js';
 import { isPreflight } from './cors.js';
 import type { ServiceContext } from '../core/context.js';
-import { guardAccount, guardHost, principalOf } from './guard.js';
+import { guardAccount, guardHost, guardTokenAccount, principalOf } from './guard.js';
 import { pathOf, problems } from './problem.js';
 import { announcesBody, mediaTypeOf, MULTIPART_TYPE, withDeadlines, XML_TYPES } from './upload.js';
 
@@ -33,6 +33,11 @@ export type RouteGuard =
   | 'operator'
   /** A token with this scope for the account named by the `:jid` parameter. */
   | { readonly account: Scope }
+  /**
+   * A user token with this scope, for its own account (the path names none); an operator token
+   * is refused and told `operatorPath`, where it names the account.
+   */
+  | { readonly tokenAccount: Scope; readonly operatorPath: string }
   /** An operator token with this scope for the host named by the `:host` parameter. */
   | { readonly host: 'export' | 'import' };
 
@@ -64,6 +69,10 @@ function runGuard(ctx: ServiceContext, request: FastifyRequest, guard: RouteGuar
   }
   if ('account' in guard) {
     guardAccount(ctx, request, params.jid ?? '', guard.account);
+    return;
+  }
+  if ('tokenAccount' in guard) {
+    guardTokenAccount(ctx, request, guard.tokenAccount, guard.operatorPath);
     return;
   }
   guardHost(ctx, request, params.host ?? '', guard.host);

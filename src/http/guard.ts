@@ -125,6 +125,31 @@ export function guardAccount(
   return { principal, ...parsed };
 }
 
+/**
+ * Authenticates and authorises for the account a user token is bound to, for routes whose path
+ * names no account (as mod_http_xep227's do: Prosody's token names the account). An operator
+ * token is refused 403 with the path that names the account instead.
+ */
+export function guardTokenAccount(
+  ctx: ServiceContext,
+  request: FastifyRequest,
+  scope: Scope,
+  operatorPath: string,
+): { principal: Principal; jid: string; ref: UserRef } {
+  const principal = principalOf(ctx, request);
+  if (principal.kind !== 'user') throw problems.forbidden(`an operator token names the account: ${operatorPath}`);
+  let parsed: { jid: string; ref: UserRef };
+  try {
+    parsed = accountParam(ctx, principal.jid);
+  } catch (err) {
+    // The token's host is no longer served here; tell its holder no more than for another account.
+    if (err instanceof Problem && err.status === 404) throw problems.forbidden('a user token may act only on its own account');
+    throw err;
+  }
+  authorized(principal, scope, parsed.ref.host, parsed.jid);
+  return { principal, ...parsed };
+}
+
 /** Authenticates and authorises a whole-host transfer: operator tokens only; 401, 403, then 404 for an unknown host. */
 export function guardHost(ctx: ServiceContext, request: FastifyRequest, raw: string, scope: 'export' | 'import'): string {
   const principal = principalOf(ctx, request);

@@ -27,6 +27,7 @@ import { userRoutes } from './routes/users.js';
 import { importFromRoutes } from './routes/import-from.js';
 import { toProblem } from './problem-map.js';
 import { importFromXmppRoutes } from './routes/import-from-xmpp.js';
+import { xep227CompatRoutes } from './routes/xep227-compat.js';
 import { announcesBody, XML_TYPES } from './upload.js';
 import { formatSchemaErrors, VALIDATOR_OPTIONS } from './schemas/validation.js';
 
@@ -217,6 +218,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(hostRoutes, { ctx });
   app.register(movedRoutes, { ctx });
   app.register(tokenRoutes, { ctx });
+  app.register(xep227CompatRoutes, { ctx });
 
   // Expired export files go at start and then at least every minute (a request for one removes it at once).
   ctx.exportFiles.sweep();

@@ -25,7 +25,7 @@ import { spoolHostUpload } from '../host-upload.js';
 import { booleanParam, httpUrlParam, kindsParam } from '../params.js';
 import { problems } from '../problem.js';
 import { importBody } from '../upload.js';
-import { acceptsGzip } from './users.js';
+import { acceptsGzip } from '../account-io.js';
 import { routeSchemas } from '../schemas/routes.js';
 
 interface HostParams {

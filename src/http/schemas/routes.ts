@@ -26,6 +26,10 @@ const IMPORT_BODY = { mode: MODE, dryRun: BOOLEAN, createAccount: BOOLEAN, ...KI
 
 const ACCOUNT = pathParams({ jid: JID });
 
+/** mod_http_xep227's `stores` (comma-separated Prosody store names; src/http/xep227-stores.ts). */
+const STORES = { stores: STRING };
+const XEP227_IMPORT_QUERY = { ...STORES, mode: MODE, dryRun: BOOLEAN_QUERY, keepSubscriptions: BOOLEAN_QUERY };
+
 export const routeSchemas = {
   getLivez: {},
   getReadyz: {},
@@ -76,6 +80,11 @@ export const routeSchemas = {
   listOperatorTokens: {},
   revokeOperatorToken: { params: pathParams({ id: STRING }) },
   rotateOperatorToken: { params: pathParams({ id: STRING }) },
+
+  xep227Export: { querystring: query(STORES) },
+  xep227Import: { querystring: query(XEP227_IMPORT_QUERY) },
+  xep227ExportUser: { params: ACCOUNT, querystring: query(STORES) },
+  xep227ImportUser: { params: ACCOUNT, querystring: query(XEP227_IMPORT_QUERY) },
 
   exportHost: { params: pathParams({ host: HOST }), querystring: query(KINDS) },
   importHost: {
