@@ -74,19 +74,10 @@ const bare = (jid: string | undefined): string => (jid ?? '').split('/')[0] ?? '
 export async function probeAccount(connect: ConnectOptions, options: ProbeOptions = {}): Promise<ServedAccount> {
   const client = await connectClient({ ...connect, presence: false });
   try {
-    const roster = (await getRoster(client))
-      .map((r) => [r.jid, r.name ?? '', r.subscription, r.ask ?? '', [...r.groups].sort().join(',')] as const)
-      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const vcard: string[] = [];
-    const vcardEl = await getVCard(client);
-    if (vcardEl) flattenVCard(vcardEl, '', vcard);
-    const pep: Record<string, readonly string[]> = {};
-    for (const node of options.pepNodes ?? []) pep[node] = await pepItems(client, node);
-    const archiveCount = (await queryMam(client)).length;
-
-    // An available session: the server now delivers the offline messages, before the answer
-    // to the ping that follows the presence, and a quiet period covers servers that route them
-    // through another process.
+    // First an available session: the server now delivers the offline messages, before the
+    // answer to the ping that follows the presence, and a quiet period covers servers that route
+    // them through another process. First, because Prosody's mod_mam skips offline delivery for
+    // a session that has queried the archive.
     await client.send(xml('presence'));
     await client.sync();
     const isOffline = (s: XmlElement): boolean => s.name === 'message' && s.getChild('body') !== undefined;
@@ -101,6 +92,16 @@ export async function probeAccount(connect: ConnectOptions, options: ProbeOption
     const offline = delivered
       .map((m) => ({ from: bare(m.attrs.from), body: m.getChildText('body') ?? '', stamp: m.getChild('delay', NS.delay)?.attrs.stamp }))
       .sort((a, b) => `${a.stamp ?? ''} ${a.body}`.localeCompare(`${b.stamp ?? ''} ${b.body}`));
+    const roster = (await getRoster(client))
+      .map((r) => [r.jid, r.name ?? '', r.subscription, r.ask ?? '', [...r.groups].sort().join(',')] as const)
+      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const vcard: string[] = [];
+    const vcardEl = await getVCard(client);
+    if (vcardEl) flattenVCard(vcardEl, '', vcard);
+    const pep: Record<string, readonly string[]> = {};
+    for (const node of options.pepNodes ?? []) pep[node] = await pepItems(client, node);
+    const archiveCount = (await queryMam(client)).length;
+
     return { roster, vcard, pep, archiveCount, offline };
   } finally {
     await client.close();
