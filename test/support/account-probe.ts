@@ -35,7 +35,7 @@ export interface ServedAccount {
   readonly roster: readonly (readonly [string, string, string, string, string])[];
   /** The vCard-temp flattened to `PATH=text` lines (e.g. `PHOTO/TYPE=image/png`), in document order. */
   readonly vcard: readonly string[];
-  /** Per asked node: its items as `id payload-xml`, sorted; a node that does not exist is []. */
+  /** Per asked node: its items as `id canonical-payload-xml`, sorted; a node that does not exist is []. */
   readonly pep: Readonly<Record<string, readonly string[]>>;
   /** How many messages a MAM query over the whole archive returns. */
   readonly archiveCount: number;
@@ -61,11 +61,23 @@ function flattenVCard(el: XmlElement, prefix: string, out: string[]): void {
 async function pepItems(client: Awaited<ReturnType<typeof connectClient>>, node: string): Promise<string[]> {
   try {
     const items = await getPepItems(client, undefined, node);
-    return items.map((i) => `${i.id} ${i.payload?.toString() ?? ''}`).sort();
+    return items.map((i) => `${i.id} ${i.payload ? canonicalXml(i.payload) : ''}`).sort();
   } catch (err) {
     if (err instanceof XmppStanzaError && err.condition === 'item-not-found') return [];
     throw err;
   }
+}
+
+/** XML with attributes in name order, so two servers' serialisations of the same element compare equal. */
+export function canonicalXml(el: XmlElement): string {
+  const esc = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  const attrs = Object.entries(el.attrs)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => ` ${k}="${esc(v)}"`)
+    .join('');
+  const children = el.children.map((c) => (typeof c === 'string' ? esc(c) : canonicalXml(c))).join('');
+  return `<${el.name}${attrs}>${children}</${el.name}>`;
 }
 
 const bare = (jid: string | undefined): string => (jid ?? '').split('/')[0] ?? '';
