@@ -3,6 +3,10 @@
  * through `xporta import --host` and through `PUT /v1/hosts/{host}/import` into a fresh Prosody.
  * Every account logs in with its password, and alice serves the source's roster, vCard, PEP
  * items, archive count and offline messages with their original send times.
+ *
+ * Alice's single-user export imported into other JIDs (a rename, through the CLI and the HTTP user
+ * route) logs in with her password, keeps her roster's names and groups, claims none of the
+ * subscriptions the contacts gave alice, and the report lists those contacts to ask again.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
@@ -11,19 +15,20 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runExport } from '../../src/cli/commands.js';
+import { runExport, runImport } from '../../src/cli/commands.js';
 import { runHostImport } from '../../src/cli/host-import.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { expectServesSame, probeAccount, type ServedAccount } from '../support/account-probe.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
-import { loginAs } from '../support/xmpp-client.js';
+import { getRoster, loginAs } from '../support/xmpp-client.js';
 import { putXml, withXportaHttp } from '../support/xporta-http.js';
 
 describeWithProsody('xporta export --host of a Prosody → xporta import (CLI, HTTP) → Prosody', () => {
   let work: string;
   let summary: PopulateSummary;
   let hostDoc: string;
+  let aliceDoc: string;
   let sourceAlice: ServedAccount;
   let pepNodes: string[];
 
@@ -49,10 +54,17 @@ describeWithProsody('xporta export --host of a Prosody → xporta import (CLI, H
     try {
       summary = await populateAccount(source, { messages: 4 });
       hostDoc = join(work, 'host.xml');
-      const out = createWriteStream(hostDoc);
-      await runExport(await configFor(source, 'source'), { target: 'localhost', host: true }, out);
-      out.end();
-      await finished(out);
+      aliceDoc = join(work, 'alice.xml');
+      const sourceConfig = await configFor(source, 'source');
+      for (const [file, args] of [
+        [hostDoc, { target: 'localhost', host: true }],
+        [aliceDoc, { target: summary.alice.jid }],
+      ] as const) {
+        const out = createWriteStream(file);
+        await runExport(sourceConfig, args, out);
+        out.end();
+        await finished(out);
+      }
       // After the export: the probe consumes alice's offline messages.
       pepNodes = summary.pep.map((n) => n.node);
       sourceAlice = await probeAccount(aliceOn(source), { pepNodes });
@@ -92,6 +104,36 @@ describeWithProsody('xporta export --host of a Prosody → xporta import (CLI, H
         expect(report.users.map((u) => u.error ?? u.user)).toEqual(summary.accounts.map((a) => a.jid));
       });
       await expectServedOn(target);
+    } finally {
+      await target.stop();
+    }
+  }, 120_000);
+
+  it('a rename (CLI and HTTP user route): the new JID logs in, claims no subscription the contacts gave alice, and the report lists them', async () => {
+    // Every contact alice had a subscription state or a pending request with, either way.
+    const toAsk = ['bob@localhost', 'carol@localhost', 'romeo@montague.example'];
+    expect(sourceAlice.roster.map(([jid, , subscription, ask]) => `${jid} ${subscription} ${ask}`)).toEqual([
+      'bob@localhost both ',
+      'carol@localhost to ',
+      'romeo@montague.example none subscribe',
+    ]);
+    const target = await startProsody({ dir: join(work, 'rename') });
+    try {
+      const cli = await runImport(await configFor(target, 'rename'), { jid: 'zoe@localhost', file: aliceDoc, createAccount: true }, Readable.from([]));
+      expect(cli.contactsToAsk).toEqual(toAsk);
+      await withXportaHttp({ type: 'prosody-sql', driver: 'sqlite', database: target.sql?.database }, { localhost: {} }, async (base, authorization) => {
+        const report = (await putXml(`${base}/v1/users/yann@localhost/import?createAccount=true`, authorization, await readFile(aliceDoc))) as { contactsToAsk?: string[] };
+        expect(report.contactsToAsk).toEqual(toAsk);
+      });
+      for (const user of ['zoe', 'yann']) {
+        const client = await loginAs(target, user, summary.alice.password);
+        try {
+          const roster = (await getRoster(client)).map((r) => [r.jid, r.name ?? '', r.subscription, r.ask ?? '', [...r.groups].sort().join(',')]);
+          expect(roster.sort()).toEqual(sourceAlice.roster.map(([jid, name, , , groups]) => [jid, name, 'none', '', groups]));
+        } finally {
+          await client.close();
+        }
+      }
     } finally {
       await target.stop();
     }
