@@ -249,7 +249,7 @@ export class ProsodySqlBackend implements StorageBackend {
     }
     const fractionalTimes = this.db.name === 'sqlite';
     return inTransaction(this.db, { dryRun: options.dryRun, mapError: asStorageError }, (tx) =>
-      new ProsodySqlImport(tx, ref, host, options, this.importStores, serverVersion, fractionalTimes).run(account, records),
+      new ProsodySqlImport(tx, ref, host, options, this.importStores, serverVersion, fractionalTimes, this.db.name).run(account, records),
     );
   }
 

@@ -1,0 +1,162 @@
+/**
+ * A MAM archive loaded through the database's bulk-load protocol ({@link SqlTransaction.streamRows}:
+ * PostgreSQL's COPY, MySQL's LOAD DATA) rather than INSERT batches, with the duplicate check done
+ * once, set-wise, at the end instead of a lookup per batch. What counts as a duplicate is the
+ * same: an item whose key (its archive id) the store already has, or an earlier item of the same
+ * import has; the first one stays.
+ *
+ * - PostgreSQL, whose `prosodyarchive_index` is unique: the rows go into a temporary staging
+ *   table, then into the archive in document order with `ON CONFLICT DO NOTHING`, one statement
+ *   that skips both kinds of duplicate.
+ * - MySQL, where Prosody leaves that index non-unique: the rows go straight into the archive, and
+ *   one DELETE then removes each of this load's rows whose key an earlier row of the store has.
+ *
+ * Everything happens inside the import's transaction: a failure or a dry run leaves nothing.
+ */
+import type { UserRef } from '../backend.js';
+import type { ArchiveItem } from '../prosody/archive.js';
+import { serializeValue } from '../prosody/values.js';
+import { uniqueIndexOn } from '../sql/catalog.js';
+import { optionalInt } from '../sql/columns.js';
+import type { RowStream, SqlParam, SqlTransaction } from '../sql/dialect.js';
+
+const TABLE = 'prosodyarchive';
+const COLUMNS = ['host', 'user', 'store', 'when', 'with', 'key', 'type', 'value'];
+const LIST = COLUMNS.map((c) => `"${c}"`).join(', ');
+const STAGING = 'xporta_archive_staging';
+
+/** What a {@link StreamedArchiveLoad.finish} did with the rows added since the last one. */
+export interface StreamedArchiveResult {
+  readonly inserted: number;
+  readonly duplicates: number;
+}
+
+export interface StreamedArchiveLoad {
+  /** Streams items to the database, in order; resolves once it can take more. */
+  add(items: readonly ArchiveItem[]): Promise<void>;
+  /**
+   * Ends the stream and removes the duplicates among the rows added since the last call. Must come
+   * before any statement that reads the store, and before the commit; items added afterwards
+   * start a new round.
+   */
+  finish(): Promise<StreamedArchiveResult>;
+}
+
+/**
+ * A load into `store` where the transaction can stream rows and the table lets duplicates be
+ * found set-wise (on PostgreSQL: the unique index on the key is there); undefined otherwise.
+ */
+export async function startStreamedArchive(tx: SqlTransaction, dialect: 'postgresql' | 'mysql' | 'sqlite', owner: UserRef, store: string): Promise<StreamedArchiveLoad | undefined> {
+  if (!tx.streamRows || !tx.createStagingTable || dialect === 'sqlite') return undefined;
+  const load = dialect === 'postgresql' ? await StagedLoad.start(tx, owner, store) : await DirectLoad.start(tx, owner, store);
+  if (load && tx.guardCommit) {
+    tx.guardCommit(() => {
+      if (load.pending) throw new Error('archive rows were streamed but not checked for duplicates: the transaction cannot commit');
+    });
+  }
+  return load;
+}
+
+abstract class RoundLoad implements StreamedArchiveLoad {
+  private stream: RowStream | undefined;
+  protected added = 0;
+
+  protected constructor(
+    protected readonly tx: SqlTransaction,
+    protected readonly owner: UserRef,
+    protected readonly store: string,
+  ) {}
+
+  /** Rows added and not yet checked. */
+  get pending(): boolean {
+    return this.added > 0;
+  }
+
+  protected abstract readonly target: string;
+  protected abstract readonly columns: readonly string[];
+  protected abstract row(item: ArchiveItem, seq: number, stored: { readonly type: string; readonly value: string }): SqlParam[];
+
+  private seq = 0;
+
+  async add(items: readonly ArchiveItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const rows: SqlParam[][] = [];
+    for (const item of items) rows.push(this.row(item, this.seq++, serializeValue(item.value)));
+    // Another statement of the transaction may have ended the stream: open the next one.
+    if (!this.stream || this.stream.ended) this.stream = await this.open();
+    this.added += rows.length;
+    await (this.stream as RowStream).write(rows);
+  }
+
+  private open(): Promise<RowStream> {
+    return (this.tx.streamRows as NonNullable<SqlTransaction['streamRows']>)(this.target, this.columns);
+  }
+
+  async finish(): Promise<StreamedArchiveResult> {
+    if (this.stream && !this.stream.ended) await this.stream.end();
+    if (this.added === 0) return { inserted: 0, duplicates: 0 };
+    const added = this.added;
+    const duplicates = await this.removeDuplicates();
+    this.added = 0;
+    return { inserted: added - duplicates, duplicates };
+  }
+
+  /** Settles the round's rows; resolves to how many of them were duplicates. */
+  protected abstract removeDuplicates(): Promise<number>;
+}
+
+/** PostgreSQL: COPY into a staging table, then INSERT … SELECT … ON CONFLICT DO NOTHING in document order. */
+class StagedLoad extends RoundLoad {
+  protected readonly target = STAGING;
+  protected readonly columns = [...COLUMNS, 'seq'];
+
+  static async start(tx: SqlTransaction, owner: UserRef, store: string): Promise<StagedLoad | undefined> {
+    // Without it ON CONFLICT would skip nothing.
+    if (!(await uniqueIndexOn(tx, 'postgresql', TABLE, ['host', 'user', 'store', 'key']))) return undefined;
+    await (tx.createStagingTable as NonNullable<SqlTransaction['createStagingTable']>)(STAGING, TABLE, COLUMNS);
+    return new StagedLoad(tx, owner, store);
+  }
+
+  protected row(item: ArchiveItem, seq: number, stored: { readonly type: string; readonly value: string }): SqlParam[] {
+    return [this.owner.host, this.owner.user, this.store, item.when, item.with, item.key, stored.type, stored.value, seq];
+  }
+
+  protected async removeDuplicates(): Promise<number> {
+    const inserted = await this.tx.run(`INSERT INTO "${TABLE}" (${LIST}) SELECT ${LIST} FROM "${STAGING}" ORDER BY "seq" ON CONFLICT DO NOTHING`);
+    await this.tx.run(`TRUNCATE "${STAGING}"`);
+    return this.added - inserted;
+  }
+}
+
+/** MySQL: LOAD DATA into the archive, then one DELETE of the rows an earlier row's key repeats. */
+class DirectLoad extends RoundLoad {
+  protected readonly target = TABLE;
+  protected readonly columns = COLUMNS;
+  /** The highest sort_id before this round: higher ones in the store are the round's. */
+  private before = 0;
+
+  static async start(tx: SqlTransaction, owner: UserRef, store: string): Promise<DirectLoad> {
+    const load = new DirectLoad(tx, owner, store);
+    await load.mark();
+    return load;
+  }
+
+  private async mark(): Promise<void> {
+    const [row] = await this.tx.query(`SELECT max("sort_id") AS "last" FROM "${TABLE}"`);
+    this.before = optionalInt(row?.last, `${TABLE}.sort_id`) ?? 0;
+  }
+
+  protected row(item: ArchiveItem, _seq: number, stored: { readonly type: string; readonly value: string }): SqlParam[] {
+    return [this.owner.host, this.owner.user, this.store, item.when, item.with, item.key, stored.type, stored.value];
+  }
+
+  protected async removeDuplicates(): Promise<number> {
+    const params: SqlParam[] = [this.owner.host, this.owner.user, this.store, this.before];
+    const removed = await this.tx.run(
+      `DELETE "a" FROM "${TABLE}" AS "a" JOIN "${TABLE}" AS "b" ON "b"."host" = "a"."host" AND "b"."user" = "a"."user" AND "b"."store" = "a"."store" AND "b"."key" = "a"."key" AND "b"."sort_id" < "a"."sort_id" WHERE "a"."host" = ? AND "a"."user" = ? AND "a"."store" = ? AND "a"."sort_id" > ?`,
+      params,
+    );
+    await this.mark();
+    return removed;
+  }
+}
