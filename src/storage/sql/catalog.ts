@@ -50,36 +50,3 @@ export function indexExists(db: SqlSession, dialect: DialectName, index: string)
       return present(db, `SELECT 1 AS "present" FROM "information_schema"."statistics" WHERE "table_schema" = DATABASE() AND "index_name" = ? LIMIT 1`, [index]);
   }
 }
-
-/**
- * Whether `table` has a unique index on exactly `columns`, in that order, over whole values (no
- * prefix, expression or predicate): what an INSERT … ON CONFLICT DO NOTHING needs to skip rows
- * whose key is there.
- */
-export function uniqueIndexOn(db: SqlSession, dialect: DialectName, table: string, columns: readonly string[]): Promise<boolean> {
-  const list = columns.join(',');
-  switch (dialect) {
-    case 'sqlite':
-      return present(
-        db,
-        `SELECT 1 AS "present" FROM pragma_index_list(?) AS "il" WHERE "il"."unique" = 1 AND "il"."partial" = 0 AND (SELECT group_concat("name", ',') FROM (SELECT "name" FROM pragma_index_info("il"."name") ORDER BY "seqno")) = ?`,
-        [table, list],
-      );
-    case 'postgresql':
-      return present(
-        db,
-        `SELECT 1 AS "present" FROM "pg_index" AS "i" JOIN "pg_class" AS "t" ON "t"."oid" = "i"."indrelid"
-         WHERE "t"."oid" = to_regclass(?) AND "i"."indisunique" AND "i"."indisvalid" AND "i"."indpred" IS NULL AND "i"."indexprs" IS NULL
-           AND (SELECT string_agg("a"."attname", ',' ORDER BY "k"."n") FROM unnest("i"."indkey"::int2[]) WITH ORDINALITY AS "k"("attnum", "n")
-                JOIN "pg_attribute" AS "a" ON "a"."attrelid" = "t"."oid" AND "a"."attnum" = "k"."attnum") = ?`,
-        [`"${table}"`, list],
-      );
-    case 'mysql':
-      return present(
-        db,
-        `SELECT 1 AS "present" FROM "information_schema"."statistics" WHERE "table_schema" = DATABASE() AND "table_name" = ? AND "non_unique" = 0
-         GROUP BY "index_name" HAVING max("sub_part") IS NULL AND group_concat("column_name" ORDER BY "seq_in_index" SEPARATOR ',') = ?`,
-        [table, list],
-      );
-  }
-}
