@@ -8,6 +8,9 @@ import type { Writable } from 'node:stream';
 import type { SqlParam } from './dialect.js';
 import type { AbortableRowStream } from './write-behind.js';
 
+/** A bulk load the database completed with other values than it was given (MySQL's LOCAL turns data errors into warnings). */
+export class BulkLoadWarningError extends Error {}
+
 const SPECIAL = /[\\\t\n\r]/;
 const SPECIALS = /[\\\t\n\r]/g;
 const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };

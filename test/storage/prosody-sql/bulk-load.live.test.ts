@@ -98,7 +98,10 @@ for (const [name, kind, open] of [
       // 2100 is past what Prosody's INTEGER "when" holds (2^31 - 1 seconds).
       const outOfRange = archiveRecord(900, { timestamp: '2100-01-01T00:00:00Z' });
       const records = [...ALICE_RECORDS.slice(0, 8), ...range(0, 900), outOfRange, ...range(901, 1600)];
-      await expect(backend.applyUser(ALICE, { ...ALICE_ACCOUNT, password: 'new password' }, iterate(records), applyOptions())).rejects.toThrow();
+      const failed = backend.applyUser(ALICE, { ...ALICE_ACCOUNT, password: 'new password' }, iterate(records), applyOptions());
+      // MariaDB reports the value through a warning (LOCAL turns errors into warnings): the document's fault.
+      if (kind === 'mysql') await expect(failed).rejects.toMatchObject({ code: 'invalid-data' });
+      else await expect(failed).rejects.toThrow(/out of range/);
       expect(streamed.length).toBeGreaterThan(0);
       expect(await snapshot(db)).toEqual(before);
       // The connection went back to the pool clean: the next import works.

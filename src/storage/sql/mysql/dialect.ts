@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { backtickIdentifiers, type RowStream, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
-import { TextRowStream } from '../row-stream.js';
+import { BulkLoadWarningError, TextRowStream } from '../row-stream.js';
 import { PipelinedTransaction, type Executed } from '../write-behind.js';
 
 export interface MysqlOptions {
@@ -34,9 +34,6 @@ function rowsOf(result: SqlRow[] | mysql.ResultSetHeader): SqlRow[] {
 function affectedOf(result: SqlRow[] | mysql.ResultSetHeader): number {
   return Array.isArray(result) ? 0 : result.affectedRows;
 }
-
-/** A load that stored other values than it was given (LOCAL turns data errors into warnings). */
-export class BulkLoadWarningError extends Error {}
 
 /**
  * mysql2 writes a LOCAL INFILE stream to the socket as fast as it flows, whatever the socket's
