@@ -16,7 +16,7 @@ const skipWithout = async (kind: SqlServerKind): Promise<boolean> => !isCI && !(
 
 /** Kills the service's connections to one database: each call ends every one it finds. */
 interface Killer {
-  /** Whether a statement of the import (an INSERT) is running or its transaction is open. */
+  /** Whether a statement of the import (an INSERT, a bulk load) is running or its transaction is open. */
   importRunning(): Promise<boolean>;
   killAll(): Promise<number>;
   close(): Promise<void>;
@@ -30,7 +30,7 @@ async function pgKiller(database: string): Promise<Killer> {
     importRunning: async () =>
       (
         await client.query(
-          `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND (state = 'idle in transaction' OR query ILIKE 'INSERT%')`,
+          `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND (state = 'idle in transaction' OR query ILIKE 'INSERT%' OR query ILIKE 'COPY%')`,
           [database],
         )
       ).rowCount! > 0,
@@ -49,7 +49,7 @@ async function mariadbKiller(database: string): Promise<Killer> {
     return (rows as { ID: number }[]).map((r) => Number(r.ID));
   };
   return {
-    importRunning: async () => (await ids(`AND INFO LIKE 'INSERT%'`)).length > 0,
+    importRunning: async () => (await ids(`AND (INFO LIKE 'INSERT%' OR INFO LIKE 'LOAD DATA%')`)).length > 0,
     killAll: async () => {
       let n = 0;
       for (const id of await ids('')) {

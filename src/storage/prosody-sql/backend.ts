@@ -22,6 +22,7 @@ import { ProsodyJsonError } from '../prosody/json.js';
 import { PreserializedError } from '../prosody/stanza.js';
 import { StoredValueError } from '../prosody/values.js';
 import { XmlCharError } from '../../xml/xml.js';
+import { BulkLoadWarningError } from '../sql/row-stream.js';
 import { ProsodySqlImport } from './import.js';
 import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import { text } from '../sql/columns.js';
@@ -45,7 +46,7 @@ export interface ProsodySqlSettings {
 export type ProsodySqlOptions = ProsodySqlConnection & ProsodySqlSettings;
 
 /** Data that cannot be encoded for Prosody (or stored data Prosody's format does not allow). */
-const DATA_ERRORS = [XmlCharError, ProsodyJsonError, PreserializedError, StoredValueError];
+const DATA_ERRORS = [XmlCharError, ProsodyJsonError, PreserializedError, StoredValueError, BulkLoadWarningError];
 
 function asStorageError(err: unknown): unknown {
   return storageErrorOf(err, DATA_ERRORS);
@@ -249,7 +250,7 @@ export class ProsodySqlBackend implements StorageBackend {
     }
     const fractionalTimes = this.db.name === 'sqlite';
     return inTransaction(this.db, { dryRun: options.dryRun, mapError: asStorageError }, (tx) =>
-      new ProsodySqlImport(tx, ref, host, options, this.importStores, serverVersion, fractionalTimes).run(account, records),
+      new ProsodySqlImport(tx, ref, host, options, this.importStores, serverVersion, fractionalTimes, this.db.name).run(account, records),
     );
   }
 

@@ -2,7 +2,9 @@
  * One import into Prosody's SQL tables, inside a transaction the caller owns: the storage
  * primitives of {@link ProsodyImport} as rows. Keyval changes are written as they come; archive
  * items are written in batches as the records arrive, and de-duplicated per batch (or, once a
- * big MAM archive goes in unchecked where the dialect can bulk-load it, at the end).
+ * big MAM archive goes in unchecked where the dialect can bulk-load it, at the end). Where the
+ * transaction streams rows (PostgreSQL, MySQL), a MAM archive of more than one batch goes through
+ * the database's bulk-load protocol instead, and is de-duplicated set-wise (streamed-archive.ts).
  */
 import type { ApplyOptions, UserRef } from '../backend.js';
 import type { ProsodyHostOptions, ProsodyVersion } from '../prosody/accounts.js';
@@ -10,7 +12,7 @@ import { ARCHIVE_STORE, OFFLINE_STORE, type ArchiveItem } from '../prosody/archi
 import { ProsodyImport, type MapEntry } from '../prosody/import.js';
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { serializeValue } from '../prosody/values.js';
-import type { SqlTransaction } from '../sql/dialect.js';
+import type { DialectName, SqlTransaction } from '../sql/dialect.js';
 import {
   INSERT_BATCH,
   deleteArchiveKeys,
@@ -27,6 +29,7 @@ import {
   writeMapKeys,
 } from './rows.js';
 import { startArchiveBulkLoad, type ArchiveBulkLoad } from './sqlite-bulk.js';
+import { startStreamedArchive, type StreamedArchiveLoad } from './streamed-archive.js';
 
 /** Archive rows inserted by one import after which the planner's statistics are refreshed. */
 const STATISTICS_REFRESH_AT = [10_000, 100_000];
@@ -41,6 +44,8 @@ export class ProsodySqlImport extends ProsodyImport {
   private bulkLoad: ArchiveBulkLoad | null | undefined;
   /** MAM rows go in without a lookup; the bulk load removes the duplicates at the end. */
   private unchecked = false;
+  /** Asked for at the first MAM batch that is not the last; null where the transaction cannot stream rows. */
+  private streamed: StreamedArchiveLoad | null | undefined;
   private readonly opaqueWritten = new Set<string>();
 
   constructor(
@@ -52,6 +57,7 @@ export class ProsodySqlImport extends ProsodyImport {
     serverVersion: ProsodyVersion = '0.12',
     /** The database keeps a fractional `when` (SQLite's REAL; PostgreSQL and MySQL have INTEGER). */
     private readonly fractionalTimes = false,
+    private readonly dialect: DialectName = 'sqlite',
   ) {
     super(ref, { host, importStores, serverVersion }, options);
     this.owner = { host: ref.host, user: ref.user };
@@ -120,21 +126,24 @@ export class ProsodySqlImport extends ProsodyImport {
       this.batches.set(store, batch);
     }
     batch.push(item);
-    if (++this.batched >= INSERT_BATCH) await this.flush();
+    if (++this.batched >= INSERT_BATCH) await this.flush(false);
   }
 
   protected async finishArchives(): Promise<void> {
-    await this.flush();
+    await this.flush(true);
     await this.endUnchecked();
   }
 
   /** Every other write went out as it came. */
   protected async finishStores(): Promise<void> {}
 
-  private async flush(): Promise<void> {
+  /** `last`: no more items follow (a single batch is not worth a bulk load). */
+  private async flush(last: boolean): Promise<void> {
     for (const [store, items] of this.batches) {
       if (store === ARCHIVE_STORE) {
-        await this.flushArchive(items);
+        if (this.streamed === undefined && !last) this.streamed = (await startStreamedArchive(this.db, this.dialect, this.owner, ARCHIVE_STORE)) ?? null;
+        if (this.streamed) await this.streamArchive(this.streamed, items);
+        else await this.flushArchive(items);
         continue;
       }
       // These look rows up by key (offline, on merge, reads its store): the indexes come back
@@ -148,6 +157,12 @@ export class ProsodySqlImport extends ProsodyImport {
   }
 
   private archiveRowsInserted = 0;
+
+  /** Counted as they go; the duplicates come off at the end (see endUnchecked). */
+  private async streamArchive(load: StreamedArchiveLoad, items: ArchiveItem[]): Promise<void> {
+    await load.add(items);
+    this.tally.count('archive', items.length);
+  }
 
   /** MAM: an id already archived (or seen earlier in the document) is the same message. */
   private async flushArchive(items: ArchiveItem[]): Promise<void> {
@@ -178,6 +193,11 @@ export class ProsodySqlImport extends ProsodyImport {
 
   /** The indexes back, and the duplicates that went in unchecked out of the store and the counts. */
   private async endUnchecked(): Promise<void> {
+    if (this.streamed) {
+      const { duplicates } = await this.streamed.finish();
+      this.tally.count('archive', -duplicates);
+      this.tally.noteDuplicates('archive', duplicates);
+    }
     if (!this.unchecked || !this.bulkLoad) return;
     this.unchecked = false;
     const removed = await this.bulkLoad.finish();

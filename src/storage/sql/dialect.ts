@@ -50,6 +50,31 @@ export interface SqlTransaction extends SqlSession {
    * changes may become visible (indexes dropped for a bulk load).
    */
   guardCommit?(check: () => void): void;
+  /**
+   * Streams rows into `table`'s `columns` through the database's bulk-load protocol (PostgreSQL's
+   * COPY FROM STDIN, MySQL's LOAD DATA LOCAL INFILE), as part of the transaction. While the stream
+   * is open the connection carries nothing else: any other statement of the transaction first
+   * ends it (and fails with the load's error, if it failed), and a rollback aborts it. Undefined
+   * where the database has no such protocol (SQLite, whose prepared INSERTs are as fast).
+   */
+  streamRows?(table: string, columns: readonly string[]): Promise<RowStream>;
+  /**
+   * Creates an empty temporary table `name`, seen by this transaction only and gone when it ends,
+   * with `columns` typed as in table `like`, followed by an integer column `seq` for the order the
+   * rows came in. For loads that check their rows against the live table set-wise, in one
+   * statement, before inserting them. Defined wherever {@link streamRows} is.
+   */
+  createStagingTable?(name: string, like: string, columns: readonly string[]): Promise<void>;
+}
+
+/** Rows on their way into one table (see {@link SqlTransaction.streamRows}). */
+export interface RowStream {
+  /** Sends rows, each its values in the stream's column order; resolves once the database can take more. */
+  write(rows: readonly (readonly SqlParam[])[]): Promise<void>;
+  /** Ends the stream; resolves to the number of rows the database loaded, or rejects with the load's failure. */
+  end(): Promise<number>;
+  /** Whether {@link end} was called, by the caller or by the transaction before another statement. */
+  readonly ended: boolean;
 }
 
 /** What a transaction offers to loads that drop a table's indexes (see {@link SqlTransaction.bulkLoad}). */

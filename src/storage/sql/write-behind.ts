@@ -3,7 +3,13 @@
  * worker): the caller prepares its next statement while the database executes the last one,
  * instead of waiting idle for each INSERT.
  */
-import type { SqlParam, SqlRow, SqlTransaction } from './dialect.js';
+import type { RowStream, SqlParam, SqlRow, SqlTransaction } from './dialect.js';
+
+/** A {@link RowStream} its transaction can stop before a rollback. */
+export interface AbortableRowStream extends RowStream {
+  /** Makes the database discard the rows received; the load then fails. */
+  abort(reason: Error): void;
+}
 
 /** Writes in flight at most: each is one multi-row INSERT of a few hundred KB. */
 const MAX_OUTSTANDING = 2;
@@ -57,6 +63,8 @@ export abstract class PipelinedTransaction implements SqlTransaction {
   private readonly writes = new WriteBehind();
   private readonly commitGuards: (() => void)[] = [];
   private ended = false;
+  /** The bulk load the connection is busy with (see SqlTransaction.streamRows). */
+  private rowStream: AbortableRowStream | undefined;
 
   /** Sends one statement on the transaction's connection. */
   protected abstract execute(sql: string, params: readonly SqlParam[]): Promise<Executed>;
@@ -65,22 +73,36 @@ export abstract class PipelinedTransaction implements SqlTransaction {
   protected abstract end(commit: boolean): Promise<void>;
 
   async query(sql: string, params: readonly SqlParam[] = []): Promise<SqlRow[]> {
-    await this.writes.settle();
+    await this.settle();
     return (await this.execute(sql, params)).rows;
   }
 
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
-    await this.writes.settle();
+    await this.settle();
     return (await this.execute(sql, params)).changes;
   }
 
-  write(sql: string, params: readonly SqlParam[]): Promise<void> {
+  async write(sql: string, params: readonly SqlParam[]): Promise<void> {
+    if (this.rowStream) await this.endRowStream();
     return this.writes.add(this.execute(sql, params));
   }
 
-  /** For statements a dialect sends outside query and run. */
-  protected settle(): Promise<void> {
-    return this.writes.settle();
+  /** For statements a dialect sends outside query and run: the writes before them done, a bulk load ended. */
+  protected async settle(): Promise<void> {
+    await this.writes.settle();
+    await this.endRowStream();
+  }
+
+  /** Makes `stream` the connection's bulk load until it ends; call after {@link settle}. */
+  protected track(stream: AbortableRowStream): void {
+    this.rowStream = stream;
+  }
+
+  private async endRowStream(): Promise<void> {
+    const stream = this.rowStream;
+    if (!stream) return;
+    this.rowStream = undefined;
+    await stream.end();
   }
 
   guardCommit(check: () => void): void {
@@ -88,13 +110,19 @@ export abstract class PipelinedTransaction implements SqlTransaction {
   }
 
   async commit(): Promise<void> {
-    await this.writes.settle();
+    await this.settle();
     for (const check of this.commitGuards) check();
     await this.finish(true);
   }
 
   async rollback(): Promise<void> {
     await this.writes.drain();
+    const stream = this.rowStream;
+    this.rowStream = undefined;
+    if (stream) {
+      stream.abort(new Error('the transaction was rolled back during a bulk load'));
+      await stream.end().catch(() => undefined);
+    }
     await this.finish(false);
   }
 

@@ -4,7 +4,11 @@
  */
 import type mysql from 'mysql2/promise';
 import { namedLockKey, type AccountLease, type AccountLockMode } from '../../account-lock.js';
-import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { backtickIdentifiers, type RowStream, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
+import { BulkLoadWarningError, TextRowStream } from '../row-stream.js';
 import { PipelinedTransaction, type Executed } from '../write-behind.js';
 
 export interface MysqlOptions {
@@ -31,9 +35,51 @@ function affectedOf(result: SqlRow[] | mysql.ResultSetHeader): number {
   return Array.isArray(result) ? 0 : result.affectedRows;
 }
 
+/**
+ * mysql2 writes a LOCAL INFILE stream to the socket as fast as it flows, whatever the socket's
+ * buffer holds: the stream waits for the socket to drain instead.
+ */
+function socketOf(conn: mysql.PoolConnection): Socket | undefined {
+  return (conn as unknown as { connection?: { stream?: Socket } }).connection?.stream;
+}
+
 class MysqlTransaction extends PipelinedTransaction {
+  private readonly staging: string[] = [];
+
   constructor(private readonly conn: mysql.PoolConnection) {
     super();
+  }
+
+  /**
+   * LOAD DATA LOCAL INFILE from a stream (mysql2's infileStreamFactory; the file name is never
+   * opened). With LOCAL the server turns data errors into warnings, since it cannot stop the
+   * transfer: a load with any warning fails, and the transaction with it.
+   */
+  async streamRows(table: string, columns: readonly string[]): Promise<RowStream> {
+    await this.settle();
+    const text = new PassThrough();
+    const sql =
+      `LOAD DATA LOCAL INFILE 'xporta-rows' INTO TABLE \`${table}\` CHARACTER SET utf8mb4 ` +
+      `FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${columns.map((c) => `\`${c}\``).join(', ')})`;
+    const done = this.conn.query({ sql, infileStreamFactory: () => text }).then(([result]) => {
+      const header = result as mysql.ResultSetHeader;
+      if (header.warningStatus > 0) throw new BulkLoadWarningError(`the database changed ${header.warningStatus} value(s) while loading ${table}: ${header.info}`);
+      return header.affectedRows;
+    });
+    const socket = socketOf(this.conn);
+    const ready = async (): Promise<void> => {
+      if (socket?.writableNeedDrain) await once(socket, 'drain');
+    };
+    const stream = new TextRowStream(text, done, ready);
+    this.track(stream);
+    return stream;
+  }
+
+  /** Dropped before the transaction ends: MySQL keeps temporary tables for the connection's life. */
+  async createStagingTable(name: string, like: string, columns: readonly string[]): Promise<void> {
+    await this.run(`DROP TEMPORARY TABLE IF EXISTS "${name}"`);
+    await this.run(`CREATE TEMPORARY TABLE "${name}" AS SELECT ${columns.map((c) => `"${c}"`).join(', ')}, CAST(0 AS SIGNED) AS "seq" FROM "${like}" LIMIT 0`);
+    this.staging.push(name);
   }
 
   protected async execute(sql: string, params: readonly SqlParam[]): Promise<Executed> {
@@ -43,6 +89,8 @@ class MysqlTransaction extends PipelinedTransaction {
 
   protected async end(commit: boolean): Promise<void> {
     try {
+      // DROP TEMPORARY TABLE does not end the transaction.
+      for (const name of this.staging.splice(0)) await this.conn.query(`DROP TEMPORARY TABLE IF EXISTS \`${name}\``);
       await (commit ? this.conn.commit() : this.conn.rollback());
       this.conn.release();
     } catch (err) {

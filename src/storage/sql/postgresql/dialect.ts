@@ -4,7 +4,9 @@
  */
 import type pg from 'pg';
 import { advisoryKey, type AccountLease, type AccountLockMode } from '../../account-lock.js';
-import { numberedPlaceholders, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
+import { finished } from 'node:stream/promises';
+import { numberedPlaceholders, type RowStream, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
+import { TextRowStream } from '../row-stream.js';
 import { PipelinedTransaction, type Executed } from '../write-behind.js';
 
 export interface PostgresqlOptions {
@@ -64,6 +66,22 @@ class PostgresqlTransaction extends PipelinedTransaction {
   async refreshStatistics(table: string): Promise<void> {
     await this.settle();
     await this.client.query(`ANALYZE "${table}"`);
+  }
+
+  /** COPY … FROM STDIN in the text format, through pg-copy-streams (loaded on first use, as pg is). */
+  async streamRows(table: string, columns: readonly string[]): Promise<RowStream> {
+    await this.settle();
+    const { from } = (await import('pg-copy-streams')).default;
+    const copy = this.client.query(from(`COPY "${table}" (${columns.map((c) => `"${c}"`).join(', ')}) FROM STDIN`));
+    const done = finished(copy).then(() => copy.rowCount);
+    const stream = new TextRowStream(copy, done);
+    this.track(stream);
+    return stream;
+  }
+
+  /** Dropped at the commit, and with everything else at a rollback. */
+  async createStagingTable(name: string, like: string, columns: readonly string[]): Promise<void> {
+    await this.run(`CREATE TEMPORARY TABLE "${name}" ON COMMIT DROP AS SELECT ${columns.map((c) => `"${c}"`).join(', ')}, 0::bigint AS "seq" FROM "${like}" WITH NO DATA`);
   }
 
   protected async end(commit: boolean): Promise<void> {

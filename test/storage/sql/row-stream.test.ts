@@ -1,0 +1,59 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { rowsAsText, TextRowStream } from '../../../src/storage/sql/row-stream.js';
+
+describe('rowsAsText', () => {
+  it('writes one line per row, tab-separated, escaping what the loaders read as syntax', () => {
+    expect(rowsAsText([['a', 1, null], ['tab\there', 'line\nbreak\r', 'back\\slash \\N']])).toBe('a\t1\t\\N\ntab\\there\tline\\nbreak\\r\tback\\\\slash \\\\N\n');
+  });
+
+  it('keeps other characters as they are', () => {
+    expect(rowsAsText([['Grüße 🎻 <a/> "q" \'s\'', -1.5]])).toBe('Grüße 🎻 <a/> "q" \'s\'\t-1.5\n');
+  });
+
+  it('refuses a number no column can hold', () => {
+    expect(() => rowsAsText([[Number.NaN]])).toThrow(RangeError);
+  });
+});
+
+describe('TextRowStream', () => {
+  it('sends the rows and resolves end to the count the database gives', async () => {
+    const sink = new PassThrough();
+    const chunks: string[] = [];
+    sink.on('data', (c: Buffer) => chunks.push(c.toString()));
+    let finish: (n: number) => void = () => undefined;
+    const stream = new TextRowStream(sink, new Promise<number>((resolve) => (finish = resolve)));
+    await stream.write([['x', 1]]);
+    await stream.write([['y', 2]]);
+    expect(stream.ended).toBe(false);
+    const ended = stream.end();
+    expect(stream.ended).toBe(true);
+    finish(2);
+    expect(await ended).toBe(2);
+    expect(chunks.join('')).toBe('x\t1\ny\t2\n');
+    await expect(stream.write([['z', 3]])).rejects.toThrow(/after the end/);
+  });
+
+  it('fails the next write and the end with the load’s failure', async () => {
+    const sink = new PassThrough();
+    sink.resume();
+    let fail: (err: Error) => void = () => undefined;
+    const stream = new TextRowStream(sink, new Promise<number>((_, reject) => (fail = reject)));
+    await stream.write([['x']]);
+    const failure = new Error('invalid input syntax');
+    fail(failure);
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(stream.write([['y']])).rejects.toBe(failure);
+    await expect(stream.end()).rejects.toBe(failure);
+  });
+
+  it('a write waiting for the database to drain fails when the load fails', async () => {
+    const sink = new PassThrough({ highWaterMark: 4 });
+    let fail: (err: Error) => void = () => undefined;
+    const stream = new TextRowStream(sink, new Promise<number>((_, reject) => (fail = reject)));
+    const waiting = stream.write([['a long enough row']]);
+    const failure = new Error('connection lost');
+    fail(failure);
+    await expect(waiting).rejects.toBe(failure);
+  });
+});
