@@ -1,0 +1,70 @@
+/**
+ * What an account holds, in the terms its owner knows: contacts, archived messages, bookmarks,
+ * PEP items, offline messages and the rest, counted as the storage streams the records (the
+ * archive with its cursor), so a large archive costs time, never memory.
+ */
+import { DATA_KINDS, type DataKind, type XmlElement } from '../records/model.js';
+import type { StorageBackend, UserRef } from '../storage/backend.js';
+
+export interface AccountOverview {
+  readonly contacts: number;
+  readonly messages: number;
+  readonly bookmarks: number;
+  /** PEP items other than bookmarks. */
+  readonly pepItems: number;
+  readonly offlineMessages: number;
+  readonly blocked: number;
+  /** 1 when the account has a vCard. */
+  readonly vcard: number;
+  readonly privateElements: number;
+}
+
+const BOOKMARKS_NODE = 'urn:xmpp:bookmarks:1';
+const LEGACY_BOOKMARKS_NODE = 'storage:bookmarks';
+
+function conferencesIn(element: XmlElement | null): number {
+  if (element === null) return 0;
+  return element.children.filter((c) => typeof c !== 'string' && c.name === 'conference').length;
+}
+
+/** The overview; null when the account does not exist. */
+export async function accountOverview(storage: StorageBackend, ref: UserRef, signal?: AbortSignal): Promise<AccountOverview | null> {
+  if (!(await storage.userExists(ref))) return null;
+  const counts = { contacts: 0, messages: 0, bookmarks: 0, pepItems: 0, offlineMessages: 0, blocked: 0, vcard: 0, privateElements: 0 };
+  const include = new Set<DataKind>(DATA_KINDS.filter((k) => k !== 'credentials' && storage.supportedKinds.has(k)));
+  let pepBookmarks = 0;
+  let privateBookmarks = 0;
+  for await (const record of storage.readUser(ref, { include, ...(signal ? { signal } : {}) })) {
+    switch (record.kind) {
+      case 'roster':
+        counts.contacts += record.items.length;
+        break;
+      case 'archive':
+        counts.messages++;
+        break;
+      case 'offline':
+        counts.offlineMessages++;
+        break;
+      case 'vcard':
+        counts.vcard = 1;
+        break;
+      case 'blocklist':
+        counts.blocked += record.items.length;
+        break;
+      case 'private':
+        counts.privateElements++;
+        if (record.element.name === 'storage' && record.element.xmlns === LEGACY_BOOKMARKS_NODE) privateBookmarks += conferencesIn(record.element);
+        break;
+      case 'pep-item':
+        if (record.node === BOOKMARKS_NODE) pepBookmarks++;
+        else if (record.node === LEGACY_BOOKMARKS_NODE) pepBookmarks += conferencesIn(record.payload);
+        else counts.pepItems++;
+        break;
+      default:
+        break;
+    }
+  }
+  // A client keeps its bookmarks in one of the places (servers mirror them): count the fuller one.
+  counts.bookmarks = Math.max(pepBookmarks, privateBookmarks);
+  return counts;
+}
