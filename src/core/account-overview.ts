@@ -14,13 +14,15 @@ export interface AccountOverview {
   readonly pepItems: number;
   readonly offlineMessages: number;
   readonly blocked: number;
-  /** 1 when the account has a vCard. */
+  /** 1 when the account has a profile: a vCard-temp, or a vCard4 in PEP. */
   readonly vcard: number;
   readonly privateElements: number;
 }
 
 const BOOKMARKS_NODE = 'urn:xmpp:bookmarks:1';
 const LEGACY_BOOKMARKS_NODE = 'storage:bookmarks';
+/** Where servers that convert vCard-temp keep the profile (XEP-0292 in PEP). */
+const VCARD4_NODE = 'urn:xmpp:vcard4';
 
 function conferencesIn(element: XmlElement | null): number {
   if (element === null) return 0;
@@ -56,6 +58,7 @@ export async function accountOverview(storage: StorageBackend, ref: UserRef, sig
         if (record.element.name === 'storage' && record.element.xmlns === LEGACY_BOOKMARKS_NODE) privateBookmarks += conferencesIn(record.element);
         break;
       case 'pep-item':
+        if (record.node === VCARD4_NODE) counts.vcard = 1;
         if (record.node === BOOKMARKS_NODE) pepBookmarks++;
         else if (record.node === LEGACY_BOOKMARKS_NODE) pepBookmarks += conferencesIn(record.payload);
         else counts.pepItems++;

@@ -79,6 +79,7 @@ export const APP_JS = `'use strict';
         text.textContent = upload.getAttribute('data-uploading');
         var xhr = new XMLHttpRequest();
         xhr.open('POST', upload.action);
+        xhr.setRequestHeader('X-Xporta-Upload', '1');
         xhr.upload.addEventListener('progress', function (e) {
           if (!e.lengthComputable) return;
           var percent = Math.floor((e.loaded / e.total) * 100);
@@ -90,7 +91,9 @@ export const APP_JS = `'use strict';
           text.textContent = upload.getAttribute('data-checking');
         });
         xhr.addEventListener('load', function () {
-          if (xhr.status < 400 && xhr.responseURL) window.location.assign(xhr.responseURL);
+          var next = xhr.getResponseHeader('X-Xporta-Next');
+          if (next) window.location.assign(next);
+          else if (xhr.status < 400 && xhr.responseURL) window.location.assign(xhr.responseURL);
           else { text.textContent = upload.getAttribute('data-failed'); button.disabled = false; }
         });
         xhr.addEventListener('error', function () {

@@ -165,7 +165,12 @@ export const webPage: FastifyPluginAsync<WebPageOptions> = async (app, { ctx }) 
     return flash ? notice(flash.kind, flash.text) : html``;
   };
 
-  const seeOther = (reply: FastifyReply, path: string): FastifyReply => reply.code(303).header('location', `${base}${path}`).send();
+  /** Uploads sent by the page's script, answered with where to go next instead of a redirect. */
+  const scripted = new WeakSet<FastifyRequest>();
+  const seeOther = (reply: FastifyReply, path: string): FastifyReply =>
+    scripted.has(reply.request)
+      ? reply.code(204).header('x-xporta-next', `${base}${path}`).send()
+      : reply.code(303).header('location', `${base}${path}`).send();
 
   /** The session of a POST whose CSRF token matches; otherwise the answer (a redirect) was sent. */
   const postSession = (request: FastifyRequest, reply: FastifyReply, token: string | undefined): Session | undefined => {
@@ -431,6 +436,9 @@ export const webPage: FastifyPluginAsync<WebPageOptions> = async (app, { ctx }) 
   };
 
   app.post<{ Querystring: { csrf?: string } }>(`${base}/import`, { config: { guard: 'public', upload: true } }, async (request, reply) => {
+    // The page's script uploads with XMLHttpRequest, which would follow a redirect itself and so
+    // take the message meant for the next page: it is told where to go instead, and goes there.
+    if (request.headers['x-xporta-upload'] === '1') scripted.add(request);
     // The session and its token are checked before a byte of the file is read.
     const session = postSession(request, reply, request.query.csrf);
     if (!session) return reply;
