@@ -3,7 +3,7 @@
  * PEP items, offline messages and the rest, counted as the storage streams the records (the
  * archive with its cursor), so a large archive costs time, never memory.
  */
-import { DATA_KINDS, type DataKind, type XmlElement } from '../records/model.js';
+import { DATA_KINDS, type DataKind, type DocumentEvent, type UserRecord, type XmlElement } from '../records/model.js';
 import type { StorageBackend, UserRef } from '../storage/backend.js';
 
 export interface AccountOverview {
@@ -29,14 +29,14 @@ function conferencesIn(element: XmlElement | null): number {
   return element.children.filter((c) => typeof c !== 'string' && c.name === 'conference').length;
 }
 
-/** The overview; null when the account does not exist. */
-export async function accountOverview(storage: StorageBackend, ref: UserRef, signal?: AbortSignal): Promise<AccountOverview | null> {
-  if (!(await storage.userExists(ref))) return null;
-  const counts = { contacts: 0, messages: 0, bookmarks: 0, pepItems: 0, offlineMessages: 0, blocked: 0, vcard: 0, privateElements: 0 };
-  const include = new Set<DataKind>(DATA_KINDS.filter((k) => k !== 'credentials' && storage.supportedKinds.has(k)));
-  let pepBookmarks = 0;
-  let privateBookmarks = 0;
-  for await (const record of storage.readUser(ref, { include, ...(signal ? { signal } : {}) })) {
+/** Counts records as they pass, in the overview's terms: of an account's storage, or of a document to import. */
+export class OverviewTally {
+  private readonly counts = { contacts: 0, messages: 0, bookmarks: 0, pepItems: 0, offlineMessages: 0, blocked: 0, vcard: 0, privateElements: 0 };
+  private pepBookmarks = 0;
+  private privateBookmarks = 0;
+
+  add(record: UserRecord | DocumentEvent): void {
+    const counts = this.counts;
     switch (record.kind) {
       case 'roster':
         counts.contacts += record.items.length;
@@ -55,19 +55,30 @@ export async function accountOverview(storage: StorageBackend, ref: UserRef, sig
         break;
       case 'private':
         counts.privateElements++;
-        if (record.element.name === 'storage' && record.element.xmlns === LEGACY_BOOKMARKS_NODE) privateBookmarks += conferencesIn(record.element);
+        if (record.element.name === 'storage' && record.element.xmlns === LEGACY_BOOKMARKS_NODE) this.privateBookmarks += conferencesIn(record.element);
         break;
       case 'pep-item':
         if (record.node === VCARD4_NODE) counts.vcard = 1;
-        if (record.node === BOOKMARKS_NODE) pepBookmarks++;
-        else if (record.node === LEGACY_BOOKMARKS_NODE) pepBookmarks += conferencesIn(record.payload);
+        if (record.node === BOOKMARKS_NODE) this.pepBookmarks++;
+        else if (record.node === LEGACY_BOOKMARKS_NODE) this.pepBookmarks += conferencesIn(record.payload);
         else counts.pepItems++;
         break;
       default:
         break;
     }
   }
-  // A client keeps its bookmarks in one of the places (servers mirror them): count the fuller one.
-  counts.bookmarks = Math.max(pepBookmarks, privateBookmarks);
-  return counts;
+
+  result(): AccountOverview {
+    // A client keeps its bookmarks in one of the places (servers mirror them): count the fuller one.
+    return { ...this.counts, bookmarks: Math.max(this.pepBookmarks, this.privateBookmarks) };
+  }
+}
+
+/** The overview; null when the account does not exist. */
+export async function accountOverview(storage: StorageBackend, ref: UserRef, signal?: AbortSignal): Promise<AccountOverview | null> {
+  if (!(await storage.userExists(ref))) return null;
+  const include = new Set<DataKind>(DATA_KINDS.filter((k) => k !== 'credentials' && storage.supportedKinds.has(k)));
+  const tally = new OverviewTally();
+  for await (const record of storage.readUser(ref, { include, ...(signal ? { signal } : {}) })) tally.add(record);
+  return tally.result();
 }

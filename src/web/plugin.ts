@@ -14,7 +14,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Scope } from '../config/config.js';
-import { accountOverview } from '../core/account-overview.js';
+import { accountOverview, OverviewTally, type AccountOverview } from '../core/account-overview.js';
 import type { ServiceContext } from '../core/context.js';
 import { BusyError } from '../core/errors.js';
 import { documentStream } from '../core/export-stream.js';
@@ -452,11 +452,16 @@ export const webPage: FastifyPluginAsync<WebPageOptions> = async (app, { ctx }) 
       if (!request.isMultipart()) throw new UploadError('no-file');
       spool = await spoolFormFile(request, web.maxUploadBytes, config.dataDir, config.files.mode);
       let hasPassword = false;
+      let tally = new OverviewTally();
       const source = spool;
       const report = await runImport(session, () => source.open(), 'merge', ALL_KINDS, true, (event) => {
-        if (event.kind === 'user') hasPassword ||= event.password !== undefined || event.scram.length > 0;
+        // A retried attempt reads the file again from its start.
+        if (event.kind === 'user') {
+          tally = new OverviewTally();
+          hasPassword ||= event.password !== undefined || event.scram.length > 0;
+        } else tally.add(event);
       });
-      session.pending = { spool, report, hasPassword, expiresAt: Date.now() + web.pendingImportTtlSeconds * 1000 };
+      session.pending = { spool, report, holds: tally.result(), hasPassword, expiresAt: Date.now() + web.pendingImportTtlSeconds * 1000 };
       ctx.audit.record({ action: 'import', actor: { kind: 'web', jid: session.jid }, outcome: 'ok', account: session.jid, dryRun: true, mode: 'merge', requestId: request.id });
       return seeOther(reply, '/import/review');
     } catch (err) {
@@ -468,6 +473,24 @@ export const webPage: FastifyPluginAsync<WebPageOptions> = async (app, { ctx }) 
       return seeOther(reply, '/import');
     }
   });
+
+  /** What a file holds, in words. */
+  const holdings = (holds: AccountOverview, hasPassword: boolean): SafeHtml[] => {
+    const items: string[] = [];
+    const add = (n: number, [one, many]: readonly string[]): void => {
+      if (n > 0) items.push(strings.plural(n, one ?? '', many ?? ''));
+    };
+    add(holds.contacts, strings.fileContacts);
+    add(holds.messages, strings.fileMessages);
+    add(holds.bookmarks, strings.fileBookmarks);
+    add(holds.pepItems, strings.filePepItems);
+    add(holds.offlineMessages, strings.fileOffline);
+    add(holds.blocked, strings.fileBlocked);
+    add(holds.privateElements, strings.filePrivate);
+    if (holds.vcard > 0) items.push(strings.fileVcard);
+    if (hasPassword) items.push(strings.filePassword);
+    return items.map((item) => html`<li>${item}</li>`);
+  };
 
   const kindList = (counts: Partial<Record<DataKind, number>>): SafeHtml[] =>
     (Object.entries(counts) as [DataKind, number][]).filter(([, n]) => n > 0).map(([kind, n]) => html`<li>${strings.kindCount(n, strings.kindNames[kind] ?? kind)}</li>`);
@@ -490,7 +513,7 @@ export const webPage: FastifyPluginAsync<WebPageOptions> = async (app, { ctx }) 
 <p>${strings.reviewIntro}</p>
 <section aria-labelledby="added-h" id="report">
 <h2 id="added-h">${strings.reviewAdd}</h2>
-${added.length > 0 ? html`<ul class="report">${added}</ul>` : html`<p>${strings.reviewNothing}</p>`}
+${added.length > 0 ? html`<p>${strings.reviewAddIntro}</p><ul class="report">${holdings(pending.holds, pending.hasPassword)}</ul><details><summary>${strings.recordsPerKind}</summary><ul class="report">${added}</ul></details>` : html`<p>${strings.reviewNothing}</p>`}
 ${report.skipped.length > 0 ? html`<h2>${strings.reviewSkipped}</h2><ul class="report">${report.skipped.map((s) => html`<li>${strings.kindNames[s.kind] ?? s.kind}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}</li>`)}</ul>` : html``}
 ${report.unsupported.length > 0 ? html`<p>${strings.reviewUnsupported(report.unsupported.map((k) => strings.kindNames[k] ?? k).join(', '))}</p>` : html``}
 ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class="report">${report.warnings.map((w) => html`<li>${w}</li>`)}</ul>` : html``}
@@ -536,7 +559,7 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
     const include = takePassword ? ALL_KINDS : new Set(DATA_KINDS.filter((k) => k !== 'credentials'));
     try {
       const report = await runImport(session, () => pending.spool.open(), mode, include, false);
-      session.done = report;
+      session.done = { report, holds: pending.holds, tookPassword: takePassword };
       ctx.audit.record({ action: 'import', actor: { kind: 'web', jid: session.jid }, outcome: 'ok', account: session.jid, dryRun: false, mode, kinds: [...include], requestId: request.id });
       return seeOther(reply, '/import/done');
     } catch (err) {
@@ -554,10 +577,10 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
     const found = sessionOf(request);
     if (!found) return seeOther(reply, '/?ended=1');
     const { session } = found;
-    const report = session.done;
-    if (!report) return seeOther(reply, '/import');
-    const counts = { ...report.counts };
-    const added = kindList(counts);
+    const done = session.done;
+    if (!done) return seeOther(reply, '/import');
+    const { report } = done;
+    const added = holdings(done.holds, done.tookPassword);
     return page(
       reply,
       200,

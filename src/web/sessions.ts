@@ -7,12 +7,15 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Scope } from '../config/config.js';
+import type { AccountOverview } from '../core/account-overview.js';
 import type { Spool } from '../core/spool.js';
 import type { UserImportReport } from '../transfer/account-transfer.js';
 
 export interface PendingImport {
   readonly spool: Spool;
   readonly report: UserImportReport;
+  /** What the file holds, in the overview's terms. */
+  readonly holds: AccountOverview;
   /** The file named a password (SCRAM keys or plain). */
   readonly hasPassword: boolean;
   readonly expiresAt: number;
@@ -31,7 +34,7 @@ export interface Session {
   flash?: Flash;
   pending?: PendingImport;
   /** The last finished import, for its summary page. */
-  done?: UserImportReport;
+  done?: { readonly report: UserImportReport; readonly holds: AccountOverview; readonly tookPassword: boolean };
 }
 
 function digest(id: string): string {

@@ -248,8 +248,10 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
       await upload(page, 'alice.xml.gz', gzipSync(Buffer.from(downloads[0] ?? '')));
       await page.waitForURL(`${base}/import/review`);
       const report = (await page.locator('#report').textContent()) ?? '';
-      expect(report).toContain(strings.kindNames.roster ?? '');
-      expect(report).toContain(strings.kindCount(summary.archive.messages.length, strings.kindNames.archive ?? ''));
+      const [one, many] = strings.fileMessages;
+      const messages = strings.plural(summary.archive.messages.length, one ?? '', many ?? '');
+      expect(report).toContain(strings.plural(summary.roster.items.length, strings.fileContacts[0] ?? '', strings.fileContacts[1] ?? ''));
+      expect(report).toContain(messages);
       await screen(page, 'review', width);
       // The dry run changed nothing; the checked file waits in the spool.
       expect(await fingerprint(app.ctx.storage, jid)).toEqual(before);
@@ -259,7 +261,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
       await page.getByRole('button', { name: strings.confirmButton }).click();
       await page.waitForURL(`${base}/import/done`);
       expect(await page.locator('h1').textContent()).toBe(strings.doneTitle);
-      expect(await page.locator('#summary').textContent()).toContain(strings.kindCount(summary.archive.messages.length, strings.kindNames.archive ?? ''));
+      expect(await page.locator('#summary').textContent()).toContain(messages);
       await screen(page, 'done', width);
       expect(readdirSafe(join(dir, 'spool'))).toEqual([]);
 
