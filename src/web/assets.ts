@@ -103,6 +103,11 @@ export const APP_JS = `'use strict';
         xhr.send(new FormData(upload));
       });
     }
+    var refresh = document.querySelector('a[data-refresh]');
+    if (refresh) {
+      // The contacts' answers come in over time: the list is read again while the page is open.
+      window.setTimeout(function () { window.location.reload(); }, 1000 * Number(refresh.getAttribute('data-refresh')));
+    }
     var busy = document.querySelectorAll('form[data-busy]');
     Array.prototype.forEach.call(busy, function (form) {
       form.addEventListener('submit', function () {

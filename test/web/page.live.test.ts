@@ -233,6 +233,39 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
     await context.close();
   });
 
+  it('publishes a move (XEP-0283) and lists the contacts with their state, at both widths', async () => {
+    const carol = summary.accounts.find((a) => a.user === 'carol');
+    if (!carol) throw new Error('populate made no carol');
+    const context = await browser.context(1280);
+    const page = await context.newPage();
+    await signIn(page, carol.jid, carol.password);
+    await page.getByRole('link', { name: strings.navMove }).click();
+    await page.waitForURL(`${base}/move`);
+    await screen(page, 'move', 1280);
+    await page.getByLabel(strings.moveNewJid).fill('not a jid@@');
+    await page.getByRole('button', { name: strings.moveButton }).click();
+    await page.getByRole('alert').waitFor();
+    expect(await page.getByRole('alert').textContent()).toMatch(/^That new address cannot be used: /);
+    await page.getByLabel(strings.moveNewJid).fill('carol.new@localhost');
+    await page.getByRole('button', { name: strings.moveButton }).click();
+    await page.getByRole('status').first().waitFor();
+    expect(await page.locator('#notice').textContent()).toBe(strings.moveDone('carol.new@localhost'));
+    const table = page.locator('#move-contacts');
+    expect(await table.isVisible()).toBe(true);
+    expect(await table.locator('tbody tr').count()).toBeGreaterThan(0);
+    expect(await table.textContent()).toContain(strings.moveStates['to-notify']);
+    await screen(page, 'move-status', 1280);
+    await context.close();
+
+    const phone = await browser.context(390);
+    const small = await phone.newPage();
+    await signIn(small, carol.jid, carol.password);
+    await small.goto(`${base}/move`);
+    expect(await small.locator('#move-contacts').isVisible()).toBe(true);
+    await screen(small, 'move-status', 390);
+    await phone.close();
+  });
+
   for (const [width, who] of [
     [1280, DAVE],
     [390, ERIN],
