@@ -126,7 +126,6 @@ export const strings = {
   errorUnavailable: 'The server’s storage is not reachable just now. Nothing was changed. Try again in a few minutes.',
   errorNoSpace: 'The server has no space left for this file. Nothing was changed. Tell the server’s operator.',
   errorInternal: 'Something unexpected went wrong. Nothing was changed. Try again; if it happens again, tell the server’s operator.',
-  errorNotFound: 'There is no such page.',
   errorNoAccount: 'Your account no longer exists on this server.',
 
   moveTitle: 'Move to another address',

@@ -36,10 +36,15 @@ export interface Browser {
 }
 
 /** Chromium; playwright-core gives every launch a fresh temporary user-data-dir and removes it on close. */
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(stepTimeoutMs = 30_000): Promise<Browser> {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   return {
-    context: (width) => browser.newContext({ viewport: { width, height: width < 600 ? 844 : 900 }, acceptDownloads: true }),
+    async context(width) {
+      const context = await browser.newContext({ viewport: { width, height: width < 600 ? 844 : 900 }, acceptDownloads: true });
+      context.setDefaultTimeout(stepTimeoutMs);
+      context.setDefaultNavigationTimeout(stepTimeoutMs);
+      return context;
+    },
     close: () => browser.close(),
   };
 }

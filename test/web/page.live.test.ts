@@ -38,6 +38,8 @@ const MAX_UPLOAD = 1024 * 1024;
 const DAVE = { user: 'dave', password: 'dave-pw' };
 const ERIN = { user: 'erin', password: 'erin-pw' };
 const ALL = new Set(DATA_KINDS);
+/** Generous: the machines that run the suite may be loaded, and a browser step waits on a real server. */
+const STEP_TIMEOUT_MS = 240_000;
 
 const skip = skipWithoutProsody() || !chromiumAvailable();
 
@@ -92,7 +94,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
     base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/web`;
-    browser = await launchBrowser();
+    browser = await launchBrowser(90_000);
     if (SCREENSHOTS) mkdirSync(SHOTS_DIR, { recursive: true });
   }, 240_000);
 
@@ -160,7 +162,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
       await partial.saveAs(partialPath);
       expect(readFileSync(partialPath, 'utf8')).not.toContain('<archive');
       await context.close();
-    });
+    }, STEP_TIMEOUT_MS);
   }
 
   it('answers a wrong password and an unknown account with the same words, and no session', async () => {
@@ -184,7 +186,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
     // The password typed is not echoed back into the page.
     expect(await page.content()).not.toContain('not-her-password');
     await context.close();
-  });
+  }, STEP_TIMEOUT_MS);
 
   it('signs in once with a one-time link; the same link again is refused in words', async () => {
     const { token } = app.ctx.auth.mintUserToken({ jid: summary.alice.jid, scopes: ['export'], ttlSeconds: 600, singleUse: true });
@@ -206,7 +208,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
     expect(await page.getByRole('alert').textContent()).toBe(strings.linkFailed);
     expect((await context.cookies()).some((c) => c.name === 'xporta_web')).toBe(false);
     await context.close();
-  });
+  }, STEP_TIMEOUT_MS);
 
   it('refuses an oversize, a broken and a broken-gzip file in words, and changes nothing', async () => {
     const jid = `${DAVE.user}@localhost`;
@@ -231,7 +233,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
     expect(await fingerprint(app.ctx.storage, jid)).toEqual(before);
     expect(readdirSafe(join(dir, 'spool'))).toEqual([]);
     await context.close();
-  });
+  }, STEP_TIMEOUT_MS);
 
   it('publishes a move (XEP-0283) and lists the contacts with their state, at both widths', async () => {
     const carol = summary.accounts.find((a) => a.user === 'carol');
@@ -264,7 +266,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
     expect(await small.locator('#move-contacts').isVisible()).toBe(true);
     await screen(small, 'move-status', 390);
     await phone.close();
-  });
+  }, STEP_TIMEOUT_MS);
 
   for (const [width, who] of [
     [1280, DAVE],
@@ -312,7 +314,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
       } finally {
         await client.close();
       }
-    });
+    }, STEP_TIMEOUT_MS);
   }
 });
 
