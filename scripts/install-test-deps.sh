@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the integration tests use: a real Prosody 0.12 with its SQL drivers and the
 # community modules (mod_privilege), a real ejabberd 23.01 with its SQLite/PostgreSQL/MySQL
-# drivers, plus the sqlite3 shell. Idempotent; needs root (or sudo).
+# drivers, plus the sqlite3 shell, and Debian's Chromium for the web page's browser tests
+# (test/web/, driven by playwright-core). Idempotent; needs root (or sudo).
 set -euo pipefail
 
-packages=(prosody prosody-modules lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql sqlite3 ejabberd erlang-p1-sqlite3 erlang-p1-pgsql erlang-p1-mysql)
+packages=(prosody prosody-modules lua-dbi-sqlite3 lua-dbi-postgresql lua-dbi-mysql sqlite3 ejabberd erlang-p1-sqlite3 erlang-p1-pgsql erlang-p1-mysql chromium)
 # systemd-analyze verifies examples/xporta.service (test/packaging.test.ts).
 command -v systemd-analyze >/dev/null || packages+=(systemd)
 # This machine kind runs PostgreSQL and MariaDB already; a bare Debian gets them here.

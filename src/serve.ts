@@ -7,10 +7,11 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from './config/config.js';
 import { buildApp } from './http/server.js';
-import { clearSpool } from './http/spool.js';
+import { clearSpool } from './core/spool.js';
 import { handOverGeneratedToken, resolveOperatorTokens } from './core/auth/operator-token.js';
 import { openStorage } from './storage/open.js';
 import { XmppComponent } from './xmpp/component.js';
+import { webPage } from './web/plugin.js';
 
 function packageVersion(): string {
   try {
@@ -31,6 +32,8 @@ export async function serve(config: Config, reloadConfig?: () => Config): Promis
     storage,
     ...(config.component.enabled ? { component: { connected: () => component?.connected() ?? false } } : {}),
   });
+  // The owners' web page is a face of its own beside the API, on the same listener.
+  if (config.web.enabled) app.register(webPage, { ctx: app.ctx });
   if (config.component.enabled) {
     // Connects in the background and keeps retrying: the HTTP API serves whether or not it is up.
     component = new XmppComponent({ config, log: app.log.child({ module: 'xmpp' }) });
@@ -106,6 +109,7 @@ export async function serve(config: Config, reloadConfig?: () => Config): Promis
       trustedProxies: config.trustedProxies,
       audit: config.audit.file,
       component: config.component.enabled ? { enabled: true, domain: config.component.domain, service: config.component.service } : { enabled: false },
+      web: config.web.enabled ? `${config.publicUrl.replace(/\/+$/, '')}/web/` : false,
     },
     'xporta started',
   );

@@ -182,6 +182,19 @@ export interface CorsConfig {
   readonly origins: readonly string[];
 }
 
+/** The self-service web page for account owners (src/web/); off by default. */
+export interface WebConfig {
+  readonly enabled: boolean;
+  /** How long a signed-in session lasts without use. */
+  readonly sessionTtlSeconds: number;
+  /** Largest file the page accepts (compressed and decompressed); at most limits.maxUploadBytes. */
+  readonly maxUploadBytes: number;
+  /** How long an uploaded file waits, checked, for the owner to confirm it. */
+  readonly pendingImportTtlSeconds: number;
+  /** Failed sign-ins per minute, counted per client address and per account, before sign-in is refused for a while. */
+  readonly signInAttemptsPerMinute: number;
+}
+
 export interface Config {
   readonly listen: { readonly host: string; readonly port: number };
   /** Base URL that links handed to users start with. */
@@ -206,6 +219,7 @@ export interface Config {
   readonly exports: ExportsConfig;
   readonly webhooks: WebhooksConfig;
   readonly cors: CorsConfig;
+  readonly web: WebConfig;
 }
 
 export class ConfigError extends Error {

@@ -30,7 +30,7 @@ const DEFAULT_PORT = 8227;
 /** The configuration `raw` describes, relative paths resolved against `cwd`; a ConfigError names the first bad field. */
 export function validate(raw: JsonObject, cwd: string): Config {
   const root = new Fields(raw, '', cwd);
-  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'xmppClient', 'component', 'trustedProxies', 'audit', 'files', 'exports', 'cors', 'webhooks']);
+  root.only(['$schema', 'listen', 'publicUrl', 'logLevel', 'dataDir', 'storage', 'hosts', 'auth', 'limits', 'outgoing', 'xmppClient', 'component', 'trustedProxies', 'audit', 'files', 'exports', 'cors', 'webhooks', 'web']);
 
   const listenFields = root.object('listen');
   listenFields.only(['host', 'port']);
@@ -138,6 +138,14 @@ export function validate(raw: JsonObject, cwd: string): Config {
   }
   const cors: CorsConfig = { origins };
 
+  const webFields = root.object('web');
+  webFields.only(['enabled', 'sessionTtlSeconds', 'maxUploadBytes', 'pendingImportTtlSeconds', 'signInAttemptsPerMinute']);
+  const webEnabled = webFields.boolean('enabled', false);
+  const webSessionTtl = webFields.integer('sessionTtlSeconds', 1800, 60, 86_400);
+  const webUploadBytes = webFields.integer('maxUploadBytes', 256 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER);
+  const webPendingTtl = webFields.integer('pendingImportTtlSeconds', 900, 60, 86_400);
+  const webAttempts = webFields.integer('signInAttemptsPerMinute', 5, 1, 1000);
+
   const limitFields = root.object('limits');
   limitFields.only([
     'maxUploadBytes',
@@ -231,5 +239,13 @@ export function validate(raw: JsonObject, cwd: string): Config {
     exports,
     cors,
     webhooks,
+    web: {
+      enabled: webEnabled,
+      sessionTtlSeconds: webSessionTtl,
+      // The page never takes more than the API would.
+      maxUploadBytes: Math.min(webUploadBytes, limits.maxUploadBytes),
+      pendingImportTtlSeconds: webPendingTtl,
+      signInAttemptsPerMinute: webAttempts,
+    },
   };
 }

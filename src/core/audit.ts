@@ -22,6 +22,7 @@ export type AuditAction =
   | 'host-export'
   | 'host-import'
   | 'move'
+  | 'web-sign-in'
   | 'user-token-mint'
   | 'user-token-revoke'
   | 'user-token-list'
@@ -37,6 +38,8 @@ export type AuditActor =
   | { readonly kind: 'cli'; readonly user?: string }
   /** A user acting from their XMPP client (authenticated by their server) through the component. */
   | { readonly kind: 'xmpp'; readonly jid: string }
+  /** An account owner signed in to the web page (src/web/) with their password or a one-time link. */
+  | { readonly kind: 'web'; readonly jid: string }
   | { readonly kind: 'anonymous' };
 
 export interface AuditEntry {

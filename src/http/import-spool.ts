@@ -12,7 +12,7 @@ import type { StorageBackend, UserRef } from '../storage/backend.js';
 import { DEFAULT_RETRY_POLICY, withRetries } from '../storage/retry.js';
 import { importUserDocument, type UserImportOptions, type UserImportReport } from '../transfer/account-transfer.js';
 import { readDocument } from '../xep0227/reader.js';
-import { spoolUpload } from './spool.js';
+import { spoolUpload } from '../core/spool.js';
 
 /** Copies `source` to the spool, applies it with bounded retries, and removes the copy; bytes and records are counted once. */
 export async function importThroughSpool(

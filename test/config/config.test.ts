@@ -136,9 +136,10 @@ describe('config.example.json', () => {
     expect(config.files.mode).toBe(0o600);
     expect(config.exports.ttlSeconds).toBe(3600);
     expect(config.cors.origins).toEqual(['https://panel.example.org']);
+    expect(config.web).toEqual({ enabled: false, sessionTtlSeconds: 1800, maxUploadBytes: 268435456, pendingImportTtlSeconds: 900, signInAttemptsPerMinute: 5 });
     expect(config.webhooks).toEqual({ secret: 's'.repeat(40), maxAttempts: 6, initialBackoffMs: 1000 });
     expect(Object.keys(JSON.parse(example) as object).sort()).toEqual(
-      ['audit', 'auth', 'component', 'cors', 'dataDir', 'exports', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies', 'webhooks', 'xmppClient'].sort(),
+      ['audit', 'auth', 'component', 'cors', 'dataDir', 'exports', 'files', 'hosts', 'limits', 'listen', 'logLevel', 'outgoing', 'publicUrl', 'storage', 'trustedProxies', 'web', 'webhooks', 'xmppClient'].sort(),
     );
   });
 });

@@ -16,7 +16,7 @@ import { exportUserDocument, importUserDocument, selectKinds } from '../../src/t
 import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { accountDocument } from '../support/documents.js';
-import { clearSpool, spoolDirectory } from '../../src/http/spool.js';
+import { clearSpool, spoolDirectory } from '../../src/core/spool.js';
 import { importDoc, startService } from '../support/service.js';
 import { REPO_ROOT, supportFile } from '../support/paths.js';
 

@@ -23,6 +23,8 @@ export async function startService(
   storage: Record<string, unknown> | undefined,
   env: Record<string, string> = {},
   logger: FastifyServerOptions['logger'] = false,
+  /** Registers more on the app before it is ready (e.g. the web page's plugin). */
+  beforeReady?: (app: ReturnType<typeof buildApp>) => void,
 ): Promise<TestService> {
   const dir = mkdtempSync(join(tmpdir(), 'xporta-faults-'));
   const config = loadConfig({
@@ -38,6 +40,7 @@ export async function startService(
     cwd: dir,
   });
   const app = buildApp({ config, storage: await openStorage(config), logger });
+  beforeReady?.(app);
   await app.ready();
   return {
     app,

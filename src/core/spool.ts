@@ -28,7 +28,7 @@ export function spoolDirectory(dataDir: string): string {
  * Copies `body` to a new spool file named by xporta (`<kind>-<random>.xml`, never after anything a
  * caller sent); on failure nothing is left behind.
  */
-export async function spoolUpload(body: Readable, dataDir: string, kind: 'user' | 'pull', mode: PrivateFileMode = DEFAULT_FILE_MODE): Promise<Spool> {
+export async function spoolUpload(body: Readable, dataDir: string, kind: 'user' | 'pull' | 'web', mode: PrivateFileMode = DEFAULT_FILE_MODE): Promise<Spool> {
   const dir = spoolDirectory(dataDir);
   const path = join(dir, `${kind}-${randomUUID()}.xml`);
   const remove = (): Promise<void> => rm(path, { force: true });
