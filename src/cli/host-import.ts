@@ -90,7 +90,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
     let hostImport: HostImport | undefined;
     try {
       hostImport = HostImport.begin(cliImportServices(config, storage, given));
-      for (const { host, users } of chosen) {
+      for (const { host, users, sizes } of chosen) {
         hosts.push(
           await hostImport.run({ host, dryRun: args.dryRun === true }, (gate) =>
             importHostDocument(storage, host, eventsOfHost(readDocument(open(), readerOptions), host), {
@@ -99,7 +99,9 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
               include: kinds,
               createAccount: args.createAccount === true,
               total: users.length,
+              sizes,
               lockAccount: gate.lockAccount,
+              reopen: () => eventsOfHost(readDocument(open(), readerOptions), host),
             }),
           ),
         );

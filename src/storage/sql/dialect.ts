@@ -45,6 +45,14 @@ export interface SqlTransaction extends SqlSession {
    */
   readonly bulkLoad?: BulkLoadSupport;
   /**
+   * SAVEPOINT, ROLLBACK TO SAVEPOINT, RELEASE SAVEPOINT (every dialect has them): a part of the
+   * transaction undone alone. `name` is letters, digits and `_`. After rollbackToSavepoint the
+   * savepoint still exists; release it to end it.
+   */
+  savepoint?(name: string): Promise<void>;
+  rollbackToSavepoint?(name: string): Promise<void>;
+  releaseSavepoint?(name: string): Promise<void>;
+  /**
    * Registers a check the commit runs first: when it throws, the commit fails with its error and
    * the transaction stays open for the rollback. For invariants a caller must restore before its
    * changes may become visible (indexes dropped for a bulk load).
