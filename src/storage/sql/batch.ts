@@ -32,7 +32,7 @@ function accountView(tx: SqlTransaction): SqlTransaction {
 export async function openApplyBatch(db: SqlDialect, options: { readonly dryRun: boolean; readonly mapError: (err: unknown) => unknown }, apply: BatchedApply): Promise<ApplyBatch> {
   let tx: SqlTransaction;
   try {
-    tx = await db.begin();
+    tx = await (db.beginShort ? db.beginShort() : db.begin());
   } catch (err) {
     throw options.mapError(err);
   }
@@ -42,7 +42,6 @@ export async function openApplyBatch(db: SqlDialect, options: { readonly dryRun:
     throw new Error(`${db.name} transactions have no savepoints`);
   }
   const view = accountView(tx);
-  let accounts = 0;
   let broken: BatchBrokenError | undefined;
   let ended = false;
 
@@ -51,7 +50,8 @@ export async function openApplyBatch(db: SqlDialect, options: { readonly dryRun:
       if (ended) throw new Error('the batch has ended');
       if (broken) throw broken;
       if (applyOptions.dryRun !== options.dryRun) throw new Error('an account of a batch is a dry run exactly when the batch is');
-      const name = `xporta_account_${++accounts}`;
+      // One name serves: each account's savepoint is released before the next one's is made.
+      const name = 'xporta_account';
       try {
         await savepoint.call(tx, name);
       } catch (err) {

@@ -96,6 +96,12 @@ export interface SqlDialect extends SqlSession {
   readonly name: DialectName;
   begin(): Promise<SqlTransaction>;
   /**
+   * A transaction for many short statements (small accounts' imports), where {@link begin}'s
+   * connection costs a round trip per statement: SQLite runs these on the caller's thread, each
+   * statement a few microseconds. Without bulk loads. Where missing, callers use `begin`.
+   */
+  beginShort?(): Promise<SqlTransaction>;
+  /**
    * A consistent read view for one export. Resolves to undefined where the database cannot give
    * one without blocking its writers (SQLite outside WAL mode): the caller then reads as usual.
    */
