@@ -4,7 +4,8 @@
  * `export_piefxis_host` (a `<host>` root) and prosody-migrator write it.
  *
  * The host import's rule: the whole document is read and validated first, so a broken tail
- * changes nothing; then each account is applied in a transaction of its own and reported.
+ * changes nothing; then each account is applied all-or-nothing (small ones committed in groups,
+ * see host-transfer.ts) and reported. A spooled or named file is read again to retry an account.
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
