@@ -2,10 +2,13 @@
  * Host transfers in the benchmark (`--hosts 10000,100000`): a host document of N small accounts
  * (bench/host-synthetic.ts) imported into an empty store and exported again, through the CLI and
  * through the HTTP service, on SQLite (WAL, where exports are snapshots) and on PostgreSQL. Each
- * step runs in a fresh process under GNU time; the HTTP rows give the service's peak RSS.
+ * step runs in a fresh process under GNU time; the HTTP rows give the service's peak RSS. Each row
+ * also gives the process's CPU seconds (user + system; for HTTP the service's, start included),
+ * which a machine shared with other work changes less than the wall time.
+ * `XPORTA_BENCH_HOST_STORES=sqlite` (or `postgresql`) measures one store only.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -19,6 +22,8 @@ import { BENCH_HOST } from './synthetic.js';
 export interface HostMeasured {
   readonly seconds: number;
   readonly peakRssMb: number;
+  /** User + system CPU seconds of the measured process, when known. */
+  readonly cpuSeconds?: number;
   readonly ok: boolean;
   readonly detail?: string;
 }
@@ -34,6 +39,21 @@ export interface HostRow {
 export interface HostBenchTools {
   readonly xporta: readonly string[];
   readonly timed: (command: string[], env: NodeJS.ProcessEnv, stdoutFile?: string) => HostMeasured;
+}
+
+/** One CLI step under GNU time: wall and CPU seconds and peak RSS. */
+function timedCli(command: string[], env: NodeJS.ProcessEnv, stdoutFile: string): HostMeasured {
+  spawnSync('sync', [], { stdio: 'ignore' });
+  const timeFile = join(tmpdir(), `xporta-bench-host-time-${process.pid}`);
+  const out = openSync(stdoutFile, 'w');
+  try {
+    const run = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, ...command], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', out, 'pipe'], maxBuffer: 64 * 1024 ** 2 });
+    const [seconds = NaN, kb = NaN, user = NaN, system = NaN] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-4).map(Number);
+    rmSync(timeFile, { force: true });
+    return { seconds, peakRssMb: kb / 1024, cpuSeconds: user + system, ok: run.status === 0, ...(run.status !== 0 ? { detail: String(run.stderr).slice(-500) } : {}) };
+  } finally {
+    closeSync(out);
+  }
 }
 
 const TOKEN = 'bench-operator-token';
@@ -75,7 +95,7 @@ async function withService(tools: HostBenchTools, store: Store, work: string, ru
   const port = 20_000 + Math.floor(Math.random() * 2000);
   const timeFile = join(work, `serve-${port}.time`);
   spawnSync('sync', [], { stdio: 'ignore' });
-  const service = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, ...tools.xporta, 'serve'], {
+  const service = spawn('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, ...tools.xporta, 'serve'], {
     env: { PATH: process.env.PATH, ...store.env, XPORTA_LISTEN__PORT: String(port), XPORTA_OPERATOR_TOKEN: TOKEN },
     stdio: 'ignore',
   });
@@ -98,8 +118,8 @@ async function withService(tools: HostBenchTools, store: Store, work: string, ru
   const exited = new Promise((r) => service.on('exit', r));
   spawnSync('pkill', ['-TERM', '-P', String(service.pid)]);
   await exited;
-  const kb = Number(readFileSync(timeFile, 'utf8').trim().split(/\s+/).pop());
-  return { seconds, peakRssMb: kb / 1024, ...outcome };
+  const [kb = NaN, user = NaN, system = NaN] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-3).map(Number);
+  return { seconds, peakRssMb: kb / 1024, cpuSeconds: user + system, ...outcome };
 }
 
 async function httpImport(tools: HostBenchTools, store: Store, doc: string, work: string): Promise<HostMeasured> {
@@ -143,16 +163,20 @@ export async function measureHost(accounts: number, tools: HostBenchTools, onRow
     await pipeline(Readable.from(writeDocument(syntheticHost(accounts))), createWriteStream(doc));
     const docBytes = sizeOf(doc);
     console.error(`# host of ${accounts.toLocaleString('en')} small accounts: document ${(docBytes / 1e6).toFixed(1)} MB`);
-    const stores: (() => Promise<Store>)[] = [() => Promise.resolve(sqliteStore(join(work, 'sqlite'))), () => postgresStore(join(work, 'pg'))];
+    const only = process.env.XPORTA_BENCH_HOST_STORES;
+    const stores: (() => Promise<Store>)[] = [
+      ...(only === undefined || only === 'sqlite' ? [() => Promise.resolve(sqliteStore(join(work, 'sqlite')))] : []),
+      ...(only === undefined || only === 'postgresql' ? [() => postgresStore(join(work, 'pg'))] : []),
+    ];
     for (const open of stores) {
       // One store imported through the CLI (then exported both ways), another through HTTP.
       const cliStore = await open();
       const httpStore = await open();
       try {
-        push({ accounts, step: `host import → ${cliStore.name} (CLI)`, result: tools.timed([...tools.xporta, 'import', '--host', doc, '--create-account'], cliStore.env, join(work, 'report.json')), bytes: docBytes });
+        push({ accounts, step: `host import → ${cliStore.name} (CLI)`, result: timedCli([...tools.xporta, 'import', '--host', doc, '--create-account'], cliStore.env, join(work, 'report.json')), bytes: docBytes });
         push({ accounts, step: `host import → ${httpStore.name} (HTTP)`, result: await httpImport(tools, httpStore, doc, work), bytes: docBytes });
         const exported = join(work, 'export.xml');
-        const cliExport = tools.timed([...tools.xporta, 'export', '--host', BENCH_HOST], cliStore.env, exported);
+        const cliExport = timedCli([...tools.xporta, 'export', '--host', BENCH_HOST], cliStore.env, exported);
         push({ accounts, step: `host export ← ${cliStore.name} (CLI)`, result: cliExport, bytes: sizeOf(exported) });
         rmSync(exported, { force: true });
         const http = await httpExport(tools, cliStore, work);
@@ -172,8 +196,9 @@ export async function measureHost(accounts: number, tools: HostBenchTools, onRow
 export function hostSection(rows: readonly HostRow[]): string[] {
   const cell = (row: HostRow): string => {
     const r = row.result;
-    if (!r.ok) return `failed: ${(r.detail ?? '').replace(/\s+/g, ' ').slice(0, 120)} | | |`;
-    return `${r.seconds.toFixed(1)} s | ${Math.round(row.accounts / r.seconds).toLocaleString('en')} accounts/s | ${Math.round(r.peakRssMb)} MB |`;
+    if (!r.ok) return `failed: ${(r.detail ?? '').replace(/\s+/g, ' ').slice(0, 120)} | | | |`;
+    const cpu = r.cpuSeconds !== undefined ? `${r.cpuSeconds.toFixed(1)} s (${Math.round(row.accounts / r.cpuSeconds).toLocaleString('en')} accounts/CPU-s)` : '';
+    return `${r.seconds.toFixed(1)} s | ${Math.round(row.accounts / r.seconds).toLocaleString('en')} accounts/s | ${cpu} | ${Math.round(r.peakRssMb)} MB |`;
   };
   return [
     '## Host transfers',
@@ -181,8 +206,8 @@ export function hostSection(rows: readonly HostRow[]): string[] {
     '- host: N accounts, each with SCRAM credentials, 2 contacts, a vCard, PEP bookmarks (one room), 3 archived and 1 offline message (bench/host-synthetic.ts)',
     '- each step a fresh process; HTTP rows: peak RSS of the service; SQLite in WAL mode (exports are per-account snapshots)',
     '',
-    '| accounts | step | wall time | throughput | peak RSS |',
-    '| ---: | --- | ---: | ---: | ---: |',
+    '| accounts | step | wall time | throughput | CPU time | peak RSS |',
+    '| ---: | --- | ---: | ---: | ---: | ---: |',
     ...rows.map((row) => `| ${row.accounts.toLocaleString('en')} | ${row.step} | ${cell(row)}`),
     '',
   ];
@@ -195,7 +220,7 @@ export async function runHostBench(sizes: readonly number[], tools: HostBenchToo
     rows.push(
       ...(await measureHost(accounts, tools, (row) => {
         const r = row.result;
-        console.error(`  ${row.step}: ${r.ok ? `${r.seconds.toFixed(1)} s, ${Math.round(row.accounts / r.seconds)} accounts/s, ${Math.round(r.peakRssMb)} MB` : `failed ${r.detail ?? ''}`}`);
+        console.error(`  ${row.step}: ${r.ok ? `${r.seconds.toFixed(1)} s, ${Math.round(row.accounts / r.seconds)} accounts/s, CPU ${r.cpuSeconds?.toFixed(1) ?? '?'} s, ${Math.round(r.peakRssMb)} MB` : `failed ${r.detail ?? ''}`}`);
       })),
     );
   }
