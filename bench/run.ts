@@ -1,5 +1,8 @@
 /**
- * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write]`
+ * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write] [--hosts 10000,100000]`
+ *
+ * `--hosts`: host transfers of that many small accounts too (bench/host.ts); with `--hosts` and
+ * no `--sizes`, only those, written as the "Host transfers" section of the existing results.md.
  *
  * For each archive size, with a fresh process for every measured step: import into an empty
  * SQLite, PostgreSQL, MariaDB and internal-files store (CLI), export from SQLite via the CLI and via
@@ -23,6 +26,7 @@ import { writeDocument } from '../src/xep0227/writer.js';
 import type * as MigratorModule from './prosody-migrator.js';
 import { createTestDatabase, dropTestDatabase, sqlServer } from './sql-databases.js';
 import { BENCH_HOST, BENCH_USER, syntheticAccount } from './synthetic.js';
+import { runHostBench, withHostSection } from './host.js';
 
 const root = resolve(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'cli.js');
@@ -54,6 +58,7 @@ const { values } = parseArgs({
     cap: { type: 'string' },
     'no-migrator': { type: 'boolean' },
     'no-write': { type: 'boolean' },
+    hosts: { type: 'string' },
   },
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [10_000, 100_000, 1_000_000] : [10_000];
@@ -385,8 +390,20 @@ async function measure(size: number, rows: Row[], m: Migrator | undefined): Prom
   }
 }
 
+// --- Host transfers (bench/host.ts) ---
+const hostSizes = values.hosts ? values.hosts.split(',').map(Number) : [];
+
+async function hostsOnly(): Promise<void> {
+  const section = await runHostBench(hostSizes, { xporta, timed });
+  console.log(section.join('\n'));
+  const file = join(root, 'bench', 'results.md');
+  if (!values['no-write']) writeFileSync(file, withHostSection(existsSync(file) ? readFileSync(file, 'utf8') : '# xporta benchmark\n', section));
+}
+// --- end of host transfers ---
+
 async function main(): Promise<void> {
   if (!existsSync(cli)) throw new Error('run `npm run build` first');
+  if (hostSizes.length > 0 && !values.sizes && !values.full) return hostsOnly();
   const rows: Row[] = [];
   const benchDir = mkdtempSync(join(tmpdir(), 'xporta-bench-'));
   try {
@@ -414,6 +431,7 @@ async function main(): Promise<void> {
         `| ${size.toLocaleString('en')} | ${ratio(rows, size, 'xporta export ← SQLite (CLI)', 'prosody-migrator export (sql → xep0227)')} | ${ratio(rows, size, 'xporta import → SQLite (CLI)', 'prosody-migrator import (xep0227 → sql)')} |`,
     ),
     '',
+    ...(hostSizes.length > 0 ? await runHostBench(hostSizes, { xporta, timed }) : []),
   ];
   const table = lines.join('\n');
   console.log(table);

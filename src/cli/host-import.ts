@@ -4,7 +4,8 @@
  * `export_piefxis_host` (a `<host>` root) and prosody-migrator write it.
  *
  * The host import's rule: the whole document is read and validated first, so a broken tail
- * changes nothing; then each account is applied in a transaction of its own and reported.
+ * changes nothing; then each account is applied all-or-nothing (small ones committed in groups,
+ * see host-transfer.ts) and reported. A spooled or named file is read again to retry an account.
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -90,7 +91,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
     let hostImport: HostImport | undefined;
     try {
       hostImport = HostImport.begin(cliImportServices(config, storage, given));
-      for (const { host, users } of chosen) {
+      for (const { host, users, sizes } of chosen) {
         hosts.push(
           await hostImport.run({ host, dryRun: args.dryRun === true }, (gate) =>
             importHostDocument(storage, host, eventsOfHost(readDocument(open(), readerOptions), host), {
@@ -99,7 +100,9 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
               include: kinds,
               createAccount: args.createAccount === true,
               total: users.length,
+              sizes,
               lockAccount: gate.lockAccount,
+              reopen: () => eventsOfHost(readDocument(open(), readerOptions), host),
             }),
           ),
         );

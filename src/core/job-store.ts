@@ -2,7 +2,7 @@
  * Background jobs kept in xporta's own state (`xporta-jobs.sqlite` under dataDir, private mode),
  * so that they outlive the process that ran them. A job whose process is gone while it still
  * reads `running` is reported as `interrupted`: its accounts were each applied whole or not at
- * all (one transaction per account), and the job can be submitted again.
+ * all (a savepoint or a transaction per account), and the job can be submitted again.
  *
  * Every process with the same dataDir (the service, `xporta jobs …`) sees the same jobs; a cancel
  * asked by any of them is seen by the running process at its next progress step.

@@ -100,6 +100,33 @@ export interface StorageSnapshot {
 }
 
 /**
+ * Accounts applied one after another in one transaction. Each account is all-or-nothing on its
+ * own (a savepoint): when its apply fails with anything but {@link BatchBrokenError}, nothing of
+ * it is kept and the accounts before it in the batch are as they were. None of them is durable
+ * (or visible to other connections) before `commit`; `rollback` drops them all. A dry-run batch
+ * keeps nothing, and `commit` ends it like `rollback`.
+ */
+export interface ApplyBatch {
+  /** As {@link StorageBackend.applyUser}, inside the batch; `options.dryRun` must be the batch's. */
+  applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport>;
+  commit(): Promise<void>;
+  /** Safe to call after a failed commit, and more than once. */
+  rollback(): Promise<void>;
+}
+
+/**
+ * The batch's transaction can no longer be used (the connection was lost, a transient failure, a
+ * savepoint that could not be rolled back to): the whole batch must be rolled back, and its
+ * accounts applied again. `failure` is the account's own failure, as applyUser would report it.
+ */
+export class BatchBrokenError extends Error {
+  constructor(readonly failure: unknown) {
+    super(failure instanceof Error ? failure.message : String(failure), { cause: failure });
+    this.name = 'BatchBrokenError';
+  }
+}
+
+/**
  * One server's storage. Every backend (Prosody SQL, Prosody files, ejabberd SQL) implements this;
  * nothing above this interface knows a storage format.
  */
@@ -137,6 +164,12 @@ export interface StorageBackend {
     records: AsyncIterable<UserRecord>,
     options: ApplyOptions,
   ): Promise<ApplyReport>;
+
+  /**
+   * Several accounts' imports in one storage transaction, for many small accounts (a host
+   * import): see {@link ApplyBatch}. Absent on backends that apply each account alone.
+   */
+  beginBatch?(options: { readonly dryRun: boolean }): Promise<ApplyBatch>;
 
   /**
    * An account lock every process on the same storage honours, released by the storage when the

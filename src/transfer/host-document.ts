@@ -10,6 +10,8 @@ export interface SurveyedHost {
   readonly host: string;
   /** Account names in document order. */
   readonly users: readonly string[];
+  /** Records of each account, in the same order. */
+  readonly sizes: readonly number[];
 }
 
 /**
@@ -18,24 +20,27 @@ export interface SurveyedHost {
  * one host; the reader refuses a user that appears twice in it.
  */
 export async function surveyDocument(events: AsyncIterable<DocumentEvent>): Promise<SurveyedHost[]> {
-  const hosts = new Map<string, string[]>();
-  let current: string[] | undefined;
+  const hosts = new Map<string, { users: string[]; sizes: number[] }>();
+  let current: { users: string[]; sizes: number[] } | undefined;
   for await (const event of events) {
     if (event.kind === 'host') {
       current = hosts.get(event.jid);
       if (!current) {
-        current = [];
+        current = { users: [], sizes: [] };
         hosts.set(event.jid, current);
       }
     } else if (event.kind === 'user') {
       if (!current) throw new TransferError('wrong-structure', 'a user outside a host');
-      current.push(event.name);
+      current.users.push(event.name);
+      current.sizes.push(0);
     } else if (event.kind === 'host-end') {
       current = undefined;
+    } else if (event.kind !== 'user-end' && current && current.sizes.length > 0) {
+      current.sizes[current.sizes.length - 1] = (current.sizes[current.sizes.length - 1] ?? 0) + 1;
     }
   }
   if (hosts.size === 0) throw new TransferError('wrong-structure', 'the document contains no host');
-  return [...hosts].map(([host, users]) => ({ host, users }));
+  return [...hosts].map(([host, { users, sizes }]) => ({ host, users, sizes }));
 }
 
 /** The events of one host of a multi-host document, as a one-host document: `host`, its users, `host-end`. */

@@ -1,11 +1,13 @@
 /**
  * Whole-host transfer. Export streams every account of a host in one document. Import reads a
- * spooled document twice: a first pass validates all of it (so a broken tail changes nothing),
- * a second applies each account in its own storage transaction and reports per account.
+ * spooled document twice: a first pass validates all of it (so a broken tail changes nothing)
+ * and measures each account; a second applies each account all-or-nothing and reports per
+ * account. Small accounts are committed in groups (one transaction, one fsync, for many of them;
+ * see {@link HostBatching}), a bigger one in a transaction of its own.
  */
 import { bareJid } from '../lib/jid.js';
 import { withRetries, type RetryPolicy } from '../storage/retry.js';
-import type { ApplyOptions, ApplyReport, StorageBackend } from '../storage/backend.js';
+import { BatchBrokenError, type ApplyBatch, type ApplyOptions, type ApplyReport, type StorageBackend } from '../storage/backend.js';
 import { TransferError, userEvents, withWarnings } from './account-transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from '../records/model.js';
 
@@ -51,12 +53,20 @@ export async function* exportHostDocument(
   yield { kind: 'host-end' };
 }
 
+/** What the first pass learns of a host's accounts, in document order. */
+export interface HostOutline {
+  readonly users: readonly string[];
+  /** Records (contacts, messages, …) of each account, in the same order. */
+  readonly sizes: readonly number[];
+}
+
 /**
  * First pass: the document is well-formed, valid, holds one host (the expected one) and no
- * user twice. Returns the account names in document order.
+ * user twice. Returns the account names and sizes in document order.
  */
-export async function validateHostDocument(events: AsyncIterable<DocumentEvent>, host: string): Promise<string[]> {
+export async function validateHostDocument(events: AsyncIterable<DocumentEvent>, host: string): Promise<HostOutline> {
   const users: string[] = [];
+  const sizes: number[] = [];
   let hosts = 0;
   for await (const event of events) {
     if (event.kind === 'host') {
@@ -65,11 +75,27 @@ export async function validateHostDocument(events: AsyncIterable<DocumentEvent>,
       if (event.jid !== host) throw new TransferError('wrong-structure', `the document is for host ${event.jid}, not ${host}`);
     } else if (event.kind === 'user') {
       users.push(event.name);
+      sizes.push(0);
+    } else if (event.kind !== 'user-end' && event.kind !== 'host-end' && sizes.length > 0) {
+      sizes[sizes.length - 1] = (sizes[sizes.length - 1] ?? 0) + 1;
     }
   }
   if (hosts === 0) throw new TransferError('wrong-structure', 'the document contains no host');
-  return users;
+  return { users, sizes };
 }
+
+/**
+ * How small accounts are grouped into one transaction: an account of at most `smallAccount`
+ * records joins the group in progress; a group is committed once it holds `accounts` accounts or
+ * `records` records, before a bigger account (which has a transaction of its own), and at the end.
+ */
+export interface HostBatching {
+  readonly accounts: number;
+  readonly records: number;
+  readonly smallAccount: number;
+}
+
+export const DEFAULT_HOST_BATCHING: HostBatching = { accounts: 500, records: 10_000, smallAccount: 1_000 };
 
 export interface HostImportResult {
   readonly host: string;
@@ -77,7 +103,32 @@ export interface HostImportResult {
   readonly progress: HostProgress;
 }
 
-/** Second pass: each account in one transaction; a failing account is reported, the rest go on. */
+type AccountOutcome = ApplyReport | { user: string; error: string };
+
+/** An account of the group in progress: its lease is held until the group has ended. */
+interface GroupedAccount {
+  readonly jid: string;
+  readonly position: number;
+  readonly start: UserStart;
+  readonly warnings: readonly string[] | undefined;
+  readonly lease: Lease | undefined;
+  outcome: AccountOutcome;
+  /** Its apply broke the group's transaction: it is applied again with the others. */
+  broke?: boolean;
+}
+
+function errorOutcome(jid: string, err: unknown): AccountOutcome {
+  return { user: jid, error: err instanceof Error ? err.message : String(err) };
+}
+
+/**
+ * Second pass: each account all-or-nothing; a failing account is reported, the rest go on.
+ * Given the first pass's `sizes` and a storage with {@link StorageBackend.beginBatch}, small
+ * accounts are grouped (see {@link HostBatching}): an account reaches its report, `onUser` and
+ * `progress.done` once its group is committed, and holds its lease until then. A group whose
+ * transaction breaks or cannot commit is rolled back whole and its accounts applied again one by
+ * one (with `reopen`), or reported failed (without).
+ */
 export async function importHostDocument(
   storage: StorageBackend,
   host: string,
@@ -85,6 +136,9 @@ export async function importHostDocument(
   options: Omit<ApplyOptions, 'signal'> & {
     signal?: AbortSignal;
     total?: number;
+    /** Records per account in document order ({@link HostOutline.sizes}); without them each account has its own transaction. */
+    sizes?: readonly number[];
+    batching?: HostBatching;
     onUser?: (user: string, progress: HostProgress) => void;
     /**
      * Takes the account's exclusive lock (the one user imports and exports take), or returns
@@ -102,9 +156,11 @@ export async function importHostDocument(
   },
 ): Promise<HostImportResult> {
   const progress: HostProgress = { done: 0, failed: 0, ...(options.total !== undefined ? { total: options.total } : {}) };
-  const results: (ApplyReport | { user: string; error: string })[] = [];
+  const results: AccountOutcome[] = [];
   const iterator = events[Symbol.asyncIterator]();
   const reopen = options.reopen;
+  const batching = options.batching ?? DEFAULT_HOST_BATCHING;
+  const sizes = storage.beginBatch ? options.sizes : undefined;
 
   async function* recordsUntilUserEnd(from: AsyncIterator<DocumentEvent> = iterator): AsyncGenerator<UserRecord> {
     for (;;) {
@@ -133,39 +189,132 @@ export async function importHostDocument(
     }
   }
 
-  let index = -1;
-  for (;;) {
-    if (options.signal?.aborted) break;
-    const next = await iterator.next();
-    if (next.done) break;
-    if (next.value.kind !== 'user') continue;
-    index++;
-    const account: UserStart = next.value;
-    const position = index;
-    const jid = bareJid(`${account.name}@${host}`);
-    const records = recordsUntilUserEnd();
-    const lease = options.lockAccount ? await options.lockAccount(jid) : NO_LOCK;
-    if (!lease) {
-      progress.failed++;
-      // Its records are skipped by the loop below, like those of a failed apply.
-      results.push({ user: jid, error: `conflict: another operation on ${jid} is running; the account was not changed` });
-    } else {
+  /** One account in a transaction of its own, from `from` (then, on retries, from fresh reads). */
+  async function applyAlone(position: number, start: UserStart, warnings: readonly string[] | undefined, from: AsyncIterator<DocumentEvent>): Promise<AccountOutcome> {
+    const jid = bareJid(`${start.name}@${host}`);
+    try {
+      const apply = (attempt: number): Promise<ApplyReport> =>
+        attempt === 1 ? storage.applyUser({ host, user: start.name }, start, recordsUntilUserEnd(from), options) : applyAgain(position, start);
+      const report = reopen ? await withRetries(apply, options.retryPolicy, undefined, options.signal) : await apply(1);
+      return withWarnings(report, warnings);
+    } catch (err) {
+      // What the failed apply left unread of this user is skipped by the caller's loop.
+      return errorOutcome(jid, err);
+    }
+  }
+
+  function finished(jid: string, outcome: AccountOutcome): void {
+    results.push(outcome);
+    if ('error' in outcome) progress.failed++;
+    progress.done++;
+    options.onUser?.(jid, progress);
+  }
+
+  /** The accounts of a group that broke, each alone, from one fresh read of the document. */
+  async function applyGroupAgain(accounts: readonly GroupedAccount[], failure: unknown): Promise<void> {
+    if (!reopen) {
+      for (const account of accounts) account.outcome = errorOutcome(account.jid, failure);
+      return;
+    }
+    const again = reopen()[Symbol.asyncIterator]();
+    try {
+      let seen = -1;
+      for (const account of accounts) {
+        while (seen < account.position) {
+          const next = await again.next();
+          if (next.done) throw new TransferError('wrong-structure', 'the spooled document ended before the account to apply again');
+          if (next.value.kind === 'user') seen++;
+        }
+        account.outcome = await applyAlone(account.position, account.start, account.warnings, again);
+      }
+    } catch (err) {
+      for (const account of accounts) if (!('mode' in account.outcome) || account.outcome === undefined) account.outcome = errorOutcome(account.jid, err);
+    } finally {
+      await again.return?.();
+    }
+  }
+
+  let group: { batch: ApplyBatch; accounts: GroupedAccount[]; records: number } | undefined;
+
+  /** Commits the group in progress, reports its accounts in document order and releases their leases. */
+  async function endGroup(): Promise<void> {
+    const current = group;
+    if (!current) return;
+    group = undefined;
+    try {
+      const broke = current.accounts.find((a) => a.broke);
+      let failure: unknown = broke ? (broke.outcome as { error: string }).error : undefined;
+      if (failure === undefined) {
+        try {
+          await current.batch.commit();
+        } catch (err) {
+          failure = err;
+        }
+      }
+      if (failure !== undefined) {
+        await current.batch.rollback().catch(() => undefined);
+        // Accounts that failed on their own changed nothing and keep their report; the others are applied again.
+        await applyGroupAgain(current.accounts.filter((a) => a.lease && (a.broke || 'mode' in a.outcome)), failure);
+      }
+    } finally {
+      for (const account of current.accounts) {
+        account.lease?.release();
+        finished(account.jid, account.outcome);
+      }
+    }
+  }
+
+  try {
+    let index = -1;
+    for (;;) {
+      if (options.signal?.aborted) break;
+      const next = await iterator.next();
+      if (next.done) break;
+      if (next.value.kind !== 'user') continue;
+      index++;
+      const { warnings, ...start } = next.value;
+      const position = index;
+      const jid = bareJid(`${start.name}@${host}`);
+      const size = sizes?.[position];
+      const grouped = size !== undefined && size <= batching.smallAccount;
+      if (!grouped) await endGroup();
+      const lease = options.lockAccount ? await options.lockAccount(jid) : NO_LOCK;
+      // Its records are skipped by this loop, like those of a failed apply.
+      const conflict = { user: jid, error: `conflict: another operation on ${jid} is running; the account was not changed` };
+      if (grouped) {
+        if (!group && lease) {
+          const batch = await storage.beginBatch?.({ dryRun: options.dryRun }).catch(() => undefined);
+          if (batch) group = { batch, accounts: [], records: 0 };
+        }
+        if (group) {
+          const account: GroupedAccount = { jid, position, start, warnings, lease, outcome: conflict };
+          group.accounts.push(account);
+          if (lease) {
+            try {
+              account.outcome = withWarnings(await group.batch.applyUser({ host, user: start.name }, start, recordsUntilUserEnd(), options), warnings);
+            } catch (err) {
+              account.broke = err instanceof BatchBrokenError;
+              account.outcome = errorOutcome(jid, err);
+            }
+          }
+          group.records += size;
+          if (account.broke || group.accounts.length >= batching.accounts || group.records >= batching.records) await endGroup();
+          continue;
+        }
+      }
+      if (!lease) {
+        finished(jid, conflict);
+        continue;
+      }
       try {
-        const { warnings, ...start } = account;
-        const apply = (attempt: number): Promise<ApplyReport> =>
-          attempt === 1 ? storage.applyUser({ host, user: account.name }, start, records, options) : applyAgain(position, start);
-        const report = reopen ? await withRetries(apply, options.retryPolicy, undefined, options.signal) : await apply(1);
-        results.push(withWarnings(report, warnings));
-      } catch (err) {
-        progress.failed++;
-        // What the failed apply left unread of this user is skipped by the loop below.
-        results.push({ user: jid, error: err instanceof Error ? err.message : String(err) });
+        finished(jid, await applyAlone(position, start, warnings, iterator));
       } finally {
         lease.release();
       }
     }
-    progress.done++;
-    options.onUser?.(jid, progress);
+  } finally {
+    // Accounts applied before a cancel or a failure of the document's read are kept, as they would be one by one.
+    await endGroup();
   }
   return { host, users: results, progress };
 }

@@ -116,6 +116,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       await rm(withIncludes ? uploadDir : spool, { recursive: true, force: true });
     };
     let total: number;
+    let sizes: readonly number[];
     try {
       await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
       if (withIncludes) {
@@ -125,7 +126,8 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         const received = countStreamedBytes(await importBody(request, config.limits), ctx.metrics, 'import');
         await pipeline(received, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
       }
-      total = (await validateHostDocument(readDocument(createReadStream(spool), readerOptions), host)).length;
+      sizes = (await validateHostDocument(readDocument(createReadStream(spool), readerOptions), host)).sizes;
+      total = sizes.length;
     } catch (err) {
       await cleanup();
       throw err;
@@ -150,6 +152,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
             include: kinds,
             createAccount,
             total,
+            sizes,
             signal: abort.signal,
             lockAccount: gate.lockAccount,
             reopen: () => readDocument(createReadStream(spool), readerOptions),

@@ -3,8 +3,9 @@
  * PostgreSQL and MySQL/MariaDB. Reads stream archives page by page (keyset pagination on
  * `sort_id`), holding no connection between pages; an import runs in one transaction.
  */
-import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
+import type { ApplyBatch, ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
+import { openApplyBatch } from '../sql/batch.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { accountFromStore, type ProsodyHostOptions, type ProsodyVersion } from '../prosody/accounts.js';
 import { detectProsodyVersion } from './generation.js';
@@ -238,20 +239,37 @@ export class ProsodySqlBackend implements StorageBackend {
   }
 
   async applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {
-    const host = this.settings.hosts[ref.host];
-    if (!host) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
+    const host = this.hostOptions(ref);
     options.signal?.throwIfAborted();
-    let serverVersion: ProsodyVersion;
-    try {
-      await this.ensureSchema();
-      serverVersion = this.settings.serverVersion ?? (await detectProsodyVersion(this.db)) ?? '0.12';
-    } catch (err) {
-      throw asStorageError(err);
-    }
+    const serverVersion = await this.serverVersion();
     const fractionalTimes = this.db.name === 'sqlite';
     return inTransaction(this.db, { dryRun: options.dryRun, mapError: asStorageError }, (tx) =>
       new ProsodySqlImport(tx, ref, host, options, this.importStores, serverVersion, fractionalTimes, this.db.name).run(account, records),
     );
+  }
+
+  /** Each account under a savepoint of the one transaction (see ApplyBatch); the generation is told once per batch. */
+  async beginBatch(options: { readonly dryRun: boolean }): Promise<ApplyBatch> {
+    const serverVersion = await this.serverVersion();
+    const fractionalTimes = this.db.name === 'sqlite';
+    return openApplyBatch(this.db, { dryRun: options.dryRun, mapError: asStorageError }, (tx, ref, account, records, applyOptions) =>
+      new ProsodySqlImport(tx, ref, this.hostOptions(ref), applyOptions, this.importStores, serverVersion, fractionalTimes).run(account, records),
+    );
+  }
+
+  private hostOptions(ref: UserRef): ProsodyHostOptions {
+    const host = this.settings.hosts[ref.host];
+    if (!host) throw new StorageError('invalid-data', `host ${ref.host} is not configured for this backend`);
+    return host;
+  }
+
+  private async serverVersion(): Promise<ProsodyVersion> {
+    try {
+      await this.ensureSchema();
+      return this.settings.serverVersion ?? (await detectProsodyVersion(this.db)) ?? '0.12';
+    } catch (err) {
+      throw asStorageError(err);
+    }
   }
 
   async close(): Promise<void> {

@@ -45,6 +45,14 @@ export interface SqlTransaction extends SqlSession {
    */
   readonly bulkLoad?: BulkLoadSupport;
   /**
+   * SAVEPOINT, ROLLBACK TO SAVEPOINT, RELEASE SAVEPOINT (every dialect has them): a part of the
+   * transaction undone alone. `name` is letters, digits and `_`. After rollbackToSavepoint the
+   * savepoint still exists; release it to end it.
+   */
+  savepoint?(name: string): Promise<void>;
+  rollbackToSavepoint?(name: string): Promise<void>;
+  releaseSavepoint?(name: string): Promise<void>;
+  /**
    * Registers a check the commit runs first: when it throws, the commit fails with its error and
    * the transaction stays open for the rollback. For invariants a caller must restore before its
    * changes may become visible (indexes dropped for a bulk load).
@@ -112,6 +120,12 @@ export interface SqlSnapshot extends SqlSession {
 export interface SqlDialect extends SqlSession {
   readonly name: DialectName;
   begin(): Promise<SqlTransaction>;
+  /**
+   * A transaction for many short statements (small accounts' imports), where {@link begin}'s
+   * connection costs a round trip per statement: SQLite runs these on the caller's thread, each
+   * statement a few microseconds. Without bulk loads. Where missing, callers use `begin`.
+   */
+  beginShort?(): Promise<SqlTransaction>;
   /**
    * A consistent read view for one export. Resolves to undefined where the database cannot give
    * one without blocking its writers (SQLite outside WAL mode): the caller then reads as usual.

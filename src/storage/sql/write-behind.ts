@@ -44,6 +44,12 @@ export class WriteBehind {
     await Promise.all(this.outstanding.splice(0));
   }
 
+  /** Waits for every write in flight and forgets their failure: what they did is being rolled back. */
+  async forget(): Promise<void> {
+    await this.drain();
+    this.failure = undefined;
+  }
+
   private throwIfFailed(): void {
     if (this.failure) throw this.failure.error;
   }
@@ -105,6 +111,20 @@ export abstract class PipelinedTransaction implements SqlTransaction {
     await stream.end();
   }
 
+  async savepoint(name: string): Promise<void> {
+    await this.run(`SAVEPOINT ${savepointName(name)}`);
+  }
+
+  async rollbackToSavepoint(name: string): Promise<void> {
+    // A write that failed after the savepoint is undone with it: it must not fail what follows.
+    await this.writes.forget();
+    await this.execute(`ROLLBACK TO SAVEPOINT ${savepointName(name)}`, []);
+  }
+
+  async releaseSavepoint(name: string): Promise<void> {
+    await this.run(`RELEASE SAVEPOINT ${savepointName(name)}`);
+  }
+
   guardCommit(check: () => void): void {
     this.commitGuards.push(check);
   }
@@ -131,4 +151,10 @@ export abstract class PipelinedTransaction implements SqlTransaction {
     this.ended = true;
     await this.end(commit);
   }
+}
+
+/** A savepoint's name as SQL: xporta names them itself, from letters, digits and `_` only. */
+function savepointName(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`not a savepoint name: ${name}`);
+  return name;
 }

@@ -117,11 +117,81 @@ class SqliteSession implements SqlSession {
   }
 }
 
+/** Read connections kept open between snapshots, with their prepared statements. */
+const IDLE_SNAPSHOT_CONNECTIONS = 2;
+
+/** A connection and its statements, reused from one snapshot or short transaction to the next. */
+interface Kept {
+  readonly conn: Database.Database;
+  readonly session: SqliteSession;
+}
+
+/**
+ * A transaction of short statements on the caller's thread ({@link SqlDialect.beginShort}), on a
+ * write connection kept for the next one. It takes its turn with the writer's transactions.
+ */
+class SqliteShortTransaction implements SqlTransaction {
+  private ended = false;
+
+  constructor(
+    private readonly kept: Kept,
+    private readonly release: () => void,
+  ) {}
+
+  query(sql: string, params?: readonly SqlParam[]): Promise<SqlRow[]> {
+    return this.kept.session.query(sql, params);
+  }
+
+  queryArrays(sql: string, params?: readonly SqlParam[]): Promise<unknown[][]> {
+    return this.kept.session.queryArrays(sql, params);
+  }
+
+  run(sql: string, params?: readonly SqlParam[]): Promise<number> {
+    return this.kept.session.run(sql, params);
+  }
+
+  async savepoint(name: string): Promise<void> {
+    await this.run(`SAVEPOINT ${name}`);
+  }
+
+  async rollbackToSavepoint(name: string): Promise<void> {
+    await this.run(`ROLLBACK TO SAVEPOINT ${name}`);
+  }
+
+  async releaseSavepoint(name: string): Promise<void> {
+    await this.run(`RELEASE SAVEPOINT ${name}`);
+  }
+
+  async commit(): Promise<void> {
+    if (this.ended) return;
+    // A COMMIT that met another connection's lock may be tried again (the session waits, off the thread).
+    await this.run('COMMIT');
+    this.end();
+  }
+
+  rollback(): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    try {
+      if (this.kept.conn.inTransaction) this.kept.conn.exec('ROLLBACK');
+    } finally {
+      this.end();
+    }
+    return Promise.resolve();
+  }
+
+  private end(): void {
+    this.ended = true;
+    this.release();
+  }
+}
+
 export class SqliteDialect extends SqliteSession implements SqlDialect {
   readonly name = 'sqlite';
   readonly driver = 'SQLite3';
 
   private readonly writer: SqliteWriter;
+  private readonly idleSnapshots: Kept[] = [];
+  private shortWriter: Kept | undefined;
 
   private constructor(
     db: Database.Database,
@@ -158,21 +228,49 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
   }
 
   /**
+   * On a write connection of its own on this thread, kept for the next one (see
+   * {@link SqlDialect.beginShort}); it waits for the writer's transaction in progress first.
+   */
+  async beginShort(): Promise<SqlTransaction> {
+    const release = await this.writer.turn();
+    try {
+      const busyTimeoutMs = this.options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+      if (!this.shortWriter) {
+        const conn = new Database(this.options.database, { timeout: busyTimeoutMs });
+        conn.pragma(`busy_timeout = ${Math.min(busyTimeoutMs, SYNC_BUSY_WAIT_MS)}`);
+        this.shortWriter = { conn, session: new SqliteSession(conn, busyTimeoutMs) };
+      }
+      // The write lock now (waiting off the thread while the server holds it), as the writer's transactions take it.
+      await this.shortWriter.session.run('BEGIN IMMEDIATE');
+      return new SqliteShortTransaction(this.shortWriter, release);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /**
    * In WAL mode, a read transaction on a connection of its own: it sees one version of the
    * database and blocks no writer. In rollback-journal mode the same transaction would hold a
    * SHARED lock for the whole export and make every writer, the server's included, fail with
    * "database is locked": there it is undefined, and the caller reads without a snapshot.
+   * Connections (and their prepared statements) are kept between snapshots: a host export takes
+   * one per account.
    */
   async snapshot(): Promise<SqlSnapshot | undefined> {
     const mode = this.db.pragma('journal_mode', { simple: true });
     if (typeof mode !== 'string' || mode.toLowerCase() !== 'wal') return undefined;
     const busyTimeoutMs = this.options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
-    const conn = new Database(this.options.database, { readonly: true, timeout: busyTimeoutMs });
-    const session = new SqliteSession(conn, busyTimeoutMs);
+    let kept = this.idleSnapshots.pop();
+    if (!kept) {
+      const conn = new Database(this.options.database, { readonly: true, timeout: busyTimeoutMs });
+      kept = { conn, session: new SqliteSession(conn, busyTimeoutMs) };
+    }
+    const { conn, session } = kept;
     try {
       conn.exec('BEGIN');
       // A deferred transaction takes its snapshot at the first read, so read now.
-      conn.prepare('SELECT 1 FROM sqlite_master LIMIT 1').all();
+      await session.query('SELECT 1 FROM sqlite_master LIMIT 1');
     } catch (err) {
       conn.close();
       throw err;
@@ -187,8 +285,11 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
           ended = true;
           try {
             conn.exec('COMMIT');
-          } finally {
+            if (this.idleSnapshots.length < IDLE_SNAPSHOT_CONNECTIONS && conn.open) this.idleSnapshots.push(kept);
+            else conn.close();
+          } catch (err) {
             conn.close();
+            throw err;
           }
         }
         return Promise.resolve();
@@ -206,6 +307,9 @@ export class SqliteDialect extends SqliteSession implements SqlDialect {
   }
 
   async close(): Promise<void> {
+    for (const { conn } of this.idleSnapshots.splice(0)) conn.close();
+    this.shortWriter?.conn.close();
+    this.shortWriter = undefined;
     this.db.close();
     await this.writer.close();
   }

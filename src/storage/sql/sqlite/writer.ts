@@ -50,12 +50,22 @@ export class SqliteWriter {
 
   constructor(private readonly options: SqliteWriterOptions) {}
 
-  /** Starts a transaction once the one in progress has ended. */
-  async begin(): Promise<SqlTransaction> {
+  /**
+   * Waits until the transaction in progress has ended; the caller's runs until it calls the
+   * function returned. Transactions on other connections of this process (see dialect.ts) take
+   * their turn here too, so that they never wait on each other's lock inside SQLite.
+   */
+  async turn(): Promise<() => void> {
     let ended!: () => void;
     const previous = this.current;
     this.current = new Promise<void>((resolve) => (ended = resolve));
     await previous;
+    return ended;
+  }
+
+  /** Starts a transaction once the one in progress has ended. */
+  async begin(): Promise<SqlTransaction> {
+    const ended = await this.turn();
     try {
       await this.send('begin');
     } catch (err) {
