@@ -4,6 +4,7 @@
  * and the avatar (XEP-0084) as PHOTO. For targets that serve vcard-temp only (ejabberd), where
  * an account that kept its profile in PEP alone would otherwise show an empty vCard.
  */
+import { createHash } from 'node:crypto';
 import { childElements, element, firstChild, textOf, type PepItemRecord, type XmlElement, type XmlNode } from './model.js';
 import { NS } from './namespaces.js';
 
@@ -124,4 +125,105 @@ function fromVCard4(vcard4: XmlElement): XmlElement[] {
     }
   }
   return out;
+}
+
+/** The avatar (XEP-0084) a vcard-temp PHOTO becomes: both items carry the SHA-1 of the image as id. */
+export interface PepAvatar {
+  readonly id: string;
+  readonly metadata: XmlElement;
+  readonly data: XmlElement;
+}
+
+/** The PEP form of a vcard-temp vCard: the `urn:xmpp:vcard4` item (id `current`) and the avatar, if it has an inline one. */
+export interface PepVCard {
+  readonly vcard4: XmlElement;
+  readonly avatar?: PepAvatar;
+}
+
+const SIMPLE_FROM_TEMP: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(SIMPLE).map(([name, typ]) => [name.toUpperCase(), typ]));
+
+/** `<name><child>text</child></name>` in vCard4; an absent or empty text gives an empty child, as util.stanza's text_tag. */
+function v4(name: string, children: readonly XmlNode[] = []): XmlElement {
+  return element(name, NS.vcard4, {}, children);
+}
+
+function v4Text(name: string, text: string | undefined): XmlElement {
+  return v4(name, text === undefined || text === '' ? [] : [text]);
+}
+
+/** `parameters/type/text` for a HOME or WORK flag, as mod_vcard_legacy writes it. */
+function v4Place(prop: XmlElement): XmlElement {
+  const home = firstChild(prop, 'HOME', prop.xmlns) !== undefined;
+  const work = firstChild(prop, 'WORK', prop.xmlns) !== undefined;
+  const type = home ? [v4Text('text', 'home')] : work ? [v4Text('text', 'work')] : [];
+  return v4('parameters', [v4('type', type)]);
+}
+
+/**
+ * mod_vcard_legacy's `vcard_to_pep`: what Prosody publishes to PEP when a user sets a vcard-temp
+ * vCard or logs in with one waiting in the `vcard` store. The mapping is the inverse of
+ * {@link PepProfile.toVCardTemp}; a PHOTO given by EXTVAL has no avatar (its data and hash are unknown).
+ */
+export function vcardTempToPep(vcard: XmlElement): PepVCard {
+  const ns = vcard.xmlns;
+  const text = (el: XmlElement | undefined, name: string): string | undefined => childText(el, name);
+  const out: XmlElement[] = [v4('fn', [v4Text('text', text(vcard, 'FN'))])];
+  const n = firstChild(vcard, 'N', ns);
+  out.push(
+    v4('n', [
+      v4Text('surname', text(n, 'FAMILY')),
+      v4Text('given', text(n, 'GIVEN')),
+      v4Text('additional', text(n, 'MIDDLE')),
+      v4Text('prefix', text(n, 'PREFIX')),
+      v4Text('suffix', text(n, 'SUFFIX')),
+    ]),
+  );
+  let avatar: PepAvatar | undefined;
+  for (const prop of childElements(vcard, undefined, ns)) {
+    const simple = SIMPLE_FROM_TEMP[prop.name];
+    if (simple !== undefined) {
+      out.push(v4(prop.name.toLowerCase(), [v4Text(simple, textOf(prop))]));
+    } else if (prop.name === 'EMAIL') {
+      const userid = text(prop, 'USERID');
+      if (userid !== undefined) out.push(v4('email', [v4Text('text', userid), v4Place(prop)]));
+    } else if (prop.name === 'TEL') {
+      const number = text(prop, 'NUMBER');
+      if (number !== undefined) out.push(v4('tel', [v4Text('uri', `tel:${number}`), v4Place(prop)]));
+    } else if (prop.name === 'ORG') {
+      const orgname = text(prop, 'ORGNAME');
+      if (orgname !== undefined) out.push(v4('org', [v4Text('text', orgname)]));
+    } else if (prop.name === 'DESC') {
+      out.push(v4('note', [v4Text('text', textOf(prop))]));
+    } else if (prop.name === 'ADR') {
+      const parts: [string, string][] = [
+        ['pobox', 'POBOX'],
+        ['ext', 'EXTADD'],
+        ['street', 'STREET'],
+        ['locality', 'LOCALITY'],
+        ['region', 'REGION'],
+        ['code', 'PCODE'],
+        ['country', 'CTRY'],
+      ];
+      out.push(v4('adr', [...parts.map(([to, from]) => v4Text(to, text(prop, from))), v4Place(prop)]));
+    } else if (prop.name === 'JABBERID') {
+      out.push(v4('impp', [v4Text('uri', `xmpp:${textOf(prop)}`)]));
+    } else if (prop.name === 'PHOTO') {
+      avatar = photoToAvatar(prop) ?? avatar;
+    }
+  }
+  return { vcard4: element('vcard', NS.vcard4, {}, out), ...(avatar ? { avatar } : {}) };
+}
+
+function photoToAvatar(photo: XmlElement): PepAvatar | undefined {
+  const payload = childText(photo, 'BINVAL');
+  if (payload === undefined) return undefined;
+  const raw = Buffer.from(payload, 'base64');
+  const id = createHash('sha1').update(raw).digest('hex');
+  const type = childText(photo, 'TYPE');
+  const info = element('info', AVATAR_METADATA_NODE, { bytes: String(raw.length), id, ...(type !== undefined ? { type } : {}) });
+  return {
+    id,
+    metadata: element('metadata', AVATAR_METADATA_NODE, {}, [info]),
+    data: element('data', AVATAR_DATA_NODE, {}, [payload]),
+  };
 }

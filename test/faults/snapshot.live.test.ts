@@ -1,14 +1,15 @@
 /**
  * Exports read one snapshot: a replace import that commits while an export is half-way through
  * does not show in it (whole old account), and the next export shows all of it (whole new
- * account). The import runs through a second backend on the same database, as another xporta
- * process or a CLI import would, so no in-process lock keeps the two apart.
+ * account). The import runs through a second backend on the same storage, as another xporta
+ * process or a CLI import would, so no in-process lock keeps the two apart. Prosody's SQL
+ * storage, ejabberd's SQL storage (PostgreSQL, MariaDB) and Prosody's files.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import type { StorageBackend } from '../../src/storage/backend.js';
 import { openStorage } from '../../src/storage/open.js';
@@ -17,6 +18,7 @@ import type { DocumentEvent } from '../../src/records/model.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { accountDocument } from '../support/documents.js';
 import { isCI } from '../support/prosody.js';
+import { EJABBERD_SQL_DIR, loadSchema } from '../support/ejabberd.js';
 import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../../bench/sql-databases.js';
 
 const ref = { host: 'localhost', user: 'alice' };
@@ -65,27 +67,41 @@ interface Target {
   setup(dir: string): Promise<{ storage: Record<string, unknown>; drop: () => Promise<void> }>;
 }
 
+const sqlTarget = (kind: SqlServerKind, server: 'prosody' | 'ejabberd'): Target => ({
+  name: `${server === 'prosody' ? 'Prosody' : 'ejabberd'} ${kind === 'postgres' ? 'PostgreSQL' : 'MariaDB'}`,
+  skip: false,
+  async setup(): Promise<{ storage: Record<string, unknown>; drop: () => Promise<void> }> {
+    const database = await createTestDatabase(kind);
+    const s = sqlServer(kind);
+    const connection = { driver: kind, host: s.host, port: s.port, username: s.username, ...(s.password ? { password: s.password } : {}), database };
+    if (server === 'ejabberd') await loadSchema(kind, database, s, true, EJABBERD_SQL_DIR);
+    return {
+      storage: server === 'prosody' ? { type: 'prosody-sql', ...connection } : { type: 'ejabberd-sql', schema: 'new', ...connection },
+      drop: () => dropTestDatabase(kind, database),
+    };
+  },
+});
+
 const targets: Target[] = [
   {
-    name: 'SQLite (journalMode wal)',
+    name: 'Prosody SQLite (journalMode wal)',
     skip: false,
     setup: (dir) => Promise.resolve({ storage: { type: 'prosody-sql', driver: 'sqlite', database: join(dir, 'prosody.sqlite'), journalMode: 'wal' }, drop: () => Promise.resolve() }),
   },
-  ...(['postgres', 'mysql'] as const).map((kind) => ({
-    name: kind === 'postgres' ? 'PostgreSQL' : 'MariaDB',
+  {
+    name: 'Prosody files',
     skip: false,
-    async setup(): Promise<{ storage: Record<string, unknown>; drop: () => Promise<void> }> {
-      const database = await createTestDatabase(kind);
-      const s = sqlServer(kind);
-      return {
-        storage: { type: 'prosody-sql', driver: kind, host: s.host, port: s.port, username: s.username, ...(s.password ? { password: s.password } : {}), database },
-        drop: () => dropTestDatabase(kind, database),
-      };
+    setup: (dir) => {
+      mkdirSync(join(dir, 'data'));
+      return Promise.resolve({ storage: { type: 'prosody-files', path: join(dir, 'data') }, drop: () => Promise.resolve() });
     },
-  })),
+  },
 ];
-targets[1] = { ...targets[1]!, skip: await skipWithout('postgres') };
-targets[2] = { ...targets[2]!, skip: await skipWithout('mysql') };
+const postgresSkip = await skipWithout('postgres');
+const mysqlSkip = await skipWithout('mysql');
+for (const server of ['prosody', 'ejabberd'] as const) {
+  targets.push({ ...sqlTarget('postgres', server), skip: postgresSkip }, { ...sqlTarget('mysql', server), skip: mysqlSkip });
+}
 
 for (const target of targets) {
   describe.skipIf(target.skip)(`snapshot exports on ${target.name}`, () => {
@@ -111,21 +127,23 @@ for (const target of targets) {
       rmSync(dir, { recursive: true, force: true });
     });
 
-    it('an import committed during an export is wholly absent from it, and wholly in the next', async () => {
-      await apply(importer, doc('Old Name', 'Old Bob', 2000));
-      const iterator = exportUserDocument(exporter, ref, ALL)[Symbol.asyncIterator]();
-      const head: DocumentEvent[] = [];
-      // Read up to the first archived message: the account, roster, vCard… are out already.
-      while (!head.some((e) => e.kind === 'archive')) {
-        const next = await iterator.next();
-        if (next.done) throw new Error('export ended early');
-        head.push(next.value);
-      }
-      await apply(importer, doc('New Name', 'New Bob', 3000));
-      const tail = await collectAll({ [Symbol.asyncIterator]: () => iterator });
-      expect(summary([...head, ...tail])).toEqual({ fn: 'Old Name', bob: 'Old Bob', archive: 2000 });
-      expect(summary(await collectAll(exportUserDocument(exporter, ref, ALL)))).toEqual({ fn: 'New Name', bob: 'New Bob', archive: 3000 });
-    }, 120_000);
+    // Paused after the account (before any store is read) and in the middle of the archive.
+    for (const pauseAt of ['user', 'archive'] as const) {
+      it(`an import committed during an export (paused at the first ${pauseAt} event) is wholly absent from it, and wholly in the next`, async () => {
+        await apply(importer, doc('Old Name', 'Old Bob', 2000));
+        const iterator = exportUserDocument(exporter, ref, ALL)[Symbol.asyncIterator]();
+        const head: DocumentEvent[] = [];
+        while (!head.some((e) => e.kind === pauseAt)) {
+          const next = await iterator.next();
+          if (next.done) throw new Error('export ended early');
+          head.push(next.value);
+        }
+        await apply(importer, doc('New Name', 'New Bob', 3000));
+        const tail = await collectAll({ [Symbol.asyncIterator]: () => iterator });
+        expect(summary([...head, ...tail])).toEqual({ fn: 'Old Name', bob: 'Old Bob', archive: 2000 });
+        expect(summary(await collectAll(exportUserDocument(exporter, ref, ALL)))).toEqual({ fn: 'New Name', bob: 'New Bob', archive: 3000 });
+      }, 120_000);
+    }
 
     it('an export that stops early ends its snapshot (the next import and export work)', async () => {
       const iterator = exportUserDocument(exporter, ref, ALL)[Symbol.asyncIterator]();
@@ -134,6 +152,10 @@ for (const target of targets) {
       await iterator.return?.();
       await apply(importer, doc('Third', 'Third Bob', 10));
       expect(summary(await collectAll(exportUserDocument(exporter, ref, ALL)))).toEqual({ fn: 'Third', bob: 'Third Bob', archive: 10 });
+      // The files' snapshots are directories of links beside the stores, removed when the export ends (without waiting for it).
+      if (target.name === 'Prosody files') {
+        await vi.waitFor(() => expect(readdirSync(join(dir, 'data')).filter((f) => f.startsWith('.xporta-snapshot-'))).toEqual([]));
+      }
     }, 60_000);
   });
 }

@@ -178,7 +178,7 @@ function renderConfig(o: {
 }
 
 /** Runs ejabberd's schema script, statement by statement (neither driver takes a whole file safely). */
-async function loadSchema(kind: SqlServerKind, database: string, server: SqlServer, newSchema: boolean, sqlDir: string): Promise<void> {
+export async function loadSchema(kind: SqlServerKind, database: string, server: SqlServer, newSchema: boolean, sqlDir: string): Promise<void> {
   const file = join(sqlDir, `${kind === 'postgres' ? 'pg' : 'mysql'}${newSchema ? '.new' : ''}.sql`);
   const text = readFileSync(file, 'utf8')
     .split('\n')

@@ -4,15 +4,15 @@
  * data, offline counts and credentials: a write is only seen by a running ejabberd after
  * `ejabberdctl clear_cache`, which is what `onCommitted` is for.
  */
-import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
+import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
 import { NS } from '../../records/namespaces.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { XmlCharError, XmlFragmentError } from '../../xml/xml.js';
 import { parseElement } from '../../xml/xml.js';
 import { text } from '../sql/columns.js';
-import { databaseAccountLocks, inTransaction, openDialect, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
-import type { SqlDialect } from '../sql/dialect.js';
+import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
+import type { SqlDialect, SqlSession } from '../sql/dialect.js';
 import { EjabberdImport } from './import.js';
 import { ejabberdVersion, schemaTraits, type EjabberdVersion } from './generation.js';
 import { ErlangTermError } from './erlang.js';
@@ -122,24 +122,43 @@ export class EjabberdSqlBackend implements StorageBackend {
     }
   }
 
-  async readAccount(ref: UserRef): Promise<UserStart | null> {
+  readAccount(ref: UserRef): Promise<UserStart | null> {
+    return this.readAccountFrom(this.db, ref);
+  }
+
+  private async readAccountFrom(db: SqlSession, ref: UserRef): Promise<UserStart | null> {
     try {
-      return await readAccount(this.db, this.t, ref);
+      return await readAccount(db, this.t, ref);
     } catch (err) {
       throw asStorageError(err);
     }
   }
 
-  async *readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
+  readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
+    return this.readUserFrom(this.db, ref, options);
+  }
+
+  /** One read transaction (the dialect's snapshot) for an export's reads; undefined where the dialect has none. */
+  async snapshot(): Promise<StorageSnapshot | undefined> {
+    const session = await openSnapshot(this.db, asStorageError);
+    if (!session) return undefined;
+    return {
+      readAccount: (ref) => this.readAccountFrom(session, ref),
+      readUser: (ref, options) => this.readUserFrom(session, ref, options),
+      close: () => session.end(),
+    };
+  }
+
+  private async *readUserFrom(db: SqlSession, ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
     try {
-      yield* this.readRecords(ref, options);
+      yield* this.readRecords(db, ref, options);
     } catch (err) {
       throw asStorageError(err);
     }
   }
 
-  private async *readRecords(ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
-    const { db, t } = this;
+  private async *readRecords(db: SqlSession, ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
+    const { t } = this;
     const include = options.include;
     const jid = `${ref.user}@${ref.host}`;
     if (include.has('roster')) {

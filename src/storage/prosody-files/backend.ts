@@ -11,7 +11,7 @@
  */
 import { access, constants as fsConstants, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, UserRef } from '../backend.js';
+import type { ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { accountFromStore, type ProsodyHostOptions, type ProsodyVersion } from '../prosody/accounts.js';
@@ -33,6 +33,7 @@ import { stanzaOfListItem } from './list-items.js';
 import { PathError } from './paths.js';
 import { recoverJournals, removeOrphans } from './journal.js';
 import { FileTransaction, type TransactionFaults } from './transaction.js';
+import { CommitLocks, FilesSnapshot } from './snapshot.js';
 
 export interface ProsodyFilesOptions {
   /** Prosody's `data_path`. */
@@ -78,10 +79,12 @@ export class ProsodyFilesBackend implements StorageBackend {
   private readonly importStores: ReadonlySet<string>;
   /** Imports per user run one after the other. */
   private readonly userQueues = new Map<string, Promise<unknown>>();
+  private readonly commitLocks: CommitLocks;
 
   constructor(private readonly options: ProsodyFilesOptions) {
     this.dataDir = resolve(options.path);
     this.files = new FileStore(this.dataDir, options.limits ?? {});
+    this.commitLocks = new CommitLocks(this.dataDir);
     this.importStores = new Set(options.importStores ?? DEFAULT_IMPORTABLE_STORES);
   }
 
@@ -118,13 +121,33 @@ export class ProsodyFilesBackend implements StorageBackend {
     return (await this.readAccountTable(ref)) !== undefined;
   }
 
-  private readAccountTable(ref: UserRef) {
-    return this.guard(() => this.files.readTable(this.files.path(ref.host, 'accounts', ref.user, 'dat')));
+  private readAccountTable(ref: UserRef, files: FileStore = this.files) {
+    return this.guard(() => files.readTable(files.path(ref.host, 'accounts', ref.user, 'dat')));
   }
 
-  async readAccount(ref: UserRef): Promise<UserStart | null> {
-    const data = await this.readAccountTable(ref);
+  async readAccount(ref: UserRef, files: FileStore = this.files): Promise<UserStart | null> {
+    const data = await this.readAccountTable(ref, files);
     return data ? accountFromStore(ref.user, data) : null;
+  }
+
+  /**
+   * Each account an export reads is pinned at its first read: hard links to all of its files,
+   * taken while no import of it commits (see snapshot.ts).
+   */
+  snapshot(): Promise<StorageSnapshot> {
+    const snapshot = new FilesSnapshot(this.files, this.commitLocks, this.options.limits ?? {});
+    const pinned = async (ref: UserRef): Promise<FileStore> => {
+      await this.guard(() => snapshot.pin(ref.host, ref.user));
+      return snapshot.files;
+    };
+    const readUser = async function* (this: ProsodyFilesBackend, ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
+      yield* this.readUser(ref, options, await pinned(ref));
+    };
+    return Promise.resolve({
+      readAccount: async (ref) => this.readAccount(ref, await pinned(ref)),
+      readUser: readUser.bind(this),
+      close: () => snapshot.close(),
+    });
   }
 
   /** Path problems (an empty or unencodable name) are the caller's invalid data. */
@@ -137,9 +160,9 @@ export class ProsodyFilesBackend implements StorageBackend {
     }
   }
 
-  async *readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
+  async *readUser(ref: UserRef, options: ReadOptions, files: FileStore = this.files): AsyncIterable<UserRecord> {
     try {
-      yield* this.records(ref, options);
+      yield* this.records(ref, options, files);
     } catch (err) {
       if (err instanceof PathError || err instanceof PreserializedError) {
         throw new StorageError('invalid-data', `${ref.user}@${ref.host}: ${err.message}`, { cause: err });
@@ -148,14 +171,14 @@ export class ProsodyFilesBackend implements StorageBackend {
     }
   }
 
-  private async *records(ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
+  private async *records(ref: UserRef, options: ReadOptions, files: FileStore): AsyncGenerator<UserRecord> {
     const { host, user } = ref;
     const jid = `${user}@${host}`;
     const { include, signal } = options;
-    const dat = (store: string): string => this.files.path(host, store, user, 'dat');
-    const list = (store: string): string => this.files.path(host, store, user, 'list');
-    const table = (store: string) => this.files.readTable(dat(store));
-    const listStores = include.has('pep') || include.has('other') ? await this.files.userStores(host, user, 'list') : [];
+    const dat = (store: string): string => files.path(host, store, user, 'dat');
+    const list = (store: string): string => files.path(host, store, user, 'list');
+    const table = (store: string) => files.readTable(dat(store));
+    const listStores = include.has('pep') || include.has('other') ? await files.userStores(host, user, 'list') : [];
 
     if (include.has('roster')) {
       const data = await table('roster');
@@ -184,17 +207,17 @@ export class ProsodyFilesBackend implements StorageBackend {
       for (const store of listStores) {
         if (!store.startsWith(PEP_ITEMS_PREFIX)) continue;
         const node = store.slice(PEP_ITEMS_PREFIX.length);
-        for await (const item of this.files.readList(list(store), signal)) yield pepItemFromArchive(node, item);
+        for await (const item of files.readList(list(store), signal)) yield pepItemFromArchive(node, item);
       }
     }
     if (include.has('archive')) {
-      for await (const item of this.files.readList(list(ARCHIVE_STORE), signal)) {
+      for await (const item of files.readList(list(ARCHIVE_STORE), signal)) {
         const record = archiveRecordFromItem(item, jid);
         if (record) yield record;
       }
     }
     if (include.has('offline')) {
-      for await (const item of this.files.readList(list(OFFLINE_STORE), signal)) {
+      for await (const item of files.readList(list(OFFLINE_STORE), signal)) {
         const record = offlineRecordFromItem(item);
         if (record) yield record;
       }
@@ -208,7 +231,7 @@ export class ProsodyFilesBackend implements StorageBackend {
       if (data) yield privacyFromStore(data);
     }
     if (include.has('other')) {
-      for (const store of await this.files.userStores(host, user, 'dat')) {
+      for (const store of await files.userStores(host, user, 'dat')) {
         if (!isOpaqueStore(store, false)) continue;
         const data = await table(store);
         if (data) yield { kind: 'opaque', element: storeToElement(store, data) };
@@ -216,7 +239,7 @@ export class ProsodyFilesBackend implements StorageBackend {
       for (const store of listStores) {
         if (!isOpaqueStore(store, true)) continue;
         // mod_storage_internal hands out stanzas, as mod_storage_sql's `xml` values are.
-        for await (const item of this.files.readList(list(store), signal)) {
+        for await (const item of files.readList(list(store), signal)) {
           yield { kind: 'opaque', element: archiveItemToElement(store, stanzaOfListItem(item)) };
         }
       }
@@ -240,7 +263,12 @@ export class ProsodyFilesBackend implements StorageBackend {
 
   private async applyNow(ref: UserRef, host: ProsodyHostOptions, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {
     if (!options.dryRun) await this.recover();
-    const tx = new FileTransaction({ journalDir: this.dataDir, dryRun: options.dryRun, ...(this.options.faults ? { faults: this.options.faults } : {}) });
+    const tx = new FileTransaction({
+      journalDir: this.dataDir,
+      dryRun: options.dryRun,
+      commitLock: () => this.commitLocks.acquire(`${ref.user}@${ref.host}`, 'exclusive'),
+      ...(this.options.faults ? { faults: this.options.faults } : {}),
+    });
     try {
       const serverVersion = this.options.serverVersion ?? (await detectProsodyVersion(this.dataDir, ref.host)) ?? '0.12';
       const importer = new ProsodyFilesImport(this.files, tx, ref, {

@@ -12,6 +12,8 @@ import { fsyncPath, isNotFound, snapshotOf } from './durable-fs.js';
 export const TEMP_MARK = '~xporta-';
 export const JOURNAL_PREFIX = '.xporta-journal-';
 export const SCRATCH_PREFIX = '.xporta-scratch-';
+/** An export's linked copy of one account's files (snapshot.ts): a directory in the data directory. */
+export const SNAPSHOT_PREFIX = '.xporta-snapshot-';
 
 /**
  * `<pid>-<random>`: the process id lets {@link removeOrphans} tell the temporaries of a live import
@@ -70,7 +72,8 @@ async function isOrphan(path: string, suffix: string): Promise<boolean> {
 /**
  * Deletes what imports that died left outside a journal: staged files (`<file>~xporta-*`, a kill
  * while staging), backups of finished commits (`~xporta-*.bak`; a journal that still names one
- * is replayed first by {@link recoverJournals}) and scratch files (`.xporta-scratch-*`). Looks in
+ * is replayed first by {@link recoverJournals}), scratch files (`.xporta-scratch-*`) and the
+ * snapshot directories of exports that died (`.xporta-snapshot-*`). Looks in
  * the data directory and in each `<host>/<store>/` directory below it, where Prosody's files
  * are. Returns the number of files removed.
  */
@@ -87,7 +90,12 @@ export async function removeOrphans(dataDir: string): Promise<number> {
     for (const entry of entries) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) {
-        if (depth < 2) await sweep(path, depth + 1);
+        if (depth === 0 && entry.name.startsWith(SNAPSHOT_PREFIX)) {
+          if (await isOrphan(path, entry.name.slice(SNAPSHOT_PREFIX.length))) {
+            await rm(path, { recursive: true, force: true });
+            removed++;
+          }
+        } else if (depth < 2) await sweep(path, depth + 1);
         continue;
       }
       let suffix: string | undefined;

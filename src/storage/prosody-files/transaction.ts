@@ -29,6 +29,7 @@ import { rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { hostname } from 'node:os';
 import { StorageError } from '../backend.js';
+import type { AccountLease } from '../account-lock.js';
 import { ensureDir, fsyncPath, makeBackup, sameFile, snapshotOf, writeDurably, type Snapshot } from './durable-fs.js';
 import { JOURNAL_PREFIX, SCRATCH_PREFIX, TEMP_MARK, activeJournals, randomSuffix, type Journal } from './journal.js';
 import { NullFile, TempFile, type StagedFile } from './staged-file.js';
@@ -56,6 +57,11 @@ export interface FileTransactionOptions {
   readonly journalDir: string;
   readonly dryRun: boolean;
   readonly faults?: TransactionFaults;
+  /**
+   * Held from the check of the originals until the journal is gone, so an export's snapshot
+   * (snapshot.ts) sees the user's files either all before or all after this commit.
+   */
+  readonly commitLock?: () => Promise<AccountLease>;
 }
 
 export class FileTransaction {
@@ -146,8 +152,10 @@ export class FileTransaction {
       return;
     }
     const entries = this.ordered();
+    let lease: AccountLease | undefined;
     try {
       for (const e of entries) if (e.file instanceof TempFile) await e.file.finish();
+      lease = await this.options.commitLock?.();
       // Every file read counts, written or not: what is written was derived from it.
       for (const e of this.entries.values()) {
         const now = await snapshotOf(e.path);
@@ -157,10 +165,18 @@ export class FileTransaction {
         }
       }
     } catch (err) {
+      await lease?.release();
       await this.rollback();
       throw err;
     }
+    try {
+      await this.commitChecked(entries);
+    } finally {
+      await lease?.release();
+    }
+  }
 
+  private async commitChecked(entries: Entry[]): Promise<void> {
     const journalPath = join(this.options.journalDir, `${JOURNAL_PREFIX}${randomSuffix()}.json`);
     for (const e of entries) if (e.snapshot) e.backup = `${e.path}${TEMP_MARK}${randomSuffix()}.bak`;
     const journal: Journal = {

@@ -16,14 +16,15 @@
  * (and so when `archive`/`offline` are counted) is the backend's: see {@link ProsodyImport.appendArchiveItem}.
  */
 import type { ApplyOptions, UserRef } from '../backend.js';
-import type { DataKind, OpaqueRecord, PendingSubscriptionRecord, RosterItem, UserStart, VCardRecord } from '../../records/model.js';
+import type { DataKind, OpaqueRecord, PendingSubscriptionRecord, RosterItem, UserStart, VCardRecord, XmlElement } from '../../records/model.js';
+import { AVATAR_DATA_NODE, AVATAR_METADATA_NODE, VCARD4_NODE, vcardTempToPep } from '../../records/vcard-legacy.js';
 import { UserImport, type StoredRecord } from '../import/user-import.js';
 import { accountToStore, newAccountRoles, type ProsodyHostOptions, type ProsodyVersion } from './accounts.js';
 import { ARCHIVE_STORE, OFFLINE_STORE, archiveItemFromRecord, offlineItemFromRecord, type ArchiveItem } from './archive.js';
 import { blocklistToStore } from './blocklist.js';
 import { LuaTable, type LuaValue } from './lua.js';
 import { archiveItemFromElement, isProsodyStoreElement, storeFromElement } from './opaque.js';
-import { PEP_ITEMS_PREFIX, PEP_STORE, defaultPepNode, pepItemToArchive, pepItemsStore, pepNodeToStore } from './pep.js';
+import { PEP_ITEMS_PREFIX, PEP_STORE, defaultPepNode, pepItemToArchive, pepItemsStore, pepNodeToStore, vcardLegacyPepNode } from './pep.js';
 import { privacyToStore } from './privacy.js';
 import { privateToStore } from './private.js';
 import { parseRosterVersion, pendingToStore, rosterItemToStore, rosterMetaToStore, storedRosterVersion } from './roster.js';
@@ -34,7 +35,7 @@ import { StoredValueError } from './values.js';
 import { vcardToStore } from './vcard.js';
 
 /** Where mod_vcard_legacy keeps a user's vCard and avatar. */
-const VCARD_PEP_NODES: readonly string[] = ['urn:xmpp:vcard4', 'urn:xmpp:avatar:metadata', 'urn:xmpp:avatar:data'];
+const VCARD_PEP_NODES: readonly string[] = [VCARD4_NODE, AVATAR_METADATA_NODE, AVATAR_DATA_NODE];
 
 /** keyval stores each kind owns, for `replace`. */
 const KIND_STORES: Partial<Record<DataKind, readonly string[]>> = {
@@ -77,6 +78,8 @@ export abstract class ProsodyImport extends UserImport {
   private vcardPepNodes: readonly string[] = [];
   private readonly pepNodes = new Set<string>();
   private readonly pepItemNodes = new Set<string>();
+  /** The nodes {@link publishVCardToPep} wrote an item to. */
+  private readonly vcardNodesPublished = new Set<string>();
 
   protected constructor(
     ref: UserRef,
@@ -173,23 +176,30 @@ export abstract class ProsodyImport extends UserImport {
   }
 
   /**
-   * mod_vcard_legacy (Prosody 0.12) serves the vCard from PEP and, at each login, moves a
-   * vcard-temp vCard from the `vcard` store into PEP, unless the user's PEP service already has a
-   * vcard4 or avatar node: then it deletes the vcard-temp vCard unread. A running Prosody keeps each
-   * user's PEP service, with its nodes, in memory (mod_pep's service cache), so nodes this import
-   * removed or left are still there at the next login, and the imported vCard is thrown away.
-   * Storage alone cannot fix that; the operator can (restart Prosody before the user logs in).
+   * mod_vcard_legacy serves the vCard from PEP and, at each login, moves a vcard-temp vCard from the
+   * `vcard` store into PEP, unless the user's PEP service already has a vcard4 or avatar node: then
+   * it deletes the vcard-temp vCard unread. A running Prosody keeps each user's PEP service, with
+   * its node list, in memory (mod_pep's service cache), while the items are read from storage on
+   * every query. So where the account had these nodes (mod_vcard_legacy has moved its vCard before),
+   * writing the `vcard` store alone loses the vCard at the next login: the import also writes what
+   * mod_vcard_legacy would have published, for each of these nodes the document does not bring
+   * itself. The stored items then match the cached nodes, and a restarted Prosody loads both.
    */
-  private warnAboutVCardPep(storedNodes: readonly string[]): void {
-    if (!this.vcard || storedNodes.length === 0) return;
-    const documentHasThem = VCARD_PEP_NODES.some((node) => this.pepNodes.has(node) || this.pepItemNodes.has(node));
-    if (documentHasThem) return;
-    this.tally.warnings.push(
-      `vCard: ${this.jid} had its vCard in PEP (${storedNodes.join(', ')}), the document has a vcard-temp vCard only; ` +
-        'with mod_vcard_legacy, a running Prosody would discard the imported vCard at the next login ' +
-        '(its PEP service is cached in memory): restart Prosody before the user logs in again' +
-        (this.options.mode === 'merge' ? ', and import with mode=replace (merge keeps the PEP vCard, which Prosody then serves)' : ''),
-    );
+  private async publishVCardToPep(): Promise<void> {
+    if (!this.vcard || this.vcardPepNodes.length === 0) return;
+    const documentHas = (node: string): boolean => this.pepNodes.has(node) || this.pepItemNodes.has(node);
+    const { vcard4, avatar } = vcardTempToPep(this.vcard.vcard);
+    const when = nowSeconds();
+    const publish = async (node: string, key: string, value: XmlElement): Promise<void> => {
+      this.vcardNodesPublished.add(node);
+      this.pepItemNodes.add(node);
+      await this.appendArchiveItem(pepItemsStore(node), { key, when, with: '', value });
+    };
+    if (!documentHas(VCARD4_NODE)) await publish(VCARD4_NODE, 'current', vcard4);
+    if (avatar && !documentHas(AVATAR_METADATA_NODE) && !documentHas(AVATAR_DATA_NODE)) {
+      await publish(AVATAR_DATA_NODE, avatar.id, avatar.data);
+      await publish(AVATAR_METADATA_NODE, avatar.id, avatar.metadata);
+    }
   }
 
   private async applyAccount(account: UserStart, existing: LuaTable | undefined): Promise<void> {
@@ -322,6 +332,7 @@ export abstract class ProsodyImport extends UserImport {
   }
 
   protected async finish(): Promise<void> {
+    await this.publishVCardToPep();
     await this.finishArchives();
     await this.writeRoster();
     if (this.vcard) await this.writeStore('vcard', vcardToStore(this.vcard));
@@ -336,10 +347,11 @@ export abstract class ProsodyImport extends UserImport {
     if (this.pepItemNodes.size > 0) {
       // Items are only served for a node Prosody knows: create the node as publishing would have.
       const undeclared = [...this.pepItemNodes].filter((node) => !this.pepNodes.has(node));
-      await this.addMissingMapKeys(PEP_STORE, undeclared, (node) => defaultPepNode(node, this.jid));
+      await this.addMissingMapKeys(PEP_STORE, undeclared, (node) =>
+        this.vcardNodesPublished.has(node) ? vcardLegacyPepNode(node) : defaultPepNode(node, this.jid),
+      );
     }
     await this.finishStores();
-    this.warnAboutVCardPep(this.vcardPepNodes);
   }
 
   private async writeRoster(): Promise<void> {

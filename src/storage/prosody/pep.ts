@@ -190,6 +190,19 @@ export function defaultPepNode(node: string, ownerJid: string): LuaTable {
   });
 }
 
+/**
+ * The node record mod_vcard_legacy's publish creates (util/pubsub `create` with the server as
+ * actor): its node_defaults as the configuration, no affiliations.
+ */
+export function vcardLegacyPepNode(node: string): LuaTable {
+  return LuaTable.of({
+    name: node,
+    config: LuaTable.of({ access_model: 'open', _defaults_only: true }),
+    subscribers: new LuaTable(),
+    affiliations: new LuaTable(),
+  });
+}
+
 export function pepItemFromArchive(node: string, item: ArchiveItem): PepItemRecord {
   const payload = isStanzaValue(item.value) ? item.value : item.value instanceof LuaTable ? fromPreserialized(item.value, '') : null;
   return {

@@ -36,12 +36,16 @@ async function* stream(list: readonly UserRecord[]): AsyncGenerator<UserRecord> 
   yield* list;
 }
 
-/** Every file under `dir` with its bytes. */
+/**
+ * Every file under `dir` with its bytes; the commit lock files (`.xporta-locks/`) aside: a crash
+ * image holds the dead commit's, which the next holder takes over (account-lock.ts).
+ */
 async function snapshot(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const walk = async (d: string): Promise<void> => {
     for (const entry of await readdir(d, { withFileTypes: true })) {
       const full = path.join(d, entry.name);
+      if (entry.isDirectory() && entry.name === '.xporta-locks') continue;
       if (entry.isDirectory()) await walk(full);
       else out.set(path.relative(dir, full), (await readFile(full)).toString('base64'));
     }
@@ -353,6 +357,29 @@ describe('importing', () => {
     await writeFile(index, 'index');
     await b.applyUser(ref, ACCOUNT, stream([archive('a9', 1795368900, 'x')]), options({ dryRun: true }));
     expect(await readFile(index, 'utf8')).toBe('index');
+  });
+
+  it('an export snapshot pins the account in a directory of links, removed on close; one a dead process left is removed by recover', async () => {
+    const b = backend();
+    await b.applyUser(ref, ACCOUNT, stream(FULL), options({ mode: 'replace' }));
+    const snapshots = async () => (await readdir(data)).filter((name) => name.startsWith('.xporta-snapshot-'));
+    const snap = await b.snapshot();
+    expect((await snap.readAccount(ref))?.name).toBe('dave');
+    expect(await snapshots()).toHaveLength(1);
+    await b.applyUser(ref, { ...ACCOUNT, name: 'dave' }, stream([]), options({ mode: 'replace' }));
+    let archived = 0;
+    for await (const record of snap.readUser(ref, { include: ALL })) if (record.kind === 'archive') archived++;
+    expect(archived).toBeGreaterThan(0);
+    await snap.close();
+    expect(await snapshots()).toEqual([]);
+
+    // pid 2^22+1 is above Linux's pid_max default: no such process.
+    const dead = path.join(data, '.xporta-snapshot-4194305-0123456789abcdef01');
+    const live = path.join(data, `.xporta-snapshot-${process.pid}-0123456789abcdef01`);
+    for (const dir of [dead, live]) await cp(path.join(data, 'localhost'), path.join(dir, 'localhost'), { recursive: true });
+    await b.recover();
+    expect(await snapshots()).toEqual([path.basename(live)]);
+    await rm(live, { recursive: true });
   });
 
   it('de-duplicates the same past the in-memory bound, from a scratch file it then removes', async () => {
