@@ -4,7 +4,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { namedLockKey, type AccountLease, type AccountLockMode } from '../../account-lock.js';
-import { backtickIdentifiers, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
+import { backtickIdentifiers, sessionLockLease, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
 import { PipelinedTransaction, type Executed } from '../write-behind.js';
 
 export interface MysqlOptions {
@@ -94,14 +94,7 @@ export class MysqlDialect implements SqlDialect {
     const key = namedLockKey(jid);
     const [rows] = await conn.query('SELECT GET_LOCK(?, 0) AS ok', [key]);
     if (Number((rows as SqlRow[])[0]?.ok) !== 1) return undefined;
-    let released = false;
-    return {
-      release: async () => {
-        if (released) return;
-        released = true;
-        await conn.query('SELECT RELEASE_LOCK(?)', [key]).catch(() => undefined);
-      },
-    };
+    return sessionLockLease(() => conn.query('SELECT RELEASE_LOCK(?)', [key]));
   }
 
   /** mysql2 is loaded on first use, so that a service on another store does not carry it. */
