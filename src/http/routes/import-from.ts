@@ -15,7 +15,7 @@ import { abortWhenClientLeaves } from '../client-abort.js';
 import { guardAccount } from '../guard.js';
 import { importThroughSpool, reportCounts } from '../import-spool.js';
 import { httpUrlParam, kindsParam } from '../params.js';
-import { Problem, problems } from '../problem.js';
+import { Problem } from '../problem.js';
 import { byteLimit } from '../upload.js';
 import { routeSchemas } from '../schemas/routes.js';
 
