@@ -17,7 +17,7 @@ import { Authenticator } from '../core/auth/authenticator.js';
 import type { AccountNotifier } from '../core/context.js';
 import { importAccount, type ImportServices } from '../core/import-pipeline.js';
 import { importMode, importReaderOptions } from '../core/import-options.js';
-import { Metrics } from '../core/metrics.js';
+import { UNRECORDED, type MetricsRecorder } from '../core/metrics-recorder.js';
 import { bareJid, normaliseDomain } from '../lib/jid.js';
 import { AccountLocks, crossProcessLocker, Slots, type Lease } from '../core/locks.js';
 import { generateToken, sha256Hex } from '../core/auth/operator-token.js';
@@ -36,7 +36,7 @@ import { UsageError } from './exit-codes.js';
  * the caller's to pass (tests do).
  */
 export interface CliServices {
-  readonly metrics?: Metrics;
+  readonly metrics?: MetricsRecorder;
   readonly notifier?: AccountNotifier;
 }
 
@@ -47,7 +47,8 @@ export function cliImportServices(config: Config, storage: StorageBackend, given
     locks: new AccountLocks(crossProcessLocker(config, storage)),
     // One import at a time in one CLI process; other processes are held off by the account locks.
     importSlots: new Slots(1),
-    metrics: given.metrics ?? new Metrics({ processMetrics: false }),
+    // Counted only when the caller hands a recorder in: nobody scrapes a CLI process.
+    metrics: given.metrics ?? UNRECORDED,
     ...(given.notifier ? { notifier: given.notifier } : {}),
   };
 }

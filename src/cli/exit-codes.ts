@@ -7,7 +7,7 @@ import { ConfigError } from '../config/config.js';
 import { AuthError } from '../core/auth/errors.js';
 import { BusyError } from '../core/errors.js';
 import { JidError } from '../lib/jid.js';
-import { OutgoingError } from '../lib/net/outgoing.js';
+import { OutgoingError } from '../lib/net/outgoing-error.js';
 import { StorageError } from '../storage/backend.js';
 import { XmppPullError } from '../storage/xmpp-client/errors.js';
 import { TransferError } from '../transfer/account-transfer.js';

@@ -4,7 +4,7 @@
  */
 import { tapAsync } from '../lib/async-iter.js';
 import { dataKindOf, type DataKind, type DocumentEvent } from '../records/model.js';
-import type { Metrics } from './metrics.js';
+import type { MetricsRecorder } from './metrics-recorder.js';
 
 /** Counts bytes as they are pulled. */
 export async function* countBytes<T extends Uint8Array>(chunks: AsyncIterable<T>, count: (bytes: number) => void): AsyncGenerator<T> {
@@ -15,7 +15,7 @@ export async function* countBytes<T extends Uint8Array>(chunks: AsyncIterable<T>
 }
 
 /** `chunks`, their bytes added to `xporta_bytes_streamed_total` for `direction`. */
-export function countStreamedBytes<T extends Uint8Array>(chunks: AsyncIterable<T>, metrics: Metrics, direction: 'export' | 'import'): AsyncGenerator<T> {
+export function countStreamedBytes<T extends Uint8Array>(chunks: AsyncIterable<T>, metrics: MetricsRecorder, direction: 'export' | 'import'): AsyncGenerator<T> {
   return countBytes(chunks, (n) => metrics.inc('xporta_bytes_streamed_total', { direction }, n));
 }
 
@@ -23,7 +23,7 @@ export function countStreamedBytes<T extends Uint8Array>(chunks: AsyncIterable<T
  * Records counted per kind and added to the metrics every {@link RECORD_TALLY_EVERY} records and
  * at the end: a label key built per record would cost a large share of a big export's time.
  */
-export function countRecords(events: AsyncIterable<DocumentEvent>, metrics: Metrics, direction: 'export' | 'import' | 'dry_run'): AsyncIterable<DocumentEvent> {
+export function countRecords(events: AsyncIterable<DocumentEvent>, metrics: MetricsRecorder, direction: 'export' | 'import' | 'dry_run'): AsyncIterable<DocumentEvent> {
   const tally = new Map<DataKind, number>();
   let pending = 0;
   const flush = (): void => {

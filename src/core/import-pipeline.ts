@@ -13,10 +13,12 @@ import type { ImportSource, ServiceContext } from './context.js';
 import { countRecords, countStreamedBytes } from './counting.js';
 import { BusyError } from './errors.js';
 import type { Lease } from './locks.js';
-import type { Operation, Outcome } from './metrics.js';
+import type { MetricsRecorder, Operation, Outcome } from './metrics-recorder.js';
 
 /** What the pipeline needs of the service; the CLI builds these for its one process. */
-export type ImportServices = Pick<ServiceContext, 'storage' | 'locks' | 'importSlots' | 'metrics' | 'notifier'>;
+export type ImportServices = Pick<ServiceContext, 'storage' | 'locks' | 'importSlots' | 'notifier'> & {
+  readonly metrics: MetricsRecorder;
+};
 
 export interface AccountImportRequest {
   /** The normalised bare JID imported into. */

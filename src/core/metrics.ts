@@ -8,24 +8,21 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-type Labels = Readonly<Record<string, string>>;
+import type { Labels, MetricsRecorder, Operation, Outcome } from './metrics-recorder.js';
 
-/** Long-running operations whose duration is measured. */
-export type Operation = 'export' | 'export_file' | 'import' | 'dry_run' | 'import_from' | 'host_export' | 'host_import' | 'host_dry_run';
-
-export type Outcome = 'ok' | 'error';
+export type { Operation, Outcome } from './metrics-recorder.js';
 
 /** Seconds: from a small account's export to a host import of hours. */
 const OPERATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200];
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-export class Metrics {
+export class Metrics implements MetricsRecorder {
   readonly registry = new Registry();
   private readonly counters = new Map<string, Counter>();
   private readonly gauges = new Map<string, Gauge>();
   private readonly histograms = new Map<string, Histogram>();
 
-  /** `processMetrics: false` leaves out process and event-loop metrics (a CLI run, which nobody scrapes). */
+  /** `processMetrics: false` leaves out process and event-loop metrics (a registry nobody scrapes, as in tests). */
   constructor(options: { readonly processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     const counter = (name: string, help: string, labelNames: string[] = []): void => {

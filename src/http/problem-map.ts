@@ -6,7 +6,7 @@ import { AuthError } from '../core/auth/errors.js';
 import { BusyError, BUSY_RETRY_AFTER_SECONDS } from '../core/errors.js';
 import { MoveError } from '../core/move.js';
 import { JidError } from '../lib/jid.js';
-import { OutgoingError } from '../lib/net/outgoing.js';
+import { OutgoingError } from '../lib/net/outgoing-error.js';
 import { StorageError } from '../storage/backend.js';
 import { XmppPullError, type PullFailure } from '../storage/xmpp-client/errors.js';
 import { TransferError } from '../transfer/account-transfer.js';

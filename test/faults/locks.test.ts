@@ -2,6 +2,7 @@
  * Host imports take the per-account lock user imports and exports take: a host import and a user
  * import into the same account never overwrite each other silently; one of them is refused.
  */
+import { PassThrough } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceContext } from '../../src/core/context.js';
@@ -30,7 +31,10 @@ async function until(check: () => boolean, timeoutMs = 30_000): Promise<void> {
 describe('host imports and account locks (SQLite store)', () => {
   let service: TestService;
   let ctx: ServiceContext;
-  const big = accountDocument({ host: 'localhost', user: 'alice', password: 'pw', archiveCount: 30_000 });
+  // Large enough that a host import holds the account's lease for many times longer than a user
+  // import takes to be refused.
+  const big = accountDocument({ host: 'localhost', user: 'alice', password: 'pw', archiveCount: 10_000 });
+  const held = accountDocument({ host: 'localhost', user: 'alice', password: 'pw', archiveCount: 500 });
   const small = accountDocument({ host: 'localhost', user: 'alice', password: 'pw', archiveCount: 7 });
 
   beforeAll(async () => {
@@ -40,15 +44,25 @@ describe('host imports and account locks (SQLite store)', () => {
   afterAll(() => service?.close());
 
   it('a host import reaching an account a user import holds reports a conflict for it and leaves it alone', async () => {
-    const user = importDoc(service.app, 'alice@localhost', big);
+    // The user import holds the lease while its upload waits for the rest of the document.
+    const body = new PassThrough();
+    const half = Math.floor(held.length / 2);
+    body.write(held.slice(0, half));
+    const user = service.app.inject({
+      method: 'PUT',
+      url: `/v1/users/${encodeURIComponent('alice@localhost')}/import?createAccount=true`,
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/xml' },
+      payload: body,
+    });
     await until(() => ctx.locks.isBusy('alice@localhost'));
     const host = await hostImport(service.app, small);
     expect(host.status, host.body).toBe(200);
     const result = JSON.parse(host.body) as { users: { user: string; error?: string }[]; progress: { failed: number } };
     expect(result.users).toEqual([{ user: 'alice@localhost', error: expect.stringMatching(/^conflict: another operation on alice@localhost is running/) as unknown }]);
     expect(result.progress.failed).toBe(1);
-    expect((await user).status).toBe(200);
-    expect(archiveCount((await exportDoc(service.app, 'alice@localhost')).body)).toBe(30_000);
+    body.end(held.slice(half));
+    expect((await user).statusCode).toBe(200);
+    expect(archiveCount((await exportDoc(service.app, 'alice@localhost')).body)).toBe(500);
   }, 120_000);
 
   it('a user import into an account a host import holds gets 409', async () => {
@@ -64,6 +78,6 @@ describe('host imports and account locks (SQLite store)', () => {
       state = JSON.parse((await service.app.inject({ method: 'GET', url: `/v1/jobs/${job.id}`, headers: { authorization: `Bearer ${TOKEN}` } })).body) as { state: string };
     }
     expect(state).toMatchObject({ state: 'succeeded', progress: { done: 1, failed: 0 } });
-    expect(archiveCount((await exportDoc(service.app, 'alice@localhost')).body)).toBe(30_000);
+    expect(archiveCount((await exportDoc(service.app, 'alice@localhost')).body)).toBe(10_000);
   }, 120_000);
 });

@@ -124,7 +124,8 @@ describe('the HTTP error contract', () => {
     });
   });
 
-  it('408 for an upload that trickles past limits.requestTimeoutMs', async () => {
+  // These two wait out deadlines on services of their own; side by side, their waits overlap.
+  it.concurrent('408 for an upload that trickles past limits.requestTimeoutMs', async ({ expect }) => {
     const slow = await makeApp(mkdtempSync(join(tmpdir(), 'xporta-edge-total-')), {
       XPORTA_LIMITS__UPLOAD_IDLE_TIMEOUT_MS: '500',
       XPORTA_LIMITS__REQUEST_TIMEOUT_MS: '1000',
@@ -144,7 +145,7 @@ describe('the HTTP error contract', () => {
     }
   });
 
-  it('a JSON body refused at its size limit leaves no deadline behind to fail later', async () => {
+  it.concurrent('a JSON body refused at its size limit leaves no deadline behind to fail later', async ({ expect }) => {
     const quick = await makeApp(mkdtempSync(join(tmpdir(), 'xporta-edge-quick-')), { XPORTA_LIMITS__BODY_TIMEOUT_MS: '100' });
     try {
       const headers = { ...auth(ALL), 'content-type': 'application/json' };
@@ -337,10 +338,19 @@ describe('slow uploads on a listening server', () => {
   });
 
   it('a stalled host upload frees its slot too', async () => {
-    const doc = `<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'><user name='dave'/></host></server-data>`;
-    const head = `PUT /v1/hosts/example.org/import HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ALL}\r\nContent-Type: application/xml\r\nContent-Length: ${doc.length}\r\n\r\n`;
-    const answer = await trickleRequest(port, head, doc.slice(0, 40), doc.slice(40), 5000);
-    expect(answer.status).toBe(408);
-    expect(app.ctx.importSlots.inUse).toBe(0);
+    // A server of its own with a short idle deadline: nothing has to happen before it passes.
+    const stallDir = mkdtempSync(join(tmpdir(), 'xporta-edge-host-stall-'));
+    const quick = await makeApp(stallDir, { XPORTA_LIMITS__UPLOAD_IDLE_TIMEOUT_MS: '200' });
+    try {
+      await quick.listen({ host: '127.0.0.1', port: 0 });
+      const doc = `<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'><user name='dave'/></host></server-data>`;
+      const head = `PUT /v1/hosts/example.org/import HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ALL}\r\nContent-Type: application/xml\r\nContent-Length: ${doc.length}\r\n\r\n`;
+      const answer = await trickleRequest((quick.server.address() as { port: number }).port, head, doc.slice(0, 40), doc.slice(40), 5000);
+      expect(answer.status).toBe(408);
+      expect(quick.ctx.importSlots.inUse).toBe(0);
+    } finally {
+      await quick.close();
+      rmSync(stallDir, { recursive: true, force: true });
+    }
   });
 });

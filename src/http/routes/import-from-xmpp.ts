@@ -20,23 +20,29 @@ import { guardAccount } from '../guard.js';
 import { reportCounts } from '../import-spool.js';
 import { kindsParam } from '../params.js';
 import { problems } from '../problem.js';
-import { onlyFields } from './tokens.js';
 import { routeSchemas } from '../schemas/routes.js';
 
 interface JidParams {
   jid: string;
 }
 
-const FIELDS = new Set(['jid', 'password', 'mode', 'dryRun', 'createAccount', 'include', 'exclude']);
+/** As the route schema admits it: `jid` a string, `password` a non-empty string, no other fields. */
+interface ImportFromXmppBody {
+  jid: string;
+  password: string;
+  mode?: unknown;
+  dryRun?: unknown;
+  createAccount?: unknown;
+  include?: unknown;
+  exclude?: unknown;
+}
 
 export const importFromXmppRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (app, { ctx }) => {
   const { config, storage } = ctx;
 
-  app.post<{ Params: JidParams }>('/v1/users/:jid/import-from-xmpp', { schema: routeSchemas.importUserFromXmpp, config: { guard: { account: 'import' } } }, async (request, reply) => {
+  app.post<{ Params: JidParams; Body: ImportFromXmppBody }>('/v1/users/:jid/import-from-xmpp', { schema: routeSchemas.importUserFromXmpp, config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
-    const body = onlyFields(request.body, FIELDS) as Record<string, unknown>;
-    if (typeof body.jid !== 'string') throw problems.badRequest('jid (the remote account) is required');
-    if (typeof body.password !== 'string' || body.password === '') throw problems.badRequest('password is required');
+    const body = request.body;
     const password = body.password;
     let source: string;
     try {

@@ -15,7 +15,7 @@ import { abortWhenClientLeaves } from '../client-abort.js';
 import { guardAccount } from '../guard.js';
 import { importThroughSpool, reportCounts } from '../import-spool.js';
 import { httpUrlParam, kindsParam } from '../params.js';
-import { Problem, problems } from '../problem.js';
+import { Problem } from '../problem.js';
 import { byteLimit } from '../upload.js';
 import { routeSchemas } from '../schemas/routes.js';
 
@@ -23,9 +23,10 @@ interface JidParams {
   jid: string;
 }
 
+/** As the route schema admits it: `url` present and a URI, `token` a string when given. */
 interface ImportFromBody {
-  url?: unknown;
-  token?: unknown;
+  url: string;
+  token?: string;
   mode?: unknown;
   dryRun?: unknown;
   createAccount?: unknown;
@@ -38,10 +39,8 @@ export const importFromRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = asy
 
   app.post<{ Params: JidParams; Body: ImportFromBody }>('/v1/users/:jid/import-from', { schema: routeSchemas.importUserFrom, config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { ref, jid, principal } = guardAccount(ctx, request, request.params.jid, 'import');
-    const body = request.body ?? {};
-    if (typeof body.url !== 'string') throw problems.badRequest('url is required');
+    const body = request.body;
     const url = httpUrlParam('url', body.url);
-    if (body.token !== undefined && typeof body.token !== 'string') throw problems.badRequest('token must be a string');
     const token = body.token;
     const kinds = kindsParam(body);
     const mode = importMode(body.mode, 'replace');

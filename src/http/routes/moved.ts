@@ -17,9 +17,10 @@ interface JidParams {
   jid: string;
 }
 
+/** As the route schema admits it: `newJid` a non-empty string, `importUrl` a URI when given. */
 interface MovedBody {
-  newJid?: unknown;
-  importUrl?: unknown;
+  newJid: string;
+  importUrl?: string;
 }
 
 /** What happened upstream stays in the debug log; the answer says only that it failed (src/http/problem-map.ts). */
@@ -33,9 +34,7 @@ export const movedRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (a
 
   app.post<{ Params: JidParams; Body: MovedBody }>('/v1/users/:jid/moved', { schema: routeSchemas.moveUser, config: { guard: { account: 'import' } } }, async (request, reply) => {
     const { jid } = guardAccount(ctx, request, request.params.jid, 'import');
-    const body = request.body ?? {};
-    if (typeof body.newJid !== 'string' || body.newJid === '') throw problems.badRequest('newJid is required');
-    if (body.importUrl !== undefined && typeof body.importUrl !== 'string') throw problems.badRequest('importUrl must be a string');
+    const body = request.body;
     try {
       return reply.send(await moves.move(jid, body.newJid, body.importUrl));
     } catch (err) {

@@ -24,27 +24,9 @@ import { isIP } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AddressPolicy, normaliseHost } from './address-policy.js';
+import { OutgoingError } from './outgoing-error.js';
 
-export type OutgoingFailure = 'refused' | 'failed';
-
-/** The only texts a caller ever sees about an outgoing request that did not work. */
-export const OUTGOING_MESSAGES: Readonly<Record<OutgoingFailure, string>> = {
-  refused: 'the URL points to an address that the outgoing-request policy refuses',
-  failed: 'the remote server could not be reached or did not answer as expected',
-};
-
-export class OutgoingError extends Error {
-  constructor(
-    readonly reason: OutgoingFailure,
-    /** What actually happened, for debug logs; never for an answer to a caller. Holds no token. */
-    readonly internal: string,
-    /** The peer's status when it answered with an unexpected one. */
-    readonly status?: number,
-  ) {
-    super(OUTGOING_MESSAGES[reason]);
-    this.name = 'OutgoingError';
-  }
-}
+export { OUTGOING_MESSAGES, OutgoingError, type OutgoingFailure } from './outgoing-error.js';
 
 /** Raised in the connector; becomes an {@link OutgoingError} `refused`. */
 class PolicyRefusal extends Error {

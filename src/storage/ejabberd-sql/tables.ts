@@ -5,7 +5,7 @@
  * Pubsub tables are the same in both: PEP nodes are keyed by the owner's bare JID.
  */
 import type { UserRef } from '../backend.js';
-import { bool as readBool, int, text } from '../sql/columns.js';
+import { text } from '../sql/columns.js';
 import { sendWrite, valuesPlaceholders, type SqlParam, type SqlRow, type SqlSession } from '../sql/dialect.js';
 
 export class Tables {
@@ -47,25 +47,6 @@ export class Tables {
     const params = [...o.params, ...Object.values(values)];
     return db.run(`INSERT INTO "${table}" (${cols.map((c) => `"${c}"`).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`, params);
   }
-}
-
-/**
- * A row value read through the strict readers of ../sql/columns.ts, for callers that do not name
- * the column (ejabberd-sql/apply.ts): a wrong type fails as `invalid-data`. New code calls those
- * readers with the column's `table.column` name.
- */
-export function str(value: unknown): string {
-  return text(value, 'in an ejabberd table');
-}
-
-/** {@link str} for integer columns. */
-export function num(value: unknown): number {
-  return int(value, 'in an ejabberd table');
-}
-
-/** {@link str} for boolean columns: SQLite and MySQL keep booleans as 1/0, PostgreSQL as true/false. */
-export function bool(value: unknown): boolean {
-  return readBool(value, 'in an ejabberd table');
 }
 
 /** A `created_at` column as ISO 8601 (SQLite: `YYYY-MM-DD HH:MM:SS` in UTC); undefined when it holds no such time. */

@@ -146,6 +146,22 @@ export interface SqlDialect extends SqlSession {
   close(): Promise<void>;
 }
 
+/**
+ * The lease on a lock a database session holds (PostgreSQL's advisory locks, MariaDB's named
+ * locks): `unlock` runs on the first release only. A failed unlock means the session is gone,
+ * and its locks with it.
+ */
+export function sessionLockLease(unlock: () => Promise<unknown>): AccountLease {
+  let released = false;
+  return {
+    release: async () => {
+      if (released) return;
+      released = true;
+      await unlock().catch(() => undefined);
+    },
+  };
+}
+
 /** `?` → `$1, $2, …`, skipping string literals. */
 export function numberedPlaceholders(sql: string): string {
   let n = 0;

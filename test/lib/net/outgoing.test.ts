@@ -204,6 +204,8 @@ describe('outgoing requests with loopback on the allow-list', () => {
   let steadyPort = 0;
   const client = new OutgoingClient(config(['127.0.0.2'], { idleTimeoutMs: 500, totalTimeoutMs: 1500 }));
   const loopback = new OutgoingClient(config(['127.0.0.0/8'], { idleTimeoutMs: 500, totalTimeoutMs: 1500 }));
+  // The same idle window, and a total deadline far past any wait a test makes.
+  const patient = new OutgoingClient(config(['127.0.0.0/8'], { idleTimeoutMs: 500, totalTimeoutMs: 15_000 }));
 
   beforeAll(async () => {
     recorderPort = await recorder.listen('127.0.0.1');
@@ -262,29 +264,12 @@ describe('outgoing requests with loopback on the allow-list', () => {
     for (const socket of rawSockets) socket.destroy();
     await Promise.all([...servers, ...raw].map((s) => new Promise((resolve) => s.close(resolve))));
     await recorder.close();
-    await Promise.all([client.close(), loopback.close()]);
+    await Promise.all([client.close(), loopback.close(), patient.close()]);
   });
 
   it('reaches an allowed loopback address', async () => {
     const response = await client.request(new URL(`http://127.0.0.2:${okPort}/`), { method: 'GET' });
     expect(JSON.parse((await client.readAnswer(response)).toString())).toEqual({ ok: true });
-  });
-
-  it('waits past the idle deadline for an answer that comes only after the body was processed', async () => {
-    const { server, port: slowPort } = await httpServer('127.0.0.2', (req, res) => {
-      req.resume();
-      req.on('end', () => setTimeout(() => res.writeHead(200).end('{"done":true}'), 1000));
-    });
-    try {
-      const url = new URL(`http://127.0.0.2:${slowPort}/`);
-      const send = (answersAfterProcessing: boolean): ReturnType<OutgoingClient['request']> =>
-        client.request(url, { method: 'PUT', body: Readable.from([Buffer.from('<x/>')]), answersAfterProcessing });
-      expect((await failure(send(false))).internal).toMatch(/Headers Timeout/i);
-      expect((await client.readAnswer(await send(true))).toString()).toBe('{"done":true}');
-    } finally {
-      server.closeAllConnections();
-      server.close();
-    }
   });
 
   it('does not follow a redirect, so a redirect to a refused address connects nowhere', async () => {
@@ -297,7 +282,28 @@ describe('outgoing requests with loopback on the allow-list', () => {
     expect(recorder.connections).toBe(0);
   });
 
-  it('gives one text whatever answers at the address', async () => {
+  // The tests below wait out deadlines; they run side by side, so their waits overlap. Each keeps
+  // its own servers' timing and the client's deadlines.
+  it.concurrent('waits past the idle deadline for an answer that comes only after the body was processed', async ({ expect }) => {
+    const { server, port: slowPort } = await httpServer('127.0.0.2', (req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => res.writeHead(200).end('{"done":true}'), 2500));
+    });
+    try {
+      const url = new URL(`http://127.0.0.2:${slowPort}/`);
+      // Five idle windows after the body; well within the total deadline.
+      const send = (answersAfterProcessing: boolean): ReturnType<OutgoingClient['request']> =>
+        patient.request(url, { method: 'PUT', body: Readable.from([Buffer.from('<x/>')]), answersAfterProcessing });
+      const [refused, answered] = await Promise.all([failure(send(false)), send(true).then((response) => patient.readAnswer(response))]);
+      expect(refused.internal).toMatch(/Headers Timeout/i);
+      expect(answered.toString()).toBe('{"done":true}');
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it.concurrent('gives one text whatever answers at the address', async ({ expect }) => {
     const urls = {
       closed: `http://127.0.0.1:${closedPort}/`,
       hangup: `http://127.0.0.1:${hangupPort}/`,
@@ -310,8 +316,10 @@ describe('outgoing requests with loopback on the allow-list', () => {
     };
     const texts = new Map<string, string>();
     const internals = new Map<string, string>();
-    for (const [name, url] of Object.entries(urls)) {
-      const err = await failure(loopback.request(new URL(`${url}?token=xpu_query_secret`), { method: 'GET', headers: { authorization: 'Bearer header_secret' } }));
+    const failures = await Promise.all(
+      Object.entries(urls).map(async ([name, url]) => [name, await failure(loopback.request(new URL(`${url}?token=xpu_query_secret`), { method: 'GET', headers: { authorization: 'Bearer header_secret' } }))] as const),
+    );
+    for (const [name, err] of failures) {
       // The details for the debug log name neither the query nor the credentials.
       expect(err.internal).not.toMatch(/secret/);
       texts.set(name, `${err.reason}: ${err.message}`);
@@ -324,22 +332,22 @@ describe('outgoing requests with loopback on the allow-list', () => {
     expect(OUTGOING_MESSAGES.failed).not.toMatch(/teapot|token already used|418|401|ECONNREFUSED/);
   });
 
-  it('cuts off an answer that trickles, after one idle window', async () => {
+  it.concurrent('cuts off an answer that trickles, after one idle window', async ({ expect }) => {
     const response = await loopback.request(new URL(`http://127.0.0.1:${tricklePort}/`), { method: 'GET' });
     const err = await failure(loopback.readAnswer(response, 1024 * 1024));
     expect(err.message).toBe(OUTGOING_MESSAGES.failed);
     expect(err.internal).toMatch(/fewer than 1024 bytes in 500 ms/);
   });
 
-  it('cuts off an answer that keeps coming, at the total deadline', async () => {
+  it.concurrent('cuts off an answer that keeps coming, at the total deadline', async ({ expect }) => {
     const response = await loopback.request(new URL(`http://127.0.0.1:${steadyPort}/`), { method: 'GET' });
     const err = await failure(loopback.readAnswer(response, 64 * 1024 * 1024));
     expect(err.message).toBe(OUTGOING_MESSAGES.failed);
     expect(err.internal).toMatch(/within 1500 ms/);
   });
 
-  it('does not count a window in which xporta held the answer back', async () => {
-    const response = await loopback.request(new URL(`http://127.0.0.1:${endlessPort}/`), { method: 'GET' });
+  it.concurrent('does not count a window in which xporta held the answer back', async ({ expect }) => {
+    const response = await patient.request(new URL(`http://127.0.0.1:${endlessPort}/`), { method: 'GET' });
     let failed: unknown;
     response.body.on('error', (err) => (failed = err));
     // Nobody reads for two idle windows: backpressure pauses the source, which is not its fault.
@@ -349,7 +357,7 @@ describe('outgoing requests with loopback on the allow-list', () => {
     response.body.destroy();
   });
 
-  it('stops reading an endless answer at the byte limit', async () => {
+  it.concurrent('stops reading an endless answer at the byte limit', async ({ expect }) => {
     const response = await loopback.request(new URL(`http://127.0.0.1:${endlessPort}/`), { method: 'GET' });
     const err = await failure(loopback.readAnswer(response, 100_000));
     expect(err.internal).toMatch(/over 100000 bytes/);

@@ -128,4 +128,33 @@ describeWithEjabberd('openStorage with storage.type ejabberd-sql (SQLite, no ser
       }
     });
   }
+
+  it('a stored value of the wrong type fails the import as invalid data naming its column, and changes nothing', async () => {
+    const database = join(dir, 'bad-value.sqlite');
+    const db = new Database(database);
+    db.exec(readFileSync(join(EJABBERD_SQL_DIR, 'lite.new.sql'), 'utf8'));
+    db.close();
+    const configPath = join(dir, 'bad-value.json');
+    writeFileSync(configPath, JSON.stringify({ dataDir: dir, storage: { type: 'ejabberd-sql', driver: 'sqlite', schema: 'new', database }, hosts: { 'example.org': {} } }));
+    const storage = await openStorage(loadConfig({ configPath, env: {}, cwd: dir }));
+    const ref = { host: 'example.org', user: 'alice' };
+    const account = { kind: 'user' as const, name: 'alice', password: 'pw', scram: [], extraAttributes: {} };
+    try {
+      await storage.applyUser(ref, account, iterate([RECORDS[9]!]), { mode: 'replace', dryRun: false, include: ALL, createAccount: true });
+      // A value no server writes into the boolean column of the block.
+      const raw = new Database(database);
+      raw.prepare(`UPDATE privacy_list_data SET match_all = 'x'`).run();
+      raw.close();
+      const blocks = { kind: 'blocklist' as const, items: ['other@example.net'] };
+      await expect(storage.applyUser(ref, account, iterate([blocks]), { mode: 'merge', dryRun: false, include: ALL, createAccount: false })).rejects.toMatchObject({
+        code: 'invalid-data',
+        message: expect.stringMatching(/column privacy_list_data\.match_all holds string "x", not a boolean/) as unknown,
+      });
+      const check = new Database(database, { readonly: true });
+      expect(check.prepare(`SELECT value FROM privacy_list_data`).all()).toEqual([{ value: 'spam@example.net' }]);
+      check.close();
+    } finally {
+      await storage.close();
+    }
+  });
 });

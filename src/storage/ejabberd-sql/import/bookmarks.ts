@@ -8,7 +8,7 @@
 import type { PepItemRecord, XmlElement } from '../../../records/model.js';
 import { parseElement } from '../../../xml/xml.js';
 import { LEGACY_NS, PEP_BOOKMARKS_CONFIG, PEP_BOOKMARKS_NODE, legacyFromPep, pepFromLegacy } from '../bookmarks.js';
-import { str } from '../tables.js';
+import { text } from '../../sql/columns.js';
 import type { PepImport } from './pep.js';
 import { writePrivate } from './private.js';
 import type { ImportTarget } from './target.js';
@@ -37,8 +37,8 @@ export class BookmarkSync {
       if (id === undefined) return;
       const rows = await db.query(`SELECT "itemid", "payload" FROM "pubsub_item" WHERE "nodeid" = ? ORDER BY "modification", "itemid"`, [id]);
       const items = rows.flatMap((r) => {
-        const text = str(r.payload).trim();
-        return text === '' ? [] : [{ id: str(r.itemid), payload: parseElement(text) }];
+        const payload = text(r.payload, 'pubsub_item.payload').trim();
+        return payload === '' ? [] : [{ id: text(r.itemid, 'pubsub_item.itemid'), payload: parseElement(payload) }];
       });
       const storage = legacyFromPep(items);
       await writePrivate(target, storage);

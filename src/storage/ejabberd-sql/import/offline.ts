@@ -4,7 +4,7 @@
  */
 import { childElements, element, type OfflineRecord } from '../../../records/model.js';
 import { serializeElement } from '../../../xml/xml.js';
-import { str } from '../tables.js';
+import { text } from '../../sql/columns.js';
 import type { ImportTarget } from './target.js';
 
 export class OfflineImport {
@@ -35,7 +35,7 @@ export class OfflineImport {
     }
     const xml = serializeElement(out);
     if (this.merge) {
-      this.seen ??= new Set((await t.select(db, ref, 'spool', ['xml'])).map((r) => str(r.xml)));
+      this.seen ??= new Set((await t.select(db, ref, 'spool', ['xml'])).map((r) => text(r.xml, 'spool.xml')));
       if (this.seen.has(xml)) {
         this.duplicates++;
         return;

@@ -7,7 +7,7 @@ import type { PepItemRecord, PepNodeRecord } from '../../../records/model.js';
 import { serializeElement } from '../../../xml/xml.js';
 import { formatTerm } from '../erlang.js';
 import { DEFAULT_PEP_OPTIONS, encodeAffiliation, encodeSubscriptions, fieldToOption, isoToMicros, microsToErlangNow } from '../pep.js';
-import { num } from '../tables.js';
+import { int } from '../../sql/columns.js';
 import { storedBareJid } from '../../../lib/jid.js';
 import type { ImportTarget } from './target.js';
 
@@ -24,7 +24,7 @@ export class PepImport {
     const { db, jid } = this.target;
     const nodes = await db.query(`SELECT "nodeid" FROM "pubsub_node" WHERE "host" = ? AND "plugin" = 'pep'`, [jid]);
     // SQLite only cascades with PRAGMA foreign_keys on, which ejabberd does not set.
-    for (const n of nodes) await this.deleteNode(num(n.nodeid));
+    for (const n of nodes) await this.deleteNode(int(n.nodeid, 'pubsub_node.nodeid'));
   }
 
   private async deleteNode(nodeid: number): Promise<void> {
@@ -38,7 +38,7 @@ export class PepImport {
     const known = this.nodeIds.get(node);
     if (known !== undefined) return known;
     const rows = await this.target.db.query(`SELECT "nodeid" FROM "pubsub_node" WHERE "host" = ? AND "node" = ?`, [this.target.jid, node]);
-    const id = rows[0] ? num(rows[0].nodeid) : undefined;
+    const id = rows[0] ? int(rows[0].nodeid, 'pubsub_node.nodeid') : undefined;
     if (id !== undefined) this.nodeIds.set(node, id);
     return id;
   }

@@ -7,16 +7,17 @@
 import type { PrivacyList } from '../../../records/model.js';
 import type { CollectedPrivacy } from '../../import/collected.js';
 import { BLOCKLIST_NAME } from '../read.js';
-import { bool, num, str } from '../tables.js';
+import { bool, int, text } from '../../sql/columns.js';
 import type { ImportTarget } from './target.js';
 
 /** `replace` of privacy: every list but the blocklist's removed, and any other default. */
 export async function clearPrivacyLists({ db, t, ref }: ImportTarget): Promise<void> {
   const lists = await t.select(db, ref, 'privacy_list', ['name', 'id']);
   for (const l of lists) {
-    if (str(l.name) === BLOCKLIST_NAME) continue;
-    await db.run(`DELETE FROM "privacy_list_data" WHERE "id" = ?`, [num(l.id)]);
-    await db.run(`DELETE FROM "privacy_list" WHERE "id" = ?`, [num(l.id)]);
+    if (text(l.name, 'privacy_list.name') === BLOCKLIST_NAME) continue;
+    const id = int(l.id, 'privacy_list.id');
+    await db.run(`DELETE FROM "privacy_list_data" WHERE "id" = ?`, [id]);
+    await db.run(`DELETE FROM "privacy_list" WHERE "id" = ?`, [id]);
   }
   await t.delete(db, ref, 'privacy_default_list', ` AND "name" <> ?`, [BLOCKLIST_NAME]);
 }
@@ -28,11 +29,13 @@ export async function clearPrivacyLists({ db, t, ref }: ImportTarget): Promise<v
 export async function clearBlocks(target: ImportTarget): Promise<void> {
   const { db, t, ref } = target;
   const defaults = await t.select(db, ref, 'privacy_default_list', ['name']);
-  const id = await listId(target, defaults[0] ? str(defaults[0].name) : BLOCKLIST_NAME, false);
+  const id = await listId(target, defaults[0] ? text(defaults[0].name, 'privacy_default_list.name') : BLOCKLIST_NAME, false);
   if (id === undefined) return;
   const rows = await db.query(`SELECT "value", "match_all" FROM "privacy_list_data" WHERE "id" = ? AND "t" = 'j' AND "action" = 'd'`, [id]);
   for (const r of rows) {
-    if (bool(r.match_all)) await db.run(`DELETE FROM "privacy_list_data" WHERE "id" = ? AND "t" = 'j' AND "action" = 'd' AND "value" = ?`, [id, str(r.value)]);
+    if (bool(r.match_all, 'privacy_list_data.match_all')) {
+      await db.run(`DELETE FROM "privacy_list_data" WHERE "id" = ? AND "t" = 'j' AND "action" = 'd' AND "value" = ?`, [id, text(r.value, 'privacy_list_data.value')]);
+    }
   }
 }
 
@@ -40,7 +43,7 @@ export async function clearBlocks(target: ImportTarget): Promise<void> {
 async function listId({ db, t, ref }: ImportTarget, name: string, create: boolean): Promise<number | undefined> {
   const find = async (): Promise<number | undefined> => {
     const rows = await t.select(db, ref, 'privacy_list', ['id'], ` AND "name" = ?`, [name]);
-    return rows[0] ? num(rows[0].id) : undefined;
+    return rows[0] ? int(rows[0].id, 'privacy_list.id') : undefined;
   };
   const id = await find();
   if (id !== undefined || !create) return id;
@@ -85,11 +88,14 @@ export async function writePrivacyLists(target: ImportTarget, privacy: Collected
 export async function writeBlocklist(target: ImportTarget, blocked: ReadonlySet<string>): Promise<void> {
   const { db, t, ref } = target;
   const defaults = await t.select(db, ref, 'privacy_default_list', ['name']);
-  const name = defaults[0] ? str(defaults[0].name) : BLOCKLIST_NAME;
+  const name = defaults[0] ? text(defaults[0].name, 'privacy_default_list.name') : BLOCKLIST_NAME;
   const id = await listId(target, name, blocked.size > 0);
   if (id === undefined) return;
   const existing = await db.query(`SELECT "t", "value", "action", "match_all" FROM "privacy_list_data" WHERE "id" = ?`, [id]);
-  const present = new Set(existing.filter((r) => str(r.t).trim() === 'j' && str(r.action).trim() === 'd' && bool(r.match_all)).map((r) => str(r.value)));
+  const blocking = existing.filter(
+    (r) => text(r.t, 'privacy_list_data.t').trim() === 'j' && text(r.action, 'privacy_list_data.action').trim() === 'd' && bool(r.match_all, 'privacy_list_data.match_all'),
+  );
+  const present = new Set(blocking.map((r) => text(r.value, 'privacy_list_data.value')));
   for (const value of blocked) {
     if (present.has(value)) continue;
     await db.run(

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { textOf, type PendingSubscriptionRecord, type RosterItem, type RosterRecord } from '../../../records/model.js';
-import { str } from '../tables.js';
+import { text } from '../../sql/columns.js';
 import { storedBareJid } from '../../../lib/jid.js';
 import type { ImportTarget } from './target.js';
 
@@ -62,12 +62,12 @@ export class RosterImport {
         const old = await t.select(db, ref, 'rosterusers', ['nick', 'subscription', 'ask', 'askmessage'], ` AND "jid" = ?`, [jid]);
         const row = old[0];
         if (row) {
-          const ask = str(row.ask).trim();
-          if (pendingIn === undefined && (ask === 'I' || ask === 'B')) pendingIn = str(row.askmessage);
+          const ask = text(row.ask, 'rosterusers.ask').trim();
+          if (pendingIn === undefined && (ask === 'I' || ask === 'B')) pendingIn = text(row.askmessage, 'rosterusers.askmessage');
           if (!item) {
-            const groups = (await t.select(db, ref, 'rostergroups', ['grp'], ` AND "jid" = ?`, [jid])).map((g) => str(g.grp));
-            const nick = str(row.nick);
-            const sub = str(row.subscription).trim();
+            const groups = (await t.select(db, ref, 'rostergroups', ['grp'], ` AND "jid" = ?`, [jid])).map((g) => text(g.grp, 'rostergroups.grp'));
+            const nick = text(row.nick, 'rosterusers.nick');
+            const sub = text(row.subscription, 'rosterusers.subscription').trim();
             item = {
               jid,
               ...(nick !== '' ? { name: nick } : {}),

@@ -7,7 +7,7 @@ import { namedLockKey, type AccountLease, type AccountLockMode } from '../../acc
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { backtickIdentifiers, type RowStream, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
+import { backtickIdentifiers, sessionLockLease, type RowStream, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
 import { BulkLoadWarningError, TextRowStream } from '../row-stream.js';
 import { PipelinedTransaction, type Executed } from '../write-behind.js';
 
@@ -142,14 +142,7 @@ export class MysqlDialect implements SqlDialect {
     const key = namedLockKey(jid);
     const [rows] = await conn.query('SELECT GET_LOCK(?, 0) AS ok', [key]);
     if (Number((rows as SqlRow[])[0]?.ok) !== 1) return undefined;
-    let released = false;
-    return {
-      release: async () => {
-        if (released) return;
-        released = true;
-        await conn.query('SELECT RELEASE_LOCK(?)', [key]).catch(() => undefined);
-      },
-    };
+    return sessionLockLease(() => conn.query('SELECT RELEASE_LOCK(?)', [key]));
   }
 
   /** mysql2 is loaded on first use, so that a service on another store does not carry it. */

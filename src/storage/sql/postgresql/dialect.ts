@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { advisoryKey, type AccountLease, type AccountLockMode } from '../../account-lock.js';
 import { finished } from 'node:stream/promises';
-import { numberedPlaceholders, type RowStream, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
+import { numberedPlaceholders, sessionLockLease, type RowStream, type SqlDialect, type SqlParam, type SqlRow, type SqlSnapshot, type SqlTransaction } from '../dialect.js';
 import { TextRowStream } from '../row-stream.js';
 import { PipelinedTransaction, type Executed } from '../write-behind.js';
 
@@ -143,15 +143,7 @@ export class PostgresqlDialect implements SqlDialect {
     const key = advisoryKey(jid);
     const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock${suffix}($1::bigint) AS ok`, [key]);
     if (rows[0]?.ok !== true) return undefined;
-    let released = false;
-    return {
-      release: async () => {
-        if (released) return;
-        released = true;
-        // A failure means the session is gone, and its locks with it.
-        await client.query(`SELECT pg_advisory_unlock${suffix}($1::bigint)`, [key]).catch(() => undefined);
-      },
-    };
+    return sessionLockLease(() => client.query(`SELECT pg_advisory_unlock${suffix}($1::bigint)`, [key]));
   }
 
   private pooled(): Promise<pg.Pool> {
