@@ -190,11 +190,16 @@ async function exportOverHttp(work: string, count = 1): Promise<Measured & { byt
     }
   }
   const started = performance.now();
-  const one = async (): Promise<{ ok: boolean; bytes: number }> => {
-    const res = await request(`http://127.0.0.1:${port}/v1/users/${encodeURIComponent(JID)}/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
-    let bytes = 0;
-    for await (const chunk of res.body) bytes += (chunk as Buffer).length;
-    return { ok: res.statusCode === 200, bytes };
+  const one = async (): Promise<{ ok: boolean; bytes: number; detail?: string }> => {
+    try {
+      const res = await request(`http://127.0.0.1:${port}/v1/users/${encodeURIComponent(JID)}/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      if (res.statusCode !== 200) return { ok: false, bytes: 0, detail: `HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}` };
+      let bytes = 0;
+      for await (const chunk of res.body) bytes += (chunk as Buffer).length;
+      return { ok: true, bytes };
+    } catch (err) {
+      return { ok: false, bytes: 0, detail: err instanceof Error ? err.message : String(err) };
+    }
   };
   const done = await Promise.all(Array.from({ length: count }, one));
   const seconds = (performance.now() - started) / 1000;
@@ -203,7 +208,8 @@ async function exportOverHttp(work: string, count = 1): Promise<Measured & { byt
   spawnSync('pkill', ['-TERM', '-P', String(service.pid)]);
   await exited;
   const kb = Number(readFileSync(timeFile, 'utf8').trim().split(/\s+/).pop());
-  return { seconds, peakRssMb: kb / 1024, ok: done.every((d) => d.ok), bytes: done.reduce((sum, d) => sum + d.bytes, 0) };
+  const detail = done.find((d) => d.detail !== undefined)?.detail;
+  return { seconds, peakRssMb: kb / 1024, ok: done.every((d) => d.ok), bytes: done.reduce((sum, d) => sum + d.bytes, 0), ...(detail !== undefined ? { detail } : {}) };
 }
 
 /**
