@@ -365,7 +365,7 @@ function cell(row: Row, unit: 'msg' | 'bytes'): [string, string, string, string]
   return [`${r.seconds.toFixed(2)} s`, [rate, mbs].filter(Boolean).join(', '), Number.isNaN(r.peakRssMb) ? '–' : `${r.peakRssMb.toFixed(0)} MB`, note('')];
 }
 
-function ratio(rows: Row[], size: number, ours: string, theirs: string): string {
+function ratio(rows: readonly Row[], size: number, ours: string, theirs: string): string {
   const a = rows.find((r) => r.size === size && r.step === ours)?.result;
   const b = rows.find((r) => r.size === size && r.step === theirs)?.result;
   if (!a || !b || !('seconds' in a)) return '–';
@@ -406,8 +406,12 @@ async function ceilingRow(size: number, step: string, run: () => CeilingRun | Pr
 }
 
 /** One archive size: every step in its own work dir, removed afterwards. */
+/** The work dirs of the run, removed by an interrupted run too. */
+const workDirs = new Set<string>();
+
 async function measure(size: number, rows: Row[], m: Migrator | undefined): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), `xporta-bench-${size}-`));
+  workDirs.add(work);
   const push = (row: Row): void => {
     rows.push(row);
     const bounded = rows.filter((r) => r.size === size && r.ceiling === row.step).map((r) => `${r.step} at ${ceilingCells(rows, r)[1]}`);
@@ -479,6 +483,7 @@ async function measure(size: number, rows: Row[], m: Migrator | undefined): Prom
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
+    workDirs.delete(work);
   }
 }
 
@@ -486,17 +491,28 @@ async function main(): Promise<void> {
   if (!existsSync(cli)) throw new Error('run `npm run build` first');
   const rows: Row[] = [];
   const benchDir = mkdtempSync(join(tmpdir(), 'xporta-bench-'));
+  // Stopped (Ctrl-C, kill), the bench still prints and writes what it measured so far.
+  const stop = (signal: NodeJS.Signals): void => {
+    report(rows, `interrupted by ${signal}: the steps measured before it`);
+    for (const dir of [...workDirs, benchDir]) rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
   try {
     const m = values['no-migrator'] ? undefined : await loadMigrator(benchDir);
     for (const size of sizes) await measure(size, rows, m);
   } finally {
     rmSync(benchDir, { recursive: true, force: true });
   }
+  report(rows);
+}
 
+function report(rows: readonly Row[], partial?: string): void {
   const lines = [
     '# xporta benchmark',
     '',
     ...versions().map((v) => `- ${v}`),
+    ...(partial ? [`- **partial run**, ${partial}`] : []),
     `- run ${new Date().toISOString()}; each step a fresh process; prosody-migrator capped at ${capSeconds} s; its import reads its own export, or xporta's export of the same data when its export hit the cap (see note)`,
     '- account: 500 roster items in groups, vCard with a 40 KB photo, 20 PEP nodes with items, N archived messages with random UUID ids as Prosody gives them (1 in 7 OMEMO-encrypted)',
     "- ceilings: the same run, the same archive rows (read from the SQLite store xporta imported, or ejabberd's), moved by the database's or file system's own fastest path in the bench's process (wall time only, no process start); ratio = ceiling time / step time, 100% = at the ceiling",
