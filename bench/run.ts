@@ -378,7 +378,8 @@ function ratio(rows: readonly Row[], size: number, ours: string, theirs: string)
 function ceilingCells(rows: readonly Row[], row: Row): [string, string] {
   if (!row.ceiling) return ['–', '–'];
   const bound = rows.find((r) => r.size === row.size && r.step === row.ceiling)?.result;
-  if (!bound || !('seconds' in bound) || !bound.ok) return ['failed', '–'];
+  if (!bound) return ['–', '–'];
+  if (!('seconds' in bound) || !bound.ok) return ['failed', '–'];
   const r = row.result;
   const ratio = 'seconds' in r && r.ok ? `${Math.round((bound.seconds / r.seconds) * 100)}%` : '–';
   return [`${bound.seconds.toFixed(2)} s`, ratio];
