@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write] [--hosts 10000,100000]`
+ * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write]
+ *   [--only export,http,concurrent,postgres,mysql,files,ejabberd,migrator] [--concurrent N] [--hosts 10000,100000]`
  *
  * `--hosts`: host transfers of that many small accounts too (bench/host.ts); with `--hosts` and
  * no `--sizes`, only those, written as the "Host transfers" section of the existing results.md.
@@ -10,6 +11,11 @@
  * the same data, Prosody's own prosody-migrator SQLite → xep0227 and back, capped in time. The
  * migrator's import always runs: on its own export when that finished within the cap, otherwise
  * on the document xporta exported from the same SQLite store in the same run.
+ * Next to the steps, in the same run and on the same rows, the ceilings that bound them
+ * (bench/ceilings.ts): each step gets its ceiling's time and the ratio ceiling / step. N
+ * concurrent HTTP exports of the account from one service give the aggregate throughput and the
+ * service's peak RSS. `--only` keeps the listed groups (the SQLite import, which every other step
+ * reads, and its ceiling always run).
  * Prints a Markdown table with versions and the machine, and writes it to bench/results.md
  * (unless `--no-write`).
  */
@@ -24,6 +30,7 @@ import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { writeDocument } from '../src/xep0227/writer.js';
 import type * as MigratorModule from './prosody-migrator.js';
+import { ejabberdScanCeiling, mysqlLoadDataCeiling, plainFilesCeiling, postgresCopyCeiling, sqliteInsertCeiling, sqliteScanCeiling, type CeilingRun } from './ceilings.js';
 import { createTestDatabase, dropTestDatabase, sqlServer } from './sql-databases.js';
 import { BENCH_HOST, BENCH_USER, syntheticAccount } from './synthetic.js';
 import { runHostBench, withHostSection } from './host.js';
@@ -49,6 +56,10 @@ interface Row {
   readonly result: Measured | { readonly capped: number } | { readonly failed: string };
   readonly bytes?: number;
   readonly note?: string;
+  /** Messages moved when not `size` (concurrent exports): what the throughput counts. */
+  readonly messages?: number;
+  /** The step of the ceiling row that bounds this one. */
+  readonly ceiling?: string;
 }
 
 const { values } = parseArgs({
@@ -59,10 +70,20 @@ const { values } = parseArgs({
     'no-migrator': { type: 'boolean' },
     'no-write': { type: 'boolean' },
     hosts: { type: 'string' },
+    only: { type: 'string' },
+    concurrent: { type: 'string' },
   },
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [10_000, 100_000, 1_000_000] : [10_000];
 const capSeconds = Number(values.cap ?? 300);
+const GROUPS = ['export', 'http', 'concurrent', 'postgres', 'mysql', 'files', 'ejabberd', 'migrator'] as const;
+type Group = (typeof GROUPS)[number];
+const only = values.only?.split(',').map((g) => g.trim());
+const unknownGroup = only?.find((g) => !(GROUPS as readonly string[]).includes(g));
+if (unknownGroup !== undefined) throw new Error(`--only: unknown group ${unknownGroup} (one of ${GROUPS.join(', ')})`);
+const runs = (group: Group): boolean => !only || only.includes(group);
+const concurrency = Number(values.concurrent ?? 4);
+if (!Number.isInteger(concurrency) || concurrency < 2) throw new Error('--concurrent: an integer ≥ 2');
 
 /**
  * Writes out what the last step left dirty (a generated document, a database of hundreds of MB)
@@ -154,8 +175,11 @@ async function importInto(kind: Target, doc: string, work: string): Promise<Meas
   }
 }
 
-/** The service in its own process (under GNU time for its peak RSS), the client here. */
-async function exportOverHttp(work: string): Promise<Measured & { bytes: number }> {
+/**
+ * The service in its own process (under GNU time for its peak RSS), the client here: `count`
+ * exports of the account at once, timed from the first request to the last byte of the last.
+ */
+async function exportOverHttp(work: string, count = 1): Promise<Measured & { bytes: number }> {
   const port = 18_000 + Math.floor(Math.random() * 2000);
   const timeFile = join(work, 'serve.time');
   settle();
@@ -171,16 +195,26 @@ async function exportOverHttp(work: string): Promise<Measured & { bytes: number 
     }
   }
   const started = performance.now();
-  const res = await request(`http://127.0.0.1:${port}/v1/users/${encodeURIComponent(JID)}/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
-  let bytes = 0;
-  for await (const chunk of res.body) bytes += (chunk as Buffer).length;
+  const one = async (): Promise<{ ok: boolean; bytes: number; detail?: string }> => {
+    try {
+      const res = await request(`http://127.0.0.1:${port}/v1/users/${encodeURIComponent(JID)}/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      if (res.statusCode !== 200) return { ok: false, bytes: 0, detail: `HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}` };
+      let bytes = 0;
+      for await (const chunk of res.body) bytes += (chunk as Buffer).length;
+      return { ok: true, bytes };
+    } catch (err) {
+      return { ok: false, bytes: 0, detail: err instanceof Error ? err.message : String(err) };
+    }
+  };
+  const done = await Promise.all(Array.from({ length: count }, one));
   const seconds = (performance.now() - started) / 1000;
   const exited = new Promise((r) => service.on('exit', r));
   // GNU time forwards nothing, so signal the node child itself.
   spawnSync('pkill', ['-TERM', '-P', String(service.pid)]);
   await exited;
   const kb = Number(readFileSync(timeFile, 'utf8').trim().split(/\s+/).pop());
-  return { seconds, peakRssMb: kb / 1024, ok: res.statusCode === 200, bytes };
+  const detail = done.find((d) => d.detail !== undefined)?.detail;
+  return { seconds, peakRssMb: kb / 1024, ok: done.every((d) => d.ok), bytes: done.reduce((sum, d) => sum + d.bytes, 0), ...(detail !== undefined ? { detail } : {}) };
 }
 
 /**
@@ -331,12 +365,12 @@ function cell(row: Row, unit: 'msg' | 'bytes'): [string, string, string, string]
   if ('capped' in r) return [`> ${r.capped} s (cap)`, '–', '–', note('')];
   if ('failed' in r) return ['failed', '–', '–', note(r.failed.slice(0, 60))];
   if (!r.ok) return ['failed', '–', '–', note((r.detail ?? '').split('\n').filter(Boolean).pop()?.slice(0, 60) ?? '')];
-  const rate = unit === 'msg' ? `${Math.round(row.size / r.seconds).toLocaleString('en')} msg/s` : '';
+  const rate = unit === 'msg' ? `${Math.round((row.messages ?? row.size) / r.seconds).toLocaleString('en')} msg/s` : '';
   const mbs = row.bytes !== undefined ? `${(row.bytes / 1e6 / r.seconds).toFixed(1)} MB/s` : '';
   return [`${r.seconds.toFixed(2)} s`, [rate, mbs].filter(Boolean).join(', '), Number.isNaN(r.peakRssMb) ? '–' : `${r.peakRssMb.toFixed(0)} MB`, note('')];
 }
 
-function ratio(rows: Row[], size: number, ours: string, theirs: string): string {
+function ratio(rows: readonly Row[], size: number, ours: string, theirs: string): string {
   const a = rows.find((r) => r.size === size && r.step === ours)?.result;
   const b = rows.find((r) => r.size === size && r.step === theirs)?.result;
   if (!a || !b || !('seconds' in a)) return '–';
@@ -345,48 +379,117 @@ function ratio(rows: Row[], size: number, ours: string, theirs: string): string 
   return `${(b.seconds / a.seconds).toFixed(1)}× faster`;
 }
 
+/** The ceiling's time and the step's share of it (ceiling time / step time), or dashes. */
+function ceilingCells(rows: readonly Row[], row: Row): [string, string] {
+  if (!row.ceiling) return ['–', '–'];
+  const bound = rows.find((r) => r.size === row.size && r.step === row.ceiling)?.result;
+  if (!bound) return ['–', '–'];
+  if (!('seconds' in bound) || !bound.ok) return ['failed', '–'];
+  const r = row.result;
+  const ratio = 'seconds' in r && r.ok ? `${Math.round((bound.seconds / r.seconds) * 100)}%` : '–';
+  return [`${bound.seconds.toFixed(2)} s`, ratio];
+}
+
+const CEILING = {
+  sqliteScan: 'ceiling: SQLite scan → minimal XML',
+  sqliteInsert: "ceiling: SQLite prepared INSERT, Prosody's indexes",
+  postgresCopy: 'ceiling: PostgreSQL COPY into the indexed table',
+  mysqlLoad: 'ceiling: MariaDB LOAD DATA LOCAL INFILE into the indexed table',
+  plainFiles: 'ceiling: the same files written plainly',
+  ejabberdScan: 'ceiling: ejabberd archive scan → minimal XML',
+} as const;
+
+/** A ceiling as a row: in-process, so wall time only; a failure is a row, not the end of the run. */
+async function ceilingRow(size: number, step: string, run: () => CeilingRun | Promise<CeilingRun & { bytes?: number }>, unit: 'rows' | 'files' = 'rows'): Promise<Row> {
+  settle();
+  try {
+    const done = await run();
+    const note = unit === 'files' ? `${done.rows} files` : done.rows === size ? undefined : `moved ${done.rows.toLocaleString('en')} rows, not ${size.toLocaleString('en')}`;
+    return { size, step, result: { seconds: done.seconds, peakRssMb: NaN, ok: true }, ...('bytes' in done && done.bytes !== undefined ? { bytes: done.bytes } : {}), ...(note ? { note } : {}) };
+  } catch (err) {
+    return { size, step, result: { failed: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
 /** One archive size: every step in its own work dir, removed afterwards. */
+/** The work dirs of the run, removed by an interrupted run too. */
+const workDirs = new Set<string>();
+
 async function measure(size: number, rows: Row[], m: Migrator | undefined): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), `xporta-bench-${size}-`));
+  workDirs.add(work);
+  const push = (row: Row): void => {
+    rows.push(row);
+    const bounded = rows.filter((r) => r.size === size && r.ceiling === row.step).map((r) => `${r.step} at ${ceilingCells(rows, r)[1]}`);
+    console.error(`  ${row.step}: ${cell(row, 'msg').join(' ')}${bounded.length ? ` (${bounded.join('; ')})` : ''}`);
+  };
   try {
     const doc = join(work, 'account.xml');
     await generate(size, doc);
     const docBytes = statSync(doc).size;
     console.error(`# ${size.toLocaleString('en')} messages: document ${(docBytes / 1e6).toFixed(1)} MB`);
-    const importStep = async (kind: Target): Promise<void> => {
-      rows.push({ size, step: `xporta import → ${TARGET_NAMES[kind]} (CLI)`, result: await importInto(kind, doc, work), bytes: docBytes });
-      console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
+    const sqlite = join(work, 'sqlite', 'prosody.sqlite');
+    const importStep = async (kind: Target, ceiling?: string): Promise<void> => {
+      push({ size, step: `xporta import → ${TARGET_NAMES[kind]} (CLI)`, result: await importInto(kind, doc, work), bytes: docBytes, ...(ceiling ? { ceiling } : {}) });
     };
+    // Each ceiling runs right after the step it bounds and reads the rows of the SQLite import,
+    // so the SQLite import runs first, whatever --only says.
+    await importStep('sqlite', CEILING.sqliteInsert);
+    push(await ceilingRow(size, CEILING.sqliteInsert, () => sqliteInsertCeiling(sqlite, join(work, 'ceiling-insert.sqlite'))));
+    rmSync(join(work, 'ceiling-insert.sqlite'), { force: true });
     // The exports read the SQLite store; they run before the PostgreSQL and MariaDB imports, whose
     // servers go on checkpointing and purging for a while afterwards on the same two cores.
-    await importStep('sqlite');
     const exported = join(work, 'export.xml');
-    const cliExport = timed([...xporta, 'export', JID], sqliteEnv(join(work, 'sqlite')), exported);
-    rows.push({ size, step: 'xporta export ← SQLite (CLI)', result: cliExport, bytes: existsSync(exported) ? statSync(exported).size : 0 });
-    console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
-    const http = await exportOverHttp(work);
-    rows.push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes });
-    console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
-    for (const kind of ['postgres', 'mysql', 'files'] as const) await importStep(kind);
-    if (existsSync(EJABBERD_SCHEMA)) {
-      await importStep('ejabberd');
-      const ejExported = join(work, 'ejabberd-export.xml');
-      rows.push({ size, step: 'xporta export ← ejabberd (SQLite, CLI)', result: timed([...xporta, 'export', JID], ejabberdEnv(work), ejExported), bytes: existsSync(ejExported) ? statSync(ejExported).size : 0 });
-      console.error(`  ${rows.at(-1)?.step}: ${cell(rows.at(-1)!, 'msg').join(' ')}`);
-      rmSync(ejExported, { force: true });
-    } else {
-      rows.push({ size, step: `xporta import → ${TARGET_NAMES.ejabberd} (CLI)`, result: { failed: `ejabberd is not installed (${EJABBERD_SCHEMA})` } });
+    let cliExport: Measured | undefined;
+    if (runs('export') || runs('migrator')) {
+      cliExport = timed([...xporta, 'export', JID], sqliteEnv(join(work, 'sqlite')), exported);
+      push({ size, step: 'xporta export ← SQLite (CLI)', result: cliExport, bytes: existsSync(exported) ? statSync(exported).size : 0, ceiling: CEILING.sqliteScan });
+    }
+    if (runs('http') || runs('concurrent')) {
+      const http = await exportOverHttp(work);
+      push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes, ceiling: CEILING.sqliteScan });
+      if (runs('concurrent')) {
+        const many = await exportOverHttp(work, concurrency);
+        const aggregate = 'seconds' in http && http.ok && many.ok ? `; aggregate ${((http.seconds * concurrency) / many.seconds).toFixed(2)}× one export's throughput` : '';
+        push({ size, step: `${concurrency} concurrent exports ← SQLite (HTTP, one service)`, result: many, bytes: many.bytes, messages: size * concurrency, note: `${(size * concurrency).toLocaleString('en')} messages in all${aggregate}` });
+      }
+    }
+    const scanned = join(work, 'ceiling-scan.xml');
+    push(await ceilingRow(size, CEILING.sqliteScan, () => sqliteScanCeiling(sqlite, scanned)));
+    rmSync(scanned, { force: true });
+    if (runs('postgres')) {
+      await importStep('postgres', CEILING.postgresCopy);
+      push(await ceilingRow(size, CEILING.postgresCopy, () => postgresCopyCeiling(sqlite, sqlServer('postgres'))));
+    }
+    if (runs('mysql')) {
+      await importStep('mysql', CEILING.mysqlLoad);
+      push(await ceilingRow(size, CEILING.mysqlLoad, () => mysqlLoadDataCeiling(sqlite, sqlServer('mysql'))));
+    }
+    if (runs('files')) {
+      await importStep('files', CEILING.plainFiles);
+      push(await ceilingRow(size, CEILING.plainFiles, () => plainFilesCeiling(join(work, 'files'), join(work, 'ceiling-files')), 'files'));
+      rmSync(join(work, 'ceiling-files'), { recursive: true, force: true });
+    }
+    if (runs('ejabberd')) {
+      if (existsSync(EJABBERD_SCHEMA)) {
+        await importStep('ejabberd');
+        const ejExported = join(work, 'ejabberd-export.xml');
+        push({ size, step: 'xporta export ← ejabberd (SQLite, CLI)', result: timed([...xporta, 'export', JID], ejabberdEnv(work), ejExported), bytes: existsSync(ejExported) ? statSync(ejExported).size : 0, ceiling: CEILING.ejabberdScan });
+        rmSync(ejExported, { force: true });
+        push(await ceilingRow(size, CEILING.ejabberdScan, () => ejabberdScanCeiling(join(work, 'ejabberd.sqlite'), ejExported)));
+        rmSync(ejExported, { force: true });
+      } else {
+        push({ size, step: `xporta import → ${TARGET_NAMES.ejabberd} (CLI)`, result: { failed: `ejabberd is not installed (${EJABBERD_SCHEMA})` } });
+      }
     }
     // export.xml stays for the migrator: its import reads it when its own export hits the cap.
-    if (m) {
-      const xportaExport = cliExport.ok && existsSync(exported) && statSync(exported).size > 0 ? exported : undefined;
-      for (const row of await migrator(m, size, work, xportaExport)) {
-        rows.push(row);
-        console.error(`  ${row.step}: ${cell(row, 'msg').join(' ')}`);
-      }
+    if (m && runs('migrator')) {
+      const xportaExport = cliExport?.ok && existsSync(exported) && statSync(exported).size > 0 ? exported : undefined;
+      for (const row of await migrator(m, size, work, xportaExport)) push(row);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
+    workDirs.delete(work);
   }
 }
 
@@ -406,36 +509,64 @@ async function main(): Promise<void> {
   if (hostSizes.length > 0 && !values.sizes && !values.full) return hostsOnly();
   const rows: Row[] = [];
   const benchDir = mkdtempSync(join(tmpdir(), 'xporta-bench-'));
+  // Stopped (Ctrl-C, kill), the bench still prints and writes what it measured so far.
+  const stop = (signal: NodeJS.Signals): void => {
+    report(rows, `interrupted by ${signal}: the steps measured before it`);
+    for (const dir of [...workDirs, benchDir]) rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
   try {
     const m = values['no-migrator'] ? undefined : await loadMigrator(benchDir);
     for (const size of sizes) await measure(size, rows, m);
   } finally {
     rmSync(benchDir, { recursive: true, force: true });
   }
+  const hostSection = hostSizes.length > 0 ? await runHostBench(hostSizes, { xporta, timed }) : [];
+  report(rows, undefined, hostSection);
+}
 
+/**
+ * Writes the run's table, then the host section when this run measured one, then every other
+ * `## ` section of the earlier results.md (notes of earlier investigations), unchanged.
+ */
+function report(rows: readonly Row[], partial?: string, hostSection: readonly string[] = []): void {
   const lines = [
     '# xporta benchmark',
     '',
     ...versions().map((v) => `- ${v}`),
+    ...(partial ? [`- **partial run**, ${partial}`] : []),
     `- run ${new Date().toISOString()}; each step a fresh process; prosody-migrator capped at ${capSeconds} s; its import reads its own export, or xporta's export of the same data when its export hit the cap (see note)`,
     '- account: 500 roster items in groups, vCard with a 40 KB photo, 20 PEP nodes with items, N archived messages with random UUID ids as Prosody gives them (1 in 7 OMEMO-encrypted)',
+    "- ceilings: the same run, the same archive rows (read from the SQLite store xporta imported, or ejabberd's), moved by the database's or file system's own fastest path in the bench's process (wall time only, no process start); ratio = ceiling time / step time, 100% = at the ceiling",
     '',
-    '| messages | step | wall time | throughput | peak RSS | note |',
-    '| ---: | --- | ---: | ---: | ---: | --- |',
-    ...rows.map((row) => `| ${row.size.toLocaleString('en')} | ${row.step} | ${cell(row, 'msg').join(' | ')} |`),
+    '| messages | step | wall time | throughput | peak RSS | ceiling | ratio | note |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows.map((row) => {
+      const [wall, rate, rss, note] = cell(row, 'msg');
+      return `| ${row.size.toLocaleString('en')} | ${row.step} | ${wall} | ${rate} | ${rss} | ${ceilingCells(rows, row).join(' | ')} | ${note} |`;
+    }),
     '',
-    '| messages | xporta export vs prosody-migrator export | xporta import (SQLite) vs prosody-migrator import |',
-    '| ---: | ---: | ---: |',
-    ...sizes.map(
-      (size) =>
-        `| ${size.toLocaleString('en')} | ${ratio(rows, size, 'xporta export ← SQLite (CLI)', 'prosody-migrator export (sql → xep0227)')} | ${ratio(rows, size, 'xporta import → SQLite (CLI)', 'prosody-migrator import (xep0227 → sql)')} |`,
-    ),
-    '',
-    ...(hostSizes.length > 0 ? await runHostBench(hostSizes, { xporta, timed }) : []),
+    ...(rows.some((r) => r.step.startsWith('prosody-migrator'))
+      ? [
+          '| messages | xporta export vs prosody-migrator export | xporta import (SQLite) vs prosody-migrator import |',
+          '| ---: | ---: | ---: |',
+          ...sizes.map(
+            (size) =>
+              `| ${size.toLocaleString('en')} | ${ratio(rows, size, 'xporta export ← SQLite (CLI)', 'prosody-migrator export (sql → xep0227)')} | ${ratio(rows, size, 'xporta import → SQLite (CLI)', 'prosody-migrator import (xep0227 → sql)')} |`,
+          ),
+          '',
+        ]
+      : []),
   ];
-  const table = lines.join('\n');
+  const table = [...lines, ...hostSection].join('\n');
   console.log(table);
-  if (!values['no-write']) writeFileSync(join(root, 'bench', 'results.md'), table);
+  if (values['no-write']) return;
+  const file = join(root, 'bench', 'results.md');
+  const earlier = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const regenerated = hostSection.length > 0 ? ['## Host transfers'] : [];
+  const kept = earlier.split(/\n(?=## )/).slice(1).filter((s) => !regenerated.some((h) => s.startsWith(h)));
+  writeFileSync(file, [table.trimEnd(), ...kept.map((s) => s.trimEnd())].join('\n\n') + '\n');
 }
 
 main().catch((err: unknown) => {

@@ -96,3 +96,26 @@ export function tapAsync<T>(source: AsyncIterable<T>, each: (item: T) => void, e
     },
   };
 }
+
+/** A macrotask: after it, the event loop has polled for I/O and run its timers. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * `source`, giving the event loop a turn whenever it has gone on for `sliceMs` without one.
+ * A producer whose every item is ready at once (synchronous SQLite reads, socket writes the
+ * kernel takes at once) runs on promise callbacks alone, and the process then answers nothing
+ * else until it ends: not another request, not a health check, not a timer. Meant for streams of
+ * large items (an export's byte chunks): it adds an async generator and a clock read per item.
+ */
+export async function* takingTurns<T>(source: AsyncIterable<T>, sliceMs = 10): AsyncGenerator<T> {
+  let sliceStart = performance.now();
+  for await (const item of source) {
+    yield item;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await nextTurn();
+      sliceStart = performance.now();
+    }
+  }
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { concatAsync, tapAsync } from '../../src/lib/async-iter.js';
+import { concatAsync, takingTurns, tapAsync } from '../../src/lib/async-iter.js';
 
 async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -104,5 +104,35 @@ describe('tapAsync', () => {
     let ends = 0;
     await expect(collect(tapAsync(failing(), () => undefined, () => ends++))).rejects.toThrow('bad document');
     expect(ends).toBe(1);
+  });
+});
+
+describe('takingTurns', () => {
+  it('lets the event loop run while a producer of ready items goes on, and keeps every item in order', async () => {
+    let turnAt: number | undefined;
+    let passed = 0;
+    setImmediate(() => (turnAt = passed));
+    const out: number[] = [];
+    for await (const n of takingTurns(numbers(1, 100), 0)) {
+      out.push(n);
+      passed++;
+    }
+    expect(out).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(turnAt).toBeDefined();
+    expect(turnAt).toBeLessThan(100);
+  });
+
+  it('without it, the same producer keeps the event loop from running until it ends', async () => {
+    let turnAt: number | undefined;
+    let passed = 0;
+    setImmediate(() => (turnAt = passed));
+    for await (const n of numbers(1, 100)) passed += n > 0 ? 1 : 0;
+    expect(turnAt).toBeUndefined();
+  });
+
+  it('closes the source when the consumer stops early', async () => {
+    const log: string[] = [];
+    for await (const n of takingTurns(numbers(1, 10, log), 0)) if (n === 3) break;
+    expect(log).toEqual(['closed 1']);
   });
 });
