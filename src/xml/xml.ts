@@ -5,6 +5,6 @@
  */
 export { XmlCharError, escapeAttribute, escapeText } from './escape.js';
 export { serializeElement, splitClark } from './serialize.js';
-export { mayContainText, scannedElement, storedElement, storedText } from './stored-element.js';
+export { mayContainText, scannedElement, storedElement, storedText, verbatimText } from './stored-element.js';
 export { ElementBuilder, XmlFragmentError, attributeKey, parseElement } from './parse.js';
 export { listen, type NsParser, type SaxesHandlers } from './saxes-internals.js';

@@ -9,7 +9,7 @@ import { StorageError } from '../backend.js';
 import { NS } from '../../records/namespaces.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
 import { XmlCharError, XmlFragmentError } from '../../xml/xml.js';
-import { parseElement } from '../../xml/xml.js';
+import { storedElement } from '../../xml/xml.js';
 import { text } from '../sql/columns.js';
 import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import type { SqlDialect, SqlSession } from '../sql/dialect.js';
@@ -17,7 +17,7 @@ import { EjabberdImport } from './import.js';
 import { ejabberdVersion, schemaTraits, type EjabberdVersion } from './generation.js';
 import { ErlangTermError } from './erlang.js';
 import { microsToIso } from './pep.js';
-import { readAccount, readArchiveRows, readOffline, readPep, readPrivacy, readPrivate, readRoster, readVCard } from './read.js';
+import { readAccount, readArchivePages, readOffline, readPep, readPrivacy, readPrivate, readRoster, readVCard } from './read.js';
 import { Tables } from './tables.js';
 
 export type EjabberdSqlConnection = SqlConnection;
@@ -173,14 +173,17 @@ export class EjabberdSqlBackend implements StorageBackend {
     if (include.has('private')) for (const el of await readPrivate(db, t, ref)) yield { kind: 'private', element: el };
     if (include.has('pep')) yield* readPep(db, jid);
     if (include.has('archive')) {
-      for await (const row of readArchiveRows(db, t, ref, this.batchSize, options.signal)) {
-        yield {
-          kind: 'archive',
-          id: row.timestamp,
-          timestamp: microsToIso(Number(row.timestamp)),
-          ...(row.barePeer !== '' ? { with: row.barePeer } : {}),
-          stanza: parseElement(row.xml, NS.client),
-        };
+      for await (const page of readArchivePages(db, t, ref, this.batchSize, options.signal)) {
+        for (const row of page) {
+          yield {
+            kind: 'archive',
+            id: row.timestamp,
+            timestamp: microsToIso(Number(row.timestamp)),
+            ...(row.barePeer !== '' ? { with: row.barePeer } : {}),
+            // Kept as its text where it is in the verbatim subset: the writer copies it unparsed.
+            stanza: storedElement(row.xml, NS.client),
+          };
+        }
       }
     }
     if (include.has('offline')) yield* readOffline(db, t, ref, this.batchSize);

@@ -159,8 +159,33 @@ export function microsToErlangNow(micros: number): string {
   return `${pad(Math.floor(secs / 1e6))}:${pad(secs % 1e6)}:${pad(micros % 1e6)}`;
 }
 
+const TWO_DIGITS = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
+const THREE_DIGITS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+const DAY_MS = 86_400_000;
+/** The last day's `YYYY-MM-DDT`: an archive's times come in order, so most share it with the one before. */
+let dayNumber = Number.NaN;
+let dayPrefix = '';
+
 /** µs since the epoch → ISO 8601 with microseconds when there are any. */
 export function microsToIso(micros: number): string {
+  // Runs once per archived message: integral times from 1970 to 9999 are formatted here.
+  if (Number.isSafeInteger(micros) && micros >= 0 && micros < 253_402_300_800_000_000) {
+    const ms = Math.floor(micros / 1000);
+    const day = Math.floor(ms / DAY_MS);
+    if (day !== dayNumber) {
+      dayPrefix = new Date(day * DAY_MS).toISOString().slice(0, 11);
+      dayNumber = day;
+    }
+    let t = ms - day * DAY_MS;
+    const hours = Math.floor(t / 3_600_000);
+    t -= hours * 3_600_000;
+    const minutes = Math.floor(t / 60_000);
+    t -= minutes * 60_000;
+    const seconds = Math.floor(t / 1000);
+    const rest = micros % 1000;
+    const fraction = THREE_DIGITS[t - seconds * 1000] as string;
+    return `${dayPrefix}${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[seconds]}.${fraction}${rest === 0 ? '' : THREE_DIGITS[rest]}Z`;
+  }
   const ms = Math.floor(micros / 1000);
   const iso = new Date(ms).toISOString();
   const rest = micros % 1000;

@@ -23,7 +23,7 @@ import {
 } from '../../records/model.js';
 import { NS } from '../../records/namespaces.js';
 import { parseElement } from '../../xml/xml.js';
-import type { SqlSession } from '../sql/dialect.js';
+import { queryArrays, type SqlSession } from '../sql/dialect.js';
 import { decodeAffiliation, decodeSubscriptions, erlangNowToIso, optionToField } from './pep.js';
 import { bool, int, optionalText, text } from '../sql/columns.js';
 import { timestampToIso, type Tables } from './tables.js';
@@ -191,28 +191,29 @@ export interface ArchiveRow {
 }
 
 /**
- * Keyset pagination on (timestamp, id): holds no cursor between pages. The condition starts with
- * `timestamp >= ?` so that the (user, timestamp) index gives the page's start: with only the OR,
- * SQLite scans the user's archive from its beginning for every page.
+ * The user's archive, page by page. Keyset pagination on (timestamp, id): holds no cursor between
+ * pages. The condition starts with `timestamp >= ?` so that the (user, timestamp) index gives the
+ * page's start: with only the OR, SQLite scans the user's archive from its beginning for every
+ * page. Pages rather than rows, and rows as arrays: this runs once per archived message.
  */
-export async function* readArchiveRows(db: SqlSession, t: Tables, ref: UserRef, batch: number, signal?: AbortSignal): AsyncGenerator<ArchiveRow> {
+export async function* readArchivePages(db: SqlSession, t: Tables, ref: UserRef, batch: number, signal?: AbortSignal): AsyncGenerator<ArchiveRow[]> {
+  const owner = t.owner(ref);
+  const sql =
+    `SELECT "timestamp", "bare_peer", "xml", "id" FROM "archive" WHERE ${owner.cond}` +
+    ` AND "timestamp" >= ? AND ("timestamp" > ? OR "id" > ?) ORDER BY "timestamp", "id" LIMIT ${batch}`;
   let afterTs = '-1';
   let afterId = -1;
   for (;;) {
     signal?.throwIfAborted();
-    const rows = await t.select(
-      db,
-      ref,
-      'archive',
-      ['timestamp', 'bare_peer', 'xml', 'id'],
-      ` AND "timestamp" >= ? AND ("timestamp" > ? OR "id" > ?) ORDER BY "timestamp", "id" LIMIT ${batch}`,
-      [Number(afterTs), Number(afterTs), afterId],
-    );
-    for (const row of rows) {
-      afterTs = text(row.timestamp, 'archive.timestamp');
-      afterId = int(row.id, 'archive.id');
-      yield { timestamp: afterTs, barePeer: text(row.bare_peer, 'archive.bare_peer'), xml: text(row.xml, 'archive.xml') };
+    const rows = await queryArrays(db, sql, [...owner.params, Number(afterTs), Number(afterTs), afterId]);
+    const page: ArchiveRow[] = new Array<ArchiveRow>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const [timestamp, barePeer, xml, id] = rows[i] as unknown[];
+      afterTs = text(timestamp, 'archive.timestamp');
+      afterId = int(id, 'archive.id');
+      page[i] = { timestamp: afterTs, barePeer: text(barePeer, 'archive.bare_peer'), xml: text(xml, 'archive.xml') };
     }
+    if (page.length > 0) yield page;
     if (rows.length < batch) return;
   }
 }

@@ -18,10 +18,12 @@ import { LuaSerializeError, serializeDatFile } from './lua-serialize.js';
 import type { FileTransaction } from './transaction.js';
 
 /**
- * Keys or identities an archive store's de-duplication keeps in memory (2 MB at most) before it
- * moves them to a scratch file, so that memory does not grow with the archive.
+ * Keys or identities an archive store's de-duplication keeps in memory (24 MB at most, 12 bytes
+ * each at half load) before it moves them to a scratch file, so that memory does not grow with
+ * the archive. An archive of up to a million messages stays in memory, where looking a key up is
+ * several times faster than in the file.
  */
-export const DEFAULT_SEEN_IN_MEMORY = 65_536;
+export const DEFAULT_SEEN_IN_MEMORY = 1 << 20;
 
 /** mod_storage_internal's `storage_archive_item_limit` default. */
 export const DEFAULT_ARCHIVE_ITEM_LIMIT = 10000;

@@ -32,10 +32,32 @@ function parseStamp(stamp: string): number | undefined {
   return isoToSeconds(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${zone}`);
 }
 
+const TWO_DIGITS = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
+const DAY_SECONDS = 86_400;
+/** The last day's `YYYY-MM-DDT`: an archive's items come in time order, so most share it. */
+let dayNumber = Number.NaN;
+let dayPrefix = '';
+
+/** `YYYY-MM-DDTHH:MM:SS` of whole seconds since the epoch. */
+function secondsToIsoBase(whole: number): string {
+  // Runs once per archived item: the years 1970 to 9999 are formatted here.
+  if (whole < 0 || whole >= 253_402_300_800) return new Date(whole * 1000).toISOString().replace(/\.\d{3}Z$/, '');
+  const day = Math.floor(whole / DAY_SECONDS);
+  if (day !== dayNumber) {
+    dayPrefix = new Date(day * DAY_SECONDS * 1000).toISOString().slice(0, 11);
+    dayNumber = day;
+  }
+  let t = whole - day * DAY_SECONDS;
+  const hours = Math.floor(t / 3600);
+  t -= hours * 3600;
+  const minutes = Math.floor(t / 60);
+  return `${dayPrefix}${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[t - minutes * 60]}`;
+}
+
 /** util.datetime.datetime(when): whole seconds, or (Prosody 13) a float's µs, floored as Prosody does. */
 export function stampOf(when: number): string {
   const whole = Math.floor(when);
-  const base = new Date(whole * 1000).toISOString().replace(/\.\d{3}Z$/, '');
+  const base = secondsToIsoBase(whole);
   if (when === whole) return `${base}Z`;
   return `${base}.${String(Math.floor((when - whole) * 1e6)).padStart(6, '0')}Z`;
 }

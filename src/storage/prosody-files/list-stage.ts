@@ -8,6 +8,7 @@ import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { serializeXmlValue } from '../prosody/stanza.js';
 import type { FileStore } from './files.js';
 import { FingerprintSet } from './fingerprint-set.js';
+import { LuaBytes } from './list-item-bytes.js';
 import { ListItemError, archiveItemFromList, archiveItemToList } from './list-items.js';
 import { LuaSerializeError, serializeListItem } from './lua-serialize.js';
 import { listIndexPath } from './paths.js';
@@ -28,6 +29,9 @@ function itemIdentity(item: ArchiveItem): string {
   return `${Math.floor(item.when)}\u0000${stanza ? serializeXmlValue(stanza) : ''}`;
 }
 
+/** New items are written out in pieces of about this size. */
+const FLUSH_BYTES = 1 << 20;
+
 /** One `.list` file being rebuilt. */
 export class ListStage {
   private out: StagedFile | undefined;
@@ -38,6 +42,8 @@ export class ListStage {
   private readonly seen: FingerprintSet;
   /** `last-wins`: serialized items by key, in the order their last occurrence came. */
   private readonly latest = new Map<string, string>();
+  /** New items not written to the file yet. */
+  private pending: LuaBytes | undefined;
   written = 0;
 
   constructor(
@@ -76,9 +82,13 @@ export class ListStage {
     }
   }
 
+  private get keepEmptyWith(): boolean {
+    return this.store === OFFLINE_STORE || this.store === ARCHIVE_STORE;
+  }
+
   private item(item: ArchiveItem): string {
     try {
-      return serializeListItem(archiveItemToList(item, { keepEmptyWith: this.store === OFFLINE_STORE || this.store === ARCHIVE_STORE }));
+      return serializeListItem(archiveItemToList(item, { keepEmptyWith: this.keepEmptyWith }));
     } catch (err) {
       if (err instanceof ListItemError || err instanceof LuaSerializeError) throw new StorageError('invalid-data', `${this.store} item ${item.key}: ${err.message}`, { cause: err });
       throw err;
@@ -87,16 +97,23 @@ export class ListStage {
 
   /** False when the item is a duplicate that was not added. */
   async add(item: ArchiveItem): Promise<boolean> {
-    await this.prepare();
-    const text = this.item(item);
+    if (!this.prepared) await this.prepare();
     if (this.policy === 'last-wins') {
+      const text = this.item(item);
       this.latest.delete(item.key);
       this.latest.set(item.key, text);
       return true;
     }
+    // Encoded before the duplicate check, so that an item that cannot be stored fails either way.
+    const pending = (this.pending ??= new LuaBytes(FLUSH_BYTES + (FLUSH_BYTES >> 2)));
+    const mark = pending.length;
+    if (!pending.listItem(item, this.keepEmptyWith)) pending.ascii(this.item(item));
     if (this.policy === 'first-wins' || this.policy === 'same-content') {
       const id = this.policy === 'first-wins' ? item.key : itemIdentity(item);
-      if (!this.seen.add(id)) return false;
+      if (!this.seen.add(id)) {
+        pending.length = mark;
+        return false;
+      }
     }
     if (!this.out) {
       await this.dropIndex();
@@ -104,15 +121,24 @@ export class ListStage {
       // The stored items stay exactly as Prosody wrote them; new ones follow, as appends would.
       if (this.baseExists) await this.out.appendFileContents(this.path);
     }
-    await this.out.write(text);
     this.written++;
+    if (pending.length >= FLUSH_BYTES) await this.flushPending();
     return true;
+  }
+
+  private async flushPending(): Promise<void> {
+    const pending = this.pending;
+    if (!pending || pending.length === 0 || !this.out) return;
+    await this.out.writeBytes(pending.bytes);
+    pending.clear();
   }
 
   /** Items the file holds after the import. */
   async finish(): Promise<number> {
     await this.prepare();
     this.close();
+    await this.flushPending();
+    this.pending = undefined;
     if (this.policy === 'last-wins' && this.latest.size > 0) {
       await this.dropIndex();
       const out = await this.tx.stage(this.path);

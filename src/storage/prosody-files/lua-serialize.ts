@@ -125,6 +125,7 @@ export function serializeLuaNumber(value: number | LuaFloat): string {
   const float = value instanceof LuaFloat;
   const x = float ? value.value : value;
   // A JS integer beyond 64 bits could only have been a float in Lua.
+  if (!float && Number.isSafeInteger(x)) return String(x);
   if (!float && Number.isInteger(x) && x >= -TWO_63 && x < TWO_63) return BigInt(x).toString();
   if (x === Infinity) return '(1/0)';
   if (x === -Infinity) return '(-1/0)';

@@ -9,6 +9,8 @@ const WRITE_CHUNK = 256 * 1024;
 export interface StagedFile {
   readonly path: string;
   write(text: string): Promise<void>;
+  /** Appends bytes; the caller may reuse `data` once the promise settles. */
+  writeBytes(data: Uint8Array): Promise<void>;
   /** Appends another file's bytes unchanged. */
   appendFileContents(source: string): Promise<void>;
   /** Bytes written so far. */
@@ -35,6 +37,14 @@ export class TempFile implements StagedFile {
     this.buffered.push(text);
     this.bufferedLength += text.length;
     if (this.bufferedLength >= WRITE_CHUNK) await this.flush();
+  }
+
+  async writeBytes(data: Uint8Array): Promise<void> {
+    await this.flush();
+    if (!this.handle) throw new Error('file is closed');
+    if (data.length === 0) return;
+    await this.handle.write(data);
+    this.bytes += data.length;
   }
 
   private async flush(): Promise<void> {
@@ -84,6 +94,10 @@ export class NullFile implements StagedFile {
   constructor(readonly path: string) {}
   write(text: string): Promise<void> {
     this.bytes += Buffer.byteLength(text, 'utf8');
+    return Promise.resolve();
+  }
+  writeBytes(data: Uint8Array): Promise<void> {
+    this.bytes += data.length;
     return Promise.resolve();
   }
   async appendFileContents(source: string): Promise<void> {
