@@ -149,19 +149,20 @@ export function importRoutes(app: FastifyInstance, kit: WebKit): { check: CheckS
       return seeOther(reply, '/import');
     }
     const { report } = pending;
+    const pulled = pending.pulledFrom !== undefined;
     const counts = { ...report.counts };
     delete counts.credentials;
     const added = kindList(counts);
     const body = html`${takeFlash(session)}
 <p>${pending.pulledFrom !== undefined ? strings.reviewIntroPulled(pending.pulledFrom) : strings.reviewIntro}</p>
 <section aria-labelledby="added-h" id="report">
-<h2 id="added-h">${strings.reviewAdd}</h2>
-${added.length > 0 ? html`<p>${strings.reviewAddIntro}</p><ul class="report">${holdings(pending.holds, pending.hasPassword)}</ul><details><summary>${strings.recordsPerKind}</summary><ul class="report">${added}</ul></details>` : html`<p>${strings.reviewNothing}</p>`}
+<h2 id="added-h">${pulled ? strings.pullReviewAdd : strings.reviewAdd}</h2>
+${added.length > 0 ? html`<p>${strings.reviewAddIntro}</p><ul class="report">${holdings(pending.holds, pending.hasPassword)}</ul><details><summary>${strings.recordsPerKind}</summary><ul class="report">${added}</ul></details>` : html`<p>${pulled ? strings.pullReviewNothing : strings.reviewNothing}</p>`}
 ${report.skipped.length > 0 ? html`<h2>${strings.reviewSkipped}</h2><ul class="report">${report.skipped.map((s) => html`<li>${strings.kindNames[s.kind] ?? s.kind}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}</li>`)}</ul>` : html``}
 ${report.unsupported.length > 0 ? html`<p>${strings.reviewUnsupported(report.unsupported.map((k) => strings.kindNames[k] ?? k).join(', '))}</p>` : html``}
 ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class="report">${report.warnings.map((w) => html`<li>${w}</li>`)}</ul>` : html``}
 </section>
-<p>${strings.reviewReplaceNote}</p>
+<p>${pulled ? strings.pullReplaceNote : strings.reviewReplaceNote}</p>
 <form method="post" action="${base}/import/confirm" data-busy="applying">
   <input type="hidden" name="csrf" value="${session.csrf}">
   <fieldset>
@@ -169,11 +170,11 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
     <label class="choice"><input type="radio" name="mode" value="merge" checked> ${strings.modeMerge}</label>
     <label class="choice"><input type="radio" name="mode" value="replace"> ${strings.modeReplace}</label>
   </fieldset>
-  ${pending.hasPassword ? html`<label class="choice"><input type="checkbox" name="password" value="take"> ${strings.passwordChoice}</label>` : html`<p>${strings.passwordNone}</p>`}
+  ${pending.hasPassword ? html`<label class="choice"><input type="checkbox" name="password" value="take"> ${strings.passwordChoice}</label>` : html`<p>${pulled ? strings.pullPasswordNone : strings.passwordNone}</p>`}
   <p id="applying" role="status" hidden>${strings.applying}</p>
   <div class="actions">
     <button type="submit">${strings.confirmButton}</button>
-    <button type="submit" class="secondary" formaction="${base}/import/cancel">${strings.cancelButton}</button>
+    <button type="submit" class="secondary" formaction="${base}/import/cancel">${pulled ? strings.pullCancelButton : strings.cancelButton}</button>
   </div>
 </form>`;
     return page(reply, 200, strings.reviewTitle, body, session, 'import');
@@ -182,8 +183,9 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
   app.post(`${base}/import/cancel`, publicRoute, async (request, reply) => {
     const session = postSession(request, reply, formField(request.body, 'csrf'));
     if (!session) return reply;
+    const pulled = session.pending?.pulledFrom !== undefined;
     await SessionStore.dropPending(session);
-    session.flash = { kind: 'info', text: strings.cancelled };
+    session.flash = { kind: 'info', text: pulled ? strings.pullCancelled : strings.cancelled };
     return seeOther(reply, '/import');
   });
 
@@ -203,7 +205,7 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
     const include = takePassword ? kinds : new Set(DATA_KINDS.filter((k) => k !== 'credentials' && kinds.has(k)));
     try {
       const report = await runImport(session, () => pending.spool.open(), mode, include, false, undefined, pending.pulledFrom !== undefined ? 'xmpp' : 'upload');
-      session.done = { report, holds: pending.holds, tookPassword: takePassword };
+      session.done = { report, holds: pending.holds, tookPassword: takePassword, ...(pending.pulledFrom !== undefined ? { pulledFrom: pending.pulledFrom } : {}) };
       ctx.audit.record({ action: 'import', actor: { kind: 'web', jid: session.jid }, outcome: 'ok', account: session.jid, dryRun: false, mode, kinds: [...include], requestId: request.id });
       return seeOther(reply, '/import/done');
     } catch (err) {
@@ -229,7 +231,7 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
       reply,
       200,
       strings.doneTitle,
-      html`<div class="notice info" role="status" id="notice" tabindex="-1">${strings.doneIntro}</div>
+      html`<div class="notice info" role="status" id="notice" tabindex="-1">${done.pulledFrom !== undefined ? strings.pullDoneIntro(done.pulledFrom) : strings.doneIntro}</div>
 <section id="summary">
 ${added.length > 0 ? html`<ul class="report">${added}</ul>` : html`<p>${strings.reviewNothing}</p>`}
 <p>${strings.doneMode(report.mode)}</p>

@@ -53,7 +53,7 @@ export interface Session {
   pending?: PendingImport;
   pull?: PullTask;
   /** The last finished import, for its summary page. */
-  done?: { readonly report: UserImportReport; readonly holds: AccountOverview; readonly tookPassword: boolean };
+  done?: { readonly report: UserImportReport; readonly holds: AccountOverview; readonly tookPassword: boolean; readonly pulledFrom?: string };
 }
 
 function digest(id: string): string {

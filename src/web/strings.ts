@@ -146,6 +146,13 @@ export const strings = {
   pullUnreachable: 'xporta could not reach the other provider’s server. Nothing was changed. Check the address; if it is right, tell this server’s operator.',
   pullInsecure: 'The other provider’s server could not be reached securely (its TLS certificate did not verify, or it offers no TLS). Nothing was changed. Tell this server’s operator.',
   pullBroken: 'The connection to the other provider broke off or it stopped answering. Nothing was changed. Try again.',
+  pullReviewAdd: 'What your old account holds',
+  pullReviewNothing: 'Your old account holds no data xporta can read.',
+  pullReplaceNote: 'With “Replace”, what your account here holds of these kinds is removed first, then the data of your old account is stored. With “Merge”, it is added to yours; where both have the same item, the old account’s wins.',
+  pullPasswordNone: 'The other provider never reveals passwords, so your password here stays as it is.',
+  pullCancelButton: 'Cancel and delete what was read',
+  pullCancelled: 'The import was cancelled and what was read from your old account deleted. Nothing was changed.',
+  pullDoneIntro: (source: string) => `The import is complete. This came from your old account ${source}:`,
   pullRunning: 'Your old account is already being read. Wait for it to finish.',
 
   moveTitle: 'Move to another address',

@@ -161,11 +161,13 @@ describe.skipIf(skip)('the web page brings an account from another provider (Pro
       expect(await page.locator('main p').first().textContent()).toBe(strings.reviewIntroPulled(summary.alice.jid));
       expect(report).toContain(strings.plural(summary.roster.items.length, strings.fileContacts[0] ?? '', strings.fileContacts[1] ?? ''));
       expect(report).toContain(strings.plural(summary.archive.messages.length, strings.fileMessages[0] ?? '', strings.fileMessages[1] ?? ''));
+      expect(await page.locator('#added-h').textContent()).toBe(strings.pullReviewAdd);
       await screen(page, 'pull-review', width);
 
       await page.getByLabel(width === 1280 ? strings.modeReplace : strings.modeMerge).check();
       await page.getByRole('button', { name: strings.confirmButton }).click();
       await page.waitForURL(`${base}/import/done`);
+      expect(await page.locator('#notice').textContent()).toBe(strings.pullDoneIntro(summary.alice.jid));
       expect(await page.locator('#summary').textContent()).toContain(strings.plural(summary.archive.messages.length, strings.fileMessages[0] ?? '', strings.fileMessages[1] ?? ''));
       await context.close();
 
