@@ -7,6 +7,8 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { OverviewTally, type AccountOverview } from '../core/account-overview.js';
+import type { ImportSource } from '../core/context.js';
+import type { Spool } from '../core/spool.js';
 import { importAccount } from '../core/import-pipeline.js';
 import { importReaderOptions } from '../core/import-options.js';
 import { DATA_KINDS, type DataKind, type DocumentEvent } from '../records/model.js';
@@ -20,13 +22,17 @@ import { SessionStore, type Session } from './sessions.js';
 import { strings } from './strings.js';
 import { spoolFormFile, UploadError } from './upload.js';
 
-export function importRoutes(app: FastifyInstance, kit: WebKit): void {
+/** Checks a spooled document by a dry run and keeps it, bound to the session, for the review. */
+export type CheckSpool = (session: Session, spool: Spool, from: { readonly kinds: ReadonlySet<DataKind>; readonly pulledFrom: string }) => Promise<void>;
+
+export function importRoutes(app: FastifyInstance, kit: WebKit): { check: CheckSpool } {
   const { ctx, web, base, publicRoute, sessionOf, page, takeFlash, seeOther, postSession, markScripted } = kit;
   const { config, storage } = ctx;
 
   const importForm = (session: Session, flash: SafeHtml): SafeHtml =>
     html`${flash}
 <p>${strings.importIntro}</p>
+<p><a href="${base}/import/xmpp">${strings.pullLink}</a></p>
 <form method="post" action="${base}/import?csrf=${session.csrf}" enctype="multipart/form-data" data-upload
   data-uploading="${strings.uploading}" data-progress="${strings.uploadProgress(0).replace('0', '{percent}')}" data-checking="${strings.checking}" data-failed="${strings.uploadFailed}">
   <label for="file">${strings.fileLabel}</label>
@@ -49,17 +55,20 @@ export function importRoutes(app: FastifyInstance, kit: WebKit): void {
   });
 
   const readerOptions = importReaderOptions({ ...config.limits, maxUploadBytes: web.maxUploadBytes }, ALL_KINDS, { from: 'upload' });
+  // A pulled document was written by xporta from what the other server served: no upload limit.
+  const pulledReaderOptions = importReaderOptions(config.limits, ALL_KINDS, { from: 'file' });
 
   /** Applies (or checks) the spooled file under the core's pipeline, retrying a transient storage failure. */
-  const runImport = async (session: Session, open: () => Readable, mode: ImportMode, include: ReadonlySet<DataKind>, dryRun: boolean, onUser?: (e: DocumentEvent) => void): Promise<UserImportReport> => {
+  const runImport = async (session: Session, open: () => Readable, mode: ImportMode, include: ReadonlySet<DataKind>, dryRun: boolean, onUser?: (e: DocumentEvent) => void, source: ImportSource = 'upload'): Promise<UserImportReport> => {
     const jid = session.jid;
     const ref = refOf(jid);
     const options = { mode, dryRun, include, createAccount: false };
-    return importAccount(ctx, { jid, source: 'upload', options, createHint: strings.errorNoAccount }, {
+    const reading = source === 'xmpp' ? pulledReaderOptions : readerOptions;
+    return importAccount(ctx, { jid, source, options, createHint: strings.errorNoAccount }, {
       apply: (run) =>
         withRetries(
           async (attempt) => {
-            const events = readDocument(open(), { ...readerOptions, credentials: include.has('credentials') });
+            const events = readDocument(open(), { ...reading, credentials: include.has('credentials') });
             const tapped = onUser ? tap(events, onUser) : events;
             return importUserDocument(storage, ref, attempt === 1 ? run.countRecords(tapped) : tapped, options);
           },
@@ -140,19 +149,20 @@ export function importRoutes(app: FastifyInstance, kit: WebKit): void {
       return seeOther(reply, '/import');
     }
     const { report } = pending;
+    const pulled = pending.pulledFrom !== undefined;
     const counts = { ...report.counts };
     delete counts.credentials;
     const added = kindList(counts);
     const body = html`${takeFlash(session)}
-<p>${strings.reviewIntro}</p>
+<p>${pending.pulledFrom !== undefined ? strings.reviewIntroPulled(pending.pulledFrom) : strings.reviewIntro}</p>
 <section aria-labelledby="added-h" id="report">
-<h2 id="added-h">${strings.reviewAdd}</h2>
-${added.length > 0 ? html`<p>${strings.reviewAddIntro}</p><ul class="report">${holdings(pending.holds, pending.hasPassword)}</ul><details><summary>${strings.recordsPerKind}</summary><ul class="report">${added}</ul></details>` : html`<p>${strings.reviewNothing}</p>`}
+<h2 id="added-h">${pulled ? strings.pullReviewAdd : strings.reviewAdd}</h2>
+${added.length > 0 ? html`<p>${strings.reviewAddIntro}</p><ul class="report">${holdings(pending.holds, pending.hasPassword)}</ul><details><summary>${strings.recordsPerKind}</summary><ul class="report">${added}</ul></details>` : html`<p>${pulled ? strings.pullReviewNothing : strings.reviewNothing}</p>`}
 ${report.skipped.length > 0 ? html`<h2>${strings.reviewSkipped}</h2><ul class="report">${report.skipped.map((s) => html`<li>${strings.kindNames[s.kind] ?? s.kind}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}</li>`)}</ul>` : html``}
 ${report.unsupported.length > 0 ? html`<p>${strings.reviewUnsupported(report.unsupported.map((k) => strings.kindNames[k] ?? k).join(', '))}</p>` : html``}
 ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class="report">${report.warnings.map((w) => html`<li>${w}</li>`)}</ul>` : html``}
 </section>
-<p>${strings.reviewReplaceNote}</p>
+<p>${pulled ? strings.pullReplaceNote : strings.reviewReplaceNote}</p>
 <form method="post" action="${base}/import/confirm" data-busy="applying">
   <input type="hidden" name="csrf" value="${session.csrf}">
   <fieldset>
@@ -160,11 +170,11 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
     <label class="choice"><input type="radio" name="mode" value="merge" checked> ${strings.modeMerge}</label>
     <label class="choice"><input type="radio" name="mode" value="replace"> ${strings.modeReplace}</label>
   </fieldset>
-  ${pending.hasPassword ? html`<label class="choice"><input type="checkbox" name="password" value="take"> ${strings.passwordChoice}</label>` : html`<p>${strings.passwordNone}</p>`}
+  ${pending.hasPassword ? html`<label class="choice"><input type="checkbox" name="password" value="take"> ${strings.passwordChoice}</label>` : html`<p>${pulled ? strings.pullPasswordNone : strings.passwordNone}</p>`}
   <p id="applying" role="status" hidden>${strings.applying}</p>
   <div class="actions">
     <button type="submit">${strings.confirmButton}</button>
-    <button type="submit" class="secondary" formaction="${base}/import/cancel">${strings.cancelButton}</button>
+    <button type="submit" class="secondary" formaction="${base}/import/cancel">${pulled ? strings.pullCancelButton : strings.cancelButton}</button>
   </div>
 </form>`;
     return page(reply, 200, strings.reviewTitle, body, session, 'import');
@@ -173,8 +183,9 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
   app.post(`${base}/import/cancel`, publicRoute, async (request, reply) => {
     const session = postSession(request, reply, formField(request.body, 'csrf'));
     if (!session) return reply;
+    const pulled = session.pending?.pulledFrom !== undefined;
     await SessionStore.dropPending(session);
-    session.flash = { kind: 'info', text: strings.cancelled };
+    session.flash = { kind: 'info', text: pulled ? strings.pullCancelled : strings.cancelled };
     return seeOther(reply, '/import');
   });
 
@@ -190,10 +201,11 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
     }
     const mode: ImportMode = formField(request.body, 'mode') === 'replace' ? 'replace' : 'merge';
     const takePassword = pending.hasPassword && formField(request.body, 'password') === 'take';
-    const include = takePassword ? ALL_KINDS : new Set(DATA_KINDS.filter((k) => k !== 'credentials'));
+    const kinds = pending.kinds ?? ALL_KINDS;
+    const include = takePassword ? kinds : new Set(DATA_KINDS.filter((k) => k !== 'credentials' && kinds.has(k)));
     try {
-      const report = await runImport(session, () => pending.spool.open(), mode, include, false);
-      session.done = { report, holds: pending.holds, tookPassword: takePassword };
+      const report = await runImport(session, () => pending.spool.open(), mode, include, false, undefined, pending.pulledFrom !== undefined ? 'xmpp' : 'upload');
+      session.done = { report, holds: pending.holds, tookPassword: takePassword, ...(pending.pulledFrom !== undefined ? { pulledFrom: pending.pulledFrom } : {}) };
       ctx.audit.record({ action: 'import', actor: { kind: 'web', jid: session.jid }, outcome: 'ok', account: session.jid, dryRun: false, mode, kinds: [...include], requestId: request.id });
       return seeOther(reply, '/import/done');
     } catch (err) {
@@ -219,7 +231,7 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
       reply,
       200,
       strings.doneTitle,
-      html`<div class="notice info" role="status" id="notice" tabindex="-1">${strings.doneIntro}</div>
+      html`<div class="notice info" role="status" id="notice" tabindex="-1">${done.pulledFrom !== undefined ? strings.pullDoneIntro(done.pulledFrom) : strings.doneIntro}</div>
 <section id="summary">
 ${added.length > 0 ? html`<ul class="report">${added}</ul>` : html`<p>${strings.reviewNothing}</p>`}
 <p>${strings.doneMode(report.mode)}</p>
@@ -232,6 +244,17 @@ ${report.warnings.length > 0 ? html`<h2>${strings.reviewWarnings}</h2><ul class=
       'import',
     );
   });
+
+  const check: CheckSpool = async (session, spool, from) => {
+    let tally = new OverviewTally();
+    const report = await runImport(session, () => spool.open(), 'merge', from.kinds, true, (event) => {
+      if (event.kind === 'user') tally = new OverviewTally();
+      else tally.add(event);
+    }, 'xmpp');
+    await SessionStore.dropPending(session);
+    session.pending = { spool, report, holds: tally.result(), hasPassword: false, expiresAt: Date.now() + web.pendingImportTtlSeconds * 1000, kinds: from.kinds, pulledFrom: from.pulledFrom };
+  };
+  return { check };
 }
 
 async function* tap(events: AsyncIterable<DocumentEvent>, see: (e: DocumentEvent) => void): AsyncGenerator<DocumentEvent> {

@@ -19,6 +19,7 @@ import { html, notice } from './html.js';
 import { importRoutes } from './import.js';
 import { createKit, CSP } from './kit.js';
 import { moveRoutes } from './move.js';
+import { pullRoutes } from './pull.js';
 import { signInRoutes } from './sign-in.js';
 import { strings } from './strings.js';
 
@@ -56,7 +57,8 @@ export const webPage: FastifyPluginAsync<WebPageOptions> = async (app, { ctx }) 
 
   signInRoutes(app, kit);
   accountRoutes(app, kit);
-  importRoutes(app, kit);
+  const { check } = importRoutes(app, kit);
+  pullRoutes(app, kit, check);
   moveRoutes(app, kit);
 
   app.setErrorHandler((err, request, reply) => {

@@ -9,6 +9,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Scope } from '../config/config.js';
 import type { AccountOverview } from '../core/account-overview.js';
 import type { Spool } from '../core/spool.js';
+import type { DataKind } from '../records/model.js';
+import type { PullNotes } from '../storage/xmpp-client/index.js';
 import type { UserImportReport } from '../transfer/account-transfer.js';
 
 export interface PendingImport {
@@ -19,6 +21,22 @@ export interface PendingImport {
   /** The file named a password (SCRAM keys or plain). */
   readonly hasPassword: boolean;
   readonly expiresAt: number;
+  /** The kinds the document can speak for; a replace clears only these. All kinds when absent. */
+  readonly kinds?: ReadonlySet<DataKind>;
+  /** The other provider's address when the document was pulled from there, not uploaded. */
+  readonly pulledFrom?: string;
+}
+
+/**
+ * A pull from another provider running for the session: reading (the notes fill as it goes),
+ * checking (the dry run of what was read), checked (the review is waiting), or failed.
+ */
+export interface PullTask {
+  readonly source: string;
+  readonly notes: PullNotes;
+  state: 'reading' | 'checking' | 'checked' | 'failed';
+  failure?: string;
+  readonly controller: AbortController;
 }
 
 export interface Flash {
@@ -33,8 +51,9 @@ export interface Session {
   expiresAt: number;
   flash?: Flash;
   pending?: PendingImport;
+  pull?: PullTask;
   /** The last finished import, for its summary page. */
-  done?: { readonly report: UserImportReport; readonly holds: AccountOverview; readonly tookPassword: boolean };
+  done?: { readonly report: UserImportReport; readonly holds: AccountOverview; readonly tookPassword: boolean; readonly pulledFrom?: string };
 }
 
 function digest(id: string): string {
@@ -120,6 +139,9 @@ export class SessionStore {
   private end(key: string): void {
     const session = this.sessions.get(key);
     this.sessions.delete(key);
-    if (session) void SessionStore.dropPending(session);
+    if (!session) return;
+    session.pull?.controller.abort();
+    session.pull = undefined;
+    void SessionStore.dropPending(session);
   }
 }

@@ -5,7 +5,7 @@
  * roster and vCard back; a wrong password, a replayed one-time link, an oversize and a broken
  * file each give a message and change nothing; the whole flow at 390 px; axe-core finds no
  * serious or critical violation on any screen. With XPORTA_SCREENSHOTS=1 each screen is saved
- * to docs/screenshots/ at 1280 and 390 px.
+ * to docs/screenshots/ at 1280 and 390 px (every screen at both widths).
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -186,6 +186,18 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
     // The password typed is not echoed back into the page.
     expect(await page.content()).not.toContain('not-her-password');
     await context.close();
+
+    const phone = await browser.context(390);
+    const small = await phone.newPage();
+    await small.goto(`${base}/`);
+    await small.getByLabel(strings.jidLabel).fill(summary.alice.jid);
+    await small.getByLabel(strings.passwordLabel).fill('not-her-password');
+    await small.getByRole('button', { name: strings.signInButton, exact: true }).click();
+    await small.getByRole('alert').waitFor();
+    expect(await small.getByRole('alert').textContent()).toBe(strings.signInFailed);
+    await screen(small, 'sign-in-failed', 390);
+    expect((await phone.cookies()).some((c) => c.name === 'xporta_web')).toBe(false);
+    await phone.close();
   }, STEP_TIMEOUT_MS);
 
   it('signs in once with a one-time link; the same link again is refused in words', async () => {
@@ -229,15 +241,33 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
     await upload(page, 'cut.xml.gz', gzipSync(Buffer.from(downloads[0] ?? '<x/>')).subarray(0, 200));
     await page.getByRole('alert').waitFor();
     expect(await page.getByRole('alert').textContent()).toBe(strings.errorBrokenGzip);
+    await context.close();
+
+    const phone = await browser.context(390);
+    const small = await phone.newPage();
+    await signIn(small, jid, DAVE.password);
+    await upload(small, 'huge.xml', Buffer.alloc(MAX_UPLOAD + 4096, 'x'));
+    await small.getByRole('alert').waitFor();
+    expect(await small.getByRole('alert').textContent()).toBe(strings.errorTooLarge('1 MB'));
+    await screen(small, 'import-error', 390);
+    await phone.close();
 
     expect(await fingerprint(app.ctx.storage, jid)).toEqual(before);
     expect(readdirSafe(join(dir, 'spool'))).toEqual([]);
-    await context.close();
   }, STEP_TIMEOUT_MS);
 
   it('publishes a move (XEP-0283) and lists the contacts with their state, at both widths', async () => {
     const carol = summary.accounts.find((a) => a.user === 'carol');
     if (!carol) throw new Error('populate made no carol');
+    // The form before any move, at the phone width.
+    const formPhone = await browser.context(390);
+    const formPage = await formPhone.newPage();
+    await signIn(formPage, carol.jid, carol.password);
+    await formPage.goto(`${base}/move`);
+    expect(await formPage.getByLabel(strings.moveNewJid).isVisible()).toBe(true);
+    await screen(formPage, 'move', 390);
+    await formPhone.close();
+
     const context = await browser.context(1280);
     const page = await context.newPage();
     await signIn(page, carol.jid, carol.password);

@@ -134,4 +134,46 @@ describe('the web page’s routes', () => {
       await local.close();
     }
   });
+
+  it('starts no pull from another provider without the session’s token, an address or a password, and says why in words', async () => {
+    const local = await startService(undefined, { XPORTA_WEB__ENABLED: 'true' }, false, withPage);
+    try {
+      const instance = local.app;
+      expect((await importDoc(instance, 'alice@localhost', accountDocument({ host: 'localhost', user: 'alice', password: 'alice-pw' }))).status).toBe(200);
+      const form = await instance.inject({ method: 'GET', url: '/web/' });
+      const pre = cookieOf(form, 'xporta_web_signin') ?? '';
+      const signedIn = await instance.inject({
+        method: 'POST',
+        url: '/web/sign-in',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `xporta_web_signin=${pre}` },
+        payload: new URLSearchParams({ jid: 'alice@localhost', password: 'alice-pw', csrf: csrfOf(form.body) }).toString(),
+      });
+      const cookie = `xporta_web=${cookieOf(signedIn, 'xporta_web') ?? ''}`;
+      const pullForm = await instance.inject({ method: 'GET', url: '/web/import/xmpp', headers: { cookie } });
+      expect(pullForm.statusCode).toBe(200);
+      expect(pullForm.body).toContain(escapeHtml(strings.pullJidLabel));
+      const csrf = csrfOf(pullForm.body);
+      const post = (fields: Record<string, string>) =>
+        instance.inject({ method: 'POST', url: '/web/import/xmpp', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, payload: new URLSearchParams(fields).toString() });
+
+      const forged = await post({ jid: 'alice@old.example', password: 'old-secret', csrf: 'forged' });
+      expect(forged.headers.location).toBe('/web/');
+      for (const [fields, words] of [
+        [{ jid: 'not an address@@', password: 'old-secret', csrf }, strings.pullBadJid],
+        [{ jid: 'old.example', password: 'old-secret', csrf }, strings.pullBadJid],
+        [{ jid: 'alice@old.example', password: '', csrf }, strings.pullNoPassword],
+      ] as const) {
+        const res = await post(fields);
+        expect(res.statusCode).toBe(303);
+        expect(res.headers.location).toBe('/web/import/xmpp');
+        const next = await instance.inject({ method: 'GET', url: '/web/import/xmpp', headers: { cookie } });
+        expect(next.body).toContain(escapeHtml(words));
+        expect(next.body).not.toContain('old-secret');
+        // The form again, no pull running.
+        expect(next.body).toContain(escapeHtml(strings.pullButton));
+      }
+    } finally {
+      await local.close();
+    }
+  });
 });
