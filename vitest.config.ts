@@ -12,7 +12,7 @@ export default defineConfig({
   test: {
     reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
     // One file at a time by default: live suites start servers on free ports and measure time and
-    // memory. The unit project is run with two workers sharing their module cache
+    // memory. The unit project is run with three workers sharing their module cache
     // (scripts/run-tests.mjs, UNIT_ARGS): its files touch no shared server and keep no module state
     // between files.
     fileParallelism: false,

@@ -15,7 +15,7 @@ import { describeWithProsody, type ProsodyHandle } from '../support/prosody.js';
 import type { XmppClient } from '../support/xmpp-client.js';
 import { SERVING_TOKEN, lockedLines, messageRounds, servingXporta, startServingProsody } from '../support/serving-rounds.js';
 
-const UPLOAD_SECONDS = 15;
+const UPLOAD_SECONDS = 30;
 
 /** `text` as a stream that takes about `seconds` to deliver, in 100 ms steps. */
 function slowBody(text: string, seconds: number): Readable {
