@@ -11,7 +11,7 @@ import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../.
 import { XmlCharError, XmlFragmentError } from '../../xml/xml.js';
 import { storedElement } from '../../xml/xml.js';
 import { text } from '../sql/columns.js';
-import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
+import { databaseAccountLocks, inTransaction, openDialect, pingDatabase, snapshotReads, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import type { SqlDialect, SqlSession } from '../sql/dialect.js';
 import { EjabberdImport } from './import.js';
 import { ejabberdVersion, schemaTraits, type EjabberdVersion } from './generation.js';
@@ -140,13 +140,10 @@ export class EjabberdSqlBackend implements StorageBackend {
 
   /** One read transaction (the dialect's snapshot) for an export's reads; undefined where the dialect has none. */
   async snapshot(): Promise<StorageSnapshot | undefined> {
-    const session = await openSnapshot(this.db, asStorageError);
-    if (!session) return undefined;
-    return {
+    return snapshotReads(this.db, asStorageError, (session) => ({
       readAccount: (ref) => this.readAccountFrom(session, ref),
       readUser: (ref, options) => this.readUserFrom(session, ref, options),
-      close: () => session.end(),
-    };
+    }));
   }
 
   private async *readUserFrom(db: SqlSession, ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {

@@ -25,7 +25,7 @@ import { StoredValueError } from '../prosody/values.js';
 import { XmlCharError } from '../../xml/xml.js';
 import { BulkLoadWarningError } from '../sql/row-stream.js';
 import { ProsodySqlImport } from './import.js';
-import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
+import { databaseAccountLocks, inTransaction, openDialect, pingDatabase, snapshotReads, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import { text } from '../sql/columns.js';
 import type { SqlDialect, SqlSession } from '../sql/dialect.js';
 import { listStores, readArchivePages, readEntries, readKeyval, type ArchiveRow } from './rows.js';
@@ -146,13 +146,10 @@ export class ProsodySqlBackend implements StorageBackend {
   async snapshot(): Promise<StorageSnapshot | undefined> {
     if (!this.db.snapshot) return undefined;
     await this.ensureSchema();
-    const session = await openSnapshot(this.db, asStorageError);
-    if (!session) return undefined;
-    return {
+    return snapshotReads(this.db, asStorageError, (session) => ({
       readAccount: (ref) => this.readAccountFrom(session, ref),
       readUser: (ref, options) => this.readUserFrom(session, ref, options),
-      close: () => session.end(),
-    };
+    }));
   }
 
   private async *readUserFrom(db: SqlSession, ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {

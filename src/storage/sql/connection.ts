@@ -5,7 +5,7 @@
  * {@link StorageError}s.
  */
 import type { AccountLease, AccountLockMode } from '../account-lock.js';
-import { StorageError, transientAsUnavailable, type UserRef } from '../backend.js';
+import { StorageError, transientAsUnavailable, type StorageSnapshot, type UserRef } from '../backend.js';
 import type { SqlDialect, SqlSession, SqlSnapshot, SqlTransaction } from './dialect.js';
 import { MysqlDialect, type MysqlOptions } from './mysql/dialect.js';
 import { PostgresqlDialect, type PostgresqlOptions } from './postgresql/dialect.js';
@@ -105,4 +105,18 @@ export async function openSnapshot(db: SqlDialect, mapError: (err: unknown) => u
   } catch (err) {
     throw mapError(err);
   }
+}
+
+/**
+ * A backend's {@link StorageSnapshot} on the dialect's read view: `reads` binds the backend's
+ * readers to the view's session, and `close` ends it. Undefined where the dialect has none.
+ */
+export async function snapshotReads(
+  db: SqlDialect,
+  mapError: (err: unknown) => unknown,
+  reads: (session: SqlSession) => Pick<StorageSnapshot, 'readAccount' | 'readUser'>,
+): Promise<StorageSnapshot | undefined> {
+  const session = await openSnapshot(db, mapError);
+  if (!session) return undefined;
+  return { ...reads(session), close: () => session.end() };
 }
