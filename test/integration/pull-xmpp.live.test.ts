@@ -7,7 +7,7 @@
  * the middle of the archive.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import { openStorage } from '../../src/storage/open.js';
 import { pullAccount, XmppPullError, type PullOptions } from '../../src/storage/xmpp-client/index.js';
 import { importUserDocument, selectKinds } from '../../src/transfer/account-transfer.js';
 import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/records/model.js';
+import { filesUnder } from '../support/paths.js';
 import { ContractChecker } from '../support/openapi.js';
 import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
 import { freePorts } from '../support/ports.js';
@@ -76,17 +77,6 @@ async function collect(events: AsyncIterable<DocumentEvent>): Promise<DocumentEv
 async function userRecords(storage: StorageBackend, user: string): Promise<UserRecord[]> {
   const out: UserRecord[] = [];
   for await (const r of storage.readUser({ host: 'localhost', user }, { include: selectKinds() })) out.push(r);
-  return out;
-}
-
-/** Every file under `dir`, read as text, for the "no password on disk" check. */
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...filesUnder(path));
-    else out.push(path);
-  }
   return out;
 }
 

@@ -5,6 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Config } from '../../src/config/config.js';
+import { buildApp } from '../../src/http/server.js';
+import type { StorageBackend } from '../../src/storage/backend.js';
+import { webPage } from '../../src/web/plugin.js';
 import { binaryAvailable, isCI } from './prosody.js';
 
 export const CHROMIUM = process.env.XPORTA_CHROMIUM ?? '/usr/bin/chromium';
@@ -67,4 +71,13 @@ export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
     return axe.run((globalThis as unknown as { document: unknown }).document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
   });
   return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+/** xporta's HTTP app with the web page registered, listening on a loopback port; `base` is the page's URL. */
+export async function serveWebPage(config: Config, storage: StorageBackend): Promise<{ app: ReturnType<typeof buildApp>; base: string }> {
+  const app = buildApp({ config, storage, logger: false });
+  app.register(webPage, { ctx: app.ctx });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  return { app, base: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/web` };
 }

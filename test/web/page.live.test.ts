@@ -17,16 +17,14 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import type { ServiceContext } from '../../src/core/context.js';
-import { buildApp } from '../../src/http/server.js';
 import { DATA_KINDS, type DocumentEvent } from '../../src/records/model.js';
 import type { StorageBackend } from '../../src/storage/backend.js';
 import { openStorage } from '../../src/storage/open.js';
 import { exportUserDocument, refOf } from '../../src/transfer/account-transfer.js';
-import { webPage } from '../../src/web/plugin.js';
 import { strings } from '../../src/web/strings.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { writeDocument } from '../../src/xep0227/writer.js';
-import { chromiumAvailable, launchBrowser, seriousViolations, type Browser } from '../support/browser.js';
+import { chromiumAvailable, launchBrowser, seriousViolations, serveWebPage, type Browser } from '../support/browser.js';
 import { REPO_ROOT } from '../support/paths.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, prosodyAvailable, skipWithoutProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
@@ -89,11 +87,7 @@ describe.skipIf(skip)('the web page in Chromium, against Prosody 0.12 on SQLite'
       },
       cwd: dir,
     });
-    app = buildApp({ config, storage: await openStorage(config), logger: false });
-    app.register(webPage, { ctx: app.ctx });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/web`;
+    ({ app, base } = await serveWebPage(config, await openStorage(config)));
     browser = await launchBrowser(90_000);
     if (SCREENSHOTS) mkdirSync(SHOTS_DIR, { recursive: true });
   }, 240_000);

@@ -7,21 +7,19 @@
  * vCard from the local account. A wrong old password gives a message and changes nothing; the
  * old password is in no file xporta wrote. axe-core checks each screen.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
-import { buildApp } from '../../src/http/server.js';
 import { DATA_KINDS, type UserRecord } from '../../src/records/model.js';
 import { openStorage } from '../../src/storage/open.js';
 import type { StorageBackend } from '../../src/storage/backend.js';
-import { webPage } from '../../src/web/plugin.js';
 import { strings } from '../../src/web/strings.js';
-import { chromiumAvailable, launchBrowser, seriousViolations, type Browser } from '../support/browser.js';
-import { REPO_ROOT } from '../support/paths.js';
+import { chromiumAvailable, launchBrowser, seriousViolations, serveWebPage, type Browser } from '../support/browser.js';
+import { filesUnder, REPO_ROOT } from '../support/paths.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, prosodyAvailable, skipWithoutProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { makeTestCertificates } from '../support/test-ca.js';
@@ -33,16 +31,6 @@ const FRANK = { user: 'frank', password: 'frank-local-pw' };
 const STEP_TIMEOUT_MS = 240_000;
 
 const skip = skipWithoutProsody() || !chromiumAvailable();
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...filesUnder(path));
-    else out.push(path);
-  }
-  return out;
-}
 
 async function records(storage: StorageBackend, user: string): Promise<string[]> {
   const out: UserRecord[] = [];
@@ -85,12 +73,7 @@ describe.skipIf(skip)('the web page brings an account from another provider (Pro
       cwd: dir,
     });
     storage = await openStorage(config);
-    const built = buildApp({ config, storage, logger: false });
-    built.register(webPage, { ctx: built.ctx });
-    app = built;
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/web`;
+    ({ app, base } = await serveWebPage(config, storage));
     browser = await launchBrowser(90_000);
     if (SCREENSHOTS) mkdirSync(SHOTS_DIR, { recursive: true });
   }, 240_000);
