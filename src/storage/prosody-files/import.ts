@@ -18,8 +18,8 @@ import { LuaSerializeError, serializeDatFile } from './lua-serialize.js';
 import type { FileTransaction } from './transaction.js';
 
 /**
- * Keys or identities an archive store's de-duplication keeps in memory (24 MB at most, 12 bytes
- * each at half load) before it moves them to a scratch file, so that memory does not grow with
+ * Keys or identities an archive store's de-duplication keeps in memory (about 11 bytes
+ * each, 12 MB at most) before it moves them to a scratch file, so that memory does not grow with
  * the archive. An archive of up to a million messages stays in memory, where looking a key up is
  * several times faster than in the file.
  */

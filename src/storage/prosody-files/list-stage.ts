@@ -7,7 +7,7 @@ import { ARCHIVE_STORE, OFFLINE_STORE, itemStanza, type ArchiveItem } from '../p
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { serializeXmlValue } from '../prosody/stanza.js';
 import type { FileStore } from './files.js';
-import { FingerprintSet } from './fingerprint-set.js';
+import { FingerprintSet } from '../prosody/fingerprint-set.js';
 import { LuaBytes } from './list-item-bytes.js';
 import { ListItemError, archiveItemFromList, archiveItemToList } from './list-items.js';
 import { LuaSerializeError, serializeListItem } from './lua-serialize.js';

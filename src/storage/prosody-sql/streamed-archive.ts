@@ -1,23 +1,36 @@
 /**
  * A MAM archive loaded through the database's bulk-load protocol ({@link SqlTransaction.streamRows}:
- * PostgreSQL's COPY, MySQL's LOAD DATA) rather than INSERT batches, with the duplicate check done
- * once, set-wise, at the end instead of a lookup per batch. What counts as a duplicate is the
- * same: an item whose key (its archive id) the store already has, or an earlier item of the same
- * import has; the first one stays.
+ * PostgreSQL's COPY, MySQL's LOAD DATA) rather than INSERT batches. What counts as a duplicate is
+ * the same as for the INSERT path: an item whose key (its archive id) the store already has, or
+ * an earlier item of the same import has; the first one stays, and the rows keep document order.
  *
- * - PostgreSQL, where `prosodyarchive_index` is unique (a duplicate would fail the load): the rows
- *   go into a temporary staging table; the repeated keys and (when the store has rows) the stored
- *   ones are deleted from it, each in one statement, and the rest goes into the archive in one
- *   INSERT … SELECT. Not `ON CONFLICT DO NOTHING`, whose speculative insertion costs several times
- *   a plain INSERT per row.
- * - MySQL, where Prosody leaves that index non-unique: the rows go straight into the archive, and
- *   one DELETE then removes each of this load's rows whose key an earlier row of the store has
- *   (a window over the store's rows by key).
+ * Two phases:
+ * - Direct, while the load knows every key the store holds: the store was empty when the load
+ *   began (a new account, a replace, a merge into an account without an archive), and every
+ *   key since then went in through this load. The keys are kept in memory as fingerprints
+ *   ({@link FingerprintSet}, about 11 bytes a key, up to {@link KNOWN_KEYS}); a repeated
+ *   key is dropped before it is sent, and the rest streams straight into the archive table with
+ *   nothing to check afterwards.
+ * - Checked, from the start when the store had rows, or once the load has seen more keys than it
+ *   keeps: the duplicate check is done once, set-wise, at the end of each round instead of a
+ *   lookup per batch.
+ *   - PostgreSQL, where `prosodyarchive_index` is unique (a duplicate would fail the load): the
+ *     rows go into a temporary staging table; the repeated keys and (when the store has rows) the
+ *     stored ones are deleted from it, each in one statement, and the rest goes into the archive
+ *     in one INSERT … SELECT, after every row of the direct phase. Not `ON CONFLICT DO NOTHING`,
+ *     whose speculative insertion costs several times a plain INSERT per row.
+ *   - MySQL, where Prosody leaves that index non-unique: the rows go straight into the archive,
+ *     and one DELETE then removes each of this round's rows whose key an earlier row of the store
+ *     has (a window over the store's rows by key).
+ *
+ * A row Prosody itself archives for the account while the import runs is not among the known
+ * keys; its key is a fresh id of the server's, which no document item shares.
  *
  * Everything happens inside the import's transaction: a failure or a dry run leaves nothing.
  */
 import type { UserRef } from '../backend.js';
 import type { ArchiveItem } from '../prosody/archive.js';
+import { FingerprintSet } from '../prosody/fingerprint-set.js';
 import { serializeValue } from '../prosody/values.js';
 import { optionalInt } from '../sql/columns.js';
 import type { RowStream, SqlParam, SqlTransaction } from '../sql/dialect.js';
@@ -26,6 +39,9 @@ const TABLE = 'prosodyarchive';
 const COLUMNS = ['host', 'user', 'store', 'when', 'with', 'key', 'type', 'value'];
 const LIST = COLUMNS.map((c) => `"${c}"`).join(', ');
 const STAGING = 'xporta_archive_staging';
+
+/** Keys a load keeps in memory for its direct phase: about 12 MB of fingerprints at most. */
+export const KNOWN_KEYS = 1 << 20;
 
 /** What a {@link StreamedArchiveLoad.finish} did with the rows added since the last one. */
 export interface StreamedArchiveResult {
@@ -44,11 +60,21 @@ export interface StreamedArchiveLoad {
   finish(): Promise<StreamedArchiveResult>;
 }
 
-/** A load into `store` where the transaction can stream rows; undefined otherwise. */
-export async function startStreamedArchive(tx: SqlTransaction, dialect: 'postgresql' | 'mysql' | 'sqlite', owner: UserRef, store: string): Promise<StreamedArchiveLoad | undefined> {
+/**
+ * A load into `store` where the transaction can stream rows; undefined otherwise. `knownKeys`:
+ * how many keys the direct phase may keep (tests lower it to cross into the checked phase).
+ */
+export async function startStreamedArchive(
+  tx: SqlTransaction,
+  dialect: 'postgresql' | 'mysql' | 'sqlite',
+  owner: UserRef,
+  store: string,
+  knownKeys = KNOWN_KEYS,
+): Promise<StreamedArchiveLoad | undefined> {
   if (!tx.streamRows || !tx.createStagingTable || dialect === 'sqlite') return undefined;
-  const load = dialect === 'postgresql' ? await StagedLoad.start(tx, owner, store) : await DirectLoad.start(tx, owner, store);
-  if (load && tx.guardCommit) {
+  const load = dialect === 'postgresql' ? new StagedLoad(tx, owner, store, knownKeys) : new DirectLoad(tx, owner, store, knownKeys);
+  await load.begin();
+  if (tx.guardCommit) {
     tx.guardCommit(() => {
       if (load.pending) throw new Error('archive rows were streamed but not checked for duplicates: the transaction cannot commit');
     });
@@ -56,14 +82,25 @@ export async function startStreamedArchive(tx: SqlTransaction, dialect: 'postgre
   return load;
 }
 
+type Stored = { readonly type: string; readonly value: string };
+
 abstract class RoundLoad implements StreamedArchiveLoad {
   private stream: RowStream | undefined;
+  private streamTarget: string | undefined;
+  /** The keys of every row the store holds, while this load knows them all (the direct phase). */
+  private known: FingerprintSet | undefined;
+  /** Rows of the checked phase added and not yet checked. */
   protected added = 0;
+  /** Direct-phase rows sent and repeated keys dropped in this round. */
+  private sent = 0;
+  private dropped = 0;
+  private seq = 0;
 
-  protected constructor(
+  constructor(
     protected readonly tx: SqlTransaction,
     protected readonly owner: UserRef,
     protected readonly store: string,
+    private readonly knownKeys: number,
   ) {}
 
   /** Rows added and not yet checked. */
@@ -71,50 +108,93 @@ abstract class RoundLoad implements StreamedArchiveLoad {
     return this.added > 0;
   }
 
-  protected abstract readonly target: string;
-  protected abstract readonly columns: readonly string[];
-  protected abstract row(item: ArchiveItem, seq: number, stored: { readonly type: string; readonly value: string }): SqlParam[];
-
-  private seq = 0;
-
-  async add(items: readonly ArchiveItem[]): Promise<void> {
-    if (items.length === 0) return;
-    const rows: SqlParam[][] = [];
-    for (const item of items) rows.push(this.row(item, this.seq++, serializeValue(item.value)));
-    // Another statement of the transaction may have ended the stream: open the next one.
-    if (!this.stream || this.stream.ended) this.stream = await this.open();
-    this.added += rows.length;
-    await (this.stream as RowStream).write(rows);
+  /** Chooses the phase the load starts in. */
+  async begin(): Promise<void> {
+    const rows = await this.tx.query(`SELECT 1 AS "present" FROM "${TABLE}" WHERE "host" = ? AND "user" = ? AND "store" = ? LIMIT 1`, [
+      this.owner.host,
+      this.owner.user,
+      this.store,
+    ]);
+    if (rows.length === 0 && this.knownKeys > 0) this.known = new FingerprintSet();
+    else await this.startChecking();
   }
 
-  private open(): Promise<RowStream> {
-    return (this.tx.streamRows as NonNullable<SqlTransaction['streamRows']>)(this.target, this.columns);
+  /** Prepares the checked phase (which may start after rows went in directly). */
+  protected abstract startChecking(): Promise<void>;
+  /** Where the checked phase streams its rows, with which columns. */
+  protected abstract readonly checkedTarget: string;
+  protected abstract readonly checkedColumns: readonly string[];
+  protected abstract checkedRow(item: ArchiveItem, seq: number, stored: Stored): SqlParam[];
+
+  async add(items: readonly ArchiveItem[]): Promise<void> {
+    let i = 0;
+    const known = this.known;
+    if (known) {
+      const rows: SqlParam[][] = [];
+      for (; i < items.length; i++) {
+        if (known.size >= this.knownKeys) break;
+        const item = items[i] as ArchiveItem;
+        if (!known.add(item.key)) {
+          this.dropped++;
+          continue;
+        }
+        const stored = serializeValue(item.value);
+        rows.push([this.owner.host, this.owner.user, this.store, item.when, item.with, item.key, stored.type, stored.value]);
+      }
+      this.sent += rows.length;
+      await this.send(TABLE, COLUMNS, rows);
+      if (i === items.length) return;
+      // Past what the load keeps in memory: the store's keys are checked by the database from here on.
+      known.close();
+      this.known = undefined;
+      await this.startChecking();
+    }
+    const rows: SqlParam[][] = [];
+    for (; i < items.length; i++) {
+      const item = items[i] as ArchiveItem;
+      rows.push(this.checkedRow(item, this.seq++, serializeValue(item.value)));
+    }
+    this.added += rows.length;
+    await this.send(this.checkedTarget, this.checkedColumns, rows);
+  }
+
+  private async send(target: string, columns: readonly string[], rows: readonly SqlParam[][]): Promise<void> {
+    if (rows.length === 0) return;
+    if (this.stream && !this.stream.ended && this.streamTarget !== target) await this.stream.end();
+    // Another statement of the transaction may have ended the stream: open the next one.
+    if (!this.stream || this.stream.ended) {
+      this.stream = await (this.tx.streamRows as NonNullable<SqlTransaction['streamRows']>)(target, columns);
+      this.streamTarget = target;
+    }
+    await this.stream.write(rows);
   }
 
   async finish(): Promise<StreamedArchiveResult> {
     if (this.stream && !this.stream.ended) await this.stream.end();
-    if (this.added === 0) return { inserted: 0, duplicates: 0 };
+    const direct = { inserted: this.sent, duplicates: this.dropped };
+    this.sent = 0;
+    this.dropped = 0;
+    if (this.added === 0) return direct;
     const added = this.added;
     const duplicates = await this.removeDuplicates();
     this.added = 0;
-    return { inserted: added - duplicates, duplicates };
+    return { inserted: direct.inserted + added - duplicates, duplicates: direct.duplicates + duplicates };
   }
 
-  /** Settles the round's rows; resolves to how many of them were duplicates. */
+  /** Settles the checked round's rows; resolves to how many of them were duplicates. */
   protected abstract removeDuplicates(): Promise<number>;
 }
 
-/** PostgreSQL: COPY into a staging table, duplicates deleted from it, the rest inserted in document order. */
+/** PostgreSQL: the checked phase COPYs into a staging table, duplicates deleted from it, the rest inserted in document order. */
 class StagedLoad extends RoundLoad {
-  protected readonly target = STAGING;
-  protected readonly columns = [...COLUMNS, 'seq'];
+  protected readonly checkedTarget = STAGING;
+  protected readonly checkedColumns = [...COLUMNS, 'seq'];
 
-  static async start(tx: SqlTransaction, owner: UserRef, store: string): Promise<StagedLoad> {
-    await (tx.createStagingTable as NonNullable<SqlTransaction['createStagingTable']>)(STAGING, TABLE, COLUMNS);
-    return new StagedLoad(tx, owner, store);
+  protected async startChecking(): Promise<void> {
+    await (this.tx.createStagingTable as NonNullable<SqlTransaction['createStagingTable']>)(STAGING, TABLE, COLUMNS);
   }
 
-  protected row(item: ArchiveItem, seq: number, stored: { readonly type: string; readonly value: string }): SqlParam[] {
+  protected checkedRow(item: ArchiveItem, seq: number, stored: Stored): SqlParam[] {
     return [this.owner.host, this.owner.user, this.store, item.when, item.with, item.key, stored.type, stored.value, seq];
   }
 
@@ -141,17 +221,15 @@ class StagedLoad extends RoundLoad {
   }
 }
 
-/** MySQL: LOAD DATA into the archive, then one DELETE of the rows whose key an earlier row has. */
+/** MySQL: LOAD DATA into the archive; in the checked phase, one DELETE of the round's rows whose key an earlier row has. */
 class DirectLoad extends RoundLoad {
-  protected readonly target = TABLE;
-  protected readonly columns = COLUMNS;
+  protected readonly checkedTarget = TABLE;
+  protected readonly checkedColumns = COLUMNS;
   /** The highest sort_id before this round: higher ones in the store are the round's. */
   private before = 0;
 
-  static async start(tx: SqlTransaction, owner: UserRef, store: string): Promise<DirectLoad> {
-    const load = new DirectLoad(tx, owner, store);
-    await load.mark();
-    return load;
+  protected startChecking(): Promise<void> {
+    return this.mark();
   }
 
   private async mark(): Promise<void> {
@@ -159,7 +237,7 @@ class DirectLoad extends RoundLoad {
     this.before = optionalInt(row?.last, `${TABLE}.sort_id`) ?? 0;
   }
 
-  protected row(item: ArchiveItem, _seq: number, stored: { readonly type: string; readonly value: string }): SqlParam[] {
+  protected checkedRow(item: ArchiveItem, _seq: number, stored: Stored): SqlParam[] {
     return [this.owner.host, this.owner.user, this.store, item.when, item.with, item.key, stored.type, stored.value];
   }
 

@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArchiveRecord, UserRecord } from '../../../src/records/model.js';
 import { ProsodySqlBackend, type SqlDialect } from '../../../src/storage/prosody-sql/index.js';
+import { startStreamedArchive } from '../../../src/storage/prosody-sql/streamed-archive.js';
+import type { ArchiveItem } from '../../../src/storage/prosody/archive.js';
 import { openMariadb, openPostgres, skipWithout } from '../../support/storage/databases.js';
 import { snapshot, type TestDatabase } from '../../support/storage/sql-suite.js';
 import { ALICE, ALICE_ACCOUNT, ALICE_RECORDS, HOSTS, applyOptions, archiveRecord, collect, iterate } from '../../support/storage/sample-user.js';
@@ -107,6 +109,44 @@ for (const [name, kind, open] of [
       // The connection went back to the pool clean: the next import works.
       const next = await backend.applyUser(ALICE, ALICE_ACCOUNT, iterate(range(0, 1100)), applyOptions({ include: ARCHIVE_ONLY }));
       expect(next.counts.archive).toBe(1100);
+    });
+
+    it('an archive into an empty store streams straight into the archive table; a merge into a stored one is checked', async () => {
+      await reset();
+      await backend.applyUser(ALICE, ALICE_ACCOUNT, iterate([...range(0, 1100), archiveRecord(7)]), applyOptions());
+      // PostgreSQL checks through its staging table; MySQL loads into the archive either way.
+      if (kind === 'postgres') expect(streamed).not.toContain('xporta_archive_staging');
+      streamed.length = 0;
+      await backend.applyUser(ALICE, { ...ALICE_ACCOUNT, scram: [] }, iterate(range(1000, 2100)), applyOptions({ mode: 'merge', createAccount: false, include: ARCHIVE_ONLY }));
+      if (kind === 'postgres') expect(streamed).toContain('xporta_archive_staging');
+      expect(await ids()).toEqual(range(0, 2100).map((r) => r.id));
+    });
+
+    it('a load past the keys it keeps in memory goes on checked by the database, in document order', async () => {
+      await reset();
+      const item = (i: number, when = 1795367897 + i): ArchiveItem => ({ key: `k-${String(i).padStart(5, '0')}`, when, with: 'bob@localhost', value: `body ${i}` });
+      const items = (from: number, to: number): ArchiveItem[] => Array.from({ length: to - from }, (_, i) => item(from + i));
+      const owner = { host: 'localhost', user: 'carol' };
+      const tx = await db.begin();
+      try {
+        const load = await startStreamedArchive(tx, kind === 'postgres' ? 'postgresql' : 'mysql', owner, 'archive', 300);
+        if (!load) throw new Error('no streamed load');
+        // Repeats: one within the direct phase, one of a direct row in the checked phase, one within the checked phase.
+        await load.add([...items(0, 200), item(10, 1), ...items(200, 400)]);
+        await load.add([item(250, 2), ...items(400, 500), item(450, 3), ...items(500, 600)]);
+        expect(await load.finish()).toEqual({ inserted: 600, duplicates: 3 });
+        // A second round, after another statement of the transaction.
+        await tx.query('SELECT 1 AS "one"');
+        await load.add([item(5, 4), ...items(600, 700)]);
+        expect(await load.finish()).toEqual({ inserted: 100, duplicates: 1 });
+        await tx.commit();
+      } catch (err) {
+        await tx.rollback();
+        throw err;
+      }
+      const rows = await db.query(`SELECT "key", "when" FROM "prosodyarchive" WHERE "user" = ? ORDER BY "sort_id"`, ['carol']);
+      expect(rows.map((r) => r.key)).toEqual(items(0, 700).map((i) => i.key));
+      expect(rows.every((r, i) => Number(r.when) === 1795367897 + i)).toBe(true);
     });
 
     it('a dry run streams and counts, and stores nothing', async () => {

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FingerprintSet } from '../../../src/storage/prosody-files/fingerprint-set.js';
+import { FingerprintSet } from '../../../src/storage/prosody/fingerprint-set.js';
 
 function exerciseAsSet(set: FingerprintSet, members: number): void {
   const reference = new Set<string>();
@@ -30,6 +30,16 @@ describe('FingerprintSet', () => {
     const set = new FingerprintSet();
     exerciseAsSet(set, 20_000);
     expect(set.onDisk).toBe(false);
+  });
+
+  it('keeps a hundred thousand members in memory, each table growing on its own', () => {
+    const set = new FingerprintSet();
+    let added = 0;
+    for (let i = 0; i < 100_000; i++) if (set.add(`msg-${i}`)) added++;
+    let again = 0;
+    for (let i = 0; i < 100_000; i += 7) if (set.add(`msg-${i}`)) again++;
+    expect([added, again, set.size]).toEqual([100_000, 0, 100_000]);
+    expect(set.has('msg-100000')).toBe(false);
   });
 
   it('moves to its file past the bound, still behaving as a Set, and removes the file when closed', () => {
