@@ -34,10 +34,16 @@ export interface PushReport {
 
 export type PushOptions = ThrottleOptions;
 
-/** Node configuration fields sent as publish-options when the source node had them. */
-const PUBLISH_OPTION_FIELDS = ['pubsub#access_model', 'pubsub#roster_groups_allowed', 'pubsub#persist_items', 'pubsub#max_items'] as const;
-/** Conditions with which a server refuses publish-options it does not accept as given. */
-const OPTIONS_REFUSED = new Set(['precondition-not-met', 'not-acceptable', 'bad-request', 'conflict', 'policy-violation']);
+/**
+ * Node configuration fields sent as publish-options when the source node had them. Not
+ * `pubsub#max_items`: ejabberd 23.01 refuses it there (as an unknown field, with type wait).
+ */
+const PUBLISH_OPTION_FIELDS = ['pubsub#access_model', 'pubsub#persist_items'] as const;
+/**
+ * Conditions with which a server refuses publish-options it does not accept as given; ejabberd
+ * answers an unknown field with `resource-constraint`, so that one leads to the next set too.
+ */
+const OPTIONS_REFUSED = new Set(['precondition-not-met', 'not-acceptable', 'bad-request', 'conflict', 'policy-violation', 'resource-constraint']);
 
 const NOT_CARRIED: Readonly<Record<string, (n: number) => string>> = {
   archive: (n) => archiveNotCarried(n),
@@ -157,11 +163,13 @@ export class RemoteAccountWriter {
     const candidates = node.options ? [node.options] : publishOptionSets(node.record);
     for (const [i, options] of candidates.entries()) {
       const publish = [element('publish', NS.pubsub, { node: record.node }, [item]), ...(options.length > 0 ? [element('publish-options', NS.pubsub, {}, [submitForm(`${NS.pubsub}#publish-options`, options)])] : [])];
+      const last = i + 1 === candidates.length;
       try {
-        await iqRetryingThrottle(this.stream, 'set', element('pubsub', NS.pubsub, {}, publish), this.options);
+        // While a smaller set is left to try, a "wait" answer is taken as a refusal of the options.
+        await iqRetryingThrottle(this.stream, 'set', element('pubsub', NS.pubsub, {}, publish), last ? this.options : { ...this.options, throttleAttempts: 1 });
       } catch (err) {
         if (!(err instanceof XmppStanzaError)) throw err;
-        if (i + 1 < candidates.length && OPTIONS_REFUSED.has(err.condition)) continue;
+        if (!last && (OPTIONS_REFUSED.has(err.condition) || err.errorType === 'wait')) continue;
         this.refused.push(`${what}: ${err.condition}`);
         return;
       }
