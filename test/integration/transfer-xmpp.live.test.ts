@@ -259,6 +259,9 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
       try {
         const report = await runTransfer(config, { from: `dave@${E}`, to: `dave@${P}`, fromPasswordFile: fromFile, toPasswordFile: toFile, move: true });
         expectReport(report, `dave@${E}`, `dave@${P}`);
+        // ejabberd keeps a blocklist as a privacy list too; Prosody 0.12 as the rig runs it has no
+        // XEP-0016 module: the write is refused, listed, and the transfer goes on.
+        expect(report.refused.destination).toEqual(['privacy list Blocked contacts: service-unavailable']);
         expect(await movedRequestFrom(bob, `dave@${P}`)).toBe(`dave@${E}`);
         expect(await movedRequestFrom(carol, `dave@${P}`)).toBe(`dave@${E}`);
       } finally {
