@@ -32,6 +32,8 @@ import {
   XmppStanzaError,
   type PushReport,
 } from '../storage/xmpp-client/index.js';
+import { BusyError } from './errors.js';
+import type { Slots } from './locks.js';
 import { MOVED_ITEM, MOVED_NODE, MoveError, movedNotice, movedStatement } from './move.js';
 
 export interface RemoteCredentials {
@@ -92,10 +94,25 @@ async function login(config: ClientConfig, jid: string, password: string, side: 
 
 const isUserRecord = (e: DocumentEvent): e is UserRecord => !['host', 'host-end', 'user', 'user-end'].includes(e.kind);
 
-export async function transferRemote(config: ClientConfig, request: RemoteTransferRequest): Promise<RemoteTransferReport> {
+/**
+ * Runs one transfer. With `slots` (the service's import slots), it takes one for its duration,
+ * so transfers count against `limits.maxConcurrentImports` as imports do; none free is a
+ * {@link BusyError}.
+ */
+export async function transferRemote(config: ClientConfig, request: RemoteTransferRequest, slots?: Slots): Promise<RemoteTransferReport> {
   const from = userJid(request.from.jid, 'from');
   const to = userJid(request.to.jid, 'to');
   if (from === to) throw new MoveError('bad-request', 'from and to are the same account');
+  const slot = slots?.tryTake();
+  if (slots && !slot) throw new BusyError('import-slots', 'too many imports and transfers are running; try again later');
+  try {
+    return await run(config, request, from, to);
+  } finally {
+    slot?.release();
+  }
+}
+
+async function run(config: ClientConfig, request: RemoteTransferRequest, from: string, to: string): Promise<RemoteTransferReport> {
   const include = new Set([...request.include].filter((k) => !UNREADABLE_KINDS.has(k)));
   const { signal } = request;
 

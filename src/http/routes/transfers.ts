@@ -40,7 +40,7 @@ export const transferRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async
       include: kinds,
       move,
       signal: abortWhenClientLeaves(reply),
-    });
+    }, ctx.importSlots);
     auditNote(request, { account: report.from, target: report.to, counts: { ...report.written } });
     return reply.send(report);
   });
