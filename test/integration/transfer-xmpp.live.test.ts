@@ -243,6 +243,16 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
       }
       await expectWritten(ej, 'alice', E);
       expect(await statementOn(prosody, 'alice')).toBe(`alice@${E}`);
+      // Audited as the other privileged routes are: both JIDs and the counts, no password.
+      const audit = readFileSync(join(dir, 'xporta', 'audit.log'), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { action: string; outcome: string; account?: string; target?: string; counts?: Record<string, number> });
+      expect(audit.filter((a) => a.action === 'remote-transfer').map((a) => [a.outcome, a.account, a.target])).toEqual([
+        ['refused', `alice@${P}`, `alice@${E}`],
+        ['ok', `alice@${P}`, `alice@${E}`],
+      ]);
+      expect(audit.at(-1)?.counts).toMatchObject({ roster: 2, vcard: 1 });
       for (const file of filesUnder(join(dir, 'xporta'))) {
         const text = readFileSync(file, 'latin1');
         expect(text, file).not.toContain(OLD_PASSWORD);
