@@ -206,7 +206,7 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
       rmSync(dir, { recursive: true, force: true });
     });
 
-    it('a wrong password for the new account is a clear error and writes nothing to either account', async () => {
+    it('a wrong password for either account is a clear error naming it and writes nothing to either account', async () => {
       const wrong = 'Wr0ng-Destination-Pa55';
       const res = await transfer({ from: { jid: `alice@${P}`, password: OLD_PASSWORD }, to: { jid: `alice@${E}`, password: wrong }, move: true });
       expect(res.statusCode).toBe(422);
@@ -215,6 +215,12 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
       expect(problem.detail).toContain(`the new account: alice@${E}`);
       expect(res.body).not.toContain(wrong);
       expect(res.body).not.toContain(OLD_PASSWORD);
+      // A wrong password for the old account: refused too, after the new account's login and
+      // before anything is written there.
+      const wrongOld = await transfer({ from: { jid: `alice@${P}`, password: wrong }, to: { jid: `alice@${E}`, password: NEW_PASSWORD }, move: true });
+      expect(wrongOld.statusCode).toBe(422);
+      expect(wrongOld.json<{ detail: string }>().detail).toContain(`the old account: alice@${P}`);
+      expect(wrongOld.body).not.toContain(NEW_PASSWORD);
       const fresh = await loginAs(ej, 'alice', NEW_PASSWORD);
       try {
         expect(await getRoster(fresh)).toEqual([]);
@@ -227,6 +233,7 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
         const text = readFileSync(file, 'latin1');
         expect(text, file).not.toContain(wrong);
         expect(text, file).not.toContain(OLD_PASSWORD);
+        expect(text, file).not.toContain(NEW_PASSWORD);
       }
     });
 
@@ -249,6 +256,7 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
         .filter((l) => l !== '')
         .map((l) => JSON.parse(l) as { action: string; outcome: string; account?: string; target?: string; counts?: Record<string, number> });
       expect(audit.filter((a) => a.action === 'remote-transfer').map((a) => [a.outcome, a.account, a.target])).toEqual([
+        ['refused', `alice@${P}`, `alice@${E}`],
         ['refused', `alice@${P}`, `alice@${E}`],
         ['ok', `alice@${P}`, `alice@${E}`],
       ]);
