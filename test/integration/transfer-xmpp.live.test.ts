@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -49,6 +50,7 @@ import {
 } from '../support/xmpp-client.js';
 
 const TOKEN = 'transfer-test-operator-token';
+const EXPORT_TOKEN = 'transfer-test-export-only-token';
 const PATH = '/v1/transfers/xmpp';
 const P = 'p.example';
 const E = 'e.example';
@@ -146,8 +148,10 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
     let app: FastifyInstance;
     let log: WriteStream;
 
-    const transfer = async (payload: object): Promise<{ statusCode: number; body: string; json: <T>() => T }> => {
-      const res = await app.inject({ method: 'POST', url: PATH, headers: { authorization: `Bearer ${TOKEN}` }, payload });
+    let silent: NetServer;
+
+    const transfer = async (payload: object, token: string | undefined = TOKEN): Promise<{ statusCode: number; body: string; json: <T>() => T }> => {
+      const res = await app.inject({ method: 'POST', url: PATH, headers: token ? { authorization: `Bearer ${token}` } : {}, payload });
       contract.check('POST', PATH, res);
       return { statusCode: res.statusCode, body: res.body, json: <T>() => res.json<T>() };
     };
@@ -181,6 +185,10 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
       };
       await Promise.all([prosodyUsers(), ejabberdUsers()]);
       await Promise.all([fillOldAccount(prosody, 'alice', E), fillOldAccount(ej, 'dave', P)]);
+      // Accepts connections and never answers: the deadline case.
+      silent = createServer(() => undefined);
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const silentPort = (silent.address() as { port: number }).port;
       const dataDir = join(dir, 'xporta');
       mkdirSync(dataDir);
       config = loadConfig({
@@ -188,9 +196,19 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
           XPORTA_DATA_DIR: dataDir,
           XPORTA_LOG_LEVEL: 'debug',
           XPORTA_OUTGOING: JSON.stringify({ allow: ['127.0.0.0/8'] }),
-          XPORTA_XMPP_CLIENT: JSON.stringify({ caFile: cas, services: [`${P}=127.0.0.1:${prosody.c2sPort}`, `${E}=127.0.0.1:${ej.c2sPort}`], timeoutMs: 5000 }),
+          // stranger.test is no VirtualHost of the Prosody it points at: a stream error.
+          XPORTA_XMPP_CLIENT: JSON.stringify({
+            caFile: cas,
+            services: [`${P}=127.0.0.1:${prosody.c2sPort}`, `${E}=127.0.0.1:${ej.c2sPort}`, `stranger.test=127.0.0.1:${prosody.c2sPort}`, `silent.test=127.0.0.1:${silentPort}`],
+            timeoutMs: 3000,
+          }),
+          // One transfer at a time, so that a second one is told so.
+          XPORTA_LIMITS__MAX_CONCURRENT_IMPORTS: '1',
           XPORTA_STORAGE: JSON.stringify({ type: 'prosody-files', path: join(dir, 'files') }),
-          XPORTA_AUTH__TOKENS: JSON.stringify([{ name: 't', sha256: sha256(TOKEN), scopes: ['export', 'import', 'admin'] }]),
+          XPORTA_AUTH__TOKENS: JSON.stringify([
+            { name: 't', sha256: sha256(TOKEN), scopes: ['export', 'import', 'admin'] },
+            { name: 'e', sha256: sha256(EXPORT_TOKEN), scopes: ['export'] },
+          ]),
         },
         cwd: dir,
       });
@@ -201,6 +219,7 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
 
     afterAll(async () => {
       await Promise.allSettled([app?.close()]);
+      silent?.close();
       log?.end();
       await Promise.allSettled([prosody?.stop(), ej?.stop()]);
       rmSync(dir, { recursive: true, force: true });
@@ -289,6 +308,27 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
       }
       await expectWritten(prosody, 'dave', P);
       expect(await statementOn(ej, 'dave')).toBe(`dave@${P}`);
+    });
+
+    it('answers the documented problems for bad requests, other tokens, busy slots and unreachable or silent servers', async () => {
+      const ok = { from: { jid: `alice@${P}`, password: OLD_PASSWORD }, to: { jid: `alice@${E}`, password: NEW_PASSWORD } };
+      expect((await transfer({ from: ok.from })).statusCode).toBe(400);
+      expect((await transfer({ ...ok, to: { jid: `alice@${E}` } })).statusCode).toBe(400);
+      expect((await transfer({ ...ok, extra: 1 })).statusCode).toBe(400);
+      expect((await transfer({ ...ok, to: ok.from })).statusCode).toBe(400);
+      expect((await transfer(ok, '')).statusCode).toBe(401);
+      expect((await transfer(ok, EXPORT_TOKEN)).statusCode).toBe(403);
+      const stranger = await transfer({ ...ok, to: { jid: 'alice@stranger.test', password: 'x' } });
+      expect(stranger.statusCode).toBe(502);
+      expect(stranger.json<{ type: string }>().type).toBe('urn:xporta:problem:xmpp-protocol');
+      // The silent server holds the only slot until its deadline: a second transfer is told to wait.
+      const [mute, busy] = await Promise.all([
+        transfer({ ...ok, to: { jid: 'alice@silent.test', password: 'x' } }),
+        new Promise((r) => setTimeout(r, 300)).then(() => transfer(ok)),
+      ]);
+      expect(busy.statusCode).toBe(429);
+      expect(mute.statusCode).toBe(504);
+      expect(contract.missing().filter((k) => k.includes(PATH))).toEqual([]);
     });
   });
 });
