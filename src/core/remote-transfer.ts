@@ -10,9 +10,9 @@
  * account sends each contact of the old roster a subscription request carrying
  * `<moved><old-jid/></moved>`: the statement first, so that contacts verifying the request find it.
  *
- * The archive stays behind (it is counted for the report, not read). Both logins happen before
- * anything is read or written: a wrong password for either account fails the transfer with
- * nothing changed on either side. The passwords live in the request only.
+ * The archive stays behind (it is counted for the report, not read); its MAM preferences are
+ * copied. Both logins happen before anything is read or written: a wrong password for either
+ * account fails the transfer with nothing changed on either side. The passwords live in the request only.
  */
 import type { Config } from '../config/config.js';
 import { bareJid, JidError } from '../lib/jid.js';
@@ -22,6 +22,7 @@ import {
   archiveSize,
   ClientStream,
   contactsOf,
+  copyMamPreferences,
   publishOwnPep,
   pullAccount,
   pullSettings,
@@ -62,6 +63,8 @@ export interface RemoteTransferReport {
   /** What the client protocol cannot carry, with counts. */
   readonly notCarried: readonly string[];
   readonly warnings: readonly string[];
+  /** The MAM preferences copied to the new account (its `default`), when there were any. */
+  readonly mamPreferences?: { readonly default: string };
   /** The archive size the old server announced, when it did. */
   readonly archiveTotal?: number;
   /** With `move`: the statement published on the old account and the contacts asked. */
@@ -123,6 +126,8 @@ async function run(config: ClientConfig, request: RemoteTransferRequest, from: s
     // The archive cannot be written into a remote account: it is counted, not read.
     const archiveLeft = include.delete('archive');
     const archiveTotal = archiveLeft ? await archiveSize(old) : undefined;
+    // Its preferences, though, a client may set.
+    const prefs = archiveLeft ? await copyMamPreferences(old, destination) : undefined;
     // A move needs the old roster (its contacts) even when roster items are not carried.
     const read = request.move ? new Set([...include, 'roster' as const]) : include;
     const pull = pullAccount({ ...pullSettings(config, from), jid: from, password: request.from.password, include: read, ...(signal ? { signal } : {}) });
@@ -150,9 +155,10 @@ async function run(config: ClientConfig, request: RemoteTransferRequest, from: s
       from,
       to,
       written: pushed.written,
-      refused: { source: pull.notes.refused, destination: pushed.refused },
+      refused: { source: pull.notes.refused, destination: prefs?.refused !== undefined ? [...pushed.refused, prefs.refused] : pushed.refused },
       notCarried: archiveLeft ? [archiveNotCarried(archiveTotal), ...pushed.notCarried] : pushed.notCarried,
       warnings: pull.notes.warnings,
+      ...(prefs?.set !== undefined ? { mamPreferences: { default: prefs.set } } : {}),
       ...(archiveTotal !== undefined ? { archiveTotal } : {}),
       ...(moved ? { moved } : {}),
     };

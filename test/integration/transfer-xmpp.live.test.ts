@@ -105,6 +105,16 @@ async function expectWritten(server: Server, user: string, contactDomain: string
   }
 }
 
+/** The `default` of an account's XEP-0313 preferences, as its own client reads them. */
+async function mamDefault(server: Server, user: string, password: string): Promise<string | undefined> {
+  const c = await loginAs(server, user, password);
+  try {
+    return (await c.iq(xml('iq', { type: 'get' }, xml('prefs', { xmlns: 'urn:xmpp:mam:2' })))).getChild('prefs', 'urn:xmpp:mam:2')?.attrs.default;
+  } finally {
+    await c.close();
+  }
+}
+
 /** The moved statement on the old account, read by the old account's own client. */
 async function statementOn(server: Server, user: string): Promise<string | undefined> {
   const c = await loginAs(server, user, OLD_PASSWORD);
@@ -133,6 +143,8 @@ function expectReport(report: RemoteTransferReport, from: string, to: string): v
   expect(report.written).toMatchObject({ roster: 2, vcard: 1, blocklist: 1, private: 1 });
   expect(report.written.pep).toBeGreaterThanOrEqual(1);
   expect(report.archiveTotal).toBe(3);
+  // Both servers of the rig archive by default ('always' in ejabberd's config, Prosody's default 'roster' or 'always').
+  expect(report.mamPreferences?.default).toMatch(/^(always|roster)$/);
   expect(report.notCarried).toContain("3 archived messages — a remote account's archive cannot be written over the client protocol");
   const domain = to.split('@')[1] ?? '';
   expect(report.moved?.statement).toEqual({ node: NS_MOVED, item: 'current', newJid: to });
@@ -261,7 +273,9 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
       try {
         const res = await transfer({ from: { jid: `alice@${P}`, password: OLD_PASSWORD }, to: { jid: `alice@${E}`, password: NEW_PASSWORD }, move: true });
         expect(res.statusCode, res.body).toBe(200);
-        expectReport(res.json<RemoteTransferReport>(), `alice@${P}`, `alice@${E}`);
+        const report = res.json<RemoteTransferReport>();
+        expectReport(report, `alice@${P}`, `alice@${E}`);
+        expect(await mamDefault(ej, 'alice', NEW_PASSWORD)).toBe(report.mamPreferences?.default);
         expect(await movedRequestFrom(bob, `alice@${E}`)).toBe(`alice@${P}`);
         expect(await movedRequestFrom(carol, `alice@${E}`)).toBe(`alice@${P}`);
       } finally {
@@ -296,6 +310,7 @@ describeWithProsody('remote-to-remote transfer over the client protocol', () => 
       try {
         const report = await runTransfer(config, { from: `dave@${E}`, to: `dave@${P}`, fromPasswordFile: fromFile, toPasswordFile: toFile, move: true });
         expectReport(report, `dave@${E}`, `dave@${P}`);
+        expect(await mamDefault(prosody, 'dave', NEW_PASSWORD)).toBe(report.mamPreferences?.default);
         // ejabberd keeps a blocklist as a privacy list too; Prosody 0.12 as the rig runs it has no
         // XEP-0016 module: the write is refused, listed, and the transfer goes on.
         expect(report.refused.destination).toEqual(['privacy list Blocked contacts: service-unavailable']);

@@ -298,3 +298,26 @@ export async function archiveSize(stream: ClientStream, options: ThrottleOptions
     throw err;
   }
 }
+
+/**
+ * Copies the XEP-0313 preferences (default, always, never) from one session's account to the
+ * other's: the one part of the archive a client may write. Answers the default that was set, or
+ * the refusal (`MAM preferences: condition`); undefined when the old server has none to give.
+ */
+export async function copyMamPreferences(from: ClientStream, to: ClientStream, options: ThrottleOptions = {}): Promise<{ readonly set?: string; readonly refused?: string } | undefined> {
+  let prefs: XmlElement | undefined;
+  try {
+    prefs = firstChild(await iqRetryingThrottle(from, 'get', element('prefs', NS.mam), options), 'prefs', NS.mam);
+  } catch (err) {
+    if (err instanceof XmppStanzaError) return undefined;
+    throw err;
+  }
+  if (!prefs?.attrs.default) return undefined;
+  try {
+    await iqRetryingThrottle(to, 'set', prefs, options);
+    return { set: prefs.attrs.default };
+  } catch (err) {
+    if (err instanceof XmppStanzaError) return { refused: `MAM preferences: ${err.condition}` };
+    throw err;
+  }
+}
