@@ -6,6 +6,7 @@
 import { ConfigError } from '../config/config.js';
 import { AuthError } from '../core/auth/errors.js';
 import { BusyError } from '../core/errors.js';
+import { MoveError } from '../core/move.js';
 import { JidError } from '../lib/jid.js';
 import { OutgoingError } from '../lib/net/outgoing-error.js';
 import { StorageError } from '../storage/backend.js';
@@ -51,6 +52,7 @@ export function exitOf(err: unknown, outputPath?: string): ExitAnswer | undefine
   // A document whose JIDs or structure are wrong is bad data, as malformed XML is.
   if (err instanceof Xep0227Error) return { code: EXIT_DATAERR, message };
   if (err instanceof XmppPullError) return { code: err.code === 'auth-failed' ? EXIT_NOPERM : EXIT_UNAVAILABLE, message };
+  if (err instanceof MoveError) return { code: err.code === 'bad-request' ? EXIT_USAGE : err.code === 'not-found' ? EXIT_NOUSER : EXIT_UNAVAILABLE, message };
   if (err instanceof OutgoingError) return { code: err.reason === 'refused' ? EXIT_NOPERM : EXIT_UNAVAILABLE, message };
   if (err instanceof StorageError) return { code: STORAGE_EXIT[err.code], message };
   const errno = err as NodeJS.ErrnoException | undefined;

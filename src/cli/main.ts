@@ -1,5 +1,5 @@
 /**
- * The CLI face: argument parsing and dispatch of `xporta export | import | pull | token | jobs |
+ * The CLI face: argument parsing and dispatch of `xporta export | import | pull | transfer | token | jobs |
  * config`, the same code paths as the HTTP API, from a shell. `serve` is the root's
  * (src/serve.ts), handed in by the entry point (src/cli.ts): no face starts another.
  */
@@ -19,6 +19,7 @@ import { exitOf, EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_NOUSER, EXIT_US
 import { exportOutput, ProgressLine } from './io.js';
 import { hostImportFailed, runHostImport } from './host-import.js';
 import { runPull } from './pull.js';
+import { runTransfer } from './transfer.js';
 import { COMMAND_HELP, USAGE } from './usage.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config/config.js';
 import { JOBS_FILE, JobStore } from '../core/job-store.js';
@@ -64,6 +65,9 @@ export async function runCli(argv: string[], root: RootCommands): Promise<number
         'ca-file': { type: 'string' },
         server: { type: 'string' },
         'allow-plaintext': { type: 'boolean' },
+        'from-password-file': { type: 'string' },
+        'to-password-file': { type: 'string' },
+        move: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -230,6 +234,21 @@ export async function runCli(argv: string[], root: RootCommands): Promise<number
           process.stdout,
         );
         for (const line of [...notes.warnings, ...notes.refused.map((r) => `refused by the server: ${r}`)]) process.stderr.write(`xporta: ${line}\n`);
+        return 0;
+      }
+      case 'transfer': {
+        const report = await runTransfer(config, {
+          from: rest[0],
+          to: rest[1],
+          fromPasswordFile: values['from-password-file'],
+          toPasswordFile: values['to-password-file'],
+          ...(values.move ? { move: true } : {}),
+          ...(values['ca-file'] !== undefined ? { caFile: values['ca-file'] } : {}),
+          ...(values['allow-plaintext'] ? { allowPlaintext: true } : {}),
+          ...(values.include !== undefined ? { include: values.include } : {}),
+          ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+        });
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         return 0;
       }
       case 'jobs': {

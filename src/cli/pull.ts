@@ -25,7 +25,7 @@ export interface PullArgs {
 }
 
 /** The password file's content without its final line break. */
-function readPassword(path: string): string {
+export function readPassword(path: string): string {
   const text = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
   if (text === '') throw new UsageError(`the password file ${path} is empty`);
   return text;

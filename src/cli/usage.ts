@@ -31,6 +31,11 @@ commands:
   pull JID --password-file F [--ca-file F] [--server HOST:PORT[/tls]] [--allow-plaintext] [--include K,…]
                                       log in to a remote account as its user and write it as a
                                       XEP-0227 document to standard output (archive included)
+  transfer OLD NEW --from-password-file F --to-password-file G [--move] [--ca-file F] [--include K,…]
+                                      copy an account between two other XMPP servers over the
+                                      client protocol, logged in as its user on both; --move also
+                                      publishes the moved statement and notifies the contacts
+                                      (XEP-0283); prints the report as JSON
   jobs list | jobs show ID | jobs cancel ID
                                       background jobs of the service (kept in dataDir); cancel
                                       asks a running job to stop between accounts
@@ -91,6 +96,19 @@ ${KINDS_HELP}`,
 A user token for JID (needs auth.userTokenSecret), or an operator token in the token store (the
 running service accepts it at once; --hosts limits it to some hosts; --print-entry prints a
 config-file entry instead). The value is printed once, alone on standard output.`,
+  transfer: `usage: xporta transfer OLD@DOMAIN NEW@DOMAIN --from-password-file F --to-password-file G
+                        [--move] [--ca-file F] [--allow-plaintext] [--include K,…] [--exclude K,…]
+
+Logs in to both accounts as their user (client protocol; the new account first, then the old:
+a wrong password writes nothing) and writes into the new account what a client may set: roster
+items with names and groups, vCard, private XML, PEP items with their access model, blocklist,
+privacy lists. The archive, offline messages and subscription states cannot be carried; the
+report (JSON on standard output) lists them. With --move, the old account then publishes the
+XEP-0283 moved statement and the new account sends each old contact a subscription request
+carrying <moved/>. Servers come from DNS SRV or xmppClient.services. Exit 77 when a login is
+refused, 69 when a server cannot be reached.
+
+${KINDS_HELP}`,
   jobs: `usage: xporta jobs list | xporta jobs show ID | xporta jobs cancel ID [--config FILE]
 
 Background jobs the service runs (host imports with ?async=true), read from xporta-jobs.sqlite

@@ -22,6 +22,7 @@ export type AuditAction =
   | 'host-export'
   | 'host-import'
   | 'move'
+  | 'remote-transfer'
   | 'web-sign-in'
   | 'user-token-mint'
   | 'user-token-revoke'

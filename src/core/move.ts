@@ -80,6 +80,11 @@ export function movedStatement(newJid: string): XmlElement {
   return element('moved', NS_MOVED, {}, [element('new-jid', NS_MOVED, {}, [newJid])]);
 }
 
+/** The `<moved><old-jid/></moved>` notice a subscription request from the new account carries. */
+export function movedNotice(oldJid: string): XmlElement {
+  return element('moved', NS_MOVED, {}, [element('old-jid', NS_MOVED, {}, [oldJid])]);
+}
+
 /** The subscription request the new account sends to each contact. */
 export function movedNotification(to: string, oldJid: string): string {
   return `<presence type="subscribe" to="${escapeAttribute(to)}"><moved xmlns="${NS_MOVED}"><old-jid>${escapeText(oldJid)}</old-jid></moved></presence>`;

@@ -23,6 +23,7 @@ const ROUTE_ACTIONS: Readonly<Record<string, AuditAction>> = {
   'POST /v1/users/:jid/import-from': 'import-from',
   'POST /v1/users/:jid/import-from-xmpp': 'import-from-xmpp',
   'POST /v1/users/:jid/moved': 'move',
+  'POST /v1/transfers/xmpp': 'remote-transfer',
   'GET /v1/hosts/:host/export': 'host-export',
   'PUT /v1/hosts/:host/import': 'host-import',
   'POST /v1/users/:jid/tokens': 'user-token-mint',

@@ -27,6 +27,7 @@ import { userRoutes } from './routes/users.js';
 import { importFromRoutes } from './routes/import-from.js';
 import { toProblem } from './problem-map.js';
 import { importFromXmppRoutes } from './routes/import-from-xmpp.js';
+import { transferRoutes } from './routes/transfers.js';
 import { xep227CompatRoutes } from './routes/xep227-compat.js';
 import { announcesBody, XML_TYPES } from './upload.js';
 import { formatSchemaErrors, VALIDATOR_OPTIONS } from './schemas/validation.js';
@@ -53,6 +54,9 @@ const REDACT_PATHS = [
   'req.query.token',
   'res.headers["set-cookie"]',
   '*.password',
+  // A remote transfer's body carries two accounts' passwords one level down.
+  '*.from.password',
+  '*.to.password',
   '*.secret',
   '*.token',
 ];
@@ -217,6 +221,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.register(importFromXmppRoutes, { ctx });
   app.register(hostRoutes, { ctx });
   app.register(movedRoutes, { ctx });
+  app.register(transferRoutes, { ctx });
   app.register(tokenRoutes, { ctx });
   app.register(xep227CompatRoutes, { ctx });
 

@@ -25,6 +25,8 @@ const IMPORT_QUERY = { ...KINDS, mode: MODE, dryRun: BOOLEAN_QUERY, createAccoun
 const IMPORT_BODY = { mode: MODE, dryRun: BOOLEAN, createAccount: BOOLEAN, ...KINDS };
 
 const ACCOUNT = pathParams({ jid: JID });
+/** An account elsewhere and its user's password, for one client-protocol session. */
+const REMOTE_ACCOUNT = jsonBody({ jid: { type: 'string', minLength: 1 }, password: { type: 'string', minLength: 1 } }, { required: ['jid', 'password'] });
 
 /** mod_http_xep227's `stores` (comma-separated Prosody store names; src/http/xep227-stores.ts). */
 const STORES = { stores: STRING };
@@ -46,6 +48,9 @@ export const routeSchemas = {
   importUserFromXmpp: {
     params: ACCOUNT,
     body: jsonBody({ jid: STRING, password: { type: 'string', minLength: 1 }, ...IMPORT_BODY }, { required: ['jid', 'password'] }),
+  },
+  transferXmpp: {
+    body: jsonBody({ from: REMOTE_ACCOUNT, to: REMOTE_ACCOUNT, move: BOOLEAN, ...KINDS }, { required: ['from', 'to'] }),
   },
   moveUser: {
     params: ACCOUNT,

@@ -14,7 +14,8 @@ import { ClientStream, type ServiceAddress } from './stream.js';
 
 export { XmppPullError, XmppStanzaError, type PullFailure } from './errors.js';
 export { UNREADABLE_KINDS, type PullNotes } from './reader.js';
-export { resolveServices, type ServiceAddress } from './stream.js';
+export { ClientStream, resolveServices, type ClientStreamOptions, type ServiceAddress } from './stream.js';
+export { archiveNotCarried, archiveSize, contactsOf, copyMamPreferences, publishOwnPep, pushRecords, RemoteAccountWriter, sendSubscriptionRequests, type PushOptions, type PushReport } from './writer.js';
 
 export interface PullOptions {
   /** The remote account's bare JID, normalised. */

@@ -34,6 +34,7 @@ import {
 import { NS } from '../../records/namespaces.js';
 import { XmppPullError, XmppStanzaError } from './errors.js';
 import type { ClientStream } from './stream.js';
+import { iqRetryingThrottle } from './throttle.js';
 
 /**
  * Private XML namespaces worth asking for: XEP-0049 storage cannot be listed, so only known
@@ -71,12 +72,6 @@ export interface ReadRemoteOptions {
   readonly signal?: AbortSignal;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function isThrottle(err: unknown): boolean {
-  return err instanceof XmppStanzaError && (err.condition === 'resource-constraint' || err.errorType === 'wait');
-}
-
 /** Kinds the client protocol cannot read: credentials stay secret, offline messages stay put. */
 export const UNREADABLE_KINDS: ReadonlySet<DataKind> = new Set(['credentials', 'offline', 'other']);
 
@@ -93,16 +88,8 @@ export class RemoteAccountReader {
   }
 
   /** An IQ with throttling retried; other stanza errors are thrown. */
-  private async request(type: 'get' | 'set', payload: XmlElement, options: ReadRemoteOptions, to?: string): Promise<XmlElement> {
-    const attempts = options.throttleAttempts ?? 5;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.stream.iq(type, payload, to);
-      } catch (err) {
-        if (!isThrottle(err) || attempt >= attempts) throw err;
-        await sleep((options.backoffMs ?? 500) * 2 ** (attempt - 1));
-      }
-    }
+  private request(type: 'get' | 'set', payload: XmlElement, options: ReadRemoteOptions, to?: string): Promise<XmlElement> {
+    return iqRetryingThrottle(this.stream, type, payload, options, to);
   }
 
   /** Like {@link request}, but a stanza error becomes a note and undefined. */
