@@ -5,11 +5,11 @@
  */
 import { ConfigError } from '../config/config.js';
 import { AuthError } from '../core/auth/errors.js';
-import { BusyError } from '../core/errors.js';
+import { BusyError, PullLimitError } from '../core/errors.js';
+import { XmppPullError } from '../core/pull-import.js';
 import { JidError } from '../lib/jid.js';
 import { OutgoingError } from '../lib/net/outgoing-error.js';
 import { StorageError } from '../storage/backend.js';
-import { XmppPullError } from '../storage/xmpp-client/errors.js';
 import { TransferError } from '../transfer/account-transfer.js';
 import { Xep0227Error } from '../xep0227/errors.js';
 
@@ -51,6 +51,8 @@ export function exitOf(err: unknown, outputPath?: string): ExitAnswer | undefine
   // A document whose JIDs or structure are wrong is bad data, as malformed XML is.
   if (err instanceof Xep0227Error) return { code: EXIT_DATAERR, message };
   if (err instanceof XmppPullError) return { code: err.code === 'auth-failed' ? EXIT_NOPERM : EXIT_UNAVAILABLE, message };
+  // The remote archive is larger than xmppClient.maxArchiveMessages lets one pull carry.
+  if (err instanceof PullLimitError) return { code: EXIT_DATAERR, message };
   if (err instanceof OutgoingError) return { code: err.reason === 'refused' ? EXIT_NOPERM : EXIT_UNAVAILABLE, message };
   if (err instanceof StorageError) return { code: STORAGE_EXIT[err.code], message };
   const errno = err as NodeJS.ErrnoException | undefined;

@@ -47,6 +47,9 @@ export const routeSchemas = {
     params: ACCOUNT,
     body: jsonBody({ jid: STRING, password: { type: 'string', minLength: 1 }, ...IMPORT_BODY }, { required: ['jid', 'password'] }),
   },
+  exportRemoteXmpp: {
+    body: jsonBody({ jid: STRING, password: { type: 'string', minLength: 1 }, ...KINDS }, { required: ['jid', 'password'] }),
+  },
   moveUser: {
     params: ACCOUNT,
     body: jsonBody({ newJid: { type: 'string', minLength: 1 }, importUrl: URI }, { required: ['newJid'] }),
