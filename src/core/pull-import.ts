@@ -103,16 +103,21 @@ export async function openPull(services: PullServices, source: PullSource): Prom
   return { events: resumed(), notes: pull.notes, release: pull.release };
 }
 
-/** The events, stopped with {@link PullLimitError} once the archive is known to exceed `max`; the slot released at the end. */
+/** The events, stopped with {@link PullLimitError} once the archive is known to exceed `max`. */
+export async function* limitArchive(events: AsyncIterable<DocumentEvent>, notes: Pick<PullNotes, 'archiveRead' | 'archiveTotal'>, max: number): AsyncGenerator<DocumentEvent> {
+  for await (const event of events) {
+    // The server's count comes with the first page, before its first message is passed on.
+    if (event.kind === 'archive' && ((notes.archiveTotal ?? 0) > max || notes.archiveRead > max)) {
+      throw new PullLimitError(max, notes.archiveTotal !== undefined && notes.archiveTotal > max ? notes.archiveTotal : undefined);
+    }
+    yield event;
+  }
+}
+
+/** {@link limitArchive}, the slot released when the events end however they end. */
 async function* limited(events: AsyncIterable<DocumentEvent>, notes: PullNotes, max: number, slot: Lease): AsyncGenerator<DocumentEvent> {
   try {
-    for await (const event of events) {
-      // The server's count comes with the first page, before its first message is passed on.
-      if (event.kind === 'archive' && ((notes.archiveTotal ?? 0) > max || notes.archiveRead > max)) {
-        throw new PullLimitError(max, notes.archiveTotal !== undefined && notes.archiveTotal > max ? notes.archiveTotal : undefined);
-      }
-      yield event;
-    }
+    yield* limitArchive(events, notes, max);
   } finally {
     slot.release();
   }
