@@ -33,6 +33,7 @@ describe('import-from-xmpp and xmpp-export without a remote server', () => {
         // Nothing allowed: every pull is refused before a connection.
         XPORTA_OUTGOING: JSON.stringify({ allow: [] }),
         XPORTA_XMPP_CLIENT: JSON.stringify({ services: ['old.test=127.0.0.1:9'], maxConcurrentPulls: 1 }),
+        XPORTA_AUTH__USER_TOKEN_SECRET: 'u'.repeat(40),
         XPORTA_AUTH__TOKENS: JSON.stringify([
           { name: 'all', sha256: sha256Hex(TOKEN), scopes: ['export', 'import', 'admin'] },
           { name: 'imp', sha256: sha256Hex(IMPORT_ONLY), scopes: ['import'] },
@@ -90,6 +91,21 @@ describe('import-from-xmpp and xmpp-export without a remote server', () => {
     const noJid = await app.inject({ method: 'POST', url: '/v1/xmpp-export', headers: auth, payload: { jid: 'old.test', password: PASSWORD } });
     expect(noJid.statusCode).toBe(400);
     expect(app.ctx.pullSlots.inUse).toBe(0);
+  });
+
+  it("an account's job is read by that account's user token and the operators of its host, nobody else", async () => {
+    const jobs = app.ctx.jobs;
+    if (!jobs) throw new Error('no job store');
+    const job = jobs.create({ id: 'pull-job-rights', type: 'xmpp-import', host: 'alice@localhost', progress: { done: 0, failed: 0, total: 1, records: 3, bytes: 0, messages: 2, archiveTotal: 10 } });
+    const own = app.ctx.auth.mintUserToken({ jid: 'alice@localhost', scopes: ['import'], ttlSeconds: 60, singleUse: false }).token;
+    const other = app.ctx.auth.mintUserToken({ jid: 'bob@localhost', scopes: ['import'], ttlSeconds: 60, singleUse: false }).token;
+    const read = (token: string) => app.inject({ method: 'GET', url: `/v1/jobs/${job.id}`, headers: { authorization: `Bearer ${token}` } });
+    expect((await read(own)).json()).toMatchObject({ id: job.id, progress: { messages: 2, archiveTotal: 10 } });
+    expect((await read(TOKEN)).statusCode).toBe(200);
+    expect((await read(other)).statusCode).toBe(404);
+    const listed = await app.inject({ method: 'GET', url: '/v1/jobs', headers: { authorization: `Bearer ${other}` } });
+    expect(listed.json<{ jobs: unknown[] }>().jobs).toEqual([]);
+    jobs.finish(job.id, 'cancelled', {});
   });
 
   it('leaves the password in no answer and no file', async () => {
