@@ -5,12 +5,12 @@
  */
 import { ConfigError } from '../config/config.js';
 import { AuthError } from '../core/auth/errors.js';
-import { BusyError } from '../core/errors.js';
+import { BusyError, PullLimitError } from '../core/errors.js';
 import { MoveError } from '../core/move.js';
+import { XmppPullError } from '../core/pull-import.js';
 import { JidError } from '../lib/jid.js';
 import { OutgoingError } from '../lib/net/outgoing-error.js';
 import { StorageError } from '../storage/backend.js';
-import { XmppPullError } from '../storage/xmpp-client/errors.js';
 import { TransferError } from '../transfer/account-transfer.js';
 import { Xep0227Error } from '../xep0227/errors.js';
 
@@ -53,6 +53,8 @@ export function exitOf(err: unknown, outputPath?: string): ExitAnswer | undefine
   if (err instanceof Xep0227Error) return { code: EXIT_DATAERR, message };
   if (err instanceof XmppPullError) return { code: err.code === 'auth-failed' ? EXIT_NOPERM : EXIT_UNAVAILABLE, message };
   if (err instanceof MoveError) return { code: err.code === 'bad-request' ? EXIT_USAGE : err.code === 'not-found' ? EXIT_NOUSER : EXIT_UNAVAILABLE, message };
+  // The remote archive is larger than xmppClient.maxArchiveMessages lets one pull carry.
+  if (err instanceof PullLimitError) return { code: EXIT_DATAERR, message };
   if (err instanceof OutgoingError) return { code: err.reason === 'refused' ? EXIT_NOPERM : EXIT_UNAVAILABLE, message };
   if (err instanceof StorageError) return { code: STORAGE_EXIT[err.code], message };
   const errno = err as NodeJS.ErrnoException | undefined;

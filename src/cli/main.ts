@@ -18,7 +18,7 @@ import {
 import { exitOf, EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_NOUSER, EXIT_USAGE, UsageError } from './exit-codes.js';
 import { exportOutput, ProgressLine } from './io.js';
 import { hostImportFailed, runHostImport } from './host-import.js';
-import { runPull } from './pull.js';
+import { runPull, runPullImport } from './pull.js';
 import { runTransfer } from './transfer.js';
 import { COMMAND_HELP, USAGE } from './usage.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config/config.js';
@@ -68,6 +68,7 @@ export async function runCli(argv: string[], root: RootCommands): Promise<number
         'from-password-file': { type: 'string' },
         'to-password-file': { type: 'string' },
         move: { type: 'boolean' },
+        'from-xmpp': { type: 'string' },
       },
     });
   } catch (err) {
@@ -155,6 +156,24 @@ export async function runCli(argv: string[], root: RootCommands): Promise<number
           );
           process.stdout.write(`${JSON.stringify(hostReport, null, 2)}\n`);
           return hostImportFailed(hostReport) ? EXIT_DATAERR : 0;
+        }
+        if (values['from-xmpp'] !== undefined) {
+          const pulled = await runPullImport(config, {
+            jid: rest[0],
+            from: values['from-xmpp'],
+            passwordFile: values['password-file'],
+            ...(values['ca-file'] !== undefined ? { caFile: values['ca-file'] } : {}),
+            ...(values.server !== undefined ? { server: values.server } : {}),
+            ...(values['allow-plaintext'] ? { allowPlaintext: true } : {}),
+            ...(values.mode !== undefined ? { mode: values.mode } : {}),
+            dryRun: values['dry-run'] === true,
+            createAccount: values['create-account'] === true,
+            ...(values.include !== undefined ? { include: values.include } : {}),
+            ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
+          });
+          for (const line of pulled.refused) process.stderr.write(`xporta: refused by the server: ${line}\n`);
+          process.stdout.write(`${JSON.stringify(pulled, null, 2)}\n`);
+          return 0;
         }
         const progress = ProgressLine.for(process.stderr, values['dry-run'] ? 'checked' : 'imported', values.quiet === true);
         const report = await runImport(

@@ -21,6 +21,9 @@ commands:
                                       export_piefxis_host file (a <host> root); HOST imports only
                                       that host. The whole document is validated first, then each
                                       account is applied on its own; exit 65 if any account failed
+  import JID --from-xmpp OLD-JID --password-file F [--mode replace|merge] [--dry-run] [--server …]
+                                      log in to the old account on another server as its user and
+                                      import it into JID, archive included, all or nothing
   token JID [--scopes export,import] [--ttl SECONDS]
                                       mint a short-lived user token (needs auth.userTokenSecret)
   token --operator [--name NAME] [--scopes export,import,admin] [--hosts H,…|*]
@@ -72,6 +75,9 @@ ${KINDS_HELP}`,
   import: `usage: xporta import JID FILE|- [--mode replace|merge] [--dry-run] [--create-account]
                            [--keep-subscriptions] [--include K,…] [--exclude K,…] [--quiet]
        xporta import --host FILE|- [HOST] [same options]
+       xporta import JID --from-xmpp OLD-JID --password-file F [--mode replace|merge] [--dry-run]
+                           [--create-account] [--ca-file F] [--server HOST:PORT[/tls]]
+                           [--allow-plaintext] [--include K,…] [--exclude K,…]
 
 Applies a XEP-0227 document holding one account to JID, all or nothing, and prints the report
 as JSON. FILE - reads standard input; gzip is recognised by its content, whatever the name.
@@ -85,6 +91,12 @@ With --host, FILE holds any number of accounts: xporta's export --host, ejabberd
 main file (XIncluded host files are read from FILE's directory) or export_piefxis_host file (a
 <host> root); HOST imports only that host. The whole document is validated first, then each
 account is applied on its own; exit 65 if any account failed.
+
+With --from-xmpp, the document is read from the old account OLD-JID on another server, over the
+client protocol with its password (from --password-file, used for this session only), as
+\`xporta pull\` reads it; the report adds what the old server refused. Credentials, offline
+messages and server-specific stores are not read. An archive larger than
+xmppClient.maxArchiveMessages fails the import (exit 65) before anything is written.
 
 ${KINDS_HELP}`,
   token: `usage: xporta token JID [--scopes export,import] [--ttl SECONDS]

@@ -137,6 +137,10 @@ export interface XmppClientConfig {
   readonly timeoutMs: number;
   /** Archived messages asked for per MAM page. */
   readonly pageSize: number;
+  /** Pulls (imports, exports, commands) running at once in this process; more are refused as busy. */
+  readonly maxConcurrentPulls: number;
+  /** Most archived messages one pull may carry; a larger archive fails the pull and writes nothing. */
+  readonly maxArchiveMessages: number;
 }
 
 export interface AuthConfig {

@@ -194,7 +194,7 @@ export function validate(raw: JsonObject, cwd: string): Config {
   };
 
   const xmppClientFields = root.object('xmppClient');
-  xmppClientFields.only(['caFile', 'allowPlaintext', 'services', 'timeoutMs', 'pageSize']);
+  xmppClientFields.only(['caFile', 'allowPlaintext', 'services', 'timeoutMs', 'pageSize', 'maxConcurrentPulls', 'maxArchiveMessages']);
   const services = xmppClientFields.stringArray('services', []);
   services.forEach((entry, i) => {
     if (!/^[^=\s]+=(\[[^\]]+\]|[^:\s/]+):\d{1,5}(\/tls)?$/.test(entry)) throw new ConfigError(`xmppClient.services[${i}]`, 'must be domain=host:port or domain=host:port/tls');
@@ -206,6 +206,8 @@ export function validate(raw: JsonObject, cwd: string): Config {
     services,
     timeoutMs: xmppClientFields.integer('timeoutMs', 30_000, 100, 600_000),
     pageSize: xmppClientFields.integer('pageSize', 250, 1, 10_000),
+    maxConcurrentPulls: xmppClientFields.integer('maxConcurrentPulls', 4, 1, 1000),
+    maxArchiveMessages: xmppClientFields.integer('maxArchiveMessages', 2_000_000, 1, 1_000_000_000),
   };
 
   const componentFields = root.object('component');

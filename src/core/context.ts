@@ -65,6 +65,8 @@ export interface ServiceContext {
   /** Background jobs in xporta's state; absent only where a caller built a context without one. */
   readonly jobs?: JobStore;
   readonly importSlots: Slots;
+  /** Pulls from other XMPP servers at once (`xmppClient.maxConcurrentPulls`), whatever face started them. */
+  readonly pullSlots: Slots;
   readonly metrics: Metrics;
   /** Downloadable export files under `dataDir/exports`. */
   readonly exportFiles: ExportFiles;
@@ -98,6 +100,7 @@ export function createContext(config: Config, storage: StorageBackend, parts: Co
     locks: new AccountLocks(crossProcessLocker(config, storage)),
     // Every holder of a slot (user, host and pulled imports) shows in the gauge.
     importSlots: new Slots(config.limits.maxConcurrentImports, (inUse) => metrics.set('xporta_imports_in_progress', inUse)),
+    pullSlots: new Slots(config.xmppClient.maxConcurrentPulls, (inUse) => metrics.set('xporta_pulls_in_progress', inUse)),
     metrics,
     exportFiles: new ExportFiles(join(config.dataDir, 'exports'), config.files.mode, config.exports.ttlSeconds),
   };

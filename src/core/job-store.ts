@@ -26,14 +26,18 @@ export interface JobProgress {
   /** Bytes of the document read so far, and its size. */
   readonly bytes: number;
   readonly totalBytes?: number;
-  /** Fraction done, from bytes read (0…1), when the size is known. */
+  /** Fraction done, from bytes read (0…1), when the size is known; for a pull, from messages read. */
   readonly estimate?: number;
+  /** A pull from another server: archived messages read so far… */
+  readonly messages?: number;
+  /** …and the archive size that server announced (its RSM count), once it did. */
+  readonly archiveTotal?: number;
 }
 
 export interface JobRecord {
   readonly id: string;
   readonly type: string;
-  /** The host or account the job acts on: only principals allowed there may read it. */
+  /** The host (or, for an account's job, the account's JID) the job acts on: only principals allowed there may read it. */
   readonly host: string;
   readonly state: JobState;
   readonly progress: JobProgress;

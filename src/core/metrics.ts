@@ -43,6 +43,7 @@ export class Metrics implements MetricsRecorder {
     counter('xporta_host_transfers_total', 'Whole-host transfers, by direction (export, import), dry run and outcome.', ['direction', 'dry_run', 'outcome']);
     counter('xporta_jobs_total', 'Background jobs entering a state (started, succeeded, failed, cancelled), by type.', ['type', 'state']);
     gauge('xporta_imports_in_progress', 'Imports running now.');
+    gauge('xporta_pulls_in_progress', 'Pulls from other XMPP servers running now (xmppClient.maxConcurrentPulls at most).');
     gauge('xporta_component_connected', '1 while the XMPP component is connected.');
     histogram('xporta_http_request_duration_seconds', 'HTTP request durations (for a streamed answer: until it is sent), by method and route.', ['method', 'route'], REQUEST_BUCKETS);
     histogram('xporta_operation_duration_seconds', 'Durations of exports, imports, dry runs and host transfers, by operation and outcome.', ['operation', 'outcome'], OPERATION_BUCKETS);

@@ -3,12 +3,12 @@
  * src/cli/exit-codes.ts. Anything it does not know is left as it is, for the 500 handler.
  */
 import { AuthError } from '../core/auth/errors.js';
-import { BusyError, BUSY_RETRY_AFTER_SECONDS } from '../core/errors.js';
+import { BusyError, BUSY_RETRY_AFTER_SECONDS, PullLimitError } from '../core/errors.js';
 import { MoveError } from '../core/move.js';
+import { XmppPullError, type PullFailure } from '../core/pull-import.js';
 import { JidError } from '../lib/jid.js';
 import { OutgoingError } from '../lib/net/outgoing-error.js';
 import { StorageError } from '../storage/backend.js';
-import { XmppPullError, type PullFailure } from '../storage/xmpp-client/errors.js';
 import { TransferError } from '../transfer/account-transfer.js';
 import { Xep0227Error } from '../xep0227/errors.js';
 import { Problem, problems } from './problem.js';
@@ -48,6 +48,7 @@ export function toProblem(err: unknown): unknown {
   if (err instanceof StorageError) return storageProblem(err);
   if (err instanceof OutgoingError) return outgoingProblem(err.reason === 'refused', err.message);
   if (err instanceof XmppPullError) return new Problem(PULL_STATUS[err.code], `xmpp-${err.code}`, 'The remote XMPP account could not be read', err.message);
+  if (err instanceof PullLimitError) return new Problem(422, 'xmpp-archive-too-large', 'The remote archive is larger than one pull may carry', err.message);
   if (err instanceof MoveError) return moveProblem(err);
   if (isNoSpaceError(err)) return problems.insufficientStorage('no space left on the device that holds the spool or the store; nothing was changed');
   return err;

@@ -9,9 +9,9 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Spool } from '../core/spool.js';
 import { spoolUpload } from '../core/spool.js';
+import { beginPull, UNREADABLE_KINDS, XmppPullError, type RemoteAccount } from '../core/pull-import.js';
 import { bareJid } from '../lib/jid.js';
 import { DATA_KINDS } from '../records/model.js';
-import { pullAccount, pullSettings, UNREADABLE_KINDS, XmppPullError } from '../storage/xmpp-client/index.js';
 import { writeDocument } from '../xep0227/writer.js';
 import { html } from './html.js';
 import type { CheckSpool } from './import.js';
@@ -117,7 +117,13 @@ ${notes.archiveTotal !== undefined && notes.archiveTotal > 0 ? html`<progress ma
     }
     await SessionStore.dropPending(session);
     const controller = new AbortController();
-    const pull = pullAccount({ ...pullSettings(config, source), jid: source, password, include: PULLED_KINDS, signal: controller.signal });
+    let pull: RemoteAccount;
+    try {
+      pull = beginPull(ctx, { jid: source, password, include: PULLED_KINDS, signal: controller.signal });
+    } catch (err) {
+      session.flash = { kind: 'error', text: failureText(err, web.maxUploadBytes) };
+      return seeOther(reply, '/import/xmpp');
+    }
     const task: PullTask = { source, notes: pull.notes, state: 'reading', controller };
     session.pull = task;
     const audit = (outcome: 'ok' | 'refused', reason?: string): void =>
@@ -142,6 +148,8 @@ ${notes.archiveTotal !== undefined && notes.archiveTotal > 0 ? html`<progress ma
         task.state = 'failed';
         if (task.failure === strings.errorInternal) request.log.error({ err }, 'web pull failed');
         audit('refused', err instanceof Error ? err.message : String(err));
+      } finally {
+        pull.release();
       }
     })();
     return seeOther(reply, '/import/xmpp');

@@ -10,7 +10,7 @@ import type { Scope } from '../config/config.js';
 import type { AccountOverview } from '../core/account-overview.js';
 import type { Spool } from '../core/spool.js';
 import type { DataKind } from '../records/model.js';
-import type { PullNotes } from '../storage/xmpp-client/index.js';
+import type { PullNotes } from '../core/pull-import.js';
 import type { UserImportReport } from '../transfer/account-transfer.js';
 
 export interface PendingImport {

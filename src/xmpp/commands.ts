@@ -8,6 +8,10 @@
  *   found and gives the one-time import link; once the file is imported a message follows (and,
  *   where the server allows, the roster is pushed to the user's clients). Choosing "from another
  *   account" instead gives an import link for the old provider's "Move my account" command.
+ * - "Import from another XMPP account": the old address and its password (a private field, used
+ *   for this pull only: not kept in the command's session, a log or the audit line); xporta
+ *   signs in there as the user and imports the old account into this one, archive included
+ *   (src/core/pull-import.ts). The answer is the report, or a message once a long pull is done.
  * - "Move my account to another address": XEP-0283, see moved.ts.
  *
  * Every link carries its token in the query (`?token=`), so it works from a browser or `curl`.
@@ -20,11 +24,13 @@ import { DATA_KINDS, type DataKind } from '../records/model.js';
 import type { Command, Note, Step } from './adhoc.js';
 import { bool, single, type Field, type Form } from './forms.js';
 import { MoveError, type MoveService, type MoveStatus } from '../core/move.js';
+import { pullImport, type PullImportReport } from '../core/pull-import.js';
+import { bareJid } from '../lib/jid.js';
 import { summary } from './notify.js';
 
 /** Lifetime of a link handed out by a command (capped by auth.userTokenMaxTtlSeconds). */
 export const LINK_TTL_SECONDS = 15 * 60;
-/** How long the move command waits for a copy before answering and following up by message. */
+/** How long the move and pull commands wait for their work before answering and following up by message. */
 const MOVE_ANSWER_DEADLINE_MS = 20_000;
 
 export interface CommandDeps {
@@ -243,6 +249,121 @@ function reportResult(report: ApplyReport, link: Link): Form {
       { var: 'warnings', type: 'text-multi', label: 'Warnings', values: [...report.warnings] },
       { var: 'url', type: 'text-single', label: 'Import link (works once)', values: [link.url] },
       { var: 'expires', type: 'text-single', label: 'Valid until', values: [link.expiresAt] },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface PullState {
+  readonly stage: 'details';
+}
+
+const PULL_FORM: Form = {
+  type: 'form',
+  title: 'Import from another XMPP account',
+  instructions: [
+    'xporta signs in to your old account on its server, as your client would, and copies it into this account: contacts, profile, bookmarks and other PEP data, blocked addresses and the whole message archive.',
+    "Your old password is used for this copy only: it is not kept. This account keeps its own password; your old account's unread offline messages stay where they are.",
+  ],
+  fields: [
+    { var: 'old-jid', type: 'jid-single', label: 'Old address', required: true },
+    { var: 'password', type: 'text-private', label: 'Password of the old account', required: true },
+    {
+      var: 'mode',
+      type: 'list-single',
+      label: 'How to import',
+      values: ['merge'],
+      options: [
+        { value: 'merge', label: 'Merge: add to what this account holds (the old account wins on conflicts)' },
+        { value: 'replace', label: "Replace: the old account's data replaces that kind of data here" },
+      ],
+    },
+  ],
+};
+
+function pullFormAgain(text: string): Step<PullState> {
+  return { status: 'executing', state: { stage: 'details' }, actions: ['complete'], form: PULL_FORM, notes: [{ type: 'error', text }] };
+}
+
+function pullSummary(report: PullImportReport): string[] {
+  const lines = [`Your old account ${report.source} was imported (${report.mode}): ${summary(report)}.`];
+  if (report.refused.length > 0) lines.push(`The old server did not give: ${report.refused.join('; ')}.`);
+  lines.push(...report.warnings);
+  return lines;
+}
+
+export function pullCommand(deps: CommandDeps): Command<PullState> {
+  const { ctx } = deps;
+  return {
+    node: 'pull',
+    name: 'Import from another XMPP account',
+    async run({ user, values, state }): Promise<Step<PullState>> {
+      if (!state && values.size === 0) return { status: 'executing', state: { stage: 'details' }, actions: ['complete'], form: PULL_FORM };
+      let source: string;
+      try {
+        source = bareJid(single(values, 'old-jid') ?? '');
+        if (!source.includes('@')) throw new Error('no localpart');
+      } catch {
+        return pullFormAgain('Give your old address, e.g. alice@old.example.');
+      }
+      if (source === user) return pullFormAgain('The old address is this account itself.');
+      // Not trimmed: a password may begin or end with spaces.
+      const password = values.get('password')?.[0] ?? '';
+      if (password === '') return pullFormAgain('Give the password of your old account.');
+      const mode = single(values, 'mode') === 'replace' ? 'replace' : 'merge';
+      const audited = { action: 'import' as const, actor: { kind: 'xmpp' as const, jid: user }, account: user, mode, dryRun: false, target: source };
+      const work = pullImport(ctx, {
+        jid: user,
+        from: { jid: source, password },
+        options: { mode, dryRun: false, include: new Set(DATA_KINDS), createAccount: false },
+        source: 'xmpp',
+        createHint: 'the account must exist on this server',
+      }).then(
+        (report) => {
+          ctx.audit.record({ ...audited, outcome: 'ok' });
+          return report;
+        },
+        (err: unknown) => {
+          ctx.audit.record({ ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+          throw err;
+        },
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), MOVE_ANSWER_DEADLINE_MS);
+      });
+      let outcome: PullImportReport | 'late';
+      try {
+        outcome = await Promise.race([work, late]);
+      } catch (err) {
+        return { status: 'completed', notes: [{ type: 'error', text: `Nothing was imported: ${err instanceof Error ? err.message : String(err)}` }] };
+      } finally {
+        clearTimeout(timer);
+      }
+      if (outcome === 'late') {
+        work.then(
+          (report) => deps.message(user, pullSummary(report).join('\n')),
+          (err: unknown) => deps.message(user, `Nothing was imported from your old account: ${err instanceof Error ? err.message : String(err)}`),
+        ).catch((err: unknown) => deps.log.warn({ err, jid: user }, 'could not send the import result'));
+        return { status: 'completed', notes: [{ type: 'info', text: `Your old account ${source} is still being read; a message tells you when the import is done.` }] };
+      }
+      return { status: 'completed', notes: pullSummary(outcome).map((text): Note => ({ type: 'info', text })), form: pullResult(outcome) };
+    },
+  };
+}
+
+function pullResult(report: PullImportReport): Form {
+  const counts = (Object.entries(report.counts) as [DataKind, number][]).map(([k, n]) => `${k}: ${n}`);
+  return {
+    type: 'result',
+    title: 'Imported from your old account',
+    fields: [
+      { var: 'old-jid', type: 'jid-single', label: 'Old address', values: [report.source] },
+      { var: 'counts', type: 'text-multi', label: 'Records per kind', values: counts.length > 0 ? counts : ['(none)'] },
+      { var: 'refused', type: 'text-multi', label: 'Not given by the old server', values: [...report.refused] },
+      { var: 'warnings', type: 'text-multi', label: 'Warnings', values: [...report.warnings] },
+      ...(report.archiveTotal !== undefined ? [{ var: 'archive-total', type: 'text-single' as const, label: 'Messages in the old archive', values: [String(report.archiveTotal)] }] : []),
     ],
   };
 }

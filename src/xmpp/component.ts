@@ -10,7 +10,7 @@ import type { AccountNotifier, ImportFinished, ServiceContext } from '../core/co
 import { bareJid } from '../lib/jid.js';
 import { refOf } from '../transfer/account-transfer.js';
 import { CommandError, CommandRegistry } from './adhoc.js';
-import { exportCommand, importCommand, moveCommand, type CommandDeps } from './commands.js';
+import { exportCommand, importCommand, moveCommand, pullCommand, type CommandDeps } from './commands.js';
 import { ComponentConnection, StanzaError, type BackoffOptions, type ConnectionState, type LogSink } from './connection.js';
 import { MoveService } from '../core/move.js';
 import { ImportNotifier } from './notify.js';
@@ -86,6 +86,7 @@ export class XmppComponent implements AccountNotifier {
     };
     this.commands.add(exportCommand(deps));
     this.commands.add(importCommand(deps));
+    this.commands.add(pullCommand(deps));
     this.commands.add(moveCommand(deps));
     ctx.metrics.set('xporta_component_connected', 0);
     this.connection.start();

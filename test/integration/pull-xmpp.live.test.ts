@@ -1,10 +1,11 @@
 /**
  * Pulling an account over the client protocol from a real Prosody 0.12 acting as "the other
  * provider": reached only over c2s, STARTTLS with a certificate signed by a CA this test makes.
- * The pull is imported into a second Prosody (SQLite store) through the HTTP route, and what
- * that server then serves is compared with what the first one held. Error cases: wrong
- * password, a certificate that does not verify, a server without TLS, a connection dropped in
- * the middle of the archive.
+ * The pull is imported into a second Prosody (SQLite store) through the HTTP route (a job,
+ * polled to its end), and what that server then serves is compared with what the first one
+ * held. Error cases: wrong password, a certificate that does not verify, a server without TLS, a
+ * connection dropped in the middle of the archive, one pull too many at once, an archive larger
+ * than one pull may carry.
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runPull } from '../../src/cli/pull.js';
+import { runPull, runPullImport } from '../../src/cli/pull.js';
 import { readDocument } from '../../src/xep0227/reader.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { buildApp } from '../../src/http/server.js';
@@ -34,6 +35,7 @@ import { getBlocklist, getPepItems, getRoster, getVCard, loginAs, queryMam } fro
 
 const TOKEN = 'pull-test-operator-token';
 const EXPORT_TOKEN = 'pull-test-export-only-token';
+const IMPORT_TOKEN = 'pull-test-import-only-token';
 const PATH = '/v1/users/{jid}/import-from-xmpp';
 const contract = new ContractChecker();
 const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
@@ -80,6 +82,16 @@ async function userRecords(storage: StorageBackend, user: string): Promise<UserR
   return out;
 }
 
+interface JobAnswer {
+  id: string;
+  type: string;
+  host: string;
+  state: string;
+  progress: { done: number; records: number; messages?: number; archiveTotal?: number; estimate?: number };
+  result?: { counts: Record<string, number>; refused: string[]; archiveTotal?: number; source: string; dryRun: boolean; warnings: string[] };
+  error?: string;
+}
+
 describeWithProsody('pulling an account over the client protocol (Prosody 0.12 over STARTTLS)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'xporta-pull-'));
   let certs: TestCertificates;
@@ -103,6 +115,25 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     });
     contract.check('POST', PATH, res);
     return { statusCode: res.statusCode, body: res.body, json: <T>() => res.json<T>() };
+  };
+
+  /** POST /v1/xmpp-export, its answer checked against openapi.yaml. */
+  const exportXmpp = async (payload: object, token: string | undefined = TOKEN): Promise<{ statusCode: number; body: string; json: <T>() => T }> => {
+    const res = await app.inject({ method: 'POST', url: '/v1/xmpp-export', headers: token ? { authorization: `Bearer ${token}` } : {}, payload });
+    contract.check('POST', '/v1/xmpp-export', res);
+    return { statusCode: res.statusCode, body: res.body, json: <T>() => res.json<T>() };
+  };
+
+  /** Polls the job at `location` until it ends; every answer checked against openapi.yaml. */
+  const finishedJob = async (location: string, on: FastifyInstance = app): Promise<JobAnswer> => {
+    for (let i = 0; i < 600; i++) {
+      const res = await on.inject({ method: 'GET', url: location, headers: { authorization: `Bearer ${TOKEN}` } });
+      contract.check('GET', '/v1/jobs/{id}', res);
+      const job = res.json<JobAnswer>();
+      if (job.state !== 'running') return job;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`job ${location} did not end`);
   };
 
   const base = (server: ProsodyHandle, overrides: Partial<PullOptions> = {}): PullOptions => ({
@@ -150,11 +181,14 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
           services: [`localhost=127.0.0.1:${oldServer.c2sPort}`, `plain.test=127.0.0.1:${plainServer.c2sPort}`, `silent.test=127.0.0.1:${silentPort}`],
           pageSize: 7,
           timeoutMs: 3000,
+          // One at a time: the limit test holds it with a pull that hangs.
+          maxConcurrentPulls: 1,
         }),
         XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(newServer.rootDir, 'data', 'prosody.sqlite') }),
         XPORTA_AUTH__TOKENS: JSON.stringify([
           { name: 't', sha256: sha256(TOKEN), scopes: ['export', 'import', 'admin'] },
           { name: 'e', sha256: sha256(EXPORT_TOKEN), scopes: ['export'] },
+          { name: 'i', sha256: sha256(IMPORT_TOKEN), scopes: ['import'] },
         ]),
       },
       cwd: dir,
@@ -193,15 +227,24 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     expect(records.some((r) => r.kind === 'vcard')).toBe(true);
   });
 
-  it('imports the pulled account into the local server through POST /v1/users/{jid}/import-from-xmpp', async () => {
-    // Two at once: the account is locked by the first, the second is told so at once.
-    const [res, second] = await Promise.all([
-      importFromXmpp('alice@localhost', { jid: 'alice@localhost', password: summary.alice.password, mode: 'replace' }),
-      new Promise((r) => setTimeout(r, 100)).then(() => importFromXmpp('alice@localhost', { jid: 'alice@localhost', password: summary.alice.password })),
-    ]);
-    expect(second.statusCode).toBe(409);
-    expect(res.statusCode, res.body).toBe(200);
-    const report = res.json<{ counts: Record<string, number>; refused: string[]; archiveTotal: number; source: string }>();
+  it('imports the pulled account into the local server through POST /v1/users/{jid}/import-from-xmpp, as a job', async () => {
+    // The account held by another operation: told so at once, no job made.
+    const held = await (app as unknown as { ctx: { locks: { tryAcquire(jid: string, mode: 'exclusive'): Promise<{ release(): void } | undefined> } } }).ctx.locks.tryAcquire('alice@localhost', 'exclusive');
+    const busy = await importFromXmpp('alice@localhost', { jid: 'alice@localhost', password: summary.alice.password });
+    held?.release();
+    expect(busy.statusCode).toBe(409);
+
+    const res = await importFromXmpp('alice@localhost', { jid: 'alice@localhost', password: summary.alice.password, mode: 'replace' });
+    expect(res.statusCode, res.body).toBe(202);
+    const started = res.json<JobAnswer>();
+    expect(res.body).not.toContain(summary.alice.password);
+    expect(started).toMatchObject({ type: 'xmpp-import', host: 'alice@localhost', state: 'running' });
+    const job = await finishedJob(`/v1/jobs/${started.id}`);
+    expect(job.state, job.error).toBe('succeeded');
+    // Progress reached the archive's size as the old server announced it.
+    expect(job.progress).toMatchObject({ done: 1, messages: summary.archive.messages.length, archiveTotal: summary.archive.messages.length, estimate: 1 });
+    expect(job.progress.records).toBeGreaterThan(summary.archive.messages.length);
+    const report = job.result as NonNullable<JobAnswer['result']>;
     expect(report.counts.archive).toBe(summary.archive.messages.length);
     expect(report.archiveTotal).toBe(summary.archive.messages.length);
     expect(report.source).toBe('alice@localhost');
@@ -249,6 +292,72 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     rmSync(passwordFile);
   });
 
+  it('xporta import --from-xmpp runs the same pull-import (a dry run here: nothing written)', async () => {
+    const passwordFile = join(dir, 'password-import');
+    writeFileSync(passwordFile, `${summary.alice.password}\n`, { mode: 0o600 });
+    try {
+      const report = await runPullImport(config, { jid: 'erin@localhost', from: 'alice@localhost', passwordFile, dryRun: true, include: 'roster,archive' });
+      expect(report.dryRun).toBe(true);
+      expect(report.counts.archive).toBe(summary.archive.messages.length);
+      expect(report.archiveTotal).toBe(summary.archive.messages.length);
+      expect(report.source).toBe('alice@localhost');
+      expect(await userRecords(storage, 'erin')).toEqual([]);
+    } finally {
+      rmSync(passwordFile);
+    }
+  });
+
+  it('POST /v1/xmpp-export streams the remote account as a XEP-0227 document', async () => {
+    const res = await exportXmpp({ jid: 'alice@localhost', password: summary.alice.password, exclude: 'pep' });
+    expect(res.statusCode).toBe(200);
+    const events = await collect(readDocument(Readable.from([Buffer.from(res.body)])));
+    expect(events.filter((e) => e.kind === 'archive').map((e) => (e.kind === 'archive' ? e.id : ''))).toEqual(summary.archive.messages.map((m) => m.id));
+    expect(events.some((e) => e.kind === 'pep-item')).toBe(false);
+    expect(res.body).not.toContain(summary.alice.password);
+    expect((await exportXmpp({ jid: 'alice@localhost', password: 'Wr0ng-Secret-Pa55' })).statusCode).toBe(422);
+    expect((await exportXmpp({ jid: 'alice@plain.test', password: 'x' })).statusCode).toBe(502);
+    expect((await exportXmpp({ jid: 'localhost', password: 'x' })).statusCode).toBe(400);
+    expect((await exportXmpp({ jid: 'alice@localhost', password: 'x' }, '')).statusCode).toBe(401);
+    expect((await exportXmpp({ jid: 'alice@localhost', password: 'x' }, IMPORT_TOKEN)).statusCode).toBe(403);
+  });
+
+  it('one pull more than xmppClient.maxConcurrentPulls is answered 429, for every face', async () => {
+    // A pull from the server that never answers holds the one slot until its step deadline.
+    const hanging = importFromXmpp('erin@localhost', { jid: 'alice@silent.test', password: 'x' });
+    const hangingExport = new Promise((r) => setTimeout(r, 200)).then(() => exportXmpp({ jid: 'alice@silent.test', password: 'x' }));
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await importFromXmpp('alice@localhost', { jid: 'alice@localhost', password: summary.alice.password });
+    expect(refused.statusCode, refused.body).toBe(429);
+    expect(refused.json<{ detail: string }>().detail).toMatch(/maxConcurrentPulls/);
+    expect((await hangingExport).statusCode).toBe(429);
+    expect((await hanging).statusCode).toBe(504);
+    expect((await exportXmpp({ jid: 'alice@silent.test', password: 'x' })).statusCode).toBe(504);
+    expect(await userRecords(storage, 'erin')).toEqual([]);
+  });
+
+  it('an archive larger than xmppClient.maxArchiveMessages fails the job and writes nothing', async () => {
+    const limitedConfig: Config = { ...config, dataDir: join(dir, 'xporta-limited'), xmppClient: { ...config.xmppClient, maxArchiveMessages: 10 } };
+    // A storage of its own: closing this app closes it.
+    const limited = buildApp({ config: limitedConfig, storage: await openStorage(limitedConfig), logger: false });
+    try {
+      const res = await limited.inject({
+        method: 'POST',
+        url: '/v1/users/erin%40localhost/import-from-xmpp',
+        headers: { authorization: `Bearer ${TOKEN}` },
+        payload: { jid: 'alice@localhost', password: summary.alice.password },
+      });
+      expect(res.statusCode, res.body).toBe(202);
+      const job = await finishedJob(res.headers.location as string, limited);
+      expect(job.state).toBe('failed');
+      expect(job.error).toMatch(new RegExp(`holds ${summary.archive.messages.length} messages, more than the 10 .*maxArchiveMessages.*nothing was written`));
+      expect(job.progress.archiveTotal === undefined || job.progress.archiveTotal === summary.archive.messages.length).toBe(true);
+      expect(await userRecords(storage, 'erin')).toEqual([]);
+      for (const file of [...filesUnder(join(dir, 'xporta')), ...filesUnder(join(dir, 'xporta-limited'))]) expect(readFileSync(file, 'latin1'), file).not.toContain(summary.alice.password);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('leaves the old account offline messages waiting on the old server', async () => {
     const alice = await loginAs(oldServer, 'alice', summary.alice.password, { presence: true });
     try {
@@ -292,7 +401,7 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     const mute = await importFromXmpp('erin@localhost', { jid: 'alice@silent.test', password: 'x' });
     expect(mute.statusCode).toBe(504);
     expect(await userRecords(storage, 'erin')).toEqual([]);
-    expect(contract.missing().filter((k) => k.includes(PATH))).toEqual([]);
+    expect(contract.missing().filter((k) => k.includes(PATH) || k.includes('/v1/xmpp-export'))).toEqual([]);
   });
 
   it('connects with direct TLS (XEP-0368) too', async () => {

@@ -48,7 +48,13 @@ function memoryLog(lines: string[]): LogSink {
 
 export async function startXporta(
   prosody: ProsodyHandle,
-  options: { readonly hosts: readonly string[]; readonly backoff?: BackoffOptions; readonly waitOnline?: boolean },
+  options: {
+    readonly hosts: readonly string[];
+    readonly backoff?: BackoffOptions;
+    readonly waitOnline?: boolean;
+    /** More configuration (XPORTA_… variables), e.g. XPORTA_XMPP_CLIENT for pulls. */
+    readonly env?: Readonly<Record<string, string>>;
+  },
 ): Promise<Xporta> {
   const dir = mkdtempSync(join(tmpdir(), 'xporta-xmpp-'));
   const [port] = await freePorts(1);
@@ -69,6 +75,7 @@ export async function startXporta(
         domain: prosody.component.jid,
         secret: prosody.component.secret,
       }),
+      ...options.env,
     },
     cwd: dir,
   });

@@ -88,7 +88,7 @@ describeWithProsody('XMPP component with XEP-0356 privileges', () => {
   it('lists its commands to users of the hosts it serves, and refuses anyone else', async () => {
     const alice = await login('alice', 'localhost');
     const items = await alice.iq(xml('iq', { type: 'get', to: componentJid }, xml('query', { xmlns: NS_DISCO_ITEMS, node: NS_COMMANDS })));
-    expect(items.getChild('query', NS_DISCO_ITEMS)?.getChildren('item').map((i) => i.attrs.node)).toEqual(['export', 'import', 'move']);
+    expect(items.getChild('query', NS_DISCO_ITEMS)?.getChildren('item').map((i) => i.attrs.node)).toEqual(['export', 'import', 'pull', 'move']);
 
     const dave = await login('dave', 'stranger.test');
     const disco = await dave.iq(xml('iq', { type: 'get', to: componentJid }, xml('query', { xmlns: NS_DISCO_ITEMS, node: NS_COMMANDS }))).catch((e: unknown) => e);

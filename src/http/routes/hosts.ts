@@ -224,10 +224,16 @@ function callbackOf(raw: string | undefined, runAsync: boolean, secret: string |
   return httpUrlParam('callbackUrl', raw);
 }
 
-/** Jobs act on hosts: operators allowed on the job's host may read and cancel it. */
+/**
+ * Jobs act on a host, or on one account (its JID in `host`): operators allowed on that host may
+ * read and cancel it, and so may a user token of that very account.
+ */
 function mayRead(ctx: ServiceContext, request: FastifyRequest, job: JobRecord): boolean {
   const principal = principalOf(ctx, request);
-  return principal.kind === 'operator' && (principal.hosts.includes('*') || principal.hosts.includes(job.host));
+  const at = job.host.lastIndexOf('@');
+  if (principal.kind === 'user') return at >= 0 && principal.jid === job.host;
+  const host = at >= 0 ? job.host.slice(at + 1) : job.host;
+  return principal.hosts.includes('*') || principal.hosts.includes(host);
 }
 
 /** The events unchanged, `onRecord` told of each record (anything inside a `<user>`). */

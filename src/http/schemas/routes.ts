@@ -52,6 +52,9 @@ export const routeSchemas = {
   transferXmpp: {
     body: jsonBody({ from: REMOTE_ACCOUNT, to: REMOTE_ACCOUNT, move: BOOLEAN, ...KINDS }, { required: ['from', 'to'] }),
   },
+  exportRemoteXmpp: {
+    body: jsonBody({ jid: STRING, password: { type: 'string', minLength: 1 }, ...KINDS }, { required: ['jid', 'password'] }),
+  },
   moveUser: {
     params: ACCOUNT,
     body: jsonBody({ newJid: { type: 'string', minLength: 1 }, importUrl: URI }, { required: ['newJid'] }),

@@ -65,7 +65,7 @@ describe('xmppClient.services entries', () => {
 describe('xmppClient configuration', () => {
   it('has safe defaults and refuses malformed service entries', () => {
     const config = loadConfig({ env: {}, cwd: '/srv/xporta' });
-    expect(config.xmppClient).toEqual({ allowPlaintext: false, services: [], timeoutMs: 30_000, pageSize: 250 });
+    expect(config.xmppClient).toEqual({ allowPlaintext: false, services: [], timeoutMs: 30_000, pageSize: 250, maxConcurrentPulls: 4, maxArchiveMessages: 2_000_000 });
     const custom = loadConfig({ env: { XPORTA_XMPP_CLIENT: JSON.stringify({ caFile: 'ca.pem', services: ['old.example=10.0.0.5:5223/tls'] }) }, cwd: '/srv/xporta' });
     expect(custom.xmppClient.caFile).toBe('/srv/xporta/ca.pem');
     expect(() => loadConfig({ env: { XPORTA_XMPP_CLIENT: JSON.stringify({ services: ['old.example'] }) }, cwd: '/srv/xporta' })).toThrow(ConfigError);
