@@ -26,6 +26,8 @@ const PULL_STATUS: Readonly<Record<PullFailure, number>> = {
   'auth-failed': 422,
   'connection-lost': 502,
   timeout: 504,
+  // The remote asked us to come back later: the caller should too.
+  throttled: 503,
   protocol: 502,
 };
 
