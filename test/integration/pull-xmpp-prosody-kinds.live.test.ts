@@ -53,7 +53,7 @@ describeWithProsody(`every data kind pulled from Prosody ${version} over c2s int
     summary = await populateAccount(oldServer, { messages: 24 });
     const alice = await loginAs(oldServer, 'alice', summary.alice.password);
     try {
-      await populateExtraKinds(alice, { privacy: true });
+      await populateExtraKinds(alice, { privacy: 'default' });
       served = await readServedKinds(alice);
     } finally {
       await alice.close();

@@ -39,14 +39,18 @@ const key = (seed: number, n = 33): string => Buffer.from(Array.from({ length: n
 export const PRIVACY_LIST = 'no-spam';
 
 export interface ExtraKindsOptions {
-  /** The server has XEP-0016 (ejabberd's mod_privacy, prosody-modules' mod_privacy_lists). */
-  readonly privacy: boolean;
+  /**
+   * Set a privacy list, and make it the default when `'default'`. The server must have XEP-0016
+   * (ejabberd's mod_privacy, prosody-modules' mod_privacy_lists). ejabberd keeps the XEP-0191
+   * blocklist in the default privacy list, so a default of our own would replace it there.
+   */
+  readonly privacy: false | 'list' | 'default';
 }
 
 /**
  * Adds, through the account's own client: a XEP-0172 nick (default access model), an OMEMO
  * (XEP-0384 0.3, as Conversations publishes it) device list and bundle in open nodes, and a
- * default privacy list that denies messages from one JID.
+ * privacy list that denies messages from one JID.
  */
 export async function populateExtraKinds(client: XmppClient, options: ExtraKindsOptions): Promise<void> {
   await publishPep(client, NS_NICK, 'current', xml('nick', { xmlns: NS_NICK }, 'Ali 🦊'));
@@ -70,7 +74,7 @@ export async function populateExtraKinds(client: XmppClient, options: ExtraKinds
     ),
     open,
   );
-  if (options.privacy) {
+  if (options.privacy !== false) {
     await client.iq(
       xml(
         'iq',
@@ -87,7 +91,7 @@ export async function populateExtraKinds(client: XmppClient, options: ExtraKinds
         ),
       ),
     );
-    await client.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: NS_PRIVACY }, xml('default', { name: PRIVACY_LIST }))));
+    if (options.privacy === 'default') await client.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: NS_PRIVACY }, xml('default', { name: PRIVACY_LIST }))));
   }
 }
 
