@@ -1,6 +1,6 @@
 /**
- * Pulling an account over the client protocol from a real Prosody 0.12 acting as "the other
- * provider": reached only over c2s, STARTTLS with a certificate signed by a CA this test makes.
+ * Pulling an account over the client protocol from a real Prosody acting as "the other
+ * provider" (the run's generation: 0.12, or 13 in the second live pass): reached only over c2s, STARTTLS with a certificate signed by a CA this test makes.
  * The pull is imported into a second Prosody (SQLite store) through the HTTP route, and what
  * that server then serves is compared with what the first one held. Error cases: wrong
  * password, a certificate that does not verify, a server without TLS, a connection dropped in
@@ -30,6 +30,7 @@ import { makeTestCertificates, type TestCertificates } from '../support/test-ca.
 import { freePorts } from '../support/ports.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
+import { defaultProsodyVersion } from '../support/server-versions.js';
 import { getBlocklist, getPepItems, getRoster, getVCard, loginAs, queryMam } from '../support/xmpp-client.js';
 
 const TOKEN = 'pull-test-operator-token';
@@ -80,7 +81,7 @@ async function userRecords(storage: StorageBackend, user: string): Promise<UserR
   return out;
 }
 
-describeWithProsody('pulling an account over the client protocol (Prosody 0.12 over STARTTLS)', () => {
+describeWithProsody(`pulling an account over the client protocol (Prosody ${defaultProsodyVersion()} over STARTTLS)`, () => {
   const dir = mkdtempSync(join(tmpdir(), 'xporta-pull-'));
   let certs: TestCertificates;
   let oldServer: ProsodyHandle;
@@ -205,7 +206,7 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     expect(report.counts.archive).toBe(summary.archive.messages.length);
     expect(report.archiveTotal).toBe(summary.archive.messages.length);
     expect(report.source).toBe('alice@localhost');
-    // Prosody 0.12 as the rig runs it has no XEP-0016 module: refused, listed, not fatal.
+    // Prosody as the rig runs it has no XEP-0016 module: refused, listed, not fatal.
     expect(report.refused).toEqual(['privacy lists: service-unavailable']);
 
     // The local account keeps its own password: the pull carries no credentials.
