@@ -19,13 +19,14 @@ import { loadConfig } from '../../src/config/config.js';
 import { openStorage } from '../../src/storage/open.js';
 import { importUserDocument } from '../../src/transfer/account-transfer.js';
 import { AddressPolicy } from '../../src/lib/net/address-policy.js';
-import { pullAccount, type PullOptions, type XmppPullError } from '../../src/storage/xmpp-client/index.js';
+import { pullAccount, XmppPullError, type PullOptions } from '../../src/storage/xmpp-client/index.js';
 import { selectKinds } from '../../src/transfer/account-transfer.js';
 import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/records/model.js';
 import { textOf } from '../../src/records/model.js';
+import { cuttingProxy } from '../support/cutting-proxy.js';
 import { populateEjabberdAlice, EJ_ALICE_PASSWORD, type EjabberdPopulated } from '../support/ejabberd-populate.js';
 import { describeWithEjabberd, startEjabberd, type EjabberdHandle } from '../support/ejabberd.js';
-import { createUser, startProsody } from '../support/prosody.js';
+import { createUser, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { expectServedAlike, OMEMO_BUNDLE, OMEMO_DEVICELIST, populateExtraKinds, PRIVACY_LIST, readServedKinds, type ServedKinds } from '../support/pull-check.js';
 import { defaultEjabberdVersion, defaultProsodyVersion } from '../support/server-versions.js';
 import {
@@ -115,8 +116,17 @@ describeWithEjabberd(`pulling an account over the client protocol from ejabberd 
   const dir = mkdtempSync(join(tmpdir(), 'xporta-pull-ej-'));
   let certs: TestCertificates;
   let ej: EjabberdHandle;
+  /** The local server: a Prosody (SQLite) of the run's generation with XEP-0016. */
+  let prosody: ProsodyHandle;
   let populated: EjabberdPopulated;
   let served: ServedKinds;
+
+  /** xporta on the local Prosody's SQLite store. */
+  const localConfig = (dataDir: string): ReturnType<typeof loadConfig> =>
+    loadConfig({
+      env: { XPORTA_DATA_DIR: join(dir, dataDir), XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(prosody.rootDir, 'data', 'prosody.sqlite') }) },
+      cwd: dir,
+    });
 
   const options = (overrides: Partial<PullOptions> = {}): PullOptions => ({
     jid: 'alice@localhost',
@@ -132,7 +142,8 @@ describeWithEjabberd(`pulling an account over the client protocol from ejabberd 
 
   beforeAll(async () => {
     certs = makeTestCertificates(dir);
-    ej = await startEjabberd({ storage: 'sqlite', certfile: certs.combined });
+    [ej, prosody] = await Promise.all([startEjabberd({ storage: 'sqlite', certfile: certs.combined }), startProsody({ storage: 'sqlite', extraModules: ['privacy_lists'] })]);
+    await Promise.all(['alice', 'erin'].map((u) => createUser(prosody, u, 'localhost', 'new-password')));
     populated = await populateEjabberdAlice(ej);
     await populateEveryKind(ej);
     const alice = await connectClient({ service: ej.service, domain: 'localhost', username: 'alice', password: EJ_ALICE_PASSWORD });
@@ -144,7 +155,7 @@ describeWithEjabberd(`pulling an account over the client protocol from ejabberd 
   }, 120_000);
 
   afterAll(async () => {
-    await ej?.stop();
+    await Promise.allSettled([ej?.stop(), prosody?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -194,38 +205,28 @@ describeWithEjabberd(`pulling an account over the client protocol from ejabberd 
   });
 
   it('imports into a local Prosody (SQLite), which then serves the same account to a real client', async () => {
-    const prosody = await startProsody({ storage: 'sqlite', extraModules: ['privacy_lists'] });
+    const storage = await openStorage(localConfig('xporta'));
     try {
-      await createUser(prosody, 'alice', 'localhost', 'new-password');
-      const config = loadConfig({
-        env: { XPORTA_DATA_DIR: join(dir, 'xporta'), XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(prosody.rootDir, 'data', 'prosody.sqlite') }) },
-        cwd: dir,
+      const kinds = selectKinds(undefined, 'credentials,offline,other');
+      const pull = pullAccount(options({ include: kinds }));
+      const report = await importUserDocument(storage, { host: 'localhost', user: 'alice' }, pull.events, {
+        mode: 'replace',
+        dryRun: false,
+        include: kinds,
+        createAccount: false,
       });
-      const storage = await openStorage(config);
-      try {
-        const kinds = selectKinds(undefined, 'credentials,offline,other');
-        const pull = pullAccount(options({ include: kinds }));
-        const report = await importUserDocument(storage, { host: 'localhost', user: 'alice' }, pull.events, {
-          mode: 'replace',
-          dryRun: false,
-          include: kinds,
-          createAccount: false,
-        });
-        expect(report.counts.archive).toBe(populated.bodies.length);
-        // ejabberd's PEP does not let the owner list a node's subscriptions (XEP-0060 §8.8.1):
-        // listed as refused, the only thing that is.
-        for (const refusal of pull.notes.refused) expect(refusal).toMatch(/^PEP \S+ subscriptions: feature-not-implemented$/);
-      } finally {
-        await storage.close();
-      }
-      const alice = await loginAs(prosody, 'alice', 'new-password');
-      try {
-        expectServedAlike(await readServedKinds(alice), served, prosodyVersion === '0.12' ? 'seconds' : 'micro');
-      } finally {
-        await alice.close();
-      }
+      expect(report.counts.archive).toBe(populated.bodies.length);
+      // ejabberd's PEP does not let the owner list a node's subscriptions (XEP-0060 §8.8.1):
+      // listed as refused, the only thing that is.
+      for (const refusal of pull.notes.refused) expect(refusal).toMatch(/^PEP \S+ subscriptions: feature-not-implemented$/);
     } finally {
-      await prosody.stop();
+      await storage.close();
+    }
+    const alice = await loginAs(prosody, 'alice', 'new-password');
+    try {
+      expectServedAlike(await readServedKinds(alice), served, prosodyVersion === '0.12' ? 'seconds' : 'micro');
+    } finally {
+      await alice.close();
     }
   });
 
@@ -240,5 +241,38 @@ describeWithEjabberd(`pulling an account over the client protocol from ejabberd 
     const { ca: _ca, ...withoutCa } = options();
     const untrusted = await collect(pullAccount(withoutCa).events).catch((e: unknown) => e);
     expect((untrusted as XmppPullError).code).toBe('tls-verify-failed');
+  });
+
+  it('a connection dropped in the middle of the archive is a typed error, and the import writes nothing', async () => {
+    // The bytes of a whole archive-only pull (one message a page), then a cut past 70 % of them.
+    const archiveOnly = selectKinds('archive');
+    const meter = await cuttingProxy(ej.c2sPort, Number.POSITIVE_INFINITY);
+    try {
+      await collect(pullAccount(options({ services: [{ host: '127.0.0.1', port: meter.port, directTls: false }], pageSize: 1, include: archiveOnly })).events);
+    } finally {
+      meter.server.close();
+    }
+    const proxy = await cuttingProxy(ej.c2sPort, Math.round(meter.bytes() * 0.7));
+    try {
+      const storage = await openStorage(localConfig('xporta-cut'));
+      try {
+        const pull = pullAccount(options({ services: [{ host: '127.0.0.1', port: proxy.port, directTls: false }], pageSize: 1, include: archiveOnly }));
+        const err = await importUserDocument(storage, { host: 'localhost', user: 'erin' }, pull.events, { mode: 'replace', dryRun: false, include: archiveOnly, createAccount: false }).catch(
+          (e: unknown) => e,
+        );
+        expect(proxy.cut()).toBe(true);
+        expect(err).toBeInstanceOf(XmppPullError);
+        expect((err as XmppPullError).code).toBe('connection-lost');
+        expect(pull.notes.archiveRead).toBeGreaterThan(0);
+        expect(pull.notes.archiveRead).toBeLessThan(populated.bodies.length);
+        const left: unknown[] = [];
+        for await (const r of storage.readUser({ host: 'localhost', user: 'erin' }, { include: selectKinds() })) left.push(r);
+        expect(left).toEqual([]);
+      } finally {
+        await storage.close();
+      }
+    } finally {
+      proxy.server.close();
+    }
   });
 });

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -24,6 +24,7 @@ import { openStorage } from '../../src/storage/open.js';
 import { pullAccount, XmppPullError, type PullOptions } from '../../src/storage/xmpp-client/index.js';
 import { importUserDocument, selectKinds } from '../../src/transfer/account-transfer.js';
 import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/records/model.js';
+import { cuttingProxy } from '../support/cutting-proxy.js';
 import { filesUnder } from '../support/paths.js';
 import { ContractChecker } from '../support/openapi.js';
 import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
@@ -39,35 +40,6 @@ const PATH = '/v1/users/{jid}/import-from-xmpp';
 const contract = new ContractChecker();
 const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
 const NEW_PASSWORD = 'new-server-password';
-
-/** A byte-level TCP relay to `port` that counts the server's bytes and cuts both sides past `cutAfter`. */
-function cuttingProxy(port: number, cutAfter: number): Promise<{ server: Server; port: number; cut: () => boolean; bytes: () => number }> {
-  let didCut = false;
-  let sent = 0;
-  const server = createServer((client: Socket) => {
-    const upstream = connect(port, '127.0.0.1');
-    client.on('data', (d) => upstream.write(d));
-    upstream.on('data', (d: Buffer) => {
-      sent += d.length;
-      if (sent > cutAfter) {
-        didCut = true;
-        client.destroy();
-        upstream.destroy();
-        return;
-      }
-      client.write(d);
-    });
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      resolve({ server, port: typeof address === 'object' && address ? address.port : 0, cut: () => didCut, bytes: () => sent });
-    });
-  });
-}
 
 async function collect(events: AsyncIterable<DocumentEvent>): Promise<DocumentEvent[]> {
   const out: DocumentEvent[] = [];
