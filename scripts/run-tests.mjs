@@ -19,6 +19,11 @@ const GENERATION_NEUTRAL = [
   'test/integration/cross-server-prosody-ejabberd.live.test.ts',
   'test/xmpp/component.live.test.ts',
   'test/xmpp/no-privilege.live.test.ts',
+  // Issue 19's sources: Prosody 13 and ejabberd 24.12 as "the other provider".
+  'test/integration/pull-xmpp.live.test.ts',
+  'test/integration/pull-xmpp-prosody-kinds.live.test.ts',
+  'test/integration/pull-xmpp-ejabberd.live.test.ts',
+  'test/integration/pull-xmpp-throttle.live.test.ts',
 ];
 
 /** The unit project's files share no server or port: three worker threads (more than the two cores, because many tests wait on timers and sockets), one module cache per worker. */

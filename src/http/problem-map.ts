@@ -26,6 +26,8 @@ const PULL_STATUS: Readonly<Record<PullFailure, number>> = {
   'auth-failed': 422,
   'connection-lost': 502,
   timeout: 504,
+  // The remote, not xporta, is what asks to come back later.
+  throttled: 502,
   protocol: 502,
 };
 

@@ -43,6 +43,7 @@ describe('toProblem', () => {
     expect(answer(new OutgoingError('failed', 'internal')).slice(0, 2)).toEqual([502, 'upstream-failed']);
     expect(answer(new XmppPullError('auth-failed')).slice(0, 2)).toEqual([422, 'xmpp-auth-failed']);
     expect(answer(new XmppPullError('timeout'))[0]).toBe(504);
+    expect(answer(new XmppPullError('throttled')).slice(0, 2)).toEqual([502, 'xmpp-throttled']);
     expect(answer(new MoveError('upstream', 'x'))[0]).toBe(502);
     expect(answer(Object.assign(new Error('disk'), { code: 'ENOSPC' }))[0]).toBe(507);
   });

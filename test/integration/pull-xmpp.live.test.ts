@@ -1,15 +1,15 @@
 /**
- * Pulling an account over the client protocol from a real Prosody 0.12 acting as "the other
- * provider": reached only over c2s, STARTTLS with a certificate signed by a CA this test makes.
- * The pull is imported into a second Prosody (SQLite store) through the HTTP route (a job,
- * polled to its end), and what that server then serves is compared with what the first one
- * held. Error cases: wrong password, a certificate that does not verify, a server without TLS, a
- * connection dropped in the middle of the archive, one pull too many at once, an archive larger
- * than one pull may carry.
+ * Pulling an account over the client protocol from a real Prosody acting as "the other
+ * provider" (the run's generation: 0.12, or 13 in the second live pass): reached only over c2s,
+ * STARTTLS with a certificate signed by a CA this test makes. The pull is imported into a second
+ * Prosody (SQLite store) through the HTTP route (a job, polled to its end), and what that server
+ * then serves is compared with what the first one held. Error cases: wrong password, a
+ * certificate that does not verify, a server without TLS, a connection dropped in the middle of
+ * the archive, one pull too many at once, an archive larger than one pull may carry.
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -25,12 +25,14 @@ import { openStorage } from '../../src/storage/open.js';
 import { pullAccount, XmppPullError, type PullOptions } from '../../src/storage/xmpp-client/index.js';
 import { importUserDocument, selectKinds } from '../../src/transfer/account-transfer.js';
 import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/records/model.js';
+import { cuttingProxy } from '../support/cutting-proxy.js';
 import { filesUnder } from '../support/paths.js';
 import { ContractChecker } from '../support/openapi.js';
 import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
 import { freePorts } from '../support/ports.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
+import { defaultProsodyVersion } from '../support/server-versions.js';
 import { getBlocklist, getPepItems, getRoster, getVCard, loginAs, queryMam } from '../support/xmpp-client.js';
 
 const TOKEN = 'pull-test-operator-token';
@@ -40,35 +42,6 @@ const PATH = '/v1/users/{jid}/import-from-xmpp';
 const contract = new ContractChecker();
 const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
 const NEW_PASSWORD = 'new-server-password';
-
-/** A byte-level TCP relay to `port` that counts the server's bytes and cuts both sides past `cutAfter`. */
-function cuttingProxy(port: number, cutAfter: number): Promise<{ server: Server; port: number; cut: () => boolean; bytes: () => number }> {
-  let didCut = false;
-  let sent = 0;
-  const server = createServer((client: Socket) => {
-    const upstream = connect(port, '127.0.0.1');
-    client.on('data', (d) => upstream.write(d));
-    upstream.on('data', (d: Buffer) => {
-      sent += d.length;
-      if (sent > cutAfter) {
-        didCut = true;
-        client.destroy();
-        upstream.destroy();
-        return;
-      }
-      client.write(d);
-    });
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      resolve({ server, port: typeof address === 'object' && address ? address.port : 0, cut: () => didCut, bytes: () => sent });
-    });
-  });
-}
 
 async function collect(events: AsyncIterable<DocumentEvent>): Promise<DocumentEvent[]> {
   const out: DocumentEvent[] = [];
@@ -92,7 +65,7 @@ interface JobAnswer {
   error?: string;
 }
 
-describeWithProsody('pulling an account over the client protocol (Prosody 0.12 over STARTTLS)', () => {
+describeWithProsody(`pulling an account over the client protocol (Prosody ${defaultProsodyVersion()} over STARTTLS)`, () => {
   const dir = mkdtempSync(join(tmpdir(), 'xporta-pull-'));
   let certs: TestCertificates;
   let oldServer: ProsodyHandle;
@@ -248,7 +221,7 @@ describeWithProsody('pulling an account over the client protocol (Prosody 0.12 o
     expect(report.counts.archive).toBe(summary.archive.messages.length);
     expect(report.archiveTotal).toBe(summary.archive.messages.length);
     expect(report.source).toBe('alice@localhost');
-    // Prosody 0.12 as the rig runs it has no XEP-0016 module: refused, listed, not fatal.
+    // Prosody as the rig runs it has no XEP-0016 module: refused, listed, not fatal.
     expect(report.refused).toEqual(['privacy lists: service-unavailable']);
 
     // The local account keeps its own password: the pull carries no credentials.

@@ -19,6 +19,8 @@ export type PullFailure =
   | 'connection-lost'
   /** The server did not answer in time. */
   | 'timeout'
+  /** The server kept asking to wait (`resource-constraint`, type `wait`) past the last retry. */
+  | 'throttled'
   /** The server sent something this client cannot follow (stream error, bad answer). */
   | 'protocol';
 
@@ -30,6 +32,7 @@ const SUMMARY: Readonly<Record<PullFailure, string>> = {
   'auth-failed': 'the XMPP server refused the login (wrong password or unknown account)',
   'connection-lost': 'the connection to the XMPP server was lost before the pull finished',
   timeout: 'the XMPP server did not answer in time',
+  throttled: 'the XMPP server kept asking to wait (throttling) after every retry; try again later',
   protocol: 'the XMPP server answered in a way this client cannot follow',
 };
 

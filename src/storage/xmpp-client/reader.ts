@@ -4,7 +4,10 @@
  *
  * What the server refuses (a module not loaded, a node the account may not configure) is not
  * fatal: it is listed in {@link PullNotes.refused} and the pull goes on. Throttling errors
- * (`resource-constraint`, or any error of type `wait`) are retried with exponential backoff.
+ * (`resource-constraint`, or any error of type `wait`) are retried with exponential backoff;
+ * a request still throttled after the last attempt fails the whole pull (`throttled`), since
+ * the server asked to wait rather than refused, and carrying the account without that part
+ * would pass a loss off as a success.
  * The archive is read page by page: the next page is asked for only when the consumer has
  * taken the previous one.
  */
@@ -87,15 +90,23 @@ export class RemoteAccountReader {
     this.own = jid;
   }
 
-  /** An IQ with throttling retried; other stanza errors are thrown. */
-  private request(type: 'get' | 'set', payload: XmlElement, options: ReadRemoteOptions, to?: string): Promise<XmlElement> {
-    return iqRetryingThrottle(this.stream, type, payload, options, to);
+  /**
+   * An IQ with throttling retried; other stanza errors are thrown as they are, and throttling
+   * that outlasts the attempts as {@link XmppPullError} `throttled`. `beforeAttempt` runs before
+   * each sending (the archive empties the page a refused attempt may have begun).
+   */
+  private request(what: string, type: 'get' | 'set', payload: XmlElement, options: ReadRemoteOptions, to?: string, beforeAttempt?: () => void): Promise<XmlElement> {
+    return iqRetryingThrottle(this.stream, type, payload, options, to, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(beforeAttempt ? { beforeAttempt } : {}),
+      outlasted: (err, attempts) => new XmppPullError('throttled', `${what}: still ${err.condition} after ${attempts} attempts`, { cause: err }),
+    });
   }
 
   /** Like {@link request}, but a stanza error becomes a note and undefined. */
   private async tryRequest(what: string, type: 'get' | 'set', payload: XmlElement, options: ReadRemoteOptions, to?: string): Promise<XmlElement | undefined> {
     try {
-      return await this.request(type, payload, options, to);
+      return await this.request(what, type, payload, options, to);
     } catch (err) {
       if (err instanceof XmppStanzaError) {
         if (err.condition !== 'item-not-found') this.notes.refused.push(`${what}: ${err.condition}`);
@@ -284,10 +295,10 @@ export class RemoteAccountReader {
   /** The whole archive, oldest first, one RSM page per request. */
   private async *archive(options: ReadRemoteOptions): AsyncGenerator<ArchiveRecord> {
     let after: string | undefined;
-    for (;;) {
+    for (let pageNumber = 1; ; pageNumber++) {
       options.signal?.throwIfAborted();
       const queryid = randomBytes(6).toString('hex');
-      const page: ArchiveRecord[] = [];
+      let page: ArchiveRecord[] = [];
       let overflow = false;
       const remove = this.stream.onMessage((message) => {
         const result = firstChild(message, 'result', NS.mam);
@@ -304,7 +315,10 @@ export class RemoteAccountReader {
       let fin: XmlElement | undefined;
       try {
         const set = [element('max', NS.rsm, {}, [String(options.pageSize)]), ...(after !== undefined ? [element('after', NS.rsm, {}, [after])] : [])];
-        const answer = await this.request('set', element('query', NS.mam, { queryid }, [element('set', NS.rsm, {}, set)]), options);
+        const answer = await this.request('archive', 'set', element('query', NS.mam, { queryid }, [element('set', NS.rsm, {}, set)]), options, undefined, () => {
+          page = [];
+          overflow = false;
+        });
         fin = firstChild(answer, 'fin', NS.mam);
       } catch (err) {
         if (err instanceof XmppStanzaError) {
@@ -320,14 +334,30 @@ export class RemoteAccountReader {
       const rsm = firstChild(fin, 'set', NS.rsm);
       const count = rsm ? firstChild(rsm, 'count', NS.rsm) : undefined;
       if (count && this.notes.archiveTotal === undefined) this.notes.archiveTotal = Number(textOf(count));
+      const last = rsm ? firstChild(rsm, 'last', NS.rsm) : undefined;
+      const more = fin.attrs.complete !== 'true' && last !== undefined && page.length > 0;
+      // Prosody 13 leaves the count out of every page unless archives expire (it would count a
+      // possibly unbounded archive per page) but gives it for an empty page: asked once, for
+      // the progress the faces show, and only when there is more than this page.
+      if (pageNumber === 1 && more && this.notes.archiveTotal === undefined) await this.archiveCount(options);
       for (const record of page) {
         this.notes.archiveRead++;
         yield record;
       }
-      const last = rsm ? firstChild(rsm, 'last', NS.rsm) : undefined;
-      if (fin.attrs.complete === 'true' || !last || page.length === 0) return;
+      if (!more || last === undefined) return;
       after = textOf(last);
     }
+  }
+
+  /** XEP-0059 §2.7: a page of `max` 0 asks for the count alone. A server that cannot say leaves the total unknown. */
+  private async archiveCount(options: ReadRemoteOptions): Promise<void> {
+    const queryid = randomBytes(6).toString('hex');
+    const answer = await this.tryRequest('archive count', 'set', element('query', NS.mam, { queryid }, [element('set', NS.rsm, {}, [element('max', NS.rsm, {}, ['0'])])]), options);
+    const fin = answer ? firstChild(answer, 'fin', NS.mam) : undefined;
+    const rsm = fin ? firstChild(fin, 'set', NS.rsm) : undefined;
+    const count = rsm ? firstChild(rsm, 'count', NS.rsm) : undefined;
+    const total = count ? Number(textOf(count)) : Number.NaN;
+    if (Number.isSafeInteger(total) && total >= 0) this.notes.archiveTotal = total;
   }
 
   private archiveRecord(result: XmlElement): ArchiveRecord | undefined {

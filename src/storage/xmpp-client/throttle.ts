@@ -21,14 +21,26 @@ export function isThrottle(err: unknown): boolean {
   return err instanceof XmppStanzaError && (err.condition === 'resource-constraint' || err.errorType === 'wait');
 }
 
+/** What a caller may add around each attempt. */
+export interface RetryHooks {
+  readonly signal?: AbortSignal;
+  /** Runs before each sending, the first included. */
+  readonly beforeAttempt?: () => void;
+  /** What to throw when the last attempt was throttled too; that throttling error itself when absent. */
+  readonly outlasted?: (err: XmppStanzaError, attempts: number) => Error;
+}
+
 /** `stream.iq` with throttling retried; other stanza errors and stream failures are thrown. */
-export async function iqRetryingThrottle(stream: ClientStream, type: 'get' | 'set', payload: XmlElement, options: ThrottleOptions, to?: string): Promise<XmlElement> {
-  const attempts = options.throttleAttempts ?? 5;
+export async function iqRetryingThrottle(stream: ClientStream, type: 'get' | 'set', payload: XmlElement, options: ThrottleOptions, to?: string, hooks: RetryHooks = {}): Promise<XmlElement> {
+  const attempts = Math.max(1, options.throttleAttempts ?? 5);
   for (let attempt = 1; ; attempt++) {
+    hooks.signal?.throwIfAborted();
+    hooks.beforeAttempt?.();
     try {
       return await stream.iq(type, payload, to);
     } catch (err) {
-      if (!isThrottle(err) || attempt >= attempts) throw err;
+      if (!(err instanceof XmppStanzaError) || !isThrottle(err)) throw err;
+      if (attempt >= attempts) throw hooks.outlasted ? hooks.outlasted(err, attempts) : err;
       await sleep((options.backoffMs ?? 500) * 2 ** (attempt - 1));
     }
   }

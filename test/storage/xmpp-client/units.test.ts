@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/config/config.js';
 import { parseServiceEntry } from '../../../src/storage/xmpp-client/index.js';
-import { XmppStanzaError } from '../../../src/storage/xmpp-client/errors.js';
+import { XmppPullError, XmppStanzaError } from '../../../src/storage/xmpp-client/errors.js';
 import { RemoteAccountReader, type PullNotes } from '../../../src/storage/xmpp-client/reader.js';
 import { chooseMechanism, startSasl } from '../../../src/storage/xmpp-client/scram.js';
 import type { ClientStream } from '../../../src/storage/xmpp-client/stream.js';
@@ -102,10 +102,11 @@ describe('throttled requests', () => {
     expect(notes.refused).toEqual([]);
   });
 
-  it('gives up after the attempts and lists the refusal; other errors are listed at once', async () => {
-    const persistent = await readRoster([throttled('resource-constraint', 'wait')]);
-    expect(persistent.calls).toBe(5);
-    expect(persistent.notes.refused).toEqual(['roster: resource-constraint']);
+  it('fails the pull with `throttled` after the attempts; other errors are listed at once and the pull goes on', async () => {
+    const persistent = await readRoster([throttled('resource-constraint', 'wait')]).catch((e: unknown) => e);
+    expect(persistent).toBeInstanceOf(XmppPullError);
+    expect((persistent as XmppPullError).code).toBe('throttled');
+    expect((persistent as XmppPullError).message).toContain('roster: still resource-constraint after 5 attempts');
     const refused = await readRoster([throttled('service-unavailable', 'cancel')]);
     expect(refused.calls).toBe(1);
     expect(refused.notes.refused).toEqual(['roster: service-unavailable']);
