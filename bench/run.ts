@@ -1,9 +1,13 @@
 /**
  * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write]
- *   [--only export,http,concurrent,postgres,mysql,files,ejabberd,migrator] [--concurrent N] [--hosts 10000,100000]`
+ *   [--only export,http,concurrent,postgres,mysql,files,ejabberd,migrator,pull] [--concurrent N] [--hosts 10000,100000]`
  *
  * `--hosts`: host transfers of that many small accounts too (bench/host.ts); with `--hosts` and
  * no `--sizes`, only those, written as the "Host transfers" section of the existing results.md.
+ *
+ * `--only pull`: the SQLite import, then that store served by Prosody 0.12 and pulled over the
+ * client protocol (bench/pull.ts), written as the "Pull over the client protocol" section of the
+ * existing results.md; the table of the other steps is left as it is.
  *
  * For each archive size, with a fresh process for every measured step: import into an empty
  * SQLite, PostgreSQL, MariaDB and internal-files store (CLI), export from SQLite via the CLI and via
@@ -34,6 +38,7 @@ import { ejabberdScanCeiling, mysqlLoadDataCeiling, plainFilesCeiling, postgresC
 import { createTestDatabase, dropTestDatabase, sqlServer } from './sql-databases.js';
 import { BENCH_HOST, BENCH_USER, syntheticAccount } from './synthetic.js';
 import { runHostBench, withHostSection } from './host.js';
+import { runPullBench, withPullSection } from './pull.js';
 
 const root = resolve(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'cli.js');
@@ -76,7 +81,7 @@ const { values } = parseArgs({
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [10_000, 100_000, 1_000_000] : [10_000];
 const capSeconds = Number(values.cap ?? 300);
-const GROUPS = ['export', 'http', 'concurrent', 'postgres', 'mysql', 'files', 'ejabberd', 'migrator'] as const;
+const GROUPS = ['export', 'http', 'concurrent', 'postgres', 'mysql', 'files', 'ejabberd', 'migrator', 'pull'] as const;
 type Group = (typeof GROUPS)[number];
 const only = values.only?.split(',').map((g) => g.trim());
 const unknownGroup = only?.find((g) => !(GROUPS as readonly string[]).includes(g));
@@ -414,6 +419,8 @@ async function ceilingRow(size: number, step: string, run: () => CeilingRun | Pr
 /** One archive size: every step in its own work dir, removed afterwards. */
 /** The work dirs of the run, removed by an interrupted run too. */
 const workDirs = new Set<string>();
+/** The pull section's lines of a run that measures every group (bench/pull.ts). */
+const pullSection: string[] = [];
 
 async function measure(size: number, rows: Row[], m: Migrator | undefined): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), `xporta-bench-${size}-`));
@@ -454,6 +461,7 @@ async function measure(size: number, rows: Row[], m: Migrator | undefined): Prom
         push({ size, step: `${concurrency} concurrent exports ← SQLite (HTTP, one service)`, result: many, bytes: many.bytes, messages: size * concurrency, note: `${(size * concurrency).toLocaleString('en')} messages in all${aggregate}` });
       }
     }
+    if (runs('pull')) pullSection.push(...(pullSection.length > 0 ? [''] : []), ...(await runPullBench(size, sqlite, work, xporta)));
     const scanned = join(work, 'ceiling-scan.xml');
     push(await ceilingRow(size, CEILING.sqliteScan, () => sqliteScanCeiling(sqlite, scanned)));
     rmSync(scanned, { force: true });
@@ -504,9 +512,35 @@ async function hostsOnly(): Promise<void> {
 }
 // --- end of host transfers ---
 
+// --- Pull over the client protocol (bench/pull.ts) ---
+async function pullOnly(): Promise<void> {
+  const section: string[] = [];
+  for (const size of sizes) {
+    const work = mkdtempSync(join(tmpdir(), `xporta-bench-pull-${size}-`));
+    workDirs.add(work);
+    try {
+      const doc = join(work, 'account.xml');
+      await generate(size, doc);
+      console.error(`# ${size.toLocaleString('en')} messages: pull over the client protocol`);
+      const imported = await importInto('sqlite', doc, work);
+      if (!imported.ok) throw new Error(`the SQLite import failed: ${imported.detail ?? ''}`);
+      rmSync(doc, { force: true });
+      section.push(...(section.length > 0 ? [''] : []), ...(await runPullBench(size, join(work, 'sqlite', 'prosody.sqlite'), work, xporta)));
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+      workDirs.delete(work);
+    }
+  }
+  console.log(section.join('\n'));
+  const file = join(root, 'bench', 'results.md');
+  if (!values['no-write']) writeFileSync(file, withPullSection(existsSync(file) ? readFileSync(file, 'utf8') : '# xporta benchmark\n', section));
+}
+// --- end of pull ---
+
 async function main(): Promise<void> {
   if (!existsSync(cli)) throw new Error('run `npm run build` first');
   if (hostSizes.length > 0 && !values.sizes && !values.full) return hostsOnly();
+  if (only?.every((g) => g === 'pull')) return pullOnly();
   const rows: Row[] = [];
   const benchDir = mkdtempSync(join(tmpdir(), 'xporta-bench-'));
   // Stopped (Ctrl-C, kill), the bench still prints and writes what it measured so far.
@@ -566,7 +600,8 @@ function report(rows: readonly Row[], partial?: string, hostSection: readonly st
   const earlier = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const regenerated = hostSection.length > 0 ? ['## Host transfers'] : [];
   const kept = earlier.split(/\n(?=## )/).slice(1).filter((s) => !regenerated.some((h) => s.startsWith(h)));
-  writeFileSync(file, [table.trimEnd(), ...kept.map((s) => s.trimEnd())].join('\n\n') + '\n');
+  const written = [table.trimEnd(), ...kept.map((s) => s.trimEnd())].join('\n\n') + '\n';
+  writeFileSync(file, pullSection.length > 0 ? withPullSection(written, pullSection) : written);
 }
 
 main().catch((err: unknown) => {

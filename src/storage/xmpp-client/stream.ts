@@ -1,7 +1,7 @@
 /**
  * A minimal XMPP client stream (RFC 6120) for reading one account: connect to the domain's
  * c2s service, STARTTLS or direct TLS with the certificate verified for the domain, SASL
- * (SCRAM-SHA-256, SCRAM-SHA-1, PLAIN over TLS only), resource binding, then IQs. No presence is
+ * (SCRAM-SHA-256, SCRAM-SHA-1, with channel binding where offered; PLAIN over TLS only), resource binding, then IQs. No presence is
  * ever sent, so the server keeps offline messages for the user's own clients.
  *
  * Every address a service name resolves to is judged by the outgoing-request policy before a
@@ -23,7 +23,8 @@ import { element, firstChild, childElements, textOf, type XmlElement } from '../
 import { NS } from '../../records/namespaces.js';
 import { ElementBuilder, listen, serializeElement, escapeAttribute, type NsParser } from '../../xml/xml.js';
 import { XmppPullError, XmppStanzaError } from './errors.js';
-import { chooseMechanism, SaslError, startSasl } from './scram.js';
+import { channelBindingData, computableBindings, NS_SASL_CB } from './channel-binding.js';
+import { chooseSasl, SaslError, startSasl, type SaslChoice } from './scram.js';
 
 /** Where to connect: a host name or address and port, with TLS from the first byte or via STARTTLS. */
 export interface ServiceAddress {
@@ -103,6 +104,7 @@ export class ClientStream {
   private readonly messageListeners = new Set<(message: XmlElement) => void>();
   private nextId = 0;
   private boundJid = '';
+  private saslChoice: SaslChoice | undefined;
   private readonly domain: string;
   private readonly localpart: string;
   private readonly maxStanzaChars: number;
@@ -138,6 +140,11 @@ export class ClientStream {
 
   get isEncrypted(): boolean {
     return this.encrypted;
+  }
+
+  /** The SASL mechanism and gs2 channel-binding flag the login used (a diagnostic). */
+  get authentication(): SaslChoice | undefined {
+    return this.saslChoice;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -363,9 +370,19 @@ export class ClientStream {
   private async authenticate(features: XmlElement): Promise<void> {
     const list = firstChild(features, 'mechanisms', NS.sasl);
     const offered = list ? childElements(list, 'mechanism', NS.sasl).map((m) => textOf(m).trim()) : [];
-    const mechanism = chooseMechanism(offered, this.encrypted);
-    if (!mechanism) throw new XmppPullError('auth-failed', `no acceptable SASL mechanism among ${offered.join(', ') || 'none'}`);
-    const exchange = startSasl(mechanism, this.localpart, this.options.password);
+    const tls = this.encrypted ? (this.socket as TLSSocket) : undefined;
+    const advertisedList = firstChild(features, 'sasl-channel-binding', NS_SASL_CB);
+    const advertised = advertisedList ? childElements(advertisedList, 'channel-binding', NS_SASL_CB).map((b) => b.attrs.type ?? '') : undefined;
+    const choice = chooseSasl(
+      offered,
+      this.encrypted,
+      tls ? { computable: computableBindings(tls), protocol: tls.getProtocol() ?? '', ...(advertised ? { advertised } : {}) } : undefined,
+    );
+    if (!choice) throw new XmppPullError('auth-failed', `no acceptable SASL mechanism among ${offered.join(', ') || 'none'}`);
+    const { mechanism, binding } = choice;
+    this.saslChoice = choice;
+    const bindingData = binding.flag === 'p' && tls ? channelBindingData(tls, binding.type) : undefined;
+    const exchange = startSasl(mechanism, this.localpart, this.options.password, { binding, ...(bindingData ? { bindingData } : {}) });
     this.send(element('auth', NS.sasl, { mechanism }, [exchange.initial().toString('base64')]));
     for (;;) {
       const answer = await this.next('SASL');

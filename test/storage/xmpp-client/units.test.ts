@@ -8,13 +8,13 @@ import { ConfigError, loadConfig } from '../../../src/config/config.js';
 import { parseServiceEntry } from '../../../src/storage/xmpp-client/index.js';
 import { XmppPullError, XmppStanzaError } from '../../../src/storage/xmpp-client/errors.js';
 import { RemoteAccountReader, type PullNotes } from '../../../src/storage/xmpp-client/reader.js';
-import { chooseMechanism, startSasl } from '../../../src/storage/xmpp-client/scram.js';
+import { chooseSasl, startSasl } from '../../../src/storage/xmpp-client/scram.js';
 import type { ClientStream } from '../../../src/storage/xmpp-client/stream.js';
 import { element, type UserRecord, type XmlElement } from '../../../src/records/model.js';
 
 describe('SASL', () => {
   it('SCRAM-SHA-1 gives the RFC 5802 §5 example exchange', () => {
-    const sasl = startSasl('SCRAM-SHA-1', 'user', 'pencil', 'fyko+d2lbbFgONRv9qkxdawL');
+    const sasl = startSasl('SCRAM-SHA-1', 'user', 'pencil', { clientNonce: 'fyko+d2lbbFgONRv9qkxdawL' });
     expect(sasl.initial().toString()).toBe('n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL');
     const final = sasl.challenge(Buffer.from('r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096'));
     expect(final.toString()).toBe('c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=');
@@ -22,7 +22,7 @@ describe('SASL', () => {
   });
 
   it('SCRAM-SHA-256 gives the RFC 7677 §3 example exchange', () => {
-    const sasl = startSasl('SCRAM-SHA-256', 'user', 'pencil', 'rOprNGfwEbeRWgbNEkqO');
+    const sasl = startSasl('SCRAM-SHA-256', 'user', 'pencil', { clientNonce: 'rOprNGfwEbeRWgbNEkqO' });
     expect(sasl.initial().toString()).toBe('n,,n=user,r=rOprNGfwEbeRWgbNEkqO');
     const final = sasl.challenge(Buffer.from('r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096'));
     expect(final.toString()).toBe('c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=');
@@ -30,25 +30,27 @@ describe('SASL', () => {
   });
 
   it('refuses a server that cannot prove it knows the password, and a nonce it did not extend', () => {
-    const sasl = startSasl('SCRAM-SHA-1', 'user', 'pencil', 'fyko+d2lbbFgONRv9qkxdawL');
+    const sasl = startSasl('SCRAM-SHA-1', 'user', 'pencil', { clientNonce: 'fyko+d2lbbFgONRv9qkxdawL' });
     sasl.challenge(Buffer.from('r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096'));
     expect(() => sasl.success(Buffer.from('v=AAAAAAAAAAAAAAAAAAAAAAAAAAA='))).toThrow(/signature/);
     expect(() => sasl.success(Buffer.alloc(0))).toThrow(/signature/);
-    const other = startSasl('SCRAM-SHA-1', 'user', 'pencil', 'abc');
+    const other = startSasl('SCRAM-SHA-1', 'user', 'pencil', { clientNonce: 'abc' });
     expect(() => other.challenge(Buffer.from('r=xyz,s=QSXCR+Q6sek8bf92,i=4096'))).toThrow(/malformed/);
   });
 
   it('sends user name and password as UTF-8 (PLAIN), never mangled to Latin-1', () => {
     const plain = startSasl('PLAIN', 'zoë', 'pässwörd');
     expect(plain.initial()).toEqual(Buffer.from('\0zoë\0pässwörd', 'utf8'));
-    expect(startSasl('SCRAM-SHA-1', 'zoë', 'x', 'n').initial()).toEqual(Buffer.from('n,,n=zoë,r=n', 'utf8'));
+    expect(startSasl('SCRAM-SHA-1', 'zoë', 'x', { clientNonce: 'n' }).initial()).toEqual(Buffer.from('n,,n=zoë,r=n', 'utf8'));
   });
 
   it('prefers SCRAM-SHA-256, and offers PLAIN only on an encrypted stream', () => {
+    const chooseMechanism = (offered: string[], encrypted: boolean): string | undefined => chooseSasl(offered, encrypted)?.mechanism;
     expect(chooseMechanism(['PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256'], true)).toBe('SCRAM-SHA-256');
     expect(chooseMechanism(['PLAIN', 'SCRAM-SHA-1'], false)).toBe('SCRAM-SHA-1');
     expect(chooseMechanism(['PLAIN'], true)).toBe('PLAIN');
     expect(chooseMechanism(['PLAIN'], false)).toBeUndefined();
+    // -PLUS needs binding data of the connection: none is given here.
     expect(chooseMechanism(['SCRAM-SHA-1-PLUS', 'X-OAUTH2'], true)).toBeUndefined();
   });
 });
