@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write]
- *   [--only export,http,concurrent,postgres,mysql,files,ejabberd,migrator] [--concurrent N] [--hosts 10000,100000]`
+ *   [--only export,http,concurrent,postgres,mysql,files,ejabberd,migrator] [--concurrent N] [--export-workers N] [--hosts 10000,100000]`
  *
  * `--hosts`: host transfers of that many small accounts too (bench/host.ts); with `--hosts` and
  * no `--sizes`, only those, written as the "Host transfers" section of the existing results.md.
@@ -14,7 +14,8 @@
  * Next to the steps, in the same run and on the same rows, the ceilings that bound them
  * (bench/ceilings.ts): each step gets its ceiling's time and the ratio ceiling / step. N
  * concurrent HTTP exports of the account from one service give the aggregate throughput and the
- * service's peak RSS. `--only` keeps the listed groups (the SQLite import, which every other step
+ * service's peak RSS (`--export-workers`: the service's `exports.workers`, 0 for exports on its
+ * own thread; its default otherwise). `--only` keeps the listed groups (the SQLite import, which every other step
  * reads, and its ceiling always run).
  * Prints a Markdown table with versions and the machine, and writes it to bench/results.md
  * (unless `--no-write`).
@@ -72,6 +73,7 @@ const { values } = parseArgs({
     hosts: { type: 'string' },
     only: { type: 'string' },
     concurrent: { type: 'string' },
+    'export-workers': { type: 'string' },
   },
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [10_000, 100_000, 1_000_000] : [10_000];
@@ -184,7 +186,13 @@ async function exportOverHttp(work: string, count = 1): Promise<Measured & { byt
   const timeFile = join(work, 'serve.time');
   settle();
   const service = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, ...xporta, 'serve'], {
-    env: { PATH: process.env.PATH, ...sqliteEnv(join(work, 'sqlite')), XPORTA_LISTEN__PORT: String(port), XPORTA_OPERATOR_TOKEN: TOKEN },
+    env: {
+      PATH: process.env.PATH,
+      ...sqliteEnv(join(work, 'sqlite')),
+      XPORTA_LISTEN__PORT: String(port),
+      XPORTA_OPERATOR_TOKEN: TOKEN,
+      ...(values['export-workers'] !== undefined ? { XPORTA_EXPORTS__WORKERS: values['export-workers'] } : {}),
+    },
     stdio: 'ignore',
   });
   for (let i = 0; i < 200; i++) {
