@@ -133,6 +133,16 @@ describe('streamed exports on worker threads (SQLite, WAL)', () => {
     expect((await bytesOf(workers.export(ref, ALL, { metrics: new Metrics() }))).toString('utf8')).toContain('</server-data>');
   });
 
+  it('fails an export whose worker goes away after its first bytes (the response is then cut)', async () => {
+    const own = testExportWorkers(config, 1);
+    const stream = own.export(ref, ALL, { metrics: new Metrics() });
+    await new Promise((resolve) => stream.once('readable', resolve));
+    const failed = new Promise<unknown>((resolve) => stream.once('error', resolve));
+    await own.close();
+    expect(await failed).toBeInstanceOf(Error);
+    expect(() => own.export(ref, ALL, { metrics: new Metrics() })).toThrow(/closed/);
+  });
+
   it('serves GET …/export through the workers: the document, a 404 problem for a missing account, and a release on disconnect', async () => {
     const own = testExportWorkers(config, 1);
     const app = buildApp({ config, storage: await openStorage(config), logger: false, exportWorkers: own });
