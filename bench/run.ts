@@ -181,11 +181,12 @@ async function importInto(kind: Target, doc: string, work: string): Promise<Meas
  * The service in its own process (under GNU time for its peak RSS), the client here: `count`
  * exports of the account at once, timed from the first request to the last byte of the last.
  */
-async function exportOverHttp(work: string, count = 1): Promise<Measured & { bytes: number }> {
+/** The service's CPU seconds (user + system, its start included) come as `cpuSeconds`. */
+async function exportOverHttp(work: string, count = 1): Promise<Measured & { bytes: number; cpuSeconds: number }> {
   const port = 18_000 + Math.floor(Math.random() * 2000);
   const timeFile = join(work, 'serve.time');
   settle();
-  const service = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, ...xporta, 'serve'], {
+  const service = spawn('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, ...xporta, 'serve'], {
     env: {
       PATH: process.env.PATH,
       ...sqliteEnv(join(work, 'sqlite')),
@@ -220,9 +221,16 @@ async function exportOverHttp(work: string, count = 1): Promise<Measured & { byt
   // GNU time forwards nothing, so signal the node child itself.
   spawnSync('pkill', ['-TERM', '-P', String(service.pid)]);
   await exited;
-  const kb = Number(readFileSync(timeFile, 'utf8').trim().split(/\s+/).pop());
+  const [kb, user, system] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-3).map(Number) as [number, number, number];
   const detail = done.find((d) => d.detail !== undefined)?.detail;
-  return { seconds, peakRssMb: kb / 1024, ok: done.every((d) => d.ok), bytes: done.reduce((sum, d) => sum + d.bytes, 0), ...(detail !== undefined ? { detail } : {}) };
+  return {
+    seconds,
+    peakRssMb: kb / 1024,
+    cpuSeconds: user + system,
+    ok: done.every((d) => d.ok),
+    bytes: done.reduce((sum, d) => sum + d.bytes, 0),
+    ...(detail !== undefined ? { detail } : {}),
+  };
 }
 
 /**
@@ -455,11 +463,11 @@ async function measure(size: number, rows: Row[], m: Migrator | undefined): Prom
     }
     if (runs('http') || runs('concurrent')) {
       const http = await exportOverHttp(work);
-      push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes, ceiling: CEILING.sqliteScan });
+      push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes, ceiling: CEILING.sqliteScan, note: `service CPU ${http.cpuSeconds.toFixed(1)} s` });
       if (runs('concurrent')) {
         const many = await exportOverHttp(work, concurrency);
         const aggregate = 'seconds' in http && http.ok && many.ok ? `; aggregate ${((http.seconds * concurrency) / many.seconds).toFixed(2)}× one export's throughput` : '';
-        push({ size, step: `${concurrency} concurrent exports ← SQLite (HTTP, one service)`, result: many, bytes: many.bytes, messages: size * concurrency, note: `${(size * concurrency).toLocaleString('en')} messages in all${aggregate}` });
+        push({ size, step: `${concurrency} concurrent exports ← SQLite (HTTP, one service)`, result: many, bytes: many.bytes, messages: size * concurrency, note: `${(size * concurrency).toLocaleString('en')} messages in all${aggregate}; service CPU ${many.cpuSeconds.toFixed(1)} s` });
       }
     }
     const scanned = join(work, 'ceiling-scan.xml');
