@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --sizes 10000,100000,1000000] [--full] [--cap SECONDS] [--no-migrator] [--no-write]
- *   [--only export,http,concurrent,postgres,mysql,files,ejabberd,migrator,pull] [--concurrent N] [--hosts 10000,100000]`
+ *   [--only export,http,concurrent,postgres,mysql,files,ejabberd,migrator,pull] [--concurrent N] [--export-workers N] [--hosts 10000,100000]`
  *
  * `--hosts`: host transfers of that many small accounts too (bench/host.ts); with `--hosts` and
  * no `--sizes`, only those, written as the "Host transfers" section of the existing results.md.
@@ -18,7 +18,8 @@
  * Next to the steps, in the same run and on the same rows, the ceilings that bound them
  * (bench/ceilings.ts): each step gets its ceiling's time and the ratio ceiling / step. N
  * concurrent HTTP exports of the account from one service give the aggregate throughput and the
- * service's peak RSS. `--only` keeps the listed groups (the SQLite import, which every other step
+ * service's peak RSS (`--export-workers`: the service's `exports.workers`, 0 for exports on its
+ * own thread; its default otherwise). `--only` keeps the listed groups (the SQLite import, which every other step
  * reads, and its ceiling always run).
  * Prints a Markdown table with versions and the machine, and writes it to bench/results.md
  * (unless `--no-write`).
@@ -77,6 +78,7 @@ const { values } = parseArgs({
     hosts: { type: 'string' },
     only: { type: 'string' },
     concurrent: { type: 'string' },
+    'export-workers': { type: 'string' },
   },
 });
 const sizes = values.sizes ? values.sizes.split(',').map(Number) : values.full ? [10_000, 100_000, 1_000_000] : [10_000];
@@ -184,12 +186,19 @@ async function importInto(kind: Target, doc: string, work: string): Promise<Meas
  * The service in its own process (under GNU time for its peak RSS), the client here: `count`
  * exports of the account at once, timed from the first request to the last byte of the last.
  */
-async function exportOverHttp(work: string, count = 1): Promise<Measured & { bytes: number }> {
+/** The service's CPU seconds (user + system, its start included) come as `cpuSeconds`. */
+async function exportOverHttp(work: string, count = 1): Promise<Measured & { bytes: number; cpuSeconds: number }> {
   const port = 18_000 + Math.floor(Math.random() * 2000);
   const timeFile = join(work, 'serve.time');
   settle();
-  const service = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, ...xporta, 'serve'], {
-    env: { PATH: process.env.PATH, ...sqliteEnv(join(work, 'sqlite')), XPORTA_LISTEN__PORT: String(port), XPORTA_OPERATOR_TOKEN: TOKEN },
+  const service = spawn('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, ...xporta, 'serve'], {
+    env: {
+      PATH: process.env.PATH,
+      ...sqliteEnv(join(work, 'sqlite')),
+      XPORTA_LISTEN__PORT: String(port),
+      XPORTA_OPERATOR_TOKEN: TOKEN,
+      ...(values['export-workers'] !== undefined ? { XPORTA_EXPORTS__WORKERS: values['export-workers'] } : {}),
+    },
     stdio: 'ignore',
   });
   for (let i = 0; i < 200; i++) {
@@ -217,9 +226,16 @@ async function exportOverHttp(work: string, count = 1): Promise<Measured & { byt
   // GNU time forwards nothing, so signal the node child itself.
   spawnSync('pkill', ['-TERM', '-P', String(service.pid)]);
   await exited;
-  const kb = Number(readFileSync(timeFile, 'utf8').trim().split(/\s+/).pop());
+  const [kb, user, system] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-3).map(Number) as [number, number, number];
   const detail = done.find((d) => d.detail !== undefined)?.detail;
-  return { seconds, peakRssMb: kb / 1024, ok: done.every((d) => d.ok), bytes: done.reduce((sum, d) => sum + d.bytes, 0), ...(detail !== undefined ? { detail } : {}) };
+  return {
+    seconds,
+    peakRssMb: kb / 1024,
+    cpuSeconds: user + system,
+    ok: done.every((d) => d.ok),
+    bytes: done.reduce((sum, d) => sum + d.bytes, 0),
+    ...(detail !== undefined ? { detail } : {}),
+  };
 }
 
 /**
@@ -454,11 +470,11 @@ async function measure(size: number, rows: Row[], m: Migrator | undefined): Prom
     }
     if (runs('http') || runs('concurrent')) {
       const http = await exportOverHttp(work);
-      push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes, ceiling: CEILING.sqliteScan });
+      push({ size, step: 'xporta export ← SQLite (HTTP)', result: http, bytes: http.bytes, ceiling: CEILING.sqliteScan, note: `service CPU ${http.cpuSeconds.toFixed(1)} s` });
       if (runs('concurrent')) {
         const many = await exportOverHttp(work, concurrency);
         const aggregate = 'seconds' in http && http.ok && many.ok ? `; aggregate ${((http.seconds * concurrency) / many.seconds).toFixed(2)}× one export's throughput` : '';
-        push({ size, step: `${concurrency} concurrent exports ← SQLite (HTTP, one service)`, result: many, bytes: many.bytes, messages: size * concurrency, note: `${(size * concurrency).toLocaleString('en')} messages in all${aggregate}` });
+        push({ size, step: `${concurrency} concurrent exports ← SQLite (HTTP, one service)`, result: many, bytes: many.bytes, messages: size * concurrency, note: `${(size * concurrency).toLocaleString('en')} messages in all${aggregate}; service CPU ${many.cpuSeconds.toFixed(1)} s` });
       }
     }
     if (runs('pull')) pullSection.push(...(pullSection.length > 0 ? [''] : []), ...(await runPullBench(size, sqlite, work, xporta)));

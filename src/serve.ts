@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Config } from './config/config.js';
 import { buildApp } from './http/server.js';
 import { clearSpool } from './core/spool.js';
+import { exportWorkersFor } from './core/export-workers.js';
 import { handOverGeneratedToken, resolveOperatorTokens } from './core/auth/operator-token.js';
 import { openStorage } from './storage/open.js';
 import { XmppComponent } from './xmpp/component.js';
@@ -26,10 +27,12 @@ export async function serve(config: Config, reloadConfig?: () => Config): Promis
   const { tokens, generated } = resolveOperatorTokens(config);
   const storage = await openStorage(config);
   await clearSpool(config.dataDir);
+  const exportWorkers = exportWorkersFor(config);
   let component: XmppComponent | undefined;
   const app = buildApp({
     config: { ...config, auth: { ...config.auth, tokens } },
     storage,
+    ...(exportWorkers ? { exportWorkers } : {}),
     ...(config.component.enabled ? { component: { connected: () => component?.connected() ?? false } } : {}),
   });
   // The owners' web page is a face of its own beside the API, on the same listener.

@@ -169,6 +169,12 @@ export interface FilesConfig {
 export interface ExportsConfig {
   /** How long a downloadable export file (POST /v1/users/{jid}/exports) is kept after it was written. */
   readonly ttlSeconds: number;
+  /**
+   * Worker threads that write streamed exports (GET …/export), each with its own connection to
+   * the storage, so that concurrent exports run side by side; 0 writes them on the service's
+   * thread. Prosody's files are always exported on the service's thread.
+   */
+  readonly workers: number;
 }
 
 /** Completion callbacks of jobs (`callbackUrl`); see src/webhooks.ts. */

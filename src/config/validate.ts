@@ -2,6 +2,7 @@
  * Validation of a whole configuration: every section read through {@link Fields}, with its
  * defaults and bounds; storage in src/config/validate-storage.ts.
  */
+import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { parseAllowEntry } from '../lib/net/address-policy.js';
 import { Fields, type JsonObject } from './fields.js';
@@ -111,8 +112,11 @@ export function validate(raw: JsonObject, cwd: string): Config {
   const files: FilesConfig = { mode: filesFields.oneOf('mode', ['0600', '0640'] as const, '0600') === '0640' ? 0o640 : 0o600 };
 
   const exportsFields = root.object('exports');
-  exportsFields.only(['ttlSeconds']);
-  const exports: ExportsConfig = { ttlSeconds: exportsFields.integer('ttlSeconds', 3600, 60, 30 * 86_400) };
+  exportsFields.only(['ttlSeconds', 'workers']);
+  const exports: ExportsConfig = {
+    ttlSeconds: exportsFields.integer('ttlSeconds', 3600, 60, 30 * 86_400),
+    workers: exportsFields.integer('workers', availableParallelism(), 0, 64),
+  };
 
   const webhooksFields = root.object('webhooks');
   webhooksFields.only(['secret', 'secretFile', 'maxAttempts', 'initialBackoffMs']);

@@ -9,6 +9,7 @@ import { AuditLog } from './audit.js';
 import type { TokenStore } from './auth/token-store.js';
 import type { Config } from '../config/config.js';
 import { ExportFiles } from './export-files.js';
+import type { ExportWorkers } from './export-workers.js';
 import type { JobStore } from './job-store.js';
 import { AccountLocks, crossProcessLocker, Slots } from './locks.js';
 import type { ApplyReport, StorageBackend } from '../storage/backend.js';
@@ -70,6 +71,8 @@ export interface ServiceContext {
   readonly metrics: Metrics;
   /** Downloadable export files under `dataDir/exports`. */
   readonly exportFiles: ExportFiles;
+  /** Where streamed exports are written; absent when they run on the service's thread. */
+  readonly exportWorkers?: ExportWorkers;
   /** Not readonly: the component registers itself once the context exists; absent when it is disabled. */
   notifier?: AccountNotifier;
   /** Registered by the component, like `notifier`; absent when it is disabled. */
@@ -80,6 +83,7 @@ export interface ContextParts {
   readonly tokens?: TokenStore;
   readonly jobs?: JobStore;
   readonly audit?: AuditLog;
+  readonly exportWorkers?: ExportWorkers;
 }
 
 export function createContext(config: Config, storage: StorageBackend, parts: ContextParts = {}): ServiceContext {
@@ -96,6 +100,7 @@ export function createContext(config: Config, storage: StorageBackend, parts: Co
     quota: new RequestQuota(config.auth.requestsPerMinutePerToken),
     ...(parts.tokens ? { tokens: parts.tokens } : {}),
     ...(parts.jobs ? { jobs: parts.jobs } : {}),
+    ...(parts.exportWorkers ? { exportWorkers: parts.exportWorkers } : {}),
     audit: parts.audit ?? AuditLog.none(),
     locks: new AccountLocks(crossProcessLocker(config, storage)),
     // Every holder of a slot (user, host and pulled imports) shows in the gauge.

@@ -5,9 +5,12 @@
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { takingTurns } from '../lib/async-iter.js';
-import type { DocumentEvent } from '../records/model.js';
+import type { DataKind, DocumentEvent } from '../records/model.js';
+import type { StorageBackend, UserRef } from '../storage/backend.js';
+import { exportUserDocument } from '../transfer/account-transfer.js';
 import { writeDocument, type InvalidCharsReplaced } from '../xep0227/writer.js';
-import { countStreamedBytes } from './counting.js';
+import { countRecords, countStreamedBytes } from './counting.js';
+import type { ExportWorkers } from './export-workers.js';
 import type { Metrics } from './metrics.js';
 
 export interface DocumentStreamOptions {
@@ -23,9 +26,41 @@ export interface DocumentStreamOptions {
  */
 export function documentStream(events: AsyncIterable<DocumentEvent>, metrics: Metrics, options: DocumentStreamOptions): Readable {
   const written = writeDocument(events, options.onInvalidChars ? { onInvalidChars: options.onInvalidChars } : {});
-  const body = Readable.from(takingTurns(countStreamedBytes(written, metrics, 'export')), { objectMode: false });
-  if (!options.gzip) return body;
+  return sent(takingTurns(countStreamedBytes(written, metrics, 'export')), options.gzip);
+}
+
+function sent(chunks: AsyncIterable<Buffer>, gzip: boolean): Readable {
+  const body = Readable.from(chunks, { objectMode: false });
+  if (!gzip) return body;
   const compressed = createGzip();
   body.on('error', (err) => compressed.destroy(err));
   return body.pipe(compressed);
+}
+
+/** What {@link accountExportStream} reads with. */
+export interface AccountExporter {
+  readonly storage: StorageBackend;
+  readonly metrics: Metrics;
+  /** Absent: exports run on the service's thread. */
+  readonly exportWorkers?: ExportWorkers;
+}
+
+export interface AccountExportOptions extends DocumentStreamOptions {
+  /** Stops the export (the client went away). */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * One account's whole document as a byte stream, its records and bytes counted: written on an
+ * export worker where the service has them, else on this thread by the same code. A failure
+ * before the first byte destroys the stream before it gives any.
+ */
+export function accountExportStream(exporter: AccountExporter, ref: UserRef, kinds: ReadonlySet<DataKind>, options: AccountExportOptions): Readable {
+  const { storage, metrics, exportWorkers } = exporter;
+  const { signal, onInvalidChars } = options;
+  if (exportWorkers) {
+    const bytes = exportWorkers.export(ref, kinds, { metrics, signal, ...(onInvalidChars ? { onInvalidChars } : {}) });
+    return sent(countStreamedBytes(bytes, metrics, 'export'), options.gzip);
+  }
+  return documentStream(countRecords(exportUserDocument(storage, ref, kinds, signal), metrics, 'export'), metrics, options);
 }

@@ -8,12 +8,11 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../core/auth/authenticator.js';
 import type { ServiceContext } from '../core/context.js';
-import { countRecords } from '../core/counting.js';
-import { documentStream } from '../core/export-stream.js';
+import { accountExportStream } from '../core/export-stream.js';
 import { importAccount } from '../core/import-pipeline.js';
 import type { DataKind } from '../records/model.js';
 import type { UserRef } from '../storage/backend.js';
-import { exportUserDocument, type UserImportOptions, type UserImportReport } from '../transfer/account-transfer.js';
+import type { UserImportOptions, UserImportReport } from '../transfer/account-transfer.js';
 import type { InvalidCharsReplaced } from '../xep0227/writer.js';
 import { auditNote } from './audit-trail.js';
 import { attachmentDisposition } from './download.js';
@@ -58,12 +57,11 @@ export async function sendAccountExport(
     lease.release();
   });
 
-  const counted = countRecords(exportUserDocument(storage, ref, kinds, abort.signal), metrics, 'export');
   const onInvalidChars = (r: InvalidCharsReplaced): void =>
     request.log.warn({ jid, kind: r.kind, detail: r.detail, codePoint: r.codePoint }, 'stored text XML 1.0 cannot carry was exported with U+FFFD in its place');
   const gzip = acceptsGzip(request.headers);
   if (gzip) reply.header('content-encoding', 'gzip');
-  return reply.send(documentStream(counted, metrics, { gzip, onInvalidChars }));
+  return reply.send(accountExportStream(ctx, ref, kinds, { gzip, onInvalidChars, signal: abort.signal }));
 }
 
 /**

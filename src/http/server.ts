@@ -14,6 +14,7 @@ import type { StorageBackend } from '../storage/backend.js';
 import { auditNote, registerAuditTrail } from './audit-trail.js';
 import { registerCors } from './cors.js';
 import { createContext, type ServiceContext } from '../core/context.js';
+import type { ExportWorkers } from '../core/export-workers.js';
 import { lingeringClose, lingerOnClose, MAX_PARAM_LENGTH, registerEdge } from './edge.js';
 import { pathOf, Problem, PROBLEM_CONTENT_TYPE, problems, sendProblem } from './problem.js';
 import { healthRoutes, type ComponentStatus } from './routes/health.js';
@@ -45,6 +46,8 @@ export interface AppDependencies {
   readonly audit?: AuditLog;
   /** Overrides the token store under dataDir; the app then leaves closing it to the caller. */
   readonly tokenStore?: TokenStore;
+  /** Where streamed exports are written (over `storage`'s own configuration); the app closes them. */
+  readonly exportWorkers?: ExportWorkers;
 }
 
 /** Paths of anything a log line could carry a secret in. */
@@ -111,7 +114,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   // Jobs interrupted by an earlier process (a crash, a kill) read `interrupted` from here on.
   const jobs = JobStore.open(join(config.dataDir, JOBS_FILE), config.files.mode);
   jobs.markInterrupted();
-  const ctx = createContext(config, deps.storage, { tokens, audit, jobs });
+  const ctx = createContext(config, deps.storage, { tokens, audit, jobs, ...(deps.exportWorkers ? { exportWorkers: deps.exportWorkers } : {}) });
   const requestBackstopMs = config.limits.requestTimeoutMs + config.limits.headersTimeoutMs + 1000;
   const app = Fastify({
     logger: deps.logger ?? {
@@ -233,6 +236,7 @@ export function buildApp(deps: AppDependencies): FastifyInstance & { readonly ct
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
     try {
+      await deps.exportWorkers?.close();
       await deps.storage.close();
     } finally {
       audit.flush();

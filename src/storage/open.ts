@@ -30,20 +30,9 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
     await backend.recover();
     return backend;
   }
-  if (storage.type === 'ejabberd-sql') {
-    // ejabberd makes and owns its tables; xporta never creates them. A running ejabberd keeps
-    // serving cached data after an import until `ejabberdctl clear_cache` (see README).
-    // hosts.<domain>.passwordHash says which credentials ejabberd's auth_scram_hash can use there.
-    const ejabberdHosts = Object.fromEntries(Object.entries(hosts).map(([h, c]) => [h, { passwordHash: c.passwordHash }]));
-    const settings = {
-      hosts: ejabberdHosts,
-      newSchema: storage.schema === 'new',
-      readBatchSize: READ_BATCH_SIZE,
-      ...(storage.serverVersion ? { serverVersion: storage.serverVersion } : {}),
-    };
-    if (storage.driver === 'sqlite') return new EjabberdSqlBackend({ dialect: 'sqlite', database: storage.database, ...settings });
-    return new EjabberdSqlBackend({ ...networkedConnection(storage), ...settings });
-  }
+  // ejabberd makes and owns its tables; xporta never creates them. A running ejabberd keeps
+  // serving cached data after an import until `ejabberdctl clear_cache` (see README).
+  if (storage.type === 'ejabberd-sql') return ejabberdBackend(storage, hosts);
   const version = storage.serverVersion ? { serverVersion: storage.serverVersion } : {};
   if (storage.driver === 'sqlite') {
     mkdirSync(dirname(storage.database), { recursive: true });
@@ -62,6 +51,34 @@ export async function openStorage(config: Config): Promise<StorageBackend> {
     return backend;
   }
   return new ProsodySqlBackend({ ...networkedConnection(storage), hosts, readBatchSize: READ_BATCH_SIZE, ...version });
+}
+
+/**
+ * A second backend over the storage `openStorage` opened, for reading only, made on another thread
+ * of the same process (streamed exports run on worker threads): it prepares, creates and recovers
+ * nothing (the first backend did at start) and reads as that one does, snapshots included.
+ * Undefined for Prosody's files, whose snapshots take commit locks that only the backend running
+ * imports holds.
+ */
+export function openStorageReader(storage: StorageConfig, hosts: Config['hosts']): StorageBackend | undefined {
+  if (storage.type === 'prosody-files') return undefined;
+  if (storage.type === 'ejabberd-sql') return ejabberdBackend(storage, hosts);
+  const version = storage.serverVersion ? { serverVersion: storage.serverVersion } : {};
+  if (storage.driver === 'sqlite') return new ProsodySqlBackend({ dialect: 'sqlite', database: storage.database, hosts, readBatchSize: READ_BATCH_SIZE, ...version });
+  return new ProsodySqlBackend({ ...networkedConnection(storage), hosts, readBatchSize: READ_BATCH_SIZE, ...version });
+}
+
+/** hosts.<domain>.passwordHash says which credentials ejabberd's auth_scram_hash can use there. */
+function ejabberdBackend(storage: Extract<StorageConfig, { type: 'ejabberd-sql' }>, hosts: Config['hosts']): EjabberdSqlBackend {
+  const ejabberdHosts = Object.fromEntries(Object.entries(hosts).map(([h, c]) => [h, { passwordHash: c.passwordHash }]));
+  const settings = {
+    hosts: ejabberdHosts,
+    newSchema: storage.schema === 'new',
+    readBatchSize: READ_BATCH_SIZE,
+    ...(storage.serverVersion ? { serverVersion: storage.serverVersion } : {}),
+  };
+  if (storage.driver === 'sqlite') return new EjabberdSqlBackend({ dialect: 'sqlite', database: storage.database, ...settings });
+  return new EjabberdSqlBackend({ ...networkedConnection(storage), ...settings });
 }
 
 /** A networked database's connection in the dialects' terms: the same for Prosody's and ejabberd's stores. */
