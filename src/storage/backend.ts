@@ -155,6 +155,15 @@ export interface StorageBackend {
   snapshot?(): Promise<StorageSnapshot | undefined>;
 
   /**
+   * Reads for a run of a host's accounts (a host export), fetched for all of them at once rather
+   * than account by account: `readAccount` and `readUser` of those accounts, the latter with the
+   * same `options.include`, give what the backend's own would, on one consistent view where the
+   * storage gives one (as {@link snapshot}). Memory is bounded by the run, however big an
+   * account's archive. `close` ends it. Absent on backends that read account by account.
+   */
+  readAccounts?(host: string, users: readonly string[], options: ReadOptions): Promise<StorageSnapshot>;
+
+  /**
    * Applies an account and its records in one transaction: either everything is stored or
    * nothing is. `account` carries the credentials (applied when `credentials` is included).
    */
