@@ -33,7 +33,11 @@ export async function* exportHostDocument(
   options: {
     signal?: AbortSignal;
     onUser?: (user: string, progress: HostProgress) => void;
-    /** Takes the account's shared lease (the one a user export takes) while it is read; released after its last record. */
+    /**
+     * Takes the account's shared lease (the one a user export takes) while it is read; released
+     * after its last record. Not taken where the storage reads a run of accounts on one
+     * consistent view (StorageBackend.readAccounts), which never shows an import halfway.
+     */
     lockAccount?: (jid: string) => Promise<Lease>;
     /** Accounts read at once where the storage can (default {@link EXPORT_RUN_ACCOUNTS}). */
     runAccounts?: number;
@@ -89,8 +93,13 @@ async function* exportInRuns(
     const leases: Lease[] = [];
     let released = 0;
     try {
-      for (const user of run) leases.push(options.lockAccount ? await options.lockAccount(bareJid(`${user}@${host}`)) : NO_LOCK);
-      const reader = await storage.readAccounts(host, run, { include: kinds, ...(options.signal ? { signal: options.signal } : {}) });
+      let reader = await storage.readAccounts(host, run, { include: kinds, ...(options.signal ? { signal: options.signal } : {}) });
+      if (!reader.consistent && options.lockAccount) {
+        // Without one view, each account is read under its lease: the run's are taken, then read again.
+        await reader.close();
+        for (const user of run) leases.push(await options.lockAccount(bareJid(`${user}@${host}`)));
+        reader = await storage.readAccounts(host, run, { include: kinds, ...(options.signal ? { signal: options.signal } : {}) });
+      }
       try {
         for (let i = 0; i < run.length; i++) {
           if (options.signal?.aborted) return;

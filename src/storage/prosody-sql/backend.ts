@@ -3,7 +3,7 @@
  * PostgreSQL and MySQL/MariaDB. Reads stream archives page by page (keyset pagination on
  * `sort_id`), holding no connection between pages; an import runs in one transaction.
  */
-import type { ApplyBatch, ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
+import type { AccountsRead, ApplyBatch, ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
 import { openApplyBatch } from '../sql/batch.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
@@ -167,7 +167,7 @@ export class ProsodySqlBackend implements StorageBackend {
    * The rows of all of `users` read set-wise (see account-rows.ts) on one snapshot where the
    * dialect gives one (as {@link snapshot}), else on the pool; reads of other accounts query alone.
    */
-  async readAccounts(host: string, users: readonly string[], options: ReadOptions): Promise<StorageSnapshot> {
+  async readAccounts(host: string, users: readonly string[], options: ReadOptions): Promise<AccountsRead> {
     await this.ensureSchema();
     const session = await openSnapshot(this.db, asStorageError);
     const db: SqlSession = session ?? this.db;
@@ -182,6 +182,7 @@ export class ProsodySqlBackend implements StorageBackend {
     return {
       readAccount: (ref) => this.readAccountFrom(rowsOf(ref), ref),
       readUser: (ref, readOptions) => this.readUserFrom(rowsOf(ref), ref, readOptions),
+      consistent: session !== undefined,
       close: () => session?.end() ?? Promise.resolve(),
     };
   }
