@@ -47,7 +47,7 @@ export async function* exportHostDocument(
   yield { kind: 'host', jid: host };
   if (storage.readAccounts) {
     yield* exportInRuns(storage as StorageBackend & Required<Pick<StorageBackend, 'readAccounts'>>, host, kinds, options, progress);
-    yield { kind: 'host-end' };
+    if (!options.signal?.aborted) yield { kind: 'host-end' };
     return;
   }
   for await (const user of storage.listUsers(host)) {
@@ -68,8 +68,9 @@ export async function* exportHostDocument(
 const EXPORT_RUN_ACCOUNTS = 256;
 
 /**
- * The host's accounts a run at a time: the run's accounts are leased (in order, as one by one),
- * read set-wise on one view, and each released after its last record.
+ * The host's accounts a run at a time, read set-wise. Where the run is read on one consistent
+ * view no lease is taken (the view never shows an import halfway); otherwise the run's accounts
+ * are leased first (in order, as one by one), read, and each released after its last record.
  */
 async function* exportInRuns(
   storage: StorageBackend & Required<Pick<StorageBackend, 'readAccounts'>>,
@@ -79,43 +80,48 @@ async function* exportInRuns(
   progress: HostProgress,
 ): AsyncGenerator<DocumentEvent> {
   const users = storage.listUsers(host)[Symbol.asyncIterator]();
-  for (let ended = false; !ended; ) {
-    const run: string[] = [];
-    while (run.length < (options.runAccounts ?? EXPORT_RUN_ACCOUNTS)) {
-      const next = await users.next();
-      if (next.done) {
-        ended = true;
-        break;
+  const readOptions = { include: kinds, ...(options.signal ? { signal: options.signal } : {}) };
+  try {
+    for (let ended = false; !ended; ) {
+      const run: string[] = [];
+      while (run.length < (options.runAccounts ?? EXPORT_RUN_ACCOUNTS)) {
+        const next = await users.next();
+        if (next.done) {
+          ended = true;
+          break;
+        }
+        run.push(next.value);
       }
-      run.push(next.value);
-    }
-    if (run.length === 0 || options.signal?.aborted) return;
-    const leases: Lease[] = [];
-    let released = 0;
-    try {
-      let reader = await storage.readAccounts(host, run, { include: kinds, ...(options.signal ? { signal: options.signal } : {}) });
-      if (!reader.consistent && options.lockAccount) {
-        // Without one view, each account is read under its lease: the run's are taken, then read again.
-        await reader.close();
-        for (const user of run) leases.push(await options.lockAccount(bareJid(`${user}@${host}`)));
-        reader = await storage.readAccounts(host, run, { include: kinds, ...(options.signal ? { signal: options.signal } : {}) });
-      }
+      if (run.length === 0 || options.signal?.aborted) return;
+      const leases: Lease[] = [];
+      let released = 0;
       try {
-        for (let i = 0; i < run.length; i++) {
-          if (options.signal?.aborted) return;
-          const user = run[i] as string;
-          yield* accountEvents(reader, { host, user }, kinds, options.signal);
-          leases[i]?.release();
-          released = i + 1;
-          progress.done++;
-          options.onUser?.(user, progress);
+        let reader = await storage.readAccounts(host, run, readOptions);
+        if (!reader.consistent && options.lockAccount) {
+          // Without one view, each account is read under its lease: the run's are taken, then read again.
+          await reader.close();
+          for (const user of run) leases.push(await options.lockAccount(bareJid(`${user}@${host}`)));
+          reader = await storage.readAccounts(host, run, readOptions);
+        }
+        try {
+          for (let i = 0; i < run.length; i++) {
+            if (options.signal?.aborted) return;
+            const user = run[i] as string;
+            yield* accountEvents(reader, { host, user }, kinds, options.signal);
+            leases[i]?.release();
+            released = i + 1;
+            progress.done++;
+            options.onUser?.(user, progress);
+          }
+        } finally {
+          await reader.close().catch(() => undefined);
         }
       } finally {
-        await reader.close().catch(() => undefined);
+        for (const lease of leases.slice(released)) lease.release();
       }
-    } finally {
-      for (const lease of leases.slice(released)) lease.release();
     }
+  } finally {
+    await users.return?.();
   }
 }
 
