@@ -99,6 +99,12 @@ export interface StorageSnapshot {
   close(): Promise<void>;
 }
 
+/** The reads of {@link StorageBackend.readAccounts}. */
+export interface AccountsRead extends StorageSnapshot {
+  /** Read on one consistent view, which an import committing meanwhile shows wholly or not at all. */
+  readonly consistent: boolean;
+}
+
 /**
  * Accounts applied one after another in one transaction. Each account is all-or-nothing on its
  * own (a savepoint): when its apply fails with anything but {@link BatchBrokenError}, nothing of
@@ -153,6 +159,15 @@ export interface StorageBackend {
    * when this storage gives none (see README); absent on backends without snapshots.
    */
   snapshot?(): Promise<StorageSnapshot | undefined>;
+
+  /**
+   * Reads for a run of a host's accounts (a host export), fetched for all of them at once rather
+   * than account by account: `readAccount` and `readUser` of those accounts, the latter with the
+   * same `options.include`, give what the backend's own would, on one consistent view where the
+   * storage gives one (as {@link snapshot}). Memory is bounded by the run, however big an
+   * account's archive. `close` ends it. Absent on backends that read account by account.
+   */
+  readAccounts?(host: string, users: readonly string[], options: ReadOptions): Promise<AccountsRead>;
 
   /**
    * Applies an account and its records in one transaction: either everything is stored or

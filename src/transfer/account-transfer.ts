@@ -86,6 +86,13 @@ export function userEvents(storage: StorageBackend, ref: UserRef, kinds: Readonl
   return tapAsync(events, () => undefined, close);
 }
 
+/** The user's part of a document read from `source` (an open view): `user`, records, `user-end`. */
+export async function* accountEvents(source: Pick<StorageBackend, 'readAccount' | 'readUser'>, ref: UserRef, kinds: ReadonlySet<DataKind>, signal?: AbortSignal): AsyncGenerator<DocumentEvent> {
+  yield* accountEvent(source, ref, kinds);
+  yield* source.readUser(ref, { include: kinds, ...(signal ? { signal } : {}) });
+  yield { kind: 'user-end' };
+}
+
 async function* accountEvent(storage: Pick<StorageBackend, 'readAccount'>, ref: UserRef, kinds: ReadonlySet<DataKind>): AsyncGenerator<UserStart> {
   const account = await storage.readAccount(ref);
   if (!account) throw new StorageError('user-not-found', `no account ${ref.user}@${ref.host}`);

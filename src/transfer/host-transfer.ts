@@ -8,7 +8,7 @@
 import { bareJid } from '../lib/jid.js';
 import { withRetries, type RetryPolicy } from '../storage/retry.js';
 import { BatchBrokenError, type ApplyBatch, type ApplyOptions, type ApplyReport, type StorageBackend } from '../storage/backend.js';
-import { TransferError, userEvents, withWarnings } from './account-transfer.js';
+import { TransferError, accountEvents, userEvents, withWarnings } from './account-transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from '../records/model.js';
 
 /** A held account lease, as the caller's lock service hands it out. */
@@ -33,12 +33,23 @@ export async function* exportHostDocument(
   options: {
     signal?: AbortSignal;
     onUser?: (user: string, progress: HostProgress) => void;
-    /** Takes the account's shared lease (the one a user export takes) while it is read; released after its last record. */
+    /**
+     * Takes the account's shared lease (the one a user export takes) while it is read; released
+     * after its last record. Not taken where the storage reads a run of accounts on one
+     * consistent view (StorageBackend.readAccounts), which never shows an import halfway.
+     */
     lockAccount?: (jid: string) => Promise<Lease>;
+    /** Accounts read at once where the storage can (default {@link EXPORT_RUN_ACCOUNTS}). */
+    runAccounts?: number;
   } = {},
 ): AsyncGenerator<DocumentEvent> {
   const progress: HostProgress = { done: 0, failed: 0 };
   yield { kind: 'host', jid: host };
+  if (storage.readAccounts) {
+    yield* exportInRuns(storage as StorageBackend & Required<Pick<StorageBackend, 'readAccounts'>>, host, kinds, options, progress);
+    if (!options.signal?.aborted) yield { kind: 'host-end' };
+    return;
+  }
   for await (const user of storage.listUsers(host)) {
     if (options.signal?.aborted) return;
     const lease = options.lockAccount ? await options.lockAccount(bareJid(`${user}@${host}`)) : NO_LOCK;
@@ -51,6 +62,67 @@ export async function* exportHostDocument(
     options.onUser?.(user, progress);
   }
   yield { kind: 'host-end' };
+}
+
+/** Accounts a host export reads at once where the storage can (see StorageBackend.readAccounts). */
+const EXPORT_RUN_ACCOUNTS = 256;
+
+/**
+ * The host's accounts a run at a time, read set-wise. Where the run is read on one consistent
+ * view no lease is taken (the view never shows an import halfway); otherwise the run's accounts
+ * are leased first (in order, as one by one), read, and each released after its last record.
+ */
+async function* exportInRuns(
+  storage: StorageBackend & Required<Pick<StorageBackend, 'readAccounts'>>,
+  host: string,
+  kinds: ReadonlySet<DataKind>,
+  options: { signal?: AbortSignal; onUser?: (user: string, progress: HostProgress) => void; lockAccount?: (jid: string) => Promise<Lease>; runAccounts?: number },
+  progress: HostProgress,
+): AsyncGenerator<DocumentEvent> {
+  const users = storage.listUsers(host)[Symbol.asyncIterator]();
+  const readOptions = { include: kinds, ...(options.signal ? { signal: options.signal } : {}) };
+  try {
+    for (let ended = false; !ended; ) {
+      const run: string[] = [];
+      while (run.length < (options.runAccounts ?? EXPORT_RUN_ACCOUNTS)) {
+        const next = await users.next();
+        if (next.done) {
+          ended = true;
+          break;
+        }
+        run.push(next.value);
+      }
+      if (run.length === 0 || options.signal?.aborted) return;
+      const leases: Lease[] = [];
+      let released = 0;
+      try {
+        let reader = await storage.readAccounts(host, run, readOptions);
+        if (!reader.consistent && options.lockAccount) {
+          // Without one view, each account is read under its lease: the run's are taken, then read again.
+          await reader.close();
+          for (const user of run) leases.push(await options.lockAccount(bareJid(`${user}@${host}`)));
+          reader = await storage.readAccounts(host, run, readOptions);
+        }
+        try {
+          for (let i = 0; i < run.length; i++) {
+            if (options.signal?.aborted) return;
+            const user = run[i] as string;
+            yield* accountEvents(reader, { host, user }, kinds, options.signal);
+            leases[i]?.release();
+            released = i + 1;
+            progress.done++;
+            options.onUser?.(user, progress);
+          }
+        } finally {
+          await reader.close().catch(() => undefined);
+        }
+      } finally {
+        for (const lease of leases.slice(released)) lease.release();
+      }
+    }
+  } finally {
+    await users.return?.();
+  }
 }
 
 /** What the first pass learns of a host's accounts, in document order. */

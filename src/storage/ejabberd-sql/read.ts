@@ -6,6 +6,7 @@
 import type { UserRef } from '../backend.js';
 import {
   element,
+  type ArchiveRecord,
   type BlocklistRecord,
   type NodeConfigField,
   type OfflineRecord,
@@ -22,9 +23,9 @@ import {
   type XmlElement,
 } from '../../records/model.js';
 import { NS } from '../../records/namespaces.js';
-import { parseElement } from '../../xml/xml.js';
+import { parseElement, storedElement } from '../../xml/xml.js';
 import { queryArrays, type SqlSession } from '../sql/dialect.js';
-import { decodeAffiliation, decodeSubscriptions, erlangNowToIso, optionToField } from './pep.js';
+import { decodeAffiliation, decodeSubscriptions, erlangNowToIso, microsToIso, optionToField } from './pep.js';
 import { bool, int, optionalText, text } from '../sql/columns.js';
 import { timestampToIso, type Tables } from './tables.js';
 
@@ -184,34 +185,36 @@ export async function* readOffline(db: SqlSession, t: Tables, ref: UserRef, batc
   }
 }
 
-export interface ArchiveRow {
-  readonly timestamp: string;
-  readonly barePeer: string;
-  readonly xml: string;
-}
-
 /**
- * The user's archive, page by page. Keyset pagination on (timestamp, id): holds no cursor between
- * pages. The condition starts with `timestamp >= ?` so that the (user, timestamp) index gives the
- * page's start: with only the OR, SQLite scans the user's archive from its beginning for every
- * page. Pages rather than rows, and rows as arrays: this runs once per archived message.
+ * The user's archive as records, page by page. Keyset pagination on (timestamp, id): holds no
+ * cursor between pages. The condition starts with `timestamp >= ?` so that the (user, timestamp)
+ * index gives the page's start: with only the OR, SQLite scans the user's archive from its
+ * beginning for every page. Pages rather than rows, rows as arrays, and each row straight into
+ * its record: this runs once per archived message.
  */
-export async function* readArchivePages(db: SqlSession, t: Tables, ref: UserRef, batch: number, signal?: AbortSignal): AsyncGenerator<ArchiveRow[]> {
+export async function* readArchivePages(db: SqlSession, t: Tables, ref: UserRef, batch: number, signal?: AbortSignal): AsyncGenerator<ArchiveRecord[]> {
   const owner = t.owner(ref);
   const sql =
     `SELECT "timestamp", "bare_peer", "xml", "id" FROM "archive" WHERE ${owner.cond}` +
     ` AND "timestamp" >= ? AND ("timestamp" > ? OR "id" > ?) ORDER BY "timestamp", "id" LIMIT ${batch}`;
-  let afterTs = '-1';
+  let afterTs = -1;
   let afterId = -1;
   for (;;) {
     signal?.throwIfAborted();
-    const rows = await queryArrays(db, sql, [...owner.params, Number(afterTs), Number(afterTs), afterId]);
-    const page: ArchiveRow[] = new Array<ArchiveRow>(rows.length);
+    const rows = await queryArrays(db, sql, [...owner.params, afterTs, afterTs, afterId]);
+    const page = new Array<ArchiveRecord>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const [timestamp, barePeer, xml, id] = rows[i] as unknown[];
-      afterTs = text(timestamp, 'archive.timestamp');
+      // µs since the epoch: a number from SQLite, a decimal string from PostgreSQL's and MySQL's int8.
+      const stamp = text(timestamp, 'archive.timestamp');
+      afterTs = typeof timestamp === 'number' ? timestamp : Number(stamp);
       afterId = int(id, 'archive.id');
-      page[i] = { timestamp: afterTs, barePeer: text(barePeer, 'archive.bare_peer'), xml: text(xml, 'archive.xml') };
+      const peer = text(barePeer, 'archive.bare_peer');
+      page[i] =
+        peer === ''
+          ? // Kept as its text where it is in the verbatim subset: the writer copies it unparsed.
+            { kind: 'archive', id: stamp, timestamp: microsToIso(afterTs), stanza: storedElement(text(xml, 'archive.xml'), NS.client) }
+          : { kind: 'archive', id: stamp, timestamp: microsToIso(afterTs), with: peer, stanza: storedElement(text(xml, 'archive.xml'), NS.client) };
     }
     if (page.length > 0) yield page;
     if (rows.length < batch) return;

@@ -3,7 +3,7 @@
  * PostgreSQL and MySQL/MariaDB. Reads stream archives page by page (keyset pagination on
  * `sort_id`), holding no connection between pages; an import runs in one transaction.
  */
-import type { ApplyBatch, ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
+import type { AccountsRead, ApplyBatch, ApplyOptions, ApplyReport, ReadOptions, StorageBackend, StorageSnapshot, UserRef } from '../backend.js';
 import { StorageError } from '../backend.js';
 import { openApplyBatch } from '../sql/batch.js';
 import { DATA_KINDS, type DataKind, type UserRecord, type UserStart } from '../../records/model.js';
@@ -25,13 +25,20 @@ import { StoredValueError } from '../prosody/values.js';
 import { XmlCharError } from '../../xml/xml.js';
 import { BulkLoadWarningError } from '../sql/row-stream.js';
 import { ProsodySqlImport } from './import.js';
-import { databaseAccountLocks, inTransaction, openDialect, pingDatabase, snapshotReads, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
+import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, snapshotReads, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import { text } from '../sql/columns.js';
 import type { SqlDialect, SqlSession } from '../sql/dialect.js';
-import { listStores, readArchivePages, readEntries, readKeyval, type ArchiveRow } from './rows.js';
+import { mergeKeyval } from '../prosody/keyval.js';
+import { loadHostRows, queriedRows, type AccountRows } from './account-rows.js';
 import { ensureSchema } from './schema.js';
 
 export type ProsodySqlConnection = SqlConnection;
+
+/** `keyval_store_get` on an account's rows: undefined when the store has none. */
+async function keyval(rows: AccountRows, store: string): Promise<ReturnType<typeof mergeKeyval> | undefined> {
+  const entries = await rows.entries(store);
+  return entries && mergeKeyval(entries);
+}
 
 export interface ProsodySqlSettings {
   /** The VirtualHosts served, with what xporta must know of their configuration. */
@@ -126,13 +133,17 @@ export class ProsodySqlBackend implements StorageBackend {
   }
 
   readAccount(ref: UserRef): Promise<UserStart | null> {
-    return this.readAccountFrom(this.db, ref);
+    return this.readAccountFrom(this.rowsOf(this.db, ref), ref);
   }
 
-  private async readAccountFrom(db: SqlSession, ref: UserRef): Promise<UserStart | null> {
+  private rowsOf(db: SqlSession, ref: UserRef): AccountRows {
+    return queriedRows(db, { host: ref.host, user: ref.user }, this.batchSize);
+  }
+
+  private async readAccountFrom(rows: AccountRows, ref: UserRef): Promise<UserStart | null> {
     await this.ensureSchema();
     try {
-      const data = await readKeyval(db, ref, 'accounts');
+      const data = await keyval(rows, 'accounts');
       return data ? accountFromStore(ref.user, data) : null;
     } catch (err) {
       throw asStorageError(err);
@@ -140,31 +151,54 @@ export class ProsodySqlBackend implements StorageBackend {
   }
 
   readUser(ref: UserRef, options: ReadOptions): AsyncIterable<UserRecord> {
-    return this.readUserFrom(this.db, ref, options);
+    return this.readUserFrom(this.rowsOf(this.db, ref), ref, options);
   }
 
   async snapshot(): Promise<StorageSnapshot | undefined> {
     if (!this.db.snapshot) return undefined;
     await this.ensureSchema();
     return snapshotReads(this.db, asStorageError, (session) => ({
-      readAccount: (ref) => this.readAccountFrom(session, ref),
-      readUser: (ref, options) => this.readUserFrom(session, ref, options),
+      readAccount: (ref) => this.readAccountFrom(this.rowsOf(session, ref), ref),
+      readUser: (ref, options) => this.readUserFrom(this.rowsOf(session, ref), ref, options),
     }));
   }
 
-  private async *readUserFrom(db: SqlSession, ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
+  /**
+   * The rows of all of `users` read set-wise (see account-rows.ts) on one snapshot where the
+   * dialect gives one (as {@link snapshot}), else on the pool; reads of other accounts query alone.
+   */
+  async readAccounts(host: string, users: readonly string[], options: ReadOptions): Promise<AccountsRead> {
+    await this.ensureSchema();
+    const session = await openSnapshot(this.db, asStorageError);
+    const db: SqlSession = session ?? this.db;
+    let loaded: Map<string, AccountRows>;
+    try {
+      loaded = await loadHostRows(db, host, users, options.include, this.batchSize);
+    } catch (err) {
+      await session?.end().catch(() => undefined);
+      throw asStorageError(err);
+    }
+    const rowsOf = (ref: UserRef): AccountRows => (ref.host === host ? loaded.get(ref.user) : undefined) ?? this.rowsOf(db, ref);
+    return {
+      readAccount: (ref) => this.readAccountFrom(rowsOf(ref), ref),
+      readUser: (ref, readOptions) => this.readUserFrom(rowsOf(ref), ref, readOptions),
+      consistent: session !== undefined,
+      close: () => session?.end() ?? Promise.resolve(),
+    };
+  }
+
+  private async *readUserFrom(rows: AccountRows, ref: UserRef, options: ReadOptions): AsyncGenerator<UserRecord> {
     // One generator, not a wrapper around a second: each one a million messages pass through costs.
     try {
       await this.ensureSchema();
-      const owner: UserRef = { host: ref.host, user: ref.user };
       const jid = `${ref.user}@${ref.host}`;
       const include = options.include;
       const signal = options.signal;
       const needArchiveStores = include.has('pep') || include.has('other');
-      const archiveStores = needArchiveStores ? await listStores(db, owner, true) : [];
+      const archiveStores = needArchiveStores ? await rows.stores(true) : [];
 
       if (include.has('roster')) {
-        const data = await readKeyval(db, owner, 'roster');
+        const data = await keyval(rows, 'roster');
         if (data) {
           const { roster, pending } = rosterFromStore(data, jid);
           yield roster;
@@ -172,27 +206,27 @@ export class ProsodySqlBackend implements StorageBackend {
         }
       }
       if (include.has('vcard')) {
-        const data = await readKeyval(db, owner, 'vcard');
+        const data = await keyval(rows, 'vcard');
         if (data && data.get('name') !== undefined) yield vcardFromStore(data);
       }
       if (include.has('private')) {
-        const entries = (await readEntries(db, owner, 'private')) ?? [];
+        const entries = (await rows.entries('private')) ?? [];
         for (const { key, value } of entries) {
           const record = key === '' ? undefined : privateFromStore(key, value);
           if (record) yield record;
         }
       }
       if (include.has('pep')) {
-        const entries = (await readEntries(db, owner, PEP_STORE)) ?? [];
+        const entries = (await rows.entries(PEP_STORE)) ?? [];
         for (const { key, value } of entries) if (key !== '') yield pepNodeFromStore(key, value);
         for (const store of archiveStores) {
           if (!store.startsWith(PEP_ITEMS_PREFIX)) continue;
           const node = store.slice(PEP_ITEMS_PREFIX.length);
-          for await (const page of this.archivePages(db, owner, store, signal)) for (const row of page) yield pepItemFromArchive(node, row);
+          for await (const page of rows.archivePages(store, signal)) for (const row of page) yield pepItemFromArchive(node, row);
         }
       }
       if (include.has('archive')) {
-        for await (const page of this.archivePages(db, owner, ARCHIVE_STORE, signal)) {
+        for await (const page of rows.archivePages(ARCHIVE_STORE, signal)) {
           for (const row of page) {
             const record = archiveRecordFromItem(row, jid);
             if (record) yield record;
@@ -200,7 +234,7 @@ export class ProsodySqlBackend implements StorageBackend {
         }
       }
       if (include.has('offline')) {
-        for await (const page of this.archivePages(db, owner, OFFLINE_STORE, signal)) {
+        for await (const page of rows.archivePages(OFFLINE_STORE, signal)) {
           for (const row of page) {
             const record = offlineRecordFromItem(row);
             if (record) yield record;
@@ -208,31 +242,27 @@ export class ProsodySqlBackend implements StorageBackend {
         }
       }
       if (include.has('blocklist')) {
-        const data = await readKeyval(db, owner, 'blocklist');
+        const data = await keyval(rows, 'blocklist');
         if (data) yield blocklistFromStore(data);
       }
       if (include.has('privacy')) {
-        const data = await readKeyval(db, owner, 'privacy');
+        const data = await keyval(rows, 'privacy');
         if (data) yield privacyFromStore(data);
       }
       if (include.has('other')) {
-        for (const store of await listStores(db, owner, false)) {
+        for (const store of await rows.stores(false)) {
           if (!isOpaqueStore(store, false)) continue;
-          const data = await readKeyval(db, owner, store);
+          const data = await keyval(rows, store);
           if (data) yield { kind: 'opaque', element: storeToElement(store, data) };
         }
         for (const store of archiveStores) {
           if (!isOpaqueStore(store, true)) continue;
-          for await (const page of this.archivePages(db, owner, store, signal)) for (const row of page) yield { kind: 'opaque', element: archiveItemToElement(store, row) };
+          for await (const page of rows.archivePages(store, signal)) for (const row of page) yield { kind: 'opaque', element: archiveItemToElement(store, row) };
         }
       }
     } catch (err) {
       throw asStorageError(err);
     }
-  }
-
-  private archivePages(db: SqlSession, owner: UserRef, store: string, signal: AbortSignal | undefined): AsyncGenerator<ArchiveRow[]> {
-    return readArchivePages(db, owner, store, this.batchSize, signal);
   }
 
   async applyUser(ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions): Promise<ApplyReport> {

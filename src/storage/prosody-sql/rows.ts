@@ -37,17 +37,18 @@ async function inChunks(keys: readonly string[], fn: (chunk: readonly string[], 
 
 /** The entries of a keyval/map store, undefined when it has no rows. */
 export async function readEntries(db: SqlSession, owner: UserRef, store: string): Promise<KeyvalEntry[] | undefined> {
-  const rows = await db.query(`SELECT "key", "type", "value" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [
-    owner.host,
-    owner.user,
-    store,
-  ]);
+  const rows = await queryArrays(db, `SELECT "key", "type", "value" FROM "prosody" WHERE "host" = ? AND "user" = ? AND "store" = ?`, [owner.host, owner.user, store]);
+  return entriesOf(rows, store);
+}
+
+/** A store's rows as `[key, type, value]` arrays → its entries sorted by key; undefined for none. */
+export function entriesOf(rows: readonly (readonly unknown[])[], store: string): KeyvalEntry[] | undefined {
   if (rows.length === 0) return undefined;
   // Sorted here rather than by the database, whose collation would differ between dialects.
   return rows
-    .map((row) => {
-      const key = text(row.key, 'prosody.key');
-      return { key, value: decode(text(row.type, 'prosody.type'), text(row.value, 'prosody.value'), `${store}/${key}`) };
+    .map(([key, type, value]) => {
+      const keyText = text(key, 'prosody.key');
+      return { key: keyText, value: decode(text(type, 'prosody.type'), text(value, 'prosody.value'), `${store}/${keyText}`) };
     })
     .sort((a, b) => compareStrings(a.key, b.key));
 }
@@ -125,16 +126,20 @@ export async function readArchivePage(db: SqlSession, owner: UserRef, store: str
     `SELECT "sort_id", "key", "when", "with", "type", "value" FROM "prosodyarchive" WHERE "host" = ? AND "user" = ? AND "store" = ? AND "sort_id" > ? ORDER BY "sort_id" LIMIT ${limit}`,
     [owner.host, owner.user, store, afterSortId],
   );
-  return rows.map(([sortId, key, when, withJid, type, value]) => {
-    const keyText = text(key, 'prosodyarchive.key');
-    return {
-      sortId: real(sortId, 'prosodyarchive.sort_id'),
-      key: keyText,
-      when: real(when, 'prosodyarchive.when'),
-      with: text(withJid, 'prosodyarchive.with'),
-      value: decode(text(type, 'prosodyarchive.type'), text(value, 'prosodyarchive.value'), `${store}/${keyText}`),
-    };
-  });
+  return rows.map((row) => archiveRowOf(row, store));
+}
+
+/** A `[sort_id, key, when, with, type, value]` row of an archive store as its item. */
+export function archiveRowOf(row: readonly unknown[], store: string): ArchiveRow {
+  const [sortId, key, when, withJid, type, value] = row;
+  const keyText = text(key, 'prosodyarchive.key');
+  return {
+    sortId: real(sortId, 'prosodyarchive.sort_id'),
+    key: keyText,
+    when: real(when, 'prosodyarchive.when'),
+    with: text(withJid, 'prosodyarchive.with'),
+    value: decode(text(type, 'prosodyarchive.type'), text(value, 'prosodyarchive.value'), `${store}/${keyText}`),
+  };
 }
 
 /**

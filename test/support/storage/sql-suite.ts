@@ -6,6 +6,12 @@ import { StorageError } from '../../../src/storage/backend.js';
 import { ProsodySqlBackend, type SqlDialect } from '../../../src/storage/prosody-sql/index.js';
 import { NS, element, type UserRecord } from '../../../src/records/model.js';
 import { ALICE, ALICE_ACCOUNT, ALICE_RECORDS, ALL_KINDS, HOSTS, applyOptions, archiveRecord, collect, iterate } from './sample-user.js';
+import type { StorageBackend } from '../../../src/storage/backend.js';
+import { exportHostDocument } from '../../../src/transfer/host-transfer.js';
+import { writeDocument } from '../../../src/xep0227/writer.js';
+import type { DataKind } from '../../../src/records/model.js';
+
+const DATA_KINDS_BUT_ARCHIVE = [...ALL_KINDS].filter((k) => k !== 'archive');
 
 export interface TestDatabase {
   readonly dialect: SqlDialect;
@@ -285,6 +291,48 @@ export function prosodySqlSuite(name: string, open: () => Promise<TestDatabase>)
         { kind: 'other', reason: 'no Prosody store holds this element', detail: '{urn:ejabberd:something}x' },
       ]);
       expect(await rowsOf(db, 'roles')).toEqual({});
+    });
+
+    it('exports a host read in runs of accounts byte for byte as account by account', async () => {
+      await reset();
+      // Accounts with every kind, with some kinds only, with a big archive (read page by page),
+      // with no data but credentials, and rows of an account that has none (not exported).
+      const names = ['amy', 'bob', 'cat', 'dan', 'eve', 'fay', 'guy'];
+      for (const [i, name] of names.entries()) {
+        const records = i === 3 ? [] : i % 2 === 0 ? ALICE_RECORDS : ALICE_RECORDS.filter((r) => r.kind !== 'archive' && r.kind !== 'roster');
+        await backend.applyUser({ host: 'localhost', user: name }, { ...ALICE_ACCOUNT, name }, iterate(records), applyOptions());
+      }
+      const big = Array.from({ length: 2_100 }, (_, i) => archiveRecord(i + 10));
+      await backend.applyUser({ host: 'localhost', user: 'big' }, { ...ALICE_ACCOUNT, name: 'big' }, iterate(big), applyOptions({ mode: 'merge' }));
+      await backend.applyUser({ host: 'localhost', user: 'cat' }, { ...ALICE_ACCOUNT, name: 'cat' }, iterate(big.slice(0, 5)), applyOptions({ mode: 'merge' }));
+      await db.run(`INSERT INTO "prosody" ("host", "user", "store", "key", "type", "value") VALUES ('localhost', 'cas', 'roster', 'x@y', 'json', '{}')`);
+      await db.run(`INSERT INTO "prosodyarchive" ("host", "user", "store", "when", "with", "key", "type", "value") VALUES ('localhost', 'cas', 'archive', 1, '', 'k', 'xml', '<message/>')`);
+      // The same backend without readAccounts: account by account, each on its own snapshot.
+      const alone: StorageBackend = {
+        name: backend.name,
+        supportedKinds: backend.supportedKinds,
+        ping: () => backend.ping(),
+        listHosts: () => backend.listHosts(),
+        listUsers: (host) => backend.listUsers(host),
+        userExists: (ref) => backend.userExists(ref),
+        readAccount: (ref) => backend.readAccount(ref),
+        readUser: (ref, options) => backend.readUser(ref, options),
+        snapshot: () => backend.snapshot(),
+        applyUser: (ref, account, records, options) => backend.applyUser(ref, account, records, options),
+        close: () => Promise.resolve(),
+      };
+      const text = async (storage: StorageBackend, kinds: ReadonlySet<DataKind>): Promise<string> => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of writeDocument(exportHostDocument(storage, 'localhost', kinds, { runAccounts: 3 }))) chunks.push(chunk);
+        return Buffer.concat(chunks).toString('utf8');
+      };
+      const selections: ReadonlySet<DataKind>[] = [ALL_KINDS, new Set(DATA_KINDS_BUT_ARCHIVE), new Set(['pep', 'offline']), new Set(['credentials', 'roster'])];
+      for (const kinds of selections) {
+        const expected = await text(alone, kinds);
+        expect(expected).toContain("<user name='big'");
+        expect(expected).not.toContain("name='cas'");
+        expect(await text(backend, kinds)).toBe(expected);
+      }
     });
 
     it('streams an archive with messages of every shape', async () => {
