@@ -5,6 +5,8 @@
  * big MAM archive goes in unchecked where the dialect can bulk-load it, at the end). Where the
  * transaction streams rows (PostgreSQL, MySQL), a MAM archive of more than one batch goes through
  * the database's bulk-load protocol instead, and is de-duplicated set-wise (streamed-archive.ts).
+ * Given {@link PendingRows} (an account of a host import group that has no row), every row
+ * operation works in memory instead, and none of those paths is taken.
  */
 import type { ApplyOptions, UserRef } from '../backend.js';
 import type { ProsodyHostOptions, ProsodyVersion } from '../prosody/accounts.js';
