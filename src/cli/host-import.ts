@@ -101,6 +101,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
               createAccount: args.createAccount === true,
               total: users.length,
               sizes,
+              users,
               lockAccount: gate.lockAccount,
               reopen: () => eventsOfHost(readDocument(open(), readerOptions), host),
             }),

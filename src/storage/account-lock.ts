@@ -7,7 +7,7 @@
  * gone is taken over.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type AccountLockMode = 'shared' | 'exclusive';
@@ -39,7 +39,7 @@ function ownerAlive(file: string): boolean {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
-  // Files are complete when they appear (see `publish`); anything else is not ours to judge.
+  // Files are complete when they appear (see HolderFile); anything else is not ours to judge.
   if (!Number.isInteger(pid) || pid <= 0) return true;
   if (pid === process.pid) return true;
   try {
@@ -51,16 +51,52 @@ function ownerAlive(file: string): boolean {
 }
 
 /**
- * Creates `file` holding this process's pid, failing with EEXIST when it exists. Written aside and
- * hard-linked into place, so a holder killed at any moment never leaves an empty file behind.
+ * This process's holder file: its pid, written once under `<directory>/.holders/`, and
+ * hard-linked into place as each lock file, so that a lock file is complete the moment it
+ * appears (a holder killed at any moment never leaves an empty one behind) and taking a lock
+ * costs one link rather than a file written aside. Holder files of processes that are gone are
+ * removed when a process makes its own.
  */
-function publish(file: string, fileMode: number): void {
-  const aside = `${file}.${process.pid}.${randomUUID()}.tmp`;
-  writeFileSync(aside, String(process.pid), { flag: 'wx', mode: fileMode });
-  try {
-    linkSync(aside, file);
-  } finally {
-    removeQuietly(aside);
+const holderFiles = new Set<string>();
+
+class HolderFile {
+  private path: string | undefined;
+
+  constructor(
+    private readonly directory: string,
+    private readonly fileMode: number,
+    private readonly dirMode: number,
+  ) {}
+
+  /** Creates `file` as a link to the holder file, failing with EEXIST when it exists and ENOENT when its directory does not. */
+  link(file: string): void {
+    for (let attempt = 0; ; attempt++) {
+      const holder = this.path ?? this.create();
+      try {
+        linkSync(holder, file);
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // The holder file has too many links, or was removed by someone: a new one serves.
+        if (attempt > 0 || (code !== 'EMLINK' && !(code === 'ENOENT' && !existsSync(holder)))) throw err;
+        this.path = undefined;
+      }
+    }
+  }
+
+  private create(): string {
+    const holders = join(this.directory, '.holders');
+    mkdirSync(holders, { recursive: true, mode: this.dirMode });
+    for (const name of readdirSync(holders)) {
+      const file = join(holders, name);
+      if (!ownerAlive(file)) removeQuietly(file);
+    }
+    const path = join(holders, `${process.pid}-${randomUUID()}`);
+    writeFileSync(path, String(process.pid), { flag: 'wx', mode: this.fileMode });
+    if (holderFiles.size === 0) process.once('exit', () => holderFiles.forEach(removeQuietly));
+    holderFiles.add(path);
+    this.path = path;
+    return path;
   }
 }
 
@@ -81,9 +117,19 @@ function removeQuietly(file: string): void {
  */
 export function fileAccountLocker(directory: string, fileMode = 0o600): AccountLocker {
   const dirMode = fileMode | ((fileMode & 0o444) >> 2);
+  const holder = new HolderFile(directory, fileMode, dirMode);
   return (jid, mode) => {
     const dir = join(directory, createHash('sha256').update(jid).digest('hex').slice(0, 32));
-    mkdirSync(dir, { recursive: true, mode: dirMode });
+    /** Creates `file` in the account's directory, which is made on first use (and then stays). */
+    const publish = (file: string): void => {
+      try {
+        holder.link(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        mkdirSync(dir, { recursive: true, mode: dirMode });
+        holder.link(file);
+      }
+    };
     const exclusive = join(dir, 'x');
     const liveShared = (): boolean =>
       readdirSync(dir)
@@ -99,7 +145,7 @@ export function fileAccountLocker(directory: string, fileMode = 0o600): AccountL
       let created = false;
       for (let attempt = 0; attempt < 2 && !created; attempt++) {
         try {
-          publish(exclusive, fileMode);
+          publish(exclusive);
           created = true;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -115,7 +161,7 @@ export function fileAccountLocker(directory: string, fileMode = 0o600): AccountL
       mine = exclusive;
     } else {
       mine = join(dir, `s-${process.pid}-${randomUUID()}`);
-      publish(mine, fileMode);
+      publish(mine);
       try {
         if (ownerAlive(exclusive)) {
           removeQuietly(mine);

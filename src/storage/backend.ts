@@ -184,7 +184,11 @@ export interface StorageBackend {
    * Several accounts' imports in one storage transaction, for many small accounts (a host
    * import): see {@link ApplyBatch}. Absent on backends that apply each account alone.
    */
-  beginBatch?(options: { readonly dryRun: boolean }): Promise<ApplyBatch>;
+  beginBatch?(options: {
+    readonly dryRun: boolean;
+    /** The accounts the batch is expected to apply, in order: a hint that lets the backend look them up at once (others may come, some may not). */
+    readonly users?: readonly UserRef[];
+  }): Promise<ApplyBatch>;
 
   /**
    * An account lock every process on the same storage honours, released by the storage when the

@@ -7,7 +7,7 @@
  */
 import { bareJid } from '../lib/jid.js';
 import { withRetries, type RetryPolicy } from '../storage/retry.js';
-import { BatchBrokenError, type ApplyBatch, type ApplyOptions, type ApplyReport, type StorageBackend } from '../storage/backend.js';
+import { BatchBrokenError, type ApplyBatch, type ApplyOptions, type ApplyReport, type StorageBackend, type UserRef } from '../storage/backend.js';
 import { TransferError, accountEvents, userEvents, withWarnings } from './account-transfer.js';
 import type { DataKind, DocumentEvent, UserRecord, UserStart } from '../records/model.js';
 
@@ -210,6 +210,8 @@ export async function importHostDocument(
     total?: number;
     /** Records per account in document order ({@link HostOutline.sizes}); without them each account has its own transaction. */
     sizes?: readonly number[];
+    /** The account names in document order ({@link HostOutline.users}): a group's are looked up at once where the storage can. */
+    users?: readonly string[];
     batching?: HostBatching;
     onUser?: (user: string, progress: HostProgress) => void;
     /**
@@ -308,6 +310,22 @@ export async function importHostDocument(
 
   let group: { batch: ApplyBatch; accounts: GroupedAccount[]; records: number } | undefined;
 
+  /** The accounts a group begun at `position` will hold, as {@link HostBatching} ends it: what beginBatch is told to expect. */
+  function groupFrom(position: number): UserRef[] {
+    const names = options.users;
+    if (!names || !sizes) return [];
+    const refs: UserRef[] = [];
+    let records = 0;
+    for (let i = position; i < names.length && refs.length < batching.accounts && records < batching.records; i++) {
+      const size = sizes[i];
+      const user = names[i];
+      if (size === undefined || user === undefined || size > batching.smallAccount) break;
+      refs.push({ host, user });
+      records += size;
+    }
+    return refs;
+  }
+
   /** Commits the group in progress, reports its accounts in document order and releases their leases. */
   async function endGroup(): Promise<void> {
     const current = group;
@@ -355,7 +373,7 @@ export async function importHostDocument(
       const conflict = { user: jid, error: `conflict: another operation on ${jid} is running; the account was not changed` };
       if (grouped) {
         if (!group && lease) {
-          const batch = await storage.beginBatch?.({ dryRun: options.dryRun }).catch(() => undefined);
+          const batch = await storage.beginBatch?.({ dryRun: options.dryRun, users: groupFrom(position) }).catch(() => undefined);
           if (batch) group = { batch, accounts: [], records: 0 };
         }
         if (group) {

@@ -63,7 +63,11 @@ function counted(db: SqlDialect): { db: SqlDialect; transactions: () => number; 
   return { db: wrapped, transactions: () => transactions, commits: () => commits };
 }
 
-describe('host import batching (SQLite)', () => {
+// Told the accounts' names, the backend imports those without rows in memory (pending-rows.ts); the rules are the same.
+describe.each([
+  { variant: 'each account with statements', withUsers: false },
+  { variant: 'accounts without rows in memory', withUsers: true },
+])('host import batching (SQLite, $variant)', ({ withUsers }) => {
   let dir: string;
   let dialect: SqliteDialect;
   let backend: ProsodySqlBackend;
@@ -82,6 +86,7 @@ describe('host import batching (SQLite)', () => {
 
   async function run(storage: StorageBackend, events: DocumentEvent[], extra: { dryRun?: boolean; reopen?: boolean; sizes?: number[] } = {}): Promise<{ result: HostImportResult; seen: string[] }> {
     const sizes = extra.sizes ?? (await validateHostDocument(replay(events), HOST)).sizes;
+    const users = events.flatMap((e) => (e.kind === 'user' ? [e.name] : []));
     const seen: string[] = [];
     const result = await importHostDocument(storage, HOST, replay(events), {
       mode: 'merge',
@@ -89,6 +94,7 @@ describe('host import batching (SQLite)', () => {
       include: selectKinds(),
       createAccount: true,
       sizes,
+      ...(withUsers ? { users } : {}),
       batching: BATCHING,
       onUser: (jid) => seen.push(jid),
       ...(extra.reopen ? { reopen: () => replay(events), retryPolicy: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 } } : {}),
@@ -183,5 +189,143 @@ describe('host import batching (SQLite)', () => {
     expect(await stored('a')).toBeUndefined();
     expect(await stored('b')).toBeUndefined();
     expect(await stored('c')).toBe(2);
+  });
+});
+
+describe('host import of accounts without rows (SQLite, pending-rows.ts)', () => {
+  let dir: string;
+  let dialect: SqliteDialect;
+  let statements: string[];
+  let failInsert: ((sql: string) => boolean) | undefined;
+
+  /** Records every statement of the backend's transactions; `failInsert` makes one fail. */
+  function observed(db: SqlDialect): SqlDialect {
+    const wrap = (tx: SqlTransaction): SqlTransaction => {
+      const run = tx.run.bind(tx);
+      tx.run = (sql, params) => {
+        statements.push(sql);
+        if (failInsert?.(sql)) {
+          failInsert = undefined;
+          return Promise.reject(new Error('disk I/O error'));
+        }
+        return run(sql, params);
+      };
+      const query = tx.query.bind(tx);
+      tx.query = (sql, params) => {
+        statements.push(sql);
+        return query(sql, params);
+      };
+      return tx;
+    };
+    const wrapped: SqlDialect = Object.create(db) as SqlDialect;
+    wrapped.begin = async () => wrap(await db.begin());
+    if (db.beginShort) wrapped.beginShort = async () => wrap(await (db.beginShort as () => Promise<SqlTransaction>).call(db));
+    return wrapped;
+  }
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'xporta-host-pending-'));
+    statements = [];
+    failInsert = undefined;
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  function open(name: string): ProsodySqlBackend {
+    dialect = SqliteDialect.open({ database: join(dir, `${name}.sqlite`) });
+    return new ProsodySqlBackend(observed(dialect), SETTINGS);
+  }
+
+  /** A richer account: a vCard, PEP bookmarks and an offline message beside the contact and messages. */
+  function rich(name: string, messages = 2): DocumentEvent[] {
+    const events = account(name, messages);
+    const end = events.pop() as DocumentEvent;
+    return [
+      ...events,
+      { kind: 'vcard', vcard: element('vCard', NS.vcardTemp, {}, [element('FN', NS.vcardTemp, {}, [`User ${name}`])]) },
+      { kind: 'pep-node', node: 'urn:xmpp:bookmarks:1', config: [{ var: 'pubsub#persist_items', values: ['1'] }], affiliations: [], subscriptions: [] },
+      { kind: 'pep-item', node: 'urn:xmpp:bookmarks:1', id: 'room@conference.example.org', payload: element('conference', 'urn:xmpp:bookmarks:1', { name: 'Room' }, []) },
+      { kind: 'offline', timestamp: '2025-01-02T00:00:00Z', stanza: element('message', NS.client, { from: 'friend@example.net/x', to: `${name}@${HOST}`, type: 'chat' }, [element('body', NS.client, {}, ['hi'])]) },
+      end,
+    ];
+  }
+
+  async function importWith(backend: StorageBackend, events: DocumentEvent[], withUsers: boolean, dryRun = false): Promise<HostImportResult> {
+    const outline = await validateHostDocument(replay(events), HOST);
+    return importHostDocument(backend, HOST, replay(events), {
+      mode: 'merge',
+      dryRun,
+      include: selectKinds(),
+      createAccount: true,
+      sizes: outline.sizes,
+      ...(withUsers ? { users: outline.users } : {}),
+      batching: BATCHING,
+      reopen: () => replay(events),
+      retryPolicy: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+  }
+
+  async function contents(backend: StorageBackend, names: readonly string[]): Promise<unknown[]> {
+    const all: unknown[] = [];
+    for (const user of names) {
+      all.push(await backend.readAccount({ host: HOST, user }));
+      for await (const record of backend.readUser({ host: HOST, user }, { include: selectKinds() })) all.push(record);
+    }
+    return JSON.parse(JSON.stringify(all)) as unknown[];
+  }
+
+  it('stores exactly what account-by-account statements store, with no savepoint and a few INSERTs per group', async () => {
+    const names = ['a', 'b', 'c', 'd'];
+    const events = hostDocument(names.map((n) => rich(n)));
+    const bySavepoints = open('statements');
+    const expected = await importWith(bySavepoints, events, false);
+    const storedBySavepoints = await contents(bySavepoints, names);
+    await bySavepoints.close();
+    statements = [];
+    const inMemory = open('memory');
+    const result = await importWith(inMemory, events, true);
+    expect(result.users).toEqual(expected.users);
+    expect(statements.filter((sql) => sql.startsWith('SAVEPOINT'))).toEqual([]);
+    // Per group (a-c, d): the look-up in both tables and one INSERT into each.
+    expect(statements.filter((sql) => sql.startsWith('INSERT'))).toHaveLength(4);
+    const storedInMemory = await contents(inMemory, names);
+    // A password is derived with a fresh salt, and PEP items get the time of the import: neither is compared.
+    const comparable = (all: unknown[]): string => JSON.stringify(all).replace(/"(salt|storedKey|serverKey|published)":"[^"]*"/g, '');
+    expect(storedInMemory).toHaveLength(storedBySavepoints.length);
+    expect(comparable(storedInMemory)).toBe(comparable(storedBySavepoints));
+    await inMemory.close();
+  });
+
+  it('an account that already has rows is merged with statements under its savepoint, beside the others', async () => {
+    const backend = open('merge');
+    await importWith(backend, hostDocument([account('b', 2)]), true);
+    statements = [];
+    const result = await importWith(backend, hostDocument([account('a'), account('b', 4), account('c')]), true);
+    expect(result.progress).toMatchObject({ done: 3, failed: 0 });
+    expect(statements.filter((sql) => sql.startsWith('SAVEPOINT'))).toHaveLength(1);
+    expect(result.users[1]).toMatchObject({ user: `b@${HOST}`, created: false });
+    let messages = 0;
+    for await (const record of backend.readUser({ host: HOST, user: 'b' }, { include: selectKinds() })) if (record.kind === 'archive') messages++;
+    expect(messages).toBe(4);
+    await backend.close();
+  });
+
+  it('an account that fails changes nothing; a dry run keeps nothing; a group whose INSERTs fail is applied again one by one', async () => {
+    const backend = open('failures');
+    const broken = hostDocument([account('a'), account('b', 2, true), account('c')]);
+    const outline = { sizes: [3, 4, 3], users: ['a', 'b', 'c'] };
+    const result = await importHostDocument(backend, HOST, replay(broken), { mode: 'merge', dryRun: false, include: selectKinds(), createAccount: true, ...outline, batching: BATCHING });
+    expect(result.users.map((u) => ('error' in u ? u.error : 'ok'))).toEqual(['ok', 'unexpected structure inside a user', 'ok']);
+    expect(await backend.userExists({ host: HOST, user: 'b' })).toBe(false);
+    expect(await backend.userExists({ host: HOST, user: 'c' })).toBe(true);
+
+    const dry = await importWith(backend, hostDocument([account('d'), account('e')]), true, true);
+    expect(dry.progress).toMatchObject({ done: 2, failed: 0 });
+    expect(await backend.userExists({ host: HOST, user: 'd' })).toBe(false);
+
+    failInsert = (sql) => sql.startsWith('INSERT INTO "prosodyarchive"');
+    const retried = await importWith(backend, hostDocument([account('f'), account('g')]), true);
+    expect(retried.progress).toMatchObject({ done: 2, failed: 0 });
+    for (const user of ['f', 'g']) expect(await backend.userExists({ host: HOST, user })).toBe(true);
+    await backend.close();
   });
 });

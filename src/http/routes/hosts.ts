@@ -117,6 +117,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     };
     let total: number;
     let sizes: readonly number[];
+    let users: readonly string[];
     try {
       await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
       if (withIncludes) {
@@ -126,7 +127,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         const received = countStreamedBytes(await importBody(request, config.limits), ctx.metrics, 'import');
         await pipeline(received, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
       }
-      sizes = (await validateHostDocument(readDocument(createReadStream(spool), readerOptions), host)).sizes;
+      ({ sizes, users } = await validateHostDocument(readDocument(createReadStream(spool), readerOptions), host));
       total = sizes.length;
     } catch (err) {
       await cleanup();
@@ -153,6 +154,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
             createAccount,
             total,
             sizes,
+            users,
             signal: abort.signal,
             lockAccount: gate.lockAccount,
             reopen: () => readDocument(createReadStream(spool), readerOptions),

@@ -25,6 +25,7 @@ import { StoredValueError } from '../prosody/values.js';
 import { XmlCharError } from '../../xml/xml.js';
 import { BulkLoadWarningError } from '../sql/row-stream.js';
 import { ProsodySqlImport } from './import.js';
+import { PendingGroup } from './pending-rows.js';
 import { databaseAccountLocks, inTransaction, openDialect, openSnapshot, pingDatabase, snapshotReads, storageErrorOf, type AccountLocks, type SqlConnection } from '../sql/connection.js';
 import { text } from '../sql/columns.js';
 import type { SqlDialect, SqlSession } from '../sql/dialect.js';
@@ -275,12 +276,36 @@ export class ProsodySqlBackend implements StorageBackend {
     );
   }
 
-  /** Each account under a savepoint of the one transaction (see ApplyBatch); the generation is told once per batch. */
-  async beginBatch(options: { readonly dryRun: boolean }): Promise<ApplyBatch> {
+  /**
+   * Each account under a savepoint of the one transaction (see ApplyBatch); the generation is told
+   * once per batch. Of the `users` expected, those without any row are looked up at once and
+   * imported in memory, their rows inserted together before the commit (see pending-rows.ts).
+   */
+  async beginBatch(options: { readonly dryRun: boolean; readonly users?: readonly UserRef[] }): Promise<ApplyBatch> {
     const serverVersion = await this.serverVersion();
     const fractionalTimes = this.db.name === 'sqlite';
-    return openApplyBatch(this.db, { dryRun: options.dryRun, mapError: asStorageError }, (tx, ref, account, records, applyOptions) =>
-      new ProsodySqlImport(tx, ref, this.hostOptions(ref), applyOptions, this.importStores, serverVersion, fractionalTimes).run(account, records),
+    const expected = options.users ?? [];
+    const host = expected[0]?.host;
+    let group: PendingGroup | undefined;
+    return openApplyBatch(
+      this.db,
+      { dryRun: options.dryRun, mapError: asStorageError },
+      async (tx, ref, account, records, applyOptions) => {
+        const pending = group?.rowsFor(ref);
+        const report = await new ProsodySqlImport(tx, ref, this.hostOptions(ref), applyOptions, this.importStores, serverVersion, fractionalTimes, undefined, pending).run(
+          account,
+          records,
+        );
+        if (pending) group?.keep(ref, pending);
+        return report;
+      },
+      {
+        begun: async (tx) => {
+          if (host !== undefined && expected.every((ref) => ref.host === host)) group = await PendingGroup.lookUp(tx, host, expected.map((ref) => ref.user));
+        },
+        statementless: (ref) => group?.has(ref) === true,
+        beforeCommit: async (tx) => group?.flush(tx),
+      },
     );
   }
 

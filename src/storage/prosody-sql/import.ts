@@ -5,6 +5,8 @@
  * big MAM archive goes in unchecked where the dialect can bulk-load it, at the end). Where the
  * transaction streams rows (PostgreSQL, MySQL), a MAM archive of more than one batch goes through
  * the database's bulk-load protocol instead, and is de-duplicated set-wise (streamed-archive.ts).
+ * Given {@link PendingRows} (an account of a host import group that has no row), every row
+ * operation works in memory instead, and none of those paths is taken.
  */
 import type { ApplyOptions, UserRef } from '../backend.js';
 import type { ProsodyHostOptions, ProsodyVersion } from '../prosody/accounts.js';
@@ -13,21 +15,9 @@ import { ProsodyImport, type MapEntry } from '../prosody/import.js';
 import { LuaTable, type LuaValue } from '../prosody/lua.js';
 import { serializeValue } from '../prosody/values.js';
 import type { DialectName, SqlTransaction } from '../sql/dialect.js';
-import {
-  INSERT_BATCH,
-  deleteArchiveKeys,
-  deleteArchiveStore,
-  deleteStore,
-  existingArchiveKeys,
-  insertArchiveItems,
-  listStores,
-  mapKeyExists,
-  readArchivePages,
-  readKeyval,
-  writeKeyval,
-  writeMapExtra,
-  writeMapKeys,
-} from './rows.js';
+import { INSERT_BATCH } from './rows.js';
+import { SqlImportRows, type ImportRows } from './import-rows.js';
+import type { PendingRows } from './pending-rows.js';
 import { startArchiveBulkLoad, type ArchiveBulkLoad } from './sqlite-bulk.js';
 import { startStreamedArchive, type StreamedArchiveLoad } from './streamed-archive.js';
 
@@ -47,6 +37,8 @@ export class ProsodySqlImport extends ProsodyImport {
   /** Asked for at the first MAM batch that is not the last; null where the transaction cannot stream rows. */
   private streamed: StreamedArchiveLoad | null | undefined;
   private readonly opaqueWritten = new Set<string>();
+  /** Where the account's rows are read and written: statements on the transaction, or memory. */
+  private readonly rows: ImportRows;
 
   constructor(
     private readonly db: SqlTransaction,
@@ -58,9 +50,12 @@ export class ProsodySqlImport extends ProsodyImport {
     /** The database keeps a fractional `when` (SQLite's REAL; PostgreSQL and MySQL have INTEGER). */
     private readonly fractionalTimes = false,
     private readonly dialect: DialectName = 'sqlite',
+    /** The account has no row: its rows are kept here instead (pending-rows.ts), and no statement runs. */
+    private readonly pendingRows?: PendingRows,
   ) {
     super(ref, { host, importStores, serverVersion }, options);
     this.owner = { host: ref.host, user: ref.user };
+    this.rows = pendingRows ?? new SqlImportRows(db, this.owner);
   }
 
   protected override keepsSubSecondTimes(): boolean {
@@ -68,55 +63,55 @@ export class ProsodySqlImport extends ProsodyImport {
   }
 
   protected readStore(store: string): Promise<LuaTable | undefined> {
-    return readKeyval(this.db, this.owner, store);
+    return this.rows.readKeyval(store);
   }
 
   protected writeStore(store: string, data: LuaTable): Promise<void> {
-    return writeKeyval(this.db, this.owner, store, data);
+    return this.rows.writeKeyval(store, data);
   }
 
   protected setMapKey(store: string, key: string, value: LuaValue): Promise<void> {
-    return writeMapKeys(this.db, this.owner, store, [{ key, value }]);
+    return this.rows.writeMapKeys(store, [{ key, value }]);
   }
 
   protected async mergeStore(store: string, data: LuaTable): Promise<void> {
     // `replace` emptied the store: only a second record for it has anything to merge with.
     if (this.options.mode === 'merge' || this.opaqueWritten.has(store)) {
-      const current = await readKeyval(this.db, this.owner, store);
+      const current = await this.rows.readKeyval(store);
       if (current) {
         for (const [key, value] of data.entries()) current.set(key, value);
         data = current;
       }
     }
-    await writeKeyval(this.db, this.owner, store, data);
+    await this.rows.writeKeyval(store, data);
     this.opaqueWritten.add(store);
   }
 
   protected async mergeRoster(stored: LuaTable | undefined, entries: readonly MapEntry[], meta: LuaTable): Promise<void> {
-    await writeMapKeys(this.db, this.owner, 'roster', entries);
+    await this.rows.writeMapKeys('roster', entries);
     const extra = new LuaTable();
     if (stored) for (const [key, value] of stored.entries()) if (typeof key !== 'string') extra.set(key, value);
     extra.set(false, meta);
-    await writeMapExtra(this.db, this.owner, 'roster', extra);
+    await this.rows.writeMapExtra('roster', extra);
   }
 
   protected async addMissingMapKeys(store: string, keys: readonly string[], create: (key: string) => LuaValue): Promise<void> {
     for (const key of keys) {
-      if (await mapKeyExists(this.db, this.owner, store, key)) continue;
-      await writeMapKeys(this.db, this.owner, store, [{ key, value: create(key) }]);
+      if (await this.rows.mapKeyExists(store, key)) continue;
+      await this.rows.writeMapKeys(store, [{ key, value: create(key) }]);
     }
   }
 
   protected clearStore(store: string): Promise<void> {
-    return deleteStore(this.db, this.owner, store);
+    return this.rows.deleteStore(store);
   }
 
   protected clearArchive(store: string): Promise<void> {
-    return deleteArchiveStore(this.db, this.owner, store);
+    return this.rows.deleteArchiveStore(store);
   }
 
   protected listStores(archive: boolean): Promise<readonly string[]> {
-    return listStores(this.db, this.owner, archive);
+    return this.rows.listStores(archive);
   }
 
   protected async appendArchiveItem(store: string, item: ArchiveItem): Promise<void> {
@@ -141,7 +136,7 @@ export class ProsodySqlImport extends ProsodyImport {
   private async flush(last: boolean): Promise<void> {
     for (const [store, items] of this.batches) {
       if (store === ARCHIVE_STORE) {
-        if (this.streamed === undefined && !last) this.streamed = (await startStreamedArchive(this.db, this.dialect, this.owner, ARCHIVE_STORE)) ?? null;
+        if (this.streamed === undefined && !last && !this.pendingRows) this.streamed = (await startStreamedArchive(this.db, this.dialect, this.owner, ARCHIVE_STORE)) ?? null;
         if (this.streamed) await this.streamArchive(this.streamed, items);
         else await this.flushArchive(items);
         continue;
@@ -166,21 +161,21 @@ export class ProsodySqlImport extends ProsodyImport {
 
   /** MAM: an id already archived (or seen earlier in the document) is the same message. */
   private async flushArchive(items: ArchiveItem[]): Promise<void> {
-    if (this.bulkLoad === undefined) this.bulkLoad = (await startArchiveBulkLoad(this.db, this.owner, ARCHIVE_STORE)) ?? null;
+    if (this.bulkLoad === undefined) this.bulkLoad = this.pendingRows ? null : ((await startArchiveBulkLoad(this.db, this.owner, ARCHIVE_STORE)) ?? null);
     const fresh = this.unchecked ? items : await this.unseen(items);
-    await insertArchiveItems(this.db, this.owner, ARCHIVE_STORE, fresh);
+    await this.rows.insertArchiveItems(ARCHIVE_STORE, fresh);
     this.tally.count('archive', fresh.length);
     const before = this.archiveRowsInserted;
     this.archiveRowsInserted += fresh.length;
     // Each tenfold growth of this import's rows is worth new planner statistics (see refreshStatistics).
-    if (STATISTICS_REFRESH_AT.some((n) => before < n && this.archiveRowsInserted >= n)) {
+    if (!this.pendingRows && STATISTICS_REFRESH_AT.some((n) => before < n && this.archiveRowsInserted >= n)) {
       await this.db.refreshStatistics?.('prosodyarchive');
     }
     if (this.bulkLoad && !this.unchecked) this.unchecked = await this.bulkLoad.inserted(this.archiveRowsInserted);
   }
 
   private async unseen(items: ArchiveItem[]): Promise<ArchiveItem[]> {
-    const seen = await existingArchiveKeys(this.db, this.owner, ARCHIVE_STORE, [...new Set(items.map((i) => i.key))]);
+    const seen = await this.rows.existingArchiveKeys(ARCHIVE_STORE, [...new Set(items.map((i) => i.key))]);
     const fresh: ArchiveItem[] = [];
     for (const item of items) {
       if (seen.has(item.key)) continue;
@@ -220,13 +215,13 @@ export class ProsodySqlImport extends ProsodyImport {
       });
       this.tally.noteDuplicates('offline', items.length - fresh.length);
     }
-    await insertArchiveItems(this.db, this.owner, OFFLINE_STORE, fresh);
+    await this.rows.insertArchiveItems(OFFLINE_STORE, fresh);
     this.tally.count('offline', fresh.length);
   }
 
   private async storedOffline(): Promise<Set<string>> {
     const seen = new Set<string>();
-    for await (const page of readArchivePages(this.db, this.owner, OFFLINE_STORE, 1000)) for (const row of page) seen.add(offlineIdentity(row.when, row.value));
+    for await (const page of this.rows.readArchivePages(OFFLINE_STORE, 1000)) for (const row of page) seen.add(offlineIdentity(row.when, row.value));
     return seen;
   }
 
@@ -237,8 +232,8 @@ export class ProsodySqlImport extends ProsodyImport {
       last.delete(item.key);
       last.set(item.key, item);
     }
-    await deleteArchiveKeys(this.db, this.owner, store, [...last.keys()]);
-    await insertArchiveItems(this.db, this.owner, store, [...last.values()]);
+    await this.rows.deleteArchiveKeys(store, [...last.keys()]);
+    await this.rows.insertArchiveItems(store, [...last.values()]);
   }
 }
 

@@ -2,11 +2,13 @@
  * Several accounts' imports in one SQL transaction ({@link ApplyBatch}): one BEGIN and one commit
  * (one fsync) for all of them, each account under a savepoint of its own, so that one that fails
  * is undone alone. A failure the transaction may not survive (a lost connection, a deadlock, a
- * savepoint that cannot be rolled back to) breaks the batch: {@link BatchBrokenError}.
+ * savepoint that cannot be rolled back to) breaks the batch: {@link BatchBrokenError}. An account
+ * whose apply runs no statement ({@link BatchHooks.statementless}: its rows are written by
+ * {@link BatchHooks.beforeCommit}) needs no savepoint: failing, it has changed nothing.
  */
 import { BatchBrokenError, StorageError, type ApplyBatch, type ApplyOptions, type ApplyReport, type UserRef } from '../backend.js';
 import type { UserRecord, UserStart } from '../../records/model.js';
-import type { SqlDialect, SqlParam, SqlTransaction } from './dialect.js';
+import type { SqlDialect, SqlParam, SqlSession, SqlTransaction } from './dialect.js';
 
 /** One account's import on the batch's transaction. */
 export type BatchedApply = (tx: SqlTransaction, ref: UserRef, account: UserStart, records: AsyncIterable<UserRecord>, options: ApplyOptions) => Promise<ApplyReport>;
@@ -29,11 +31,32 @@ function accountView(tx: SqlTransaction): SqlTransaction {
   };
 }
 
-export async function openApplyBatch(db: SqlDialect, options: { readonly dryRun: boolean; readonly mapError: (err: unknown) => unknown }, apply: BatchedApply): Promise<ApplyBatch> {
+/** What a backend adds to a batch's transaction. */
+export interface BatchHooks {
+  /** Runs first on the transaction; a failure ends the batch before it began. */
+  readonly begun?: (tx: SqlSession) => Promise<void>;
+  /** Whether the account's apply will run no statement on the transaction (asked before it). */
+  readonly statementless?: (ref: UserRef) => boolean;
+  /** Runs last before the commit (and before a dry run's rollback); a failure fails the commit. */
+  readonly beforeCommit?: (tx: SqlSession) => Promise<void>;
+}
+
+export async function openApplyBatch(
+  db: SqlDialect,
+  options: { readonly dryRun: boolean; readonly mapError: (err: unknown) => unknown },
+  apply: BatchedApply,
+  hooks: BatchHooks = {},
+): Promise<ApplyBatch> {
   let tx: SqlTransaction;
   try {
     tx = await (db.beginShort ? db.beginShort() : db.begin());
   } catch (err) {
+    throw options.mapError(err);
+  }
+  try {
+    await hooks.begun?.(tx);
+  } catch (err) {
+    await tx.rollback().catch(() => undefined);
     throw options.mapError(err);
   }
   const { savepoint, rollbackToSavepoint, releaseSavepoint } = tx;
@@ -50,6 +73,13 @@ export async function openApplyBatch(db: SqlDialect, options: { readonly dryRun:
       if (ended) throw new Error('the batch has ended');
       if (broken) throw broken;
       if (applyOptions.dryRun !== options.dryRun) throw new Error('an account of a batch is a dry run exactly when the batch is');
+      if (hooks.statementless?.(ref)) {
+        try {
+          return await apply(view, ref, account, records, applyOptions);
+        } catch (err) {
+          throw options.mapError(err);
+        }
+      }
       // One name serves: each account's savepoint is released before the next one's is made.
       const name = 'xporta_account';
       try {
@@ -82,6 +112,7 @@ export async function openApplyBatch(db: SqlDialect, options: { readonly dryRun:
       if (broken) throw broken;
       ended = true;
       try {
+        await hooks.beforeCommit?.(tx);
         if (options.dryRun) await tx.rollback();
         else await tx.commit();
       } catch (err) {
