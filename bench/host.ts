@@ -8,7 +8,7 @@
  * `XPORTA_BENCH_HOST_STORES=sqlite` (or `postgresql`) measures one store only.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,6 +17,7 @@ import { request } from 'undici';
 import { writeDocument } from '../src/xep0227/writer.js';
 import { syntheticHost } from './host-synthetic.js';
 import { createTestDatabase, dropTestDatabase, sqlServer } from './sql-databases.js';
+import { timedCli } from './timed-cli.js';
 import { BENCH_HOST } from './synthetic.js';
 
 export interface HostMeasured {
@@ -39,21 +40,6 @@ export interface HostRow {
 export interface HostBenchTools {
   readonly xporta: readonly string[];
   readonly timed: (command: string[], env: NodeJS.ProcessEnv, stdoutFile?: string) => HostMeasured;
-}
-
-/** One CLI step under GNU time: wall and CPU seconds and peak RSS. */
-function timedCli(command: string[], env: NodeJS.ProcessEnv, stdoutFile: string): HostMeasured {
-  spawnSync('sync', [], { stdio: 'ignore' });
-  const timeFile = join(tmpdir(), `xporta-bench-host-time-${process.pid}`);
-  const out = openSync(stdoutFile, 'w');
-  try {
-    const run = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, ...command], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', out, 'pipe'], maxBuffer: 64 * 1024 ** 2 });
-    const [seconds = NaN, kb = NaN, user = NaN, system = NaN] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-4).map(Number);
-    rmSync(timeFile, { force: true });
-    return { seconds, peakRssMb: kb / 1024, cpuSeconds: user + system, ok: run.status === 0, ...(run.status !== 0 ? { detail: String(run.stderr).slice(-500) } : {}) };
-  } finally {
-    closeSync(out);
-  }
 }
 
 const TOKEN = 'bench-operator-token';

@@ -8,8 +8,7 @@
  * session of its own (request to <fin>, messages parsed but not written).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AddressPolicy } from '../src/lib/net/address-policy.js';
@@ -20,6 +19,7 @@ import { canConnect, freePorts } from '../test/support/ports.js';
 import { renderProsodyConfig } from '../test/support/prosody-config.js';
 import { prosodyBinaries } from '../test/support/server-versions.js';
 import { makeTestCertificates } from '../test/support/test-ca.js';
+import { timedCli } from './timed-cli.js';
 import { BENCH_HOST, BENCH_PASSWORD, BENCH_USER } from './synthetic.js';
 
 const JID = `${BENCH_USER}@${BENCH_HOST}`;
@@ -27,29 +27,6 @@ const JID = `${BENCH_USER}@${BENCH_HOST}`;
 const SERVER_MAX = 1000;
 export const PULL_PAGE_SIZES = [50, 250, 1000] as const;
 const SECTION = '## Pull over the client protocol';
-
-interface Timed {
-  readonly seconds: number;
-  readonly peakRssMb: number;
-  readonly cpuSeconds: number;
-  readonly ok: boolean;
-  readonly detail?: string;
-}
-
-/** One CLI step under GNU time: wall and CPU seconds (user + system) and peak RSS. */
-function timedCli(command: readonly string[], env: NodeJS.ProcessEnv, stdoutFile: string): Timed {
-  spawnSync('sync', [], { stdio: 'ignore' });
-  const timeFile = join(tmpdir(), `xporta-bench-pull-time-${process.pid}`);
-  const out = openSync(stdoutFile, 'w');
-  try {
-    const run = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, ...command], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', out, 'pipe'], maxBuffer: 64 * 1024 ** 2 });
-    const [seconds = NaN, kb = NaN, user = NaN, system = NaN] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-4).map(Number);
-    rmSync(timeFile, { force: true });
-    return { seconds, peakRssMb: kb / 1024, cpuSeconds: user + system, ok: run.status === 0, ...(run.status !== 0 ? { detail: String(run.stderr).slice(-500) } : {}) };
-  } finally {
-    closeSync(out);
-  }
-}
 
 interface BenchProsody {
   readonly child: ChildProcess;

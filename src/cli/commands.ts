@@ -127,7 +127,7 @@ export async function runExport(config: Config, args: ExportArgs, out: Writable)
     try {
       await pipeline(Readable.from(countedBytes(writeDocument(observed(events, args.observer), { onInvalidChars }), args.observer)), out, { end: false });
     } catch (err) {
-      auditCli(config, { action, ...subject, kinds: [...kinds], outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+      auditFailed(config, { action, ...subject, kinds: [...kinds] }, err);
       throw err;
     }
     auditCli(config, { action, ...subject, kinds: [...kinds], outcome: 'ok' });
@@ -184,12 +184,10 @@ export async function runImport(config: Config, args: ImportArgs, stdin: Readabl
         return fromFile ? withRetries(attempt) : attempt(1);
       },
     });
-    const counts: Record<string, number> = { skipped: report.skipped.length, ...(report.created ? { created: 1 } : {}) };
-    for (const [kind, n] of Object.entries(report.counts)) if (typeof n === 'number') counts[kind] = n;
-    auditCli(config, { ...audited, outcome: 'ok', counts });
+    auditImported(config, audited, report);
     return report;
   } catch (err) {
-    auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+    auditFailed(config, audited, err);
     throw err;
   } finally {
     firstSource?.destroy();
@@ -205,6 +203,20 @@ export interface TokenArgs {
 
 function openTokenStore(config: Config): TokenStore {
   return TokenStore.open(join(config.dataDir, STATE_FILE), config.files.mode);
+}
+
+type AuditedAction = Omit<AuditEntry, 'actor' | 'outcome' | 'counts' | 'reason'>;
+
+/** The audit line of a CLI import that applied (or, dry, would have): its counts per kind and skipped records. */
+export function auditImported(config: Config, audited: AuditedAction, report: UserImportReport): void {
+  const counts: Record<string, number> = { skipped: report.skipped.length, ...(report.created ? { created: 1 } : {}) };
+  for (const [kind, n] of Object.entries(report.counts)) if (typeof n === 'number') counts[kind] = n;
+  auditCli(config, { ...audited, outcome: 'ok', counts });
+}
+
+/** The audit line of a CLI action that failed, with the reason. */
+export function auditFailed(config: Config, audited: AuditedAction, err: unknown): void {
+  auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
 }
 
 /** One audit line for a CLI action, as the service writes for the API's; to stderr when the log is standard output (stdout carries the CLI's own output). */

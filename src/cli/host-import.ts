@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { auditCli, cliImportServices, type CliServices } from './commands.js';
+import { auditCli, auditFailed, cliImportServices, type CliServices } from './commands.js';
 import { UsageError } from './exit-codes.js';
 import type { Config } from '../config/config.js';
 import { eventsOfHost, surveyDocument } from '../transfer/host-document.js';
@@ -118,7 +118,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
     auditCli(config, { ...audited, outcome: 'ok', counts: { users, failed } });
     return report;
   } catch (err) {
-    auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+    auditFailed(config, audited, err);
     throw err;
   } finally {
     if (spool !== undefined) await rm(spool, { force: true });

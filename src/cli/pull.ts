@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UsageError } from './exit-codes.js';
-import { auditCli, cliImportServices, type CliServices } from './commands.js';
+import { auditFailed, auditImported, cliImportServices, type CliServices } from './commands.js';
 import type { Config } from '../config/config.js';
 import { importMode } from '../core/import-options.js';
 import { Slots } from '../core/locks.js';
@@ -114,12 +114,10 @@ export async function runPullImport(config: Config, args: PullImportArgs, given:
         ...(args.onProgress ? { onProgress: args.onProgress } : {}),
       },
     );
-    const counts: Record<string, number> = { skipped: report.skipped.length, ...(report.created ? { created: 1 } : {}) };
-    for (const [kind, n] of Object.entries(report.counts)) if (typeof n === 'number') counts[kind] = n;
-    auditCli(config, { ...audited, outcome: 'ok', counts });
+    auditImported(config, audited, report);
     return report;
   } catch (err) {
-    auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+    auditFailed(config, audited, err);
     throw err;
   } finally {
     await storage.close();

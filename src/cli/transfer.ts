@@ -4,7 +4,7 @@
  * XEP-0283 move), the same service as `POST /v1/transfers/xmpp`. The passwords are read from
  * files (arguments show in `ps`) and used for these sessions only; the report is printed as JSON.
  */
-import { auditCli } from './commands.js';
+import { auditCli, auditFailed } from './commands.js';
 import { UsageError } from './exit-codes.js';
 import { readPassword } from './pull.js';
 import type { Config } from '../config/config.js';
@@ -46,7 +46,7 @@ export async function runTransfer(config: Config, args: TransferArgs): Promise<R
     auditCli(config, { ...audited, account: report.from, target: report.to, outcome: 'ok', counts: { ...report.written } });
     return report;
   } catch (err) {
-    auditCli(config, { ...audited, outcome: 'failed', reason: err instanceof Error ? err.message : String(err) });
+    auditFailed(config, audited, err);
     throw err;
   }
 }

@@ -22,7 +22,7 @@ import { pullAccount } from '../../src/storage/xmpp-client/index.js';
 import { importUserDocument, selectKinds } from '../../src/transfer/account-transfer.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
-import { expectServedAlike, OMEMO_BUNDLE, OMEMO_DEVICELIST, populateExtraKinds, PRIVACY_LIST, readServedKinds, type ServedKinds } from '../support/pull-check.js';
+import { expectOfflineStillWaiting, expectServedAlike, OMEMO_BUNDLE, OMEMO_DEVICELIST, populateExtraKinds, PRIVACY_LIST, readServedKinds, type ServedKinds } from '../support/pull-check.js';
 import { defaultProsodyVersion } from '../support/server-versions.js';
 import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
 import { loginAs } from '../support/xmpp-client.js';
@@ -129,14 +129,6 @@ describeWithProsody(`every data kind pulled from Prosody ${version} over c2s int
   });
 
   it("leaves the old account's offline messages waiting on the old server", async () => {
-    const alice = await loginAs(oldServer, 'alice', summary.alice.password, { presence: true });
-    try {
-      for (const o of summary.offline) {
-        const got = await alice.waitFor((s) => s.name === 'message' && s.getChildText('body') === o.body, 10_000);
-        expect(got.attrs.id).toBe(o.messageId);
-      }
-    } finally {
-      await alice.close();
-    }
+    await expectOfflineStillWaiting(oldServer, summary);
   });
 });

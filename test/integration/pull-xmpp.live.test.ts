@@ -26,6 +26,7 @@ import { pullAccount, XmppPullError, type PullOptions } from '../../src/storage/
 import { importUserDocument, selectKinds } from '../../src/transfer/account-transfer.js';
 import type { ArchiveRecord, DocumentEvent, UserRecord } from '../../src/records/model.js';
 import { cuttingProxy } from '../support/cutting-proxy.js';
+import { expectOfflineStillWaiting } from '../support/pull-check.js';
 import { filesUnder } from '../support/paths.js';
 import { ContractChecker } from '../support/openapi.js';
 import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
@@ -332,15 +333,7 @@ describeWithProsody(`pulling an account over the client protocol (Prosody ${defa
   });
 
   it('leaves the old account offline messages waiting on the old server', async () => {
-    const alice = await loginAs(oldServer, 'alice', summary.alice.password, { presence: true });
-    try {
-      for (const o of summary.offline) {
-        const got = await alice.waitFor((s) => s.name === 'message' && s.getChildText('body') === o.body, 10_000);
-        expect(got.attrs.id).toBe(o.messageId);
-      }
-    } finally {
-      await alice.close();
-    }
+    await expectOfflineStillWaiting(oldServer, summary);
   });
 
   it('a wrong password is a clear error, changes nothing and leaves the password nowhere', async () => {

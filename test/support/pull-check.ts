@@ -9,11 +9,14 @@
  */
 import { expect } from 'vitest';
 import { canonicalXml } from './account-probe.js';
+import type { PopulateSummary } from './populate.js';
+import type { ProsodyHandle } from './prosody.js';
 import {
   getBlocklist,
   getPepItems,
   getRoster,
   getVCard,
+  loginAs,
   NS,
   publishPep,
   queryMam,
@@ -201,4 +204,20 @@ export function expectServedAlike(local: ServedKinds, old: ServedKinds, localSta
   expect(local.blocklist).toEqual(old.blocklist);
   if (local.privacy !== undefined && old.privacy !== undefined) expect(local.privacy).toEqual(old.privacy);
   expect(local.archive).toEqual(old.archive.map(([id, stamp, messageId, body]) => [id, stampAt(stamp, localStamps), messageId, body]));
+}
+
+/**
+ * The old account's offline messages are still waiting on the old server: a pull sends no
+ * presence, so a login with presence gets each of them, with its id.
+ */
+export async function expectOfflineStillWaiting(oldServer: ProsodyHandle, summary: PopulateSummary): Promise<void> {
+  const alice = await loginAs(oldServer, 'alice', summary.alice.password, { presence: true });
+  try {
+    for (const o of summary.offline) {
+      const got = await alice.waitFor((s) => s.name === 'message' && s.getChildText('body') === o.body, 10_000);
+      expect(got.attrs.id).toBe(o.messageId);
+    }
+  } finally {
+    await alice.close();
+  }
 }
