@@ -171,8 +171,9 @@ export interface ExportsConfig {
   readonly ttlSeconds: number;
   /**
    * Worker threads that write streamed exports (GET …/export), each with its own connection to
-   * the storage, so that concurrent exports run side by side; 0 writes them on the service's
-   * thread. Prosody's files are always exported on the service's thread.
+   * the storage, so that concurrent exports run side by side: the first export at a time runs on
+   * the service's thread, those that come while it runs on the workers; 0 writes them all on the
+   * service's thread. Prosody's files are always exported on the service's thread.
    */
   readonly workers: number;
 }

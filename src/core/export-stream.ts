@@ -52,15 +52,23 @@ export interface AccountExportOptions extends DocumentStreamOptions {
 
 /**
  * One account's whole document as a byte stream, its records and bytes counted: written on an
- * export worker where the service has them, else on this thread by the same code. A failure
+ * export worker where the service has them (unless the pool gives this export the service's
+ * thread, see ExportWorkers.claimServiceThread), else on this thread by the same code. A failure
  * before the first byte destroys the stream before it gives any.
  */
 export function accountExportStream(exporter: AccountExporter, ref: UserRef, kinds: ReadonlySet<DataKind>, options: AccountExportOptions): Readable {
   const { storage, metrics, exportWorkers } = exporter;
   const { signal, onInvalidChars } = options;
-  if (exportWorkers) {
+  const release = exportWorkers?.claimServiceThread();
+  if (exportWorkers && !release) {
     const bytes = exportWorkers.export(ref, kinds, { metrics, signal, ...(onInvalidChars ? { onInvalidChars } : {}) });
-    return sent(countStreamedBytes(bytes, metrics, 'export'), options.gzip);
+    const out = sent(countStreamedBytes(bytes, metrics, 'export'), options.gzip);
+    // Destroyed before its end (not only aborted): the worker stops too.
+    out.once('close', () => bytes.destroy());
+    return out;
   }
-  return documentStream(countRecords(exportUserDocument(storage, ref, kinds, signal), metrics, 'export'), metrics, options);
+  const stream = documentStream(countRecords(exportUserDocument(storage, ref, kinds, signal), metrics, 'export'), metrics, options);
+  // Ended, failed or destroyed: the service's thread is free for the next export.
+  if (release) stream.once('close', release);
+  return stream;
 }

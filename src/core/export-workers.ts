@@ -32,6 +32,13 @@ export interface ExportWorkersOptions {
    */
   readonly entry?: { readonly url: URL; readonly execArgv?: readonly string[] };
   readonly resourceLimits?: ResourceLimits;
+  /**
+   * One export at a time runs on the service's thread, and only those that come while it runs go
+   * to the workers: a lone export then costs no second heap (a worker's isolate, its modules and
+   * its storage connection), and the service's thread, otherwise idle, is one of the threads
+   * concurrent exports share. See {@link ExportWorkers.claimServiceThread}.
+   */
+  readonly serviceThreadFirst?: boolean;
 }
 
 export interface WorkerExportOptions {
@@ -131,8 +138,30 @@ export class ExportWorkers {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private closed = false;
+  private serviceThreadBusy = false;
 
   constructor(private readonly options: ExportWorkersOptions) {}
+
+  /** Exports in progress on the workers. */
+  get onWorkers(): number {
+    return this.slots.reduce((n, slot) => n + slot.exports.size, 0);
+  }
+
+  /**
+   * With `serviceThreadFirst`, when no export runs on the service's thread: marks it taken and
+   * answers the (idempotent) release the caller calls when its export ends. Otherwise undefined:
+   * the export goes to a worker.
+   */
+  claimServiceThread(): (() => void) | undefined {
+    if (!this.options.serviceThreadFirst || this.serviceThreadBusy) return undefined;
+    this.serviceThreadBusy = true;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.serviceThreadBusy = false;
+    };
+  }
 
   /** The account's whole document, written on a worker; failures destroy the stream. */
   export(ref: UserRef, kinds: ReadonlySet<DataKind>, options: WorkerExportOptions): Readable {
@@ -223,5 +252,5 @@ export class ExportWorkers {
  */
 export function exportWorkersFor(config: Pick<Config, 'exports' | 'storage' | 'hosts'>, entry?: ExportWorkersOptions['entry']): ExportWorkers | undefined {
   if (config.exports.workers === 0 || config.storage.type === 'prosody-files') return undefined;
-  return new ExportWorkers({ size: config.exports.workers, data: { storage: config.storage, hosts: config.hosts }, ...(entry ? { entry } : {}) });
+  return new ExportWorkers({ size: config.exports.workers, data: { storage: config.storage, hosts: config.hosts }, serviceThreadFirst: true, ...(entry ? { entry } : {}) });
 }

@@ -133,6 +133,37 @@ describe('streamed exports on worker threads (SQLite, WAL)', () => {
     expect((await bytesOf(workers.export(ref, ALL, { metrics: new Metrics() }))).toString('utf8')).toContain('</server-data>');
   });
 
+  it('as xporta serve starts them: the first export at a time on the service thread, those that come meanwhile on a worker', async () => {
+    const served = testExportWorkers(config, 1, 'serve');
+    try {
+      const signal = new AbortController().signal;
+      const expected = await bytesOf(accountExportStream({ storage, metrics: new Metrics() }, ref, ALL, { gzip: false, signal }));
+      const exporter = { storage, metrics: new Metrics(), exportWorkers: served };
+      const first = accountExportStream(exporter, ref, ALL, { gzip: false, signal });
+      expect(served.onWorkers).toBe(0);
+      const second = accountExportStream(exporter, ref, ALL, { gzip: false, signal });
+      expect(served.onWorkers).toBe(1);
+      const [a, b] = await Promise.all([bytesOf(first), bytesOf(second)]);
+      expect(a.equals(expected) && b.equals(expected)).toBe(true);
+      expect(served.onWorkers).toBe(0);
+      // The first one's end gave the service thread back: the next export takes it.
+      const third = accountExportStream(exporter, ref, ALL, { gzip: true, signal });
+      expect(served.onWorkers).toBe(0);
+      const fourth = accountExportStream(exporter, ref, ALL, { gzip: false, signal });
+      expect(served.onWorkers).toBe(1);
+      fourth.destroy();
+      await bytesOf(third);
+      // The cancelled worker export is forgotten once the worker has stopped it.
+      for (let waited = 0; served.onWorkers > 0 && waited < 5000; waited += 20) await sleep(20);
+      expect(served.onWorkers).toBe(0);
+      const fifth = accountExportStream(exporter, ref, ALL, { gzip: false, signal });
+      expect(served.onWorkers).toBe(0);
+      expect((await bytesOf(fifth)).equals(expected)).toBe(true);
+    } finally {
+      await served.close();
+    }
+  });
+
   it('fails an export whose worker goes away after its first bytes (the response is then cut)', async () => {
     const own = testExportWorkers(config, 1);
     const stream = own.export(ref, ALL, { metrics: new Metrics() });
