@@ -104,7 +104,7 @@ export async function runPullImport(config: Config, args: PullImportArgs, given:
   const storage = await openStorage(config);
   try {
     const report = await pullImport(
-      { ...cliImportServices(config, storage, given), ...services },
+      { ...cliImportServices(config, storage, given), ...services, config: { ...config, xmppClient: services.config.xmppClient } },
       {
         jid,
         from: { jid: from, password },

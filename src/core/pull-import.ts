@@ -8,6 +8,7 @@
  * The password is an argument of these functions and nothing else: it goes to the remote
  * server's SASL exchange and is neither kept, logged, put in a report nor in a job.
  */
+import { Readable } from 'node:stream';
 import type { Config } from '../config/config.js';
 import type { DataKind, DocumentEvent } from '../records/model.js';
 import { pullAccount, pullSettings, UNREADABLE_KINDS, type PullNotes, type PullOptions } from '../storage/xmpp-client/index.js';
@@ -15,7 +16,11 @@ import { importUserDocument, refOf, type UserImportOptions, type UserImportRepor
 import type { Principal } from './auth/authenticator.js';
 import type { ImportSource } from './context.js';
 import { BusyError, PullLimitError } from './errors.js';
+import { importReaderOptions } from './import-options.js';
 import { importAccount, type ImportServices } from './import-pipeline.js';
+import { spoolUpload, type Spool } from './spool.js';
+import { readDocument } from '../xep0227/reader.js';
+import { writeDocument } from '../xep0227/writer.js';
 import type { Lease, Slots } from './locks.js';
 
 export { XmppPullError, UNREADABLE_KINDS, type PullFailure, type PullNotes } from '../storage/xmpp-client/index.js';
@@ -160,12 +165,16 @@ export interface PullImportReport extends UserImportReport {
   readonly archiveTotal?: number;
 }
 
-export type PullImportServices = ImportServices & PullServices;
+/** Besides the pull's and the import's services, where the pulled document is spooled and the limits it is read back with. */
+export type PullImportServices = ImportServices & PullServices & { readonly config: Pick<Config, 'dataDir' | 'files' | 'limits'> };
 
 /**
- * Pulls `from` and imports it into `jid` in one transaction: everything or (on any failure,
- * a limit or a cancel included) nothing. Kinds the protocol cannot read are left out of the
- * import, so that `replace` does not clear the local account's own.
+ * Pulls `from` into a spool file, then imports that into `jid` in one transaction: everything or
+ * (on any failure, a limit or a cancel included) nothing. The pull runs at the remote server's
+ * pace (minutes for a large archive); spooled first, it holds no storage transaction open, so a
+ * live server on the same store (SQLite above all) is not locked out meanwhile, and the apply
+ * takes as long as a file's. Kinds the protocol cannot read are left out of the import, so that
+ * `replace` does not clear the local account's own.
  */
 export async function pullImport(services: PullImportServices, request: PullImportRequest): Promise<PullImportReport> {
   const include = pullableKinds(request.options.include);
@@ -178,10 +187,18 @@ export async function pullImport(services: PullImportServices, request: PullImpo
       ...(request.createHint !== undefined ? { createHint: request.createHint } : {}),
     }, {
     apply: async (run) => {
+      const { config } = services;
       const pull = await openPull(services, { ...request.from, include, ...(request.signal ? { signal: request.signal } : {}) });
+      let spool: Spool;
       try {
         request.onStarted?.();
-        const report = await importUserDocument(services.storage, refOf(request.jid), run.countRecords(progressOf(pull, request.onProgress)), options);
+        spool = await spoolUpload(Readable.from(writeDocument(progressOf(pull, request.onProgress))), config.dataDir, 'pull', config.files.mode);
+      } finally {
+        pull.release();
+      }
+      try {
+        const events = readDocument(spool.open(), importReaderOptions(config.limits, include, { from: 'file' }));
+        const report = await importUserDocument(services.storage, refOf(request.jid), run.countRecords(events), options);
         return {
           ...report,
           warnings: [...report.warnings, ...pull.notes.warnings],
@@ -190,7 +207,7 @@ export async function pullImport(services: PullImportServices, request: PullImpo
           ...(pull.notes.archiveTotal !== undefined ? { archiveTotal: pull.notes.archiveTotal } : {}),
         };
       } finally {
-        pull.release();
+        await spool.remove();
       }
     },
   });
