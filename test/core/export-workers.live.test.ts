@@ -6,7 +6,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { accountExportStream } from '../../src/core/export-stream.js';
@@ -14,30 +13,14 @@ import type { ExportWorkers } from '../../src/core/export-workers.js';
 import { Metrics } from '../../src/core/metrics.js';
 import type { StorageBackend } from '../../src/storage/backend.js';
 import { openStorage } from '../../src/storage/open.js';
-import { importUserDocument, selectKinds } from '../../src/transfer/account-transfer.js';
-import { readDocument } from '../../src/xep0227/reader.js';
+import { selectKinds } from '../../src/transfer/account-transfer.js';
 import { createTestDatabase, dropTestDatabase, sqlServer, sqlServerAvailable, type SqlServerKind } from '../../bench/sql-databases.js';
-import { accountDocument } from '../support/documents.js';
 import { EJABBERD_SQL_DIR, loadSchema } from '../support/ejabberd.js';
-import { testExportWorkers } from '../support/export-workers.js';
+import { aliceDocument as doc, applyAlice as apply, bytesOf, testExportWorkers } from '../support/export-workers.js';
 import { isCI } from '../support/prosody.js';
 
 const ref = { host: 'localhost', user: 'alice' };
 const ALL = selectKinds();
-
-async function bytesOf(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function doc(fn: string, archiveCount: number): string {
-  return accountDocument({ host: 'localhost', user: 'alice', password: 'pw', archiveCount }).replace('<FN>Alice Example</FN>', `<FN>${fn}</FN>`);
-}
-
-async function apply(storage: StorageBackend, text: string): Promise<void> {
-  await importUserDocument(storage, ref, readDocument(Readable.from([Buffer.from(text)])), { mode: 'replace', dryRun: false, include: ALL, createAccount: true });
-}
 
 for (const kind of ['postgres', 'mysql'] as const satisfies readonly SqlServerKind[]) {
   const skip = !isCI && !(await sqlServerAvailable(kind));

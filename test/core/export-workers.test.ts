@@ -7,7 +7,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,29 +18,13 @@ import { Metrics } from '../../src/core/metrics.js';
 import { buildApp } from '../../src/http/server.js';
 import { StorageError, type StorageBackend } from '../../src/storage/backend.js';
 import { openStorage } from '../../src/storage/open.js';
-import { importUserDocument, selectKinds } from '../../src/transfer/account-transfer.js';
-import { readDocument } from '../../src/xep0227/reader.js';
+import { selectKinds } from '../../src/transfer/account-transfer.js';
 import { WRITER_CHUNK_BYTES } from '../../src/xep0227/writer.js';
-import { accountDocument } from '../support/documents.js';
-import { testExportWorkers } from '../support/export-workers.js';
+import { aliceDocument as doc, applyAlice as apply, bytesOf, testExportWorkers } from '../support/export-workers.js';
 
 const ref = { host: 'localhost', user: 'alice' };
 const ALL = selectKinds();
 const TOKEN = 'operator-secret';
-
-async function bytesOf(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function doc(fn: string, archiveCount: number): string {
-  return accountDocument({ host: 'localhost', user: 'alice', password: 'pw', archiveCount }).replace('<FN>Alice Example</FN>', `<FN>${fn}</FN>`);
-}
-
-async function apply(storage: StorageBackend, text: string): Promise<void> {
-  await importUserDocument(storage, ref, readDocument(Readable.from([Buffer.from(text)])), { mode: 'replace', dryRun: false, include: ALL, createAccount: true });
-}
 
 function recordsCounted(metrics: Metrics): Promise<string> {
   return metrics.render().then((text) => text.split('\n').filter((l) => l.startsWith('xporta_records_total{direction="export"')).sort().join('\n'));
