@@ -143,7 +143,8 @@ describeWithEjabberd(`pulling an account over the client protocol from ejabberd 
   beforeAll(async () => {
     certs = makeTestCertificates(dir);
     [ej, prosody] = await Promise.all([startEjabberd({ storage: 'sqlite', certfile: certs.combined }), startProsody({ storage: 'sqlite', extraModules: ['privacy_lists'] })]);
-    await Promise.all(['alice', 'erin'].map((u) => createUser(prosody, u, 'localhost', 'new-password')));
+    // One prosodyctl at a time: two at once on the new SQLite file race to create its table.
+    for (const u of ['alice', 'erin']) await createUser(prosody, u, 'localhost', 'new-password');
     populated = await populateEjabberdAlice(ej);
     await populateEveryKind(ej);
     const alice = await connectClient({ service: ej.service, domain: 'localhost', username: 'alice', password: EJ_ALICE_PASSWORD });
