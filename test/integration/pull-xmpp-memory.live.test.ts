@@ -6,7 +6,7 @@
  * messages through clients would take minutes).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, createReadStream, existsSync, mkdirSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,7 +17,7 @@ import { importUserDocument, selectKinds } from '../../src/transfer/account-tran
 import { readDocument } from '../../src/xep0227/reader.js';
 import { accountDocument } from '../support/documents.js';
 import { describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
-import { makeTestCertificates } from '../support/test-ca.js';
+import { installProsodyCertificate, makeTestCertificates } from '../support/test-ca.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 const root = REPO_ROOT;
@@ -43,9 +43,7 @@ describeWithProsody('xporta pull of a large archive (child process, peak RSS)', 
     const certs = makeTestCertificates(dir);
     ca = certs.ca;
     const prosodyDir = join(dir, 'prosody');
-    mkdirSync(join(prosodyDir, 'certs'), { recursive: true });
-    copyFileSync(certs.cert, join(prosodyDir, 'certs', 'localhost.crt'));
-    copyFileSync(certs.key, join(prosodyDir, 'certs', 'localhost.key'));
+    installProsodyCertificate(certs, prosodyDir);
     prosody = await startProsody({ storage: 'sqlite', dir: prosodyDir, extraModules: ['tls'] });
     const config = loadConfig({
       env: { XPORTA_DATA_DIR: join(dir, 'xporta'), XPORTA_STORAGE: JSON.stringify({ type: 'prosody-sql', driver: 'sqlite', database: join(prosodyDir, 'data', 'prosody.sqlite') }) },

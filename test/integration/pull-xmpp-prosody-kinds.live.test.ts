@@ -9,7 +9,7 @@
  * model (bookmarks among them), blocklist, privacy list, and every archived message with its
  * archive id, time and message id. The old account's offline messages still wait on the old server.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { expectOfflineStillWaiting, expectServedAlike, OMEMO_BUNDLE, OMEMO_DEVICELIST, populateExtraKinds, PRIVACY_LIST, readServedKinds, type ServedKinds } from '../support/pull-check.js';
 import { defaultProsodyVersion } from '../support/server-versions.js';
-import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
+import { installProsodyCertificate, makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
 import { loginAs } from '../support/xmpp-client.js';
 
 const version = defaultProsodyVersion();
@@ -42,9 +42,7 @@ describeWithProsody(`every data kind pulled from Prosody ${version} over c2s int
   beforeAll(async () => {
     certs = makeTestCertificates(dir);
     const oldDir = join(dir, 'old-prosody');
-    mkdirSync(join(oldDir, 'certs'), { recursive: true });
-    copyFileSync(certs.cert, join(oldDir, 'certs', 'localhost.crt'));
-    copyFileSync(certs.key, join(oldDir, 'certs', 'localhost.key'));
+    installProsodyCertificate(certs, oldDir);
     // mod_privacy_lists (prosody-modules) gives XEP-0016 on both sides.
     [oldServer, localServer] = await Promise.all([
       startProsody({ storage: 'sqlite', dir: oldDir, extraModules: ['tls', 'privacy_lists'] }),

@@ -11,7 +11,7 @@
  * The destination is a second VirtualHost of the same server's SQLite store (the pull is a move
  * from localhost to local.test), so no second server is started.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -28,7 +28,7 @@ import { accountDocument } from '../support/documents.js';
 import { filesUnder } from '../support/paths.js';
 import { describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
 import { defaultProsodyVersion } from '../support/server-versions.js';
-import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
+import { installProsodyCertificate, makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
 import { loginAs, queryMam } from '../support/xmpp-client.js';
 
 const version = defaultProsodyVersion();
@@ -107,10 +107,8 @@ describeWithProsody(`pulling from a Prosody ${version} that throttles`, () => {
     certs = makeTestCertificates(dir);
     const serverDir = join(dir, 'prosody');
     const plugins = join(dir, 'plugins');
-    mkdirSync(join(serverDir, 'certs'), { recursive: true });
+    installProsodyCertificate(certs, serverDir);
     mkdirSync(plugins);
-    copyFileSync(certs.cert, join(serverDir, 'certs', 'localhost.crt'));
-    copyFileSync(certs.key, join(serverDir, 'certs', 'localhost.key'));
     writeFileSync(join(plugins, 'mod_xporta_throttle.lua'), THROTTLE_MODULE);
     server = await startProsody({
       storage: 'sqlite',

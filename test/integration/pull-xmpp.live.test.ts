@@ -8,7 +8,7 @@
  * the archive, one pull too many at once, an archive larger than one pull may carry.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ import { cuttingProxy } from '../support/cutting-proxy.js';
 import { expectOfflineStillWaiting } from '../support/pull-check.js';
 import { filesUnder } from '../support/paths.js';
 import { ContractChecker } from '../support/openapi.js';
-import { makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
+import { installProsodyCertificate, makeTestCertificates, type TestCertificates } from '../support/test-ca.js';
 import { freePorts } from '../support/ports.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
@@ -126,9 +126,7 @@ describeWithProsody(`pulling an account over the client protocol (Prosody ${defa
     certs = makeTestCertificates(dir);
     // Prosody finds a VirtualHost's certificate in its `certificates` directory by the host's name.
     const oldDir = join(dir, 'old-prosody');
-    mkdirSync(join(oldDir, 'certs'), { recursive: true });
-    copyFileSync(certs.cert, join(oldDir, 'certs', 'localhost.crt'));
-    copyFileSync(certs.key, join(oldDir, 'certs', 'localhost.key'));
+    installProsodyCertificate(certs, oldDir);
     // Direct TLS (XEP-0368) on a port of its own besides STARTTLS on the c2s port.
     [directTlsPort] = await freePorts(1);
     [oldServer, newServer, plainServer] = await Promise.all([

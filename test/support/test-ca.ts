@@ -3,7 +3,7 @@
  * and a server certificate for `localhost` (subjectAltName DNS:localhost) signed by it.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface TestCertificates {
@@ -32,4 +32,11 @@ export function makeTestCertificates(dir: string, name = 'localhost'): TestCerti
   run(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext]);
   writeFileSync(combined, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
   return { ca, cert, key, combined };
+}
+
+/** Puts `certs` where Prosody finds a VirtualHost's certificate: `<serverDir>/certs/<host>.crt` and `.key`. */
+export function installProsodyCertificate(certs: TestCertificates, serverDir: string, host = 'localhost'): void {
+  mkdirSync(join(serverDir, 'certs'), { recursive: true });
+  copyFileSync(certs.cert, join(serverDir, 'certs', `${host}.crt`));
+  copyFileSync(certs.key, join(serverDir, 'certs', `${host}.key`));
 }

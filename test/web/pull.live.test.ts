@@ -7,7 +7,7 @@
  * vCard from the local account. A wrong old password gives a message and changes nothing; the
  * old password is in no file xporta wrote. axe-core checks each screen.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -22,7 +22,7 @@ import { chromiumAvailable, launchBrowser, seriousViolations, serveWebPage, type
 import { filesUnder, REPO_ROOT } from '../support/paths.js';
 import { populateAccount, type PopulateSummary } from '../support/populate.js';
 import { createUser, prosodyAvailable, skipWithoutProsody, startProsody, type ProsodyHandle } from '../support/prosody.js';
-import { makeTestCertificates } from '../support/test-ca.js';
+import { installProsodyCertificate, makeTestCertificates } from '../support/test-ca.js';
 import { getRoster, getVCard, loginAs } from '../support/xmpp-client.js';
 
 const SCREENSHOTS = process.env.XPORTA_SCREENSHOTS === '1';
@@ -53,9 +53,7 @@ describe.skipIf(skip)('the web page brings an account from another provider (Pro
     dir = mkdtempSync(join(tmpdir(), 'xporta-web-pull-'));
     const certs = makeTestCertificates(dir);
     const oldDir = join(dir, 'old-prosody');
-    mkdirSync(join(oldDir, 'certs'), { recursive: true });
-    copyFileSync(certs.cert, join(oldDir, 'certs', 'localhost.crt'));
-    copyFileSync(certs.key, join(oldDir, 'certs', 'localhost.key'));
+    installProsodyCertificate(certs, oldDir);
     [oldServer, newServer] = await Promise.all([startProsody({ storage: 'sqlite', dir: oldDir, extraModules: ['tls'] }), startProsody({ storage: 'sqlite' })]);
     summary = await populateAccount(oldServer, { messages: 30 });
     await createUser(newServer, FRANK.user, 'localhost', FRANK.password);

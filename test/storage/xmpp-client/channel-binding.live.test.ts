@@ -13,7 +13,7 @@
  *   TLS 1.3); no XEP-0440 list.
  * - ejabberd 24.12: -PLUS with tls-unique, tls-exporter and tls-server-end-point, listed per XEP-0440.
  */
-import { mkdirSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
@@ -24,7 +24,7 @@ import { ClientStream, type ClientStreamOptions, type ServiceAddress } from '../
 import { describeWithEjabberd, startEjabberd, type EjabberdHandle } from '../../support/ejabberd.js';
 import { freePorts } from '../../support/ports.js';
 import { createUser, describeWithProsody, startProsody, type ProsodyHandle } from '../../support/prosody.js';
-import { makeTestCertificates, type TestCertificates } from '../../support/test-ca.js';
+import { installProsodyCertificate, makeTestCertificates, type TestCertificates } from '../../support/test-ca.js';
 
 const PASSWORD = 'channel-binding-test-password';
 
@@ -79,9 +79,7 @@ async function loginFailure(service: ServiceAddress, ca: readonly string[]): Pro
 
 /** A Prosody with the test certificate for localhost, STARTTLS on c2s and direct TLS on a port of its own. */
 async function prosodyWithTls(version: '0.12' | '13', dir: string, certs: TestCertificates, extra = ''): Promise<{ server: ProsodyHandle; directTlsPort: number }> {
-  mkdirSync(join(dir, 'certs'), { recursive: true });
-  copyFileSync(certs.cert, join(dir, 'certs', 'localhost.crt'));
-  copyFileSync(certs.key, join(dir, 'certs', 'localhost.key'));
+  installProsodyCertificate(certs, dir);
   const [directTlsPort = 0] = await freePorts(1);
   const server = await startProsody({ version, storage: 'sqlite', dir, extraModules: ['tls'], extraGlobalConfig: `c2s_direct_tls_ports = { ${directTlsPort} }\n${extra}` });
   await createUser(server, 'alice', 'localhost', PASSWORD);
