@@ -115,7 +115,7 @@ export function validate(raw: JsonObject, cwd: string): Config {
   exportsFields.only(['ttlSeconds', 'workers']);
   const exports: ExportsConfig = {
     ttlSeconds: exportsFields.integer('ttlSeconds', 3600, 60, 30 * 86_400),
-    // The service's thread takes the first export at a time (ExportWorkers.serviceThreadFirst), so one CPU is already in use.
+    // The service's thread is one of the threads exports share (ExportWorkers.serviceThreadFirst), so one CPU is already in use.
     workers: exportsFields.integer('workers', Math.max(1, availableParallelism() - 1), 0, 64),
   };
 

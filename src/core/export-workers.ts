@@ -33,10 +33,10 @@ export interface ExportWorkersOptions {
   readonly entry?: { readonly url: URL; readonly execArgv?: readonly string[] };
   readonly resourceLimits?: ResourceLimits;
   /**
-   * One export at a time runs on the service's thread, and only those that come while it runs go
-   * to the workers: a lone export then costs no second heap (a worker's isolate, its modules and
-   * its storage connection), and the service's thread, otherwise idle, is one of the threads
-   * concurrent exports share. See {@link ExportWorkers.claimServiceThread}.
+   * The service's thread is one of the threads exports share: a lone export runs there and costs
+   * no second heap (a worker's isolate, its modules and its storage connection); the next goes to
+   * a worker, and once the pool is full each new export goes to the least busy thread, the
+   * service's counted with the workers. See {@link ExportWorkers.claimServiceThread}.
    */
   readonly serviceThreadFirst?: boolean;
 }
@@ -138,7 +138,8 @@ export class ExportWorkers {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private closed = false;
-  private serviceThreadBusy = false;
+  /** Exports in progress on the service's thread. */
+  private onServiceThread = 0;
 
   constructor(private readonly options: ExportWorkersOptions) {}
 
@@ -148,18 +149,24 @@ export class ExportWorkers {
   }
 
   /**
-   * With `serviceThreadFirst`, when no export runs on the service's thread: marks it taken and
-   * answers the (idempotent) release the caller calls when its export ends. Otherwise undefined:
-   * the export goes to a worker.
+   * With `serviceThreadFirst`, when the next export should run on the service's thread (it runs
+   * none, or the pool is full and no worker runs fewer): counts it there and answers the
+   * (idempotent) release the caller calls when its export ends. Otherwise undefined: the export
+   * goes to a worker.
    */
   claimServiceThread(): (() => void) | undefined {
-    if (!this.options.serviceThreadFirst || this.serviceThreadBusy) return undefined;
-    this.serviceThreadBusy = true;
+    if (!this.options.serviceThreadFirst || this.closed) return undefined;
+    if (this.onServiceThread > 0) {
+      const poolFull = this.slots.length >= this.options.size;
+      const leastOnWorker = Math.min(...this.slots.map((slot) => slot.exports.size));
+      if (!poolFull || this.onServiceThread > leastOnWorker) return undefined;
+    }
+    this.onServiceThread++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.serviceThreadBusy = false;
+      this.onServiceThread--;
     };
   }
 
