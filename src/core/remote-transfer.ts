@@ -130,7 +130,7 @@ async function run(config: ClientConfig, request: RemoteTransferRequest, from: s
     const prefs = archiveLeft ? await copyMamPreferences(old, destination) : undefined;
     // A move needs the old roster (its contacts) even when roster items are not carried.
     const read = request.move ? new Set([...include, 'roster' as const]) : include;
-    const pull = pullAccount({ ...pullSettings(config, from), jid: from, password: request.from.password, include: read, ...(signal ? { signal } : {}) });
+    const pull = pullAccount({ ...pullSettings(config, from), jid: from, password: request.from.password, include: read, session: old, ...(signal ? { signal } : {}) });
     let contacts: string[] = [];
     async function* carried(): AsyncGenerator<UserRecord> {
       for await (const event of pull.events) {

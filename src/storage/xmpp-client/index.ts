@@ -34,6 +34,11 @@ export interface PullOptions {
   /** Longest the whole pull may take, connection included; none when absent. */
   readonly totalTimeoutMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * A session already logged in as `jid` to read over instead of logging in again; the caller
+   * keeps it open and closes it (an abort or the total timeout still aborts it).
+   */
+  readonly session?: ClientStream;
 }
 
 export interface RemotePull {
@@ -51,7 +56,7 @@ export function pullAccount(options: PullOptions): RemotePull {
   const include = new Set([...options.include].filter((k) => !UNREADABLE_KINDS.has(k)));
   async function* events(): AsyncGenerator<DocumentEvent> {
     const started = Date.now();
-    const stream = await ClientStream.open(options);
+    const stream = options.session ?? (await ClientStream.open(options));
     const stop = (reason: XmppPullError): void => stream.abort(reason);
     const onAbort = (): void => stop(new XmppPullError('connection-lost', 'cancelled'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -75,7 +80,7 @@ export function pullAccount(options: PullOptions): RemotePull {
     } finally {
       clearTimeout(deadline);
       options.signal?.removeEventListener('abort', onAbort);
-      await stream.close();
+      if (!options.session) await stream.close();
     }
   }
   return { events: events(), notes };
