@@ -5,7 +5,8 @@
  *
  * The host import's rule: the whole document is read and validated first, so a broken tail
  * changes nothing; then each account is applied all-or-nothing (small ones committed in groups,
- * see host-transfer.ts) and reported. A spooled or named file is read again to retry an account.
+ * see host-transfer.ts) and reported. The first pass keeps the events it parsed in a spool
+ * (event-spool.ts), which the apply pass and each retry read instead of parsing the XML again.
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -19,6 +20,7 @@ import { UsageError } from './exit-codes.js';
 import type { Config } from '../config/config.js';
 import { eventsOfHost, surveyDocument } from '../transfer/host-document.js';
 import { importHostDocument, type HostImportResult } from '../transfer/host-transfer.js';
+import { EventSpoolWriter, readEventSpool, spoolingEvents } from '../transfer/event-spool.js';
 import { HostImport } from '../core/import-pipeline.js';
 import { importMode, importReaderOptions } from '../core/import-options.js';
 import { normaliseDomain } from '../lib/jid.js';
@@ -60,12 +62,13 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
     if (!(only in config.hosts)) throw new UsageError(`host ${only} is not in the configuration (hosts.${only})`);
   }
 
-  // Standard input is read twice (validate, apply), so it is spooled to a private file first.
+  // Standard input is spooled to a private file first, as the parsed events are (event-spool.ts).
   let path = args.file;
   let spool: string | undefined;
+  const spoolDir = join(config.dataDir, 'spool');
+  await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
+  const eventSpool = join(spoolDir, `cli-host-import-${randomUUID()}.events`);
   if (args.file === '-') {
-    const spoolDir = join(config.dataDir, 'spool');
-    await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
     spool = join(spoolDir, `cli-host-import-${randomUUID()}.xml`);
     path = spool;
   }
@@ -80,7 +83,13 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
 
   try {
     if (spool !== undefined) await pipeline(stdin, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
-    const surveyed = await surveyDocument(readDocument(open(), readerOptions));
+    const writer = await EventSpoolWriter.create(eventSpool, config.files.mode);
+    let surveyed;
+    try {
+      surveyed = await surveyDocument(spoolingEvents(readDocument(open(), readerOptions), writer));
+    } finally {
+      await writer.close();
+    }
     const chosen = only === undefined ? surveyed : surveyed.filter((h) => h.host === only);
     if (chosen.length === 0) throw new TransferError('wrong-structure', `the document has no host ${only ?? ''}`.trim());
     for (const { host } of chosen) {
@@ -94,7 +103,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
       for (const { host, users, sizes } of chosen) {
         hosts.push(
           await hostImport.run({ host, dryRun: args.dryRun === true }, (gate) =>
-            importHostDocument(storage, host, eventsOfHost(readDocument(open(), readerOptions), host), {
+            importHostDocument(storage, host, eventsOfHost(readEventSpool(eventSpool), host), {
               mode,
               dryRun: args.dryRun === true,
               include: kinds,
@@ -103,7 +112,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
               sizes,
               users,
               lockAccount: gate.lockAccount,
-              reopen: () => eventsOfHost(readDocument(open(), readerOptions), host),
+              reopen: () => eventsOfHost(readEventSpool(eventSpool), host),
             }),
           ),
         );
@@ -121,6 +130,7 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
     auditFailed(config, audited, err);
     throw err;
   } finally {
+    await rm(eventSpool, { force: true });
     if (spool !== undefined) await rm(spool, { force: true });
   }
 }

@@ -109,30 +109,37 @@ function removeQuietly(file: string): void {
 }
 
 /**
- * Lock files under one directory, one subdirectory per account: `x` for the exclusive holder
- * (created atomically, failing when it exists), `s-<pid>-<id>` per shared holder. Each side creates its own file first
- * and then looks for the other kind, so two racing holders may both back off but never both
- * proceed. Files of processes that no longer run are ignored and removed. Every process on the
- * machine that shares the storage must use the same directory (the configured dataDir).
+ * Lock files under one directory: `<account>.x` for the exclusive holder (created atomically,
+ * failing when it exists), and `<account>/s-<pid>-<id>` per shared holder, where `<account>`
+ * names the account by a hash of its JID. Each side creates its own file first and then looks for
+ * the other kind, so two racing holders may both back off but never both proceed. The exclusive
+ * file lies beside the account directories, which only shared holders create: an import into an
+ * account never exported costs no directory (a host import of many new accounts, no mkdir each),
+ * and finding no shared holder is one failed directory read. Files of processes that no longer
+ * run are ignored and removed. Every process on the machine that shares the storage must use the
+ * same directory (the configured dataDir).
  */
 export function fileAccountLocker(directory: string, fileMode = 0o600): AccountLocker {
   const dirMode = fileMode | ((fileMode & 0o444) >> 2);
   const holder = new HolderFile(directory, fileMode, dirMode);
   return (jid, mode) => {
-    const dir = join(directory, createHash('sha256').update(jid).digest('hex').slice(0, 32));
-    /** Creates `file` in the account's directory, which is made on first use (and then stays). */
-    const publish = (file: string): void => {
+    const name = createHash('sha256').update(jid).digest('hex').slice(0, 32);
+    const dir = join(directory, name);
+    /** Creates `file` in `parent`, which is made on first use (and then stays). */
+    const publish = (file: string, parent: string): void => {
       try {
         holder.link(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        mkdirSync(dir, { recursive: true, mode: dirMode });
+        mkdirSync(parent, { recursive: true, mode: dirMode });
         holder.link(file);
       }
     };
-    const exclusive = join(dir, 'x');
-    const liveShared = (): boolean =>
-      readdirSync(dir)
+    const exclusive = join(directory, `${name}.x`);
+    const liveShared = (): boolean => {
+      // No directory: no shared holder ever took this account (it is made before their file).
+      if (!existsSync(dir)) return false;
+      return readdirSync(dir)
         .filter((f) => f.startsWith('s-'))
         .some((f) => {
           const file = join(dir, f);
@@ -140,12 +147,13 @@ export function fileAccountLocker(directory: string, fileMode = 0o600): AccountL
           removeQuietly(file);
           return false;
         });
+    };
     let mine: string;
     if (mode === 'exclusive') {
       let created = false;
       for (let attempt = 0; attempt < 2 && !created; attempt++) {
         try {
-          publish(exclusive);
+          publish(exclusive, directory);
           created = true;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -161,7 +169,7 @@ export function fileAccountLocker(directory: string, fileMode = 0o600): AccountL
       mine = exclusive;
     } else {
       mine = join(dir, `s-${process.pid}-${randomUUID()}`);
-      publish(mine);
+      publish(mine, dir);
       try {
         if (ownerAlive(exclusive)) {
           removeQuietly(mine);

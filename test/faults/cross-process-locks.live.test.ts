@@ -56,7 +56,7 @@ const targets: Target[] = [
       Promise.resolve({
         storage: { type: 'prosody-sql', driver: 'sqlite', database: join(dir, 'prosody.sqlite') },
         drop: () => Promise.resolve(),
-        held: (jid: string) => Promise.resolve(existsSync(join(dir, 'locks', createHash('sha256').update(jid).digest('hex').slice(0, 32), 'x'))),
+        held: (jid: string) => Promise.resolve(existsSync(join(dir, 'locks', `${createHash('sha256').update(jid).digest('hex').slice(0, 32)}.x`))),
       }),
   },
   ...(['postgres', 'mysql'] as const).map((kind) => ({

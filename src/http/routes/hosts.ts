@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { exportHostDocument, importHostDocument, validateHostDocument, type HostImportResult } from '../../transfer/host-transfer.js';
+import { EventSpoolWriter, readEventSpool, spoolingEvents } from '../../transfer/event-spool.js';
 import type { ServiceContext } from '../../core/context.js';
 import { countStreamedBytes } from '../../core/counting.js';
 import { documentStream } from '../../core/export-stream.js';
@@ -101,23 +102,27 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     auditNote(request, { host, kinds: [...kinds], mode, dryRun });
 
     const hostImport = HostImport.begin(ctx);
-    // The upload goes to disk, not memory: it is read twice (validate, then apply). Its name is
-    // xporta's own, never the caller's (X-Request-Id), so concurrent uploads cannot collide.
+    // The upload goes to disk, not memory, and so do the events its validation parses, which the
+    // apply pass reads (event-spool.ts). Their names are xporta's own, never the caller's
+    // (X-Request-Id), so concurrent uploads cannot collide.
     const spoolDir = join(config.dataDir, 'spool');
     // A multipart upload may hold the files the main document XIncludes: the upload gets a
     // directory of its own, which is all the reader may include from.
     const withIncludes = request.isMultipart() && String(request.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
     const uploadDir = join(spoolDir, `host-import-${randomUUID()}`);
     let spool = `${uploadDir}.xml`;
+    const eventSpool = `${uploadDir}.events`;
     // A `<host>` root (ejabberd's export_piefxis_host) is one host; credentials are not read when excluded.
     const readerOptions = importReaderOptions(config.limits, kinds, { from: 'upload', roots: ['server-data', 'host'], ...(withIncludes ? { includeDir: uploadDir } : {}) });
     const cleanup = async (): Promise<void> => {
       hostImport.release();
       await rm(withIncludes ? uploadDir : spool, { recursive: true, force: true });
+      await rm(eventSpool, { force: true });
     };
     let total: number;
     let sizes: readonly number[];
     let users: readonly string[];
+    let eventBytes = 0;
     try {
       await mkdir(spoolDir, { recursive: true, mode: directoryModeFor(config.files.mode) });
       if (withIncludes) {
@@ -127,7 +132,13 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
         const received = countStreamedBytes(await importBody(request, config.limits), ctx.metrics, 'import');
         await pipeline(received, createWriteStream(spool, { mode: config.files.mode, flags: 'wx' }));
       }
-      ({ sizes, users } = await validateHostDocument(readDocument(createReadStream(spool), readerOptions), host));
+      const writer = await EventSpoolWriter.create(eventSpool, config.files.mode);
+      try {
+        ({ sizes, users } = await validateHostDocument(spoolingEvents(readDocument(createReadStream(spool), readerOptions), writer), host));
+      } finally {
+        await writer.close();
+      }
+      eventBytes = writer.size;
       total = sizes.length;
     } catch (err) {
       await cleanup();
@@ -137,11 +148,17 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     const totalBytes = (await stat(spool).catch(() => undefined))?.size;
     const abort = new AbortController();
     const counted = { records: 0, bytes: 0 };
-    /** The spool read by the apply pass, its bytes and records counted for the job's progress. */
+    /**
+     * The events read by the apply pass, and its records counted for the job's progress; its
+     * bytes as the share of the document's that the share of the events read stands for.
+     */
     const applyPass = (): AsyncIterable<DocumentEvent> => {
-      const source = createReadStream(spool);
-      source.on('data', (chunk) => (counted.bytes += chunk.length));
-      return countRecords(readDocument(source, readerOptions), () => counted.records++);
+      let read = 0;
+      const onBytes = (bytes: number): void => {
+        read += bytes;
+        counted.bytes = totalBytes !== undefined && eventBytes > 0 ? Math.round((Math.min(read, eventBytes) / eventBytes) * totalBytes) : read;
+      };
+      return countRecords(readEventSpool(eventSpool, onBytes), () => counted.records++);
     };
 
     const run = async (onProgress?: (done: number, failed: number) => void): Promise<HostImportResult> => {
@@ -157,7 +174,7 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
             users,
             signal: abort.signal,
             lockAccount: gate.lockAccount,
-            reopen: () => readDocument(createReadStream(spool), readerOptions),
+            reopen: () => readEventSpool(eventSpool),
             onUser: (user, progress) => {
               onProgress?.(progress.done, progress.failed);
               if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');
