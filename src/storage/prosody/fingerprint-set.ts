@@ -21,6 +21,15 @@ const TABLES = 1 << TABLE_BITS;
 const INITIAL_SLOTS = 8;
 /** A table grows once more than this share of its slots is taken. */
 const MAX_LOAD = 0.8;
+/**
+ * A bounded set moves its tables into one block sized for the bound once it holds this share of
+ * it. Tables growing one by one up to a million members take (with what the allocator keeps of
+ * their earlier sizes) about three times the memory of the block; a set that stays small never
+ * allocates it.
+ */
+const BLOCK_FROM_SHARE = 1 / 8;
+/** Members a table of the block is sized for, relative to an even share of the bound: room for the spread. */
+const BLOCK_SLACK = 1.15;
 
 /** Where members go once there are many. */
 export interface FingerprintSpill {
@@ -37,6 +46,8 @@ export class FingerprintSet {
   private counts = new Uint32Array(TABLES);
   private count = 0;
   private spilled: SpilledPrints | undefined;
+  /** Whether the tables are views of one block (see {@link BLOCK_FROM_SHARE}). */
+  private inBlock = false;
   /** The fingerprint being looked up: the table's index, then the two stored words. */
   private readonly scratch = new Uint32Array(3);
 
@@ -80,14 +91,38 @@ export class FingerprintSet {
     this.count++;
     const members = (this.counts[index] as number) + 1;
     this.counts[index] = members;
+    // A table of the block that fills up grows on its own, out of the block.
     if (members > (table.length / WORDS) * MAX_LOAD) this.tables[index] = grown(table);
+    if (!this.inBlock && this.spill && this.count >= Math.max(TABLES * INITIAL_SLOTS, this.spill.after * BLOCK_FROM_SHARE)) this.moveToBlock(this.spill.after);
     return true;
+  }
+
+  /** Every table re-made as a view of one block, each sized for an even share of `bound` members. */
+  private moveToBlock(bound: number): void {
+    this.inBlock = true;
+    const slots = Math.ceil(((bound / TABLES) * BLOCK_SLACK) / MAX_LOAD);
+    const block = new Uint32Array(slots * WORDS * TABLES);
+    const print = new Uint32Array(3);
+    for (let index = 0; index < TABLES; index++) {
+      const view = block.subarray(index * slots * WORDS, (index + 1) * slots * WORDS);
+      const table = this.tables[index];
+      if (table !== undefined && (this.counts[index] as number) > slots * MAX_LOAD) continue;
+      if (table !== undefined) {
+        forEachMember(table, (word1, word2) => {
+          print[1] = word1;
+          print[2] = word2;
+          insert(view, print);
+        });
+      }
+      this.tables[index] = view;
+    }
   }
 
   /** Frees the memory or closes and removes the file. The set is empty afterwards. */
   close(): void {
     this.spilled?.close();
     this.spilled = undefined;
+    this.inBlock = false;
     this.tables = new Array<Uint32Array | undefined>(TABLES);
     this.counts = new Uint32Array(TABLES);
     this.count = 0;
