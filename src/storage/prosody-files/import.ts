@@ -148,7 +148,8 @@ export class ProsodyFilesImport extends ProsodyImport {
   }
 
   protected async appendArchiveItem(store: string, item: ArchiveItem): Promise<void> {
-    const added = await this.list(store).add(item);
+    const adding = this.list(store).add(item);
+    const added = typeof adding === 'boolean' ? adding : await adding;
     const kind = store === ARCHIVE_STORE ? 'archive' : store === OFFLINE_STORE ? 'offline' : undefined;
     if (kind === undefined) return;
     if (added) this.tally.count(kind);

@@ -12,10 +12,10 @@
  * answer false, and the caller takes the general path, which gives the same text or the error.
  */
 import { NS, type XmlElement } from '../../records/model.js';
-import { verbatimText } from '../../xml/xml.js';
+import { storedText, verbatimText } from '../../xml/xml.js';
 import type { ArchiveItem } from '../prosody/archive.js';
 import { isStanzaValue } from '../prosody/lua.js';
-import { stampOf } from './list-items.js';
+import { stampOf, stampDayPrefix } from './list-items.js';
 import { MAX_TABLE_DEPTH, serializeLuaNumber } from './lua-serialize.js';
 
 const LT = 0x3c;
@@ -54,6 +54,15 @@ NAMED[0x0b] = 0x76; // \v
 NAMED[BACKSLASH] = BACKSLASH;
 NAMED[QUOT] = QUOT;
 NAMED[APOS] = APOS;
+
+/** 1 where an ASCII character is copied into a string literal as it is: printable, no quote or backslash. */
+const COPIED_PLAIN = new Uint8Array(128);
+for (let c = 0x20; c < 0x7f; c++) if (c !== QUOT && c !== APOS && c !== BACKSLASH) COPIED_PLAIN[c] = 1;
+/** As {@link COPIED_PLAIN}, for XML text: `&` starts an entity. */
+const COPIED_TEXT = COPIED_PLAIN.slice();
+COPIED_TEXT[AMP] = 0;
+/** Attribute values are read as text too (TAB, LF and CR are not copied either way). */
+const COPIED_ATTRIBUTE = COPIED_TEXT;
 
 function isNameChar(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d || c === 0x2e || c === 0x3a;
@@ -156,13 +165,69 @@ export class LuaBytes {
     }
   }
 
+  /** A non-negative safe integer in decimal, as `%d` writes it. */
+  private integer(n: number): void {
+    this.reserve(16);
+    const buf = this.buf;
+    let digits = 1;
+    for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    let at = this.length + digits;
+    this.length = at;
+    let rest = n;
+    do {
+      const next = Math.floor(rest / 10);
+      buf[--at] = 48 + (rest - next * 10);
+      rest = next;
+    } while (rest > 0);
+  }
+
+  /** Two decimal digits. */
+  private twoDigits(n: number): void {
+    const buf = this.buf;
+    const tens = (n / 10) | 0;
+    buf[this.length] = 48 + tens;
+    buf[this.length + 1] = 48 + n - tens * 10;
+    this.length += 2;
+  }
+
+  /** {@link stampOf}(when), its time of day written digit by digit. */
+  private stamp(when: number): void {
+    const whole = Math.floor(when);
+    const prefix = when === whole ? stampDayPrefix(whole) : undefined;
+    if (prefix === undefined) {
+      this.ascii(stampOf(when));
+      return;
+    }
+    this.ascii(prefix);
+    this.reserve(9);
+    let t = whole % 86_400;
+    const hours = Math.floor(t / 3600);
+    t -= hours * 3600;
+    const minutes = Math.floor(t / 60);
+    this.twoDigits(hours);
+    this.buf[this.length++] = 0x3a;
+    this.twoDigits(minutes);
+    this.buf[this.length++] = 0x3a;
+    this.twoDigits(t - minutes * 60);
+    this.buf[this.length++] = 0x5a; // Z
+  }
+
   /** `s[from, to)` as a Lua string literal, read as `source` says. */
   private luaString(s: string, from: number, to: number, source: Source): void {
     // At most 12 bytes per UTF-16 unit: a 3-byte sequence as three escapes (a pair gives 16 for 2).
     this.reserve(12 * (to - from) + 2);
-    this.buf[this.length++] = QUOT;
+    const buf = this.buf;
+    let at = this.length;
+    buf[at++] = QUOT;
+    // Most characters are copied as they are: a tight loop for those, the rest one by one below.
+    const special = source === PLAIN ? COPIED_PLAIN : source === TEXT ? COPIED_TEXT : COPIED_ATTRIBUTE;
     for (let i = from; i < to; i++) {
       let c = s.charCodeAt(i);
+      if (c < 0x80 && special[c] === 1) {
+        buf[at++] = c;
+        continue;
+      }
+      this.length = at;
       if (source !== PLAIN) {
         if (c === AMP) {
           const semi = s.indexOf(';', i);
@@ -180,8 +245,10 @@ export class LuaBytes {
         i++;
       }
       this.char(c);
+      at = this.length;
     }
-    this.buf[this.length++] = QUOT;
+    buf[at++] = QUOT;
+    this.length = at;
   }
 
   /**
@@ -191,7 +258,10 @@ export class LuaBytes {
   listItem(item: ArchiveItem, keepEmptyWith: boolean): boolean {
     const value = item.value;
     if (!isStanzaValue(value) || !Number.isFinite(item.when) || item.when < 0) return false;
-    const xml = verbatimText(value);
+    // The text without the root's namespace declaration where the element has it so (the root's
+    // attributes and namespace are read from the element, not from its text): it is the string the
+    // reader made, where the verbatim one would be a concatenation copied once more to be scanned.
+    const xml = storedText(value, value.xmlns) ?? verbatimText(value);
     if (xml === undefined) return false;
     const start = this.length;
     try {
@@ -339,7 +409,7 @@ export class LuaBytes {
     if (foreign) this.xmlnsEntry(root.el.xmlns, depth);
     this.tabs(depth);
     this.ascii('["stamp"] = "');
-    this.ascii(stampOf(root.item.when));
+    this.stamp(root.item.when);
     this.ascii('";');
     this.tabs(depth - 1);
     this.ascii('}');
@@ -354,7 +424,9 @@ export class LuaBytes {
     this.ascii(';');
     this.tabs(depth);
     this.ascii('["when"] = ');
-    this.ascii(serializeLuaNumber(item.when));
+    const when = item.when;
+    if (Number.isSafeInteger(when) && when >= 0) this.integer(when);
+    else this.ascii(serializeLuaNumber(when));
     this.ascii(';');
     if (item.with !== '' || root.keepEmptyWith) {
       this.tabs(depth);

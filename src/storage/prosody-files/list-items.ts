@@ -38,20 +38,30 @@ const DAY_SECONDS = 86_400;
 let dayNumber = Number.NaN;
 let dayPrefix = '';
 
-/** `YYYY-MM-DDTHH:MM:SS` of whole seconds since the epoch. */
-function secondsToIsoBase(whole: number): string {
-  // Runs once per archived item: the years 1970 to 9999 are formatted here.
-  if (whole < 0 || whole >= 253_402_300_800) return new Date(whole * 1000).toISOString().replace(/\.\d{3}Z$/, '');
+/**
+ * `YYYY-MM-DDT` of the day holding `whole` seconds since the epoch, for the years 1970 to 9999
+ * (the rest of {@link stampOf}'s text is the time of day); undefined outside them.
+ */
+export function stampDayPrefix(whole: number): string | undefined {
+  if (whole < 0 || whole >= 253_402_300_800) return undefined;
   const day = Math.floor(whole / DAY_SECONDS);
   if (day !== dayNumber) {
     dayPrefix = new Date(day * DAY_SECONDS * 1000).toISOString().slice(0, 11);
     dayNumber = day;
   }
-  let t = whole - day * DAY_SECONDS;
+  return dayPrefix;
+}
+
+/** `YYYY-MM-DDTHH:MM:SS` of whole seconds since the epoch. */
+function secondsToIsoBase(whole: number): string {
+  // Runs once per archived item: the years 1970 to 9999 are formatted here.
+  const prefix = stampDayPrefix(whole);
+  if (prefix === undefined) return new Date(whole * 1000).toISOString().replace(/\.\d{3}Z$/, '');
+  let t = whole % DAY_SECONDS;
   const hours = Math.floor(t / 3600);
   t -= hours * 3600;
   const minutes = Math.floor(t / 60);
-  return `${dayPrefix}${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[t - minutes * 60]}`;
+  return `${prefix}${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[t - minutes * 60]}`;
 }
 
 /** util.datetime.datetime(when): whole seconds, or (Prosody 13) a float's µs, floored as Prosody does. */

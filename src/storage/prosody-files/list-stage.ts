@@ -95,9 +95,12 @@ export class ListStage {
     }
   }
 
-  /** False when the item is a duplicate that was not added. */
-  async add(item: ArchiveItem): Promise<boolean> {
-    if (!this.prepared) await this.prepare();
+  /**
+   * False when the item is a duplicate that was not added. Answers at once, without a promise,
+   * unless the file has to be opened or written to: it runs once per archived item.
+   */
+  add(item: ArchiveItem): boolean | Promise<boolean> {
+    if (!this.prepared) return this.prepare().then(() => this.add(item));
     if (this.policy === 'last-wins') {
       const text = this.item(item);
       this.latest.delete(item.key);
@@ -115,15 +118,22 @@ export class ListStage {
         return false;
       }
     }
-    if (!this.out) {
-      await this.dropIndex();
-      this.out = await this.tx.stage(this.path);
-      // The stored items stay exactly as Prosody wrote them; new ones follow, as appends would.
-      if (this.baseExists) await this.out.appendFileContents(this.path);
-    }
+    if (!this.out) return this.open().then(() => this.added());
+    return this.added();
+  }
+
+  /** Counts an item just put in `pending`, writing `pending` out once it is large. */
+  private added(): true | Promise<true> {
     this.written++;
-    if (pending.length >= FLUSH_BYTES) await this.flushPending();
+    if ((this.pending?.length ?? 0) >= FLUSH_BYTES) return this.flushPending().then(() => true);
     return true;
+  }
+
+  /** Starts the new file: the stored items exactly as Prosody wrote them; new ones follow, as appends would. */
+  private async open(): Promise<void> {
+    await this.dropIndex();
+    this.out = await this.tx.stage(this.path);
+    if (this.baseExists) await this.out.appendFileContents(this.path);
   }
 
   private async flushPending(): Promise<void> {

@@ -1,8 +1,8 @@
 /**
- * A set of strings kept as 74-bit SHA-256 fingerprints: in memory (about 11 bytes a member, where
- * a Set of a million archive ids with the strings held about 220 MB) up to a bound, and past it
- * in a SQLite file, so that de-duplicating an archive of any size takes the same memory. A false
- * match needs two of the members' SHA-256 digests to agree on those 74 bits: among a million
+ * A set of strings kept as 74-bit fingerprints (see {@link fingerprint}): in memory (about 11 bytes
+ * a member, where a Set of a million archive ids with the strings held about 220 MB) up to a bound,
+ * and past it in a SQLite file, so that de-duplicating an archive of any size takes the same
+ * memory. A false match needs two members' hashes to agree on those 74 bits: among a million
  * members, a chance of about 1 in 4·10^10.
  *
  * In memory, the fingerprint's first 10 bits choose one of 1,024 small open-addressing tables and
@@ -10,7 +10,6 @@
  * follows the member count closely (no doubling of one large array, which for a moment held both
  * the old and the new copy), and the bits that chose the table need not be stored.
  */
-import { hash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ensurePrivateFile } from '../../lib/private-files.js';
@@ -22,6 +21,15 @@ const TABLES = 1 << TABLE_BITS;
 const INITIAL_SLOTS = 8;
 /** A table grows once more than this share of its slots is taken. */
 const MAX_LOAD = 0.8;
+/**
+ * A bounded set moves its tables into one block sized for the bound once it holds this share of
+ * it. Tables growing one by one up to a million members take (with what the allocator keeps of
+ * their earlier sizes) about three times the memory of the block; a set that stays small never
+ * allocates it.
+ */
+const BLOCK_FROM_SHARE = 1 / 8;
+/** Members a table of the block is sized for, relative to an even share of the bound: room for the spread. */
+const BLOCK_SLACK = 1.15;
 
 /** Where members go once there are many. */
 export interface FingerprintSpill {
@@ -38,6 +46,8 @@ export class FingerprintSet {
   private counts = new Uint32Array(TABLES);
   private count = 0;
   private spilled: SpilledPrints | undefined;
+  /** Whether the tables are views of one block (see {@link BLOCK_FROM_SHARE}). */
+  private inBlock = false;
   /** The fingerprint being looked up: the table's index, then the two stored words. */
   private readonly scratch = new Uint32Array(3);
 
@@ -81,14 +91,38 @@ export class FingerprintSet {
     this.count++;
     const members = (this.counts[index] as number) + 1;
     this.counts[index] = members;
+    // A table of the block that fills up grows on its own, out of the block.
     if (members > (table.length / WORDS) * MAX_LOAD) this.tables[index] = grown(table);
+    if (!this.inBlock && this.spill && this.count >= Math.max(TABLES * INITIAL_SLOTS, this.spill.after * BLOCK_FROM_SHARE)) this.moveToBlock(this.spill.after);
     return true;
+  }
+
+  /** Every table re-made as a view of one block, each sized for an even share of `bound` members. */
+  private moveToBlock(bound: number): void {
+    this.inBlock = true;
+    const slots = Math.ceil(((bound / TABLES) * BLOCK_SLACK) / MAX_LOAD);
+    const block = new Uint32Array(slots * WORDS * TABLES);
+    const print = new Uint32Array(3);
+    for (let index = 0; index < TABLES; index++) {
+      const view = block.subarray(index * slots * WORDS, (index + 1) * slots * WORDS);
+      const table = this.tables[index];
+      if (table !== undefined && (this.counts[index] as number) > slots * MAX_LOAD) continue;
+      if (table !== undefined) {
+        forEachMember(table, (word1, word2) => {
+          print[1] = word1;
+          print[2] = word2;
+          insert(view, print);
+        });
+      }
+      this.tables[index] = view;
+    }
   }
 
   /** Frees the memory or closes and removes the file. The set is empty afterwards. */
   close(): void {
     this.spilled?.close();
     this.spilled = undefined;
+    this.inBlock = false;
     this.tables = new Array<Uint32Array | undefined>(TABLES);
     this.counts = new Uint32Array(TABLES);
     this.count = 0;
@@ -217,15 +251,59 @@ function bytesOf(print: Uint32Array): Buffer {
 
 /**
  * `value`'s fingerprint written into `into` (which is returned): the index of its table (the first
- * 10 bits of its SHA-256), then the next 64 bits as two words. An all-zero pair of words marks an
- * empty slot; a digest with 64 zero bits there is not going to happen, but it must not be lost.
+ * 10 bits of a 96-bit hash of its UTF-16 code units), then the next 64 bits as two words. An
+ * all-zero pair of words marks an empty slot; a hash with 64 zero bits there is not going to
+ * happen, but it must not be lost.
+ *
+ * The hash is three MurmurHash3-style 32-bit lanes, each with its own seed and multipliers, mixed
+ * into one another at the end. It is no cryptographic hash: strings made to collide on purpose
+ * could be taken for one another, which costs whoever made them only their own item (these sets
+ * de-duplicate one account's data). For any other strings it spreads as well as a digest would,
+ * and in JavaScript it costs a fraction of a call into the crypto library and its buffer, paid
+ * once per archived item imported.
  */
 function fingerprint(value: string, into: Uint32Array): Uint32Array {
-  const digest = hash('sha256', value, 'buffer');
-  const first = digest.readUInt32BE(0);
-  into[0] = first >>> (32 - TABLE_BITS);
-  into[1] = ((first << TABLE_BITS) | (digest.readUInt32BE(4) >>> (32 - TABLE_BITS))) >>> 0;
-  into[2] = ((digest.readUInt32BE(4) << TABLE_BITS) | (digest.readUInt32BE(8) >>> (32 - TABLE_BITS))) >>> 0;
+  const n = value.length;
+  let a = 0x9747b28c ^ n;
+  let b = 0x85ebca6b ^ n;
+  let c = 0xc2b2ae35 ^ n;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const k = value.charCodeAt(i) | (value.charCodeAt(i + 1) << 16);
+    a = mixLane(a, k, 0xcc9e2d51, 0x1b873593);
+    b = mixLane(b, k, 0x85ebca77, 0xc2b2ae3d);
+    c = mixLane(c, k, 0x27d4eb2f, 0x165667b1);
+  }
+  if (i < n) {
+    const k = value.charCodeAt(i) | 0x10000;
+    a = mixLane(a, k, 0xcc9e2d51, 0x1b873593);
+    b = mixLane(b, k, 0x85ebca77, 0xc2b2ae3d);
+    c = mixLane(c, k, 0x27d4eb2f, 0x165667b1);
+  }
+  a = fmix(a);
+  b = fmix(b ^ a);
+  c = fmix(c ^ b);
+  a = fmix(a ^ c);
+  into[0] = a >>> (32 - TABLE_BITS);
+  into[1] = ((a << TABLE_BITS) | (b >>> (32 - TABLE_BITS))) >>> 0;
+  into[2] = ((b << TABLE_BITS) | (c >>> (32 - TABLE_BITS))) >>> 0;
   if (into[1] === 0 && into[2] === 0) into[1] = 1;
   return into;
+}
+
+function mixLane(h: number, word: number, m1: number, m2: number): number {
+  let k = Math.imul(word, m1);
+  k = (k << 15) | (k >>> 17);
+  h ^= Math.imul(k, m2);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** MurmurHash3's finaliser: every input bit reaches every output bit. */
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }

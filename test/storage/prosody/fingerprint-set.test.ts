@@ -63,6 +63,19 @@ describe('FingerprintSet', () => {
     expect(set.size).toBe(0);
   });
 
+  it('moves its tables into one block when bounded and large, still behaving as a Set', () => {
+    const set = new FingerprintSet({
+      after: 200_000,
+      path: () => {
+        throw new Error('no file expected');
+      },
+    });
+    exerciseAsSet(set, 60_000);
+    for (let i = 0; i < 90_000; i++) set.add(`more-${i}`);
+    for (let i = 0; i < 90_000; i += 11) expect(set.add(`more-${i}`)).toBe(false);
+    expect(set.onDisk).toBe(false);
+  });
+
   it('stays in memory up to the bound', () => {
     const set = new FingerprintSet({
       after: 1000,
