@@ -165,6 +165,18 @@ describe('archive fast path', () => {
     await same(splitAt(cut, [64]));
   });
 
+  it('leaves an item with a lone surrogate to the parser, and takes the others of its slice, given as text or as encoded bytes', async () => {
+    const doc = archive(item('a', message('x')), item('b', message('y \uD800 z')), item('c', message('w')));
+    const result = await same([doc]);
+    const records = 'events' in result ? archived(result.events) : [];
+    expect(records.map((r) => r.kind === 'archive' && storedText(r.stanza, 'jabber:client') !== undefined)).toEqual([true, false, true]);
+    // As bytes, the surrogate's encoding (ED A0 80) is not UTF-8.
+    const [before, after] = doc.split('\uD800') as [string, string];
+    const bytes = Buffer.concat([Buffer.from(before), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from(after)]);
+    expect(await same([bytes])).toHaveProperty('error');
+    expect(await same(splitAt(doc.replace('\uD800', '\uD83D\uDE00'), [7, 64]).map((s) => Buffer.from(s)))).toHaveProperty('events');
+  });
+
   it('applies the depth and size limits as the parser does', async () => {
     const deep = item('d', message('<a><b><c><d>x</d></c></b></a>'));
     const doc = archive(item('a', message('x')), deep);

@@ -14,7 +14,7 @@
 import type { SaxesTagNS } from 'saxes';
 import { SaxesParser } from 'saxes';
 import type { ArchiveRecord } from '../../records/model.js';
-import { hasOnlyXmlChars, measureText, skipXmlSpace, type TextMeasure } from '../../xml/chars.js';
+import { hasOnlyXmlChars, hasOnlyXmlCharsIfWellFormed, measureText, skipXmlSpace, type TextMeasure } from '../../xml/chars.js';
 import type { ElementBuilder } from '../../xml/parse.js';
 import { betweenMarkup, listen, skipOver } from '../../xml/saxes-internals.js';
 import { Xep0227Error, type Xep0227ErrorCode } from '../errors.js';
@@ -46,6 +46,11 @@ export abstract class DocumentInput {
   /** The chunk being parsed, and where its next slice starts. */
   private fed: Uint8Array | string = '';
   private fedAt = 0;
+  /**
+   * Whether the text has all been decoded from bytes, so that it has no lone surrogate: the
+   * decoder refuses encoded surrogates and never ends a piece inside a pair. False once a string is fed.
+   */
+  private decodedOnly = true;
 
   // Byte accounting: `chunk` is the text saxes is working on, `chunkStart` its stream position.
   private chunk = '';
@@ -143,6 +148,7 @@ export abstract class DocumentInput {
     this.fedAt = i + SLICE;
     try {
       if (typeof chunk === 'string') {
+        this.decodedOnly = false;
         const piece = chunk.slice(i, i + SLICE);
         this.count(Buffer.byteLength(piece, 'utf8'));
         this.feedText(!this.started && i === 0 && piece.startsWith('\uFEFF') ? piece.slice(1) : piece);
@@ -184,7 +190,9 @@ export abstract class DocumentInput {
         bytes === undefined ? new Uint8Array(0) : incompleteTail(bytes.length >= 3 ? bytes.subarray(bytes.length - 3) : concat(this.held, bytes));
       return text;
     } catch {
-      // Parse up to the offending byte so that the error points at it.
+      // Parse up to the offending byte so that the error points at it: nothing follows, so an
+      // archive item the valid text cuts off goes to saxes rather than waiting for the rest.
+      this.ending = true;
       const all = concat(this.held, bytes ?? new Uint8Array(0));
       this.feedText(new TextDecoder().decode(all.subarray(0, firstInvalidUtf8(all))));
       const carried = this.carry;
@@ -322,7 +330,7 @@ export abstract class DocumentInput {
   private cleanItem(from: number, to: number): boolean {
     if (this.chunkClean === undefined) {
       const s = this.chunk;
-      this.chunkClean = hasOnlyXmlChars(s) && !s.includes(']]>');
+      this.chunkClean = (this.decodedOnly ? hasOnlyXmlCharsIfWellFormed(s) : hasOnlyXmlChars(s)) && !s.includes(']]>');
       this.chunkHasCr = s.includes('\r');
     }
     if (this.chunkClean) return true;
