@@ -14,21 +14,28 @@ import { IncludeRequest, includedDocument } from './read/xinclude.js';
 export type { ReaderOptions } from './read/shared.js';
 export { validateJid } from './read/records.js';
 
+/**
+ * The events of one document. Each slice's events are taken before the next slice is parsed, and
+ * yielded here rather than by a generator of its own: each level of `yield*` costs every event a
+ * promise.
+ */
 async function* drive(source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, parser: DocumentParser): AsyncGenerator<DocumentEvent> {
   for await (const chunk of source) {
     parser.feed(chunk);
-    yield* drain(parser);
+    while (parser.parseSlice()) {
+      for (const item of parser.take()) {
+        if (item instanceof IncludeRequest) yield* include(item, parser);
+        else yield item;
+      }
+      // Events that came before the error in the same slice are still delivered, in order.
+      if (parser.failure) throw parser.failure;
+    }
   }
   parser.end();
-  yield* drain(parser);
-}
-
-async function* drain(parser: DocumentParser): AsyncGenerator<DocumentEvent> {
   for (const item of parser.take()) {
     if (item instanceof IncludeRequest) yield* include(item, parser);
     else yield item;
   }
-  // Events that came before the error in the same slice are still delivered, in order.
   if (parser.failure) throw parser.failure;
 }
 
@@ -42,7 +49,7 @@ async function* include(request: IncludeRequest, parent: DocumentParser): AsyncG
  * records, `user-end`, …, `host-end`. Throws {@link Xep0227Error} for documents it refuses
  * (after yielding the events that came before the problem); I/O errors of `source` pass through.
  */
-export async function* readDocument(
+export function readDocument(
   source: string | Uint8Array | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> | Readable,
   options: ReaderOptions = {},
 ): AsyncGenerator<DocumentEvent> {
@@ -57,5 +64,6 @@ export async function* readDocument(
   });
   // A whole document in memory is one chunk, not an iterable of characters or numbers.
   const chunks = typeof source === 'string' || source instanceof Uint8Array ? [source] : source;
-  yield* drive(chunks as AsyncIterable<Uint8Array | string>, parser);
+  // The driver's generator itself, not one delegating to it: one `yield*` less for every event.
+  return drive(chunks as AsyncIterable<Uint8Array | string>, parser);
 }

@@ -12,6 +12,14 @@ export function hasOnlyXmlChars(value: string): boolean {
   return !FORBIDDEN_BMP.test(value) && value.isWellFormed();
 }
 
+/**
+ * {@link hasOnlyXmlChars} for a string known to be well-formed UTF-16 (decoded from UTF-8, say):
+ * only the characters of the Basic Multilingual Plane that XML cannot carry are looked for.
+ */
+export function hasOnlyXmlCharsIfWellFormed(value: string): boolean {
+  return !FORBIDDEN_BMP.test(value);
+}
+
 // Markup delimiters, for the scanners that read markup by hand (verbatim.ts, archive-item.ts).
 export const LT = 0x3c;
 export const GT = 0x3e;

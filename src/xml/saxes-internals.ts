@@ -89,7 +89,7 @@ export function betweenMarkup(parser: NsParser): boolean {
  * measured), as if it had read them: its line and column stay those of the document. They must
  * hold complete markup, so that the parser stays {@link betweenMarkup}.
  */
-export function skipOver(parser: NsParser, length: number, measured: TextMeasure): void {
+export function skipOver(parser: NsParser, length: number, measured: Pick<TextMeasure, 'lineBreaks' | 'lastLineColumns'>): void {
   const internals = parser as unknown as SaxesInternals;
   if (measured.lineBreaks > 0) {
     internals.line += measured.lineBreaks;

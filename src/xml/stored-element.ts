@@ -11,8 +11,14 @@ import { scanVerbatim } from './verbatim.js';
 interface StoredState {
   readonly xml: string;
   readonly defaultNs: string;
-  /** The text with the root's namespace declared (`xml` itself when it does), which serialisation copies. */
-  readonly verbatim: string;
+  readonly name: string;
+  /** Whether the root of `xml` declares its namespace itself. */
+  readonly declaresNamespace: boolean;
+  /**
+   * The text with the root's namespace declared (`xml` itself when it does), which serialisation
+   * copies; made when first asked for, as a reader that stores `xml` never needs it.
+   */
+  verbatim: string | undefined;
   tree: XmlElement | undefined;
 }
 
@@ -72,7 +78,10 @@ function storedState(el: XmlElement): StoredState | undefined {
 
 /** The text a stored element is serialised from (its root's namespace declared); undefined for any other element. */
 export function verbatimText(el: XmlElement): string | undefined {
-  return storedState(el)?.verbatim;
+  const state = storedState(el);
+  if (!state) return undefined;
+  // Declared even when empty: under a parent with a default namespace the root would inherit it.
+  return (state.verbatim ??= `<${state.name}${namespaceDeclaration(state.defaultNs)}${state.xml.slice(1 + state.name.length)}`);
 }
 
 /**
@@ -82,8 +91,7 @@ export function verbatimText(el: XmlElement): string | undefined {
  */
 export function storedText(el: XmlElement, defaultNs: string): string | undefined {
   const state = storedState(el);
-  // `verbatim` is `xml` exactly when the root declares its namespace itself.
-  return state && state.verbatim !== state.xml && state.defaultNs === defaultNs ? state.xml : undefined;
+  return state && !state.declaresNamespace && state.defaultNs === defaultNs ? state.xml : undefined;
 }
 
 /**
@@ -110,16 +118,16 @@ export function storedElement(xml: string, defaultNs = ''): XmlElement {
  * A stored element whose text the caller has already found to be in the verbatim subset, with a
  * root named `name` that does not declare its namespace (it takes `defaultNs`) and whose
  * attributes, as parsing gives them, are `attrs`. Its children are parsed only when read.
+ * `verbatim`, when the caller has it, is the same text with ` xmlns='defaultNs'` (single quotes,
+ * escaped as escapeAttribute does) right after the root's name, as serialisation copies it.
  */
-export function scannedElement(xml: string, defaultNs: string, name: string, attrs: Record<string, string>): XmlElement {
-  return new StoredXmlElement(name, defaultNs, storedStateOf(name, xml, defaultNs, false), attrs);
+export function scannedElement(xml: string, defaultNs: string, name: string, attrs: Record<string, string>, verbatim?: string): XmlElement {
+  return new StoredXmlElement(name, defaultNs, storedStateOf(name, xml, defaultNs, false, verbatim), attrs);
 }
 
 /** The text a stored element is serialised from, and parsed from when read. */
-function storedStateOf(name: string, xml: string, defaultNs: string, declaresNamespace: boolean): StoredState {
-  // Declared even when empty: under a parent with a default namespace the root would inherit it.
-  const verbatim = declaresNamespace ? xml : `<${name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + name.length)}`;
-  return { xml, defaultNs, verbatim, tree: undefined };
+function storedStateOf(name: string, xml: string, defaultNs: string, declaresNamespace: boolean, verbatim?: string): StoredState {
+  return { xml, defaultNs, name, declaresNamespace, verbatim: declaresNamespace ? xml : verbatim, tree: undefined };
 }
 
 /** ` xmlns='…'` for each default namespace met (a handful: `jabber:client`, a PEP payload's). */

@@ -9,7 +9,7 @@ import { measureText, hasOnlyXmlChars } from '../../src/xml/chars.js';
 import { Xep0227Error } from '../../src/xep0227/errors.js';
 import type { DocumentEvent, XmlElement } from '../../src/records/model.js';
 import { readDocument, type ReaderOptions } from '../../src/xep0227/reader.js';
-import { serializeElement, storedText } from '../../src/xml/xml.js';
+import { parseElement, serializeElement, storedText } from '../../src/xml/xml.js';
 import { serializeXmlValue } from '../../src/storage/prosody/stanza.js';
 import { collect, writeString } from '../support/xep0227.js';
 
@@ -106,6 +106,44 @@ describe('archive fast path', () => {
     await same(splitAt(doc, [5, 11, 2]));
   });
 
+  it.each([
+    ['the usual shape', item('a', message('x')), true],
+    ['pretty-printed items', item('a', `\n    ${message('x')}\n  `).replace('<forwarded', '\n  <forwarded').replace('</result>', '\n</result >'), true],
+    ['CR LF between its elements', item('a', message('x')).replace('><', '>\r\n<'), true],
+    ['double-quoted attributes and spaces around =', item('a', message('x')).replace(/'/g, '"').replace(`id="a"`, `id = "a" `), true],
+    ['entities in attributes', item('a&amp;b', message('x', `from='a&apos;b@example.net' to='bench@localhost'`)), true],
+    ['astral characters', item('a', message('😀 𝄞 ok')), true],
+    ['an empty delay with an end tag', item('a', message('x')).replace(`/><message`, `></delay><message`), true],
+    ['the namespace declared after other attributes', item('a', `<message to='bench@localhost' xmlns="jabber:client"><body>x</body></message>`), true],
+    ['a self-closing message', item('a', `<message xmlns='jabber:client' from='p@example.net'/>`), true],
+    [']]> in an attribute', item(']]>', message('x')), false],
+    ['a tab in an attribute', item('a', message('x', `from='bench@localhost/a\tb' to='p@example.net'`)), false],
+    ['a delay with text', item('a', message('x')).replace(`/><message`, `>Offline</delay><message`), false],
+    ['a delay end tag with a space', item('a', message('x')).replace(`/><message`, `></delay ><message`), false],
+    ['a message without its own namespace', item('a', message('x').replace(` xmlns='jabber:client'`, '')), false],
+    ['a character reference', item('a', message('&#x1F600;')), false],
+    ['a comment inside', item('a', message('x<!-- c -->y')), false],
+    ['a prefixed attribute on the result', item('a', message('x')).replace(`id='a'`, `id='a' xmlns:x='urn:xporta:0' x:with='w@example.net'`), false],
+    ['text inside the forwarded element', item('a', message('x')).replace('</forwarded>', 'x</forwarded>'), false],
+  ])('takes %s from the text only if the verbatim subset covers it', async (_label, body, taken) => {
+    const result = await same([archive(body)]);
+    const record = 'events' in result ? archived(result.events)[0] : undefined;
+    if (record?.kind !== 'archive') throw new Error('no archive record');
+    // A message taken from the text keeps it; one the parser built has none.
+    expect(storedText(record.stanza, 'jabber:client') !== undefined).toBe(taken);
+    if (taken) expect(parseElement(serializeElement(record.stanza, 'urn:xmpp:forward:0'), 'urn:xmpp:forward:0')).toEqual(record.stanza);
+  });
+
+  it('copies a taken message with its namespace declared right after its name', async () => {
+    const events = await same([archive(item('a', `<message to='bench@localhost' xmlns="jabber:client" type='chat'><body>x</body></message>`))]);
+    const record = 'events' in events ? archived(events.events)[0] : undefined;
+    if (record?.kind !== 'archive') throw new Error('no archive record');
+    expect(storedText(record.stanza, 'jabber:client')).toBe(`<message to='bench@localhost' type='chat'><body>x</body></message>`);
+    expect(serializeElement(record.stanza, 'urn:xmpp:forward:0')).toBe(
+      `<message xmlns='jabber:client' to='bench@localhost' type='chat'><body>x</body></message>`,
+    );
+  });
+
   it('reports errors after taken items at the same line and column', async () => {
     const items = Array.from({ length: 50 }, (_, i) => item(`i${i}`, message(`body ${i} Grüße 😀`)));
     for (const broken of [
@@ -125,6 +163,18 @@ describe('archive fast path', () => {
     const cut = archive(...items).slice(0, -TAIL.length - 20);
     expect(await same([cut])).toHaveProperty('error');
     await same(splitAt(cut, [64]));
+  });
+
+  it('leaves an item with a lone surrogate to the parser, and takes the others of its slice, given as text or as encoded bytes', async () => {
+    const doc = archive(item('a', message('x')), item('b', message('y \uD800 z')), item('c', message('w')));
+    const result = await same([doc]);
+    const records = 'events' in result ? archived(result.events) : [];
+    expect(records.map((r) => r.kind === 'archive' && storedText(r.stanza, 'jabber:client') !== undefined)).toEqual([true, false, true]);
+    // As bytes, the surrogate's encoding (ED A0 80) is not UTF-8.
+    const [before, after] = doc.split('\uD800') as [string, string];
+    const bytes = Buffer.concat([Buffer.from(before), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from(after)]);
+    expect(await same([bytes])).toHaveProperty('error');
+    expect(await same(splitAt(doc.replace('\uD800', '\uD83D\uDE00'), [7, 64]).map((s) => Buffer.from(s)))).toHaveProperty('events');
   });
 
   it('applies the depth and size limits as the parser does', async () => {

@@ -9,10 +9,16 @@
  * and all of it is in the verbatim subset (verbatim.ts). The message keeps its text: it is parsed
  * only if its children are read, and storage copies it. Anything else answers undefined and goes
  * through the parser, which either accepts it with the same meaning or reports where it is wrong.
+ *
+ * The item is read in one pass over its text, tag by tag, with the verbatim scanner: what is
+ * accepted is exactly the items whose message, and whose other elements with the message left
+ * out, the verbatim scan accepts (each of `<result>`, `<forwarded>`, `<delay>` and `<message>`
+ * declaring its namespace, and no attribute of theirs holding TAB, LF or CR), with only white
+ * space between the four elements and `<delay>` empty.
  */
-import { APOS, EQUALS, GT, LT, QUOT, SLASH, isXmlSpace, skipXmlSpace } from '../../xml/chars.js';
+import { GT, LT, skipXmlSpace } from '../../xml/chars.js';
 import { NS, type XmlElement } from '../../records/model.js';
-import { scanVerbatim } from '../../xml/verbatim.js';
+import { VerbatimScanner, textIs } from '../../xml/verbatim.js';
 import { scannedElement } from '../../xml/stored-element.js';
 
 export interface ArchiveItemTree {
@@ -22,141 +28,88 @@ export interface ArchiveItemTree {
   readonly depth: number;
 }
 
-interface StartTag {
-  readonly name: string;
-  readonly attrs: Record<string, string>;
-  /** Index just after the tag's `>`. */
-  readonly end: number;
-  readonly selfClosing: boolean;
-  /** Where ` xmlns='…'` stands, from the space before it to the closing quote inclusive; -1 if absent. */
-  readonly xmlnsFrom: number;
-  readonly xmlnsTo: number;
+const scanner = new VerbatimScanner();
+
+/** The namespace declaration a stored message's text is serialised with (stored-element.ts), as it is usually written. */
+const CLIENT_DECLARATION = ` xmlns='${NS.client}'`;
+
+/** Whether the tag just read is named `name` (its `<` at `at`) and declares exactly `uri` as its default namespace. */
+function tagIs(xml: string, at: number, name: string, uri: string): boolean {
+  return (
+    textIs(xml, at + 1, scanner.tagNameEnd, name) && scanner.xmlnsSpace >= 0 && textIs(xml, scanner.xmlnsStart, scanner.xmlnsEnd, uri)
+  );
 }
 
-const ENTITY = /&(amp|lt|gt|apos|quot);/g;
-const ENTITY_TEXT: Record<string, string> = { amp: '&', lt: '<', gt: '>', apos: "'", quot: '"' };
-
-/**
- * An attribute value as a parser reports it. Only the five predefined entities can occur in
- * scanned text; a value with TAB, LF or CR (which a parser normalises) is left to the parser.
- */
-function attributeValue(raw: string): string | undefined {
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw.charCodeAt(i);
-    if (c === 0x09 || c === 0x0a || c === 0x0d) return undefined;
-  }
-  return raw.includes('&') ? raw.replace(ENTITY, (_, name: string) => ENTITY_TEXT[name] ?? '') : raw;
+/** The start tag at `at` (before `to`), as {@link VerbatimScanner.startTag}; -1 if there is none. */
+function startTag(xml: string, at: number, to: number, attrs: Record<string, string>): number {
+  return at < to && xml.charCodeAt(at) === LT ? scanner.startTag(at, attrs) : -1;
 }
 
-/** Names met on nearly every archived message, as constants: a key sliced from the text costs a lookup. */
-const COMMON_NAMES = ['id', 'to', 'from', 'type', 'stamp', 'xml:lang'];
-
-function attributeName(xml: string, start: number, end: number): string {
-  for (const name of COMMON_NAMES) if (name.length === end - start && xml.startsWith(name, start)) return name;
-  return xml.slice(start, end);
+/** Index after the end tag `</name S? >` at `at`, or -1. */
+function endTag(xml: string, at: number, name: string): number {
+  if (!xml.startsWith('</', at) || !xml.startsWith(name, at + 2)) return -1;
+  const i = skipXmlSpace(xml, at + 2 + name.length);
+  return xml.charCodeAt(i) === GT ? i + 1 : -1;
 }
 
 /**
- * The start tag at `at`. Only tags that the verbatim scan of the same text accepts are relied
- * upon; on anything unexpected this answers undefined rather than guess.
+ * The tree of the archive item `xml[from, to)`, or undefined for the parser to handle. The caller
+ * has found every character of it to be one XML can carry, and `]]>` not to occur in it; the
+ * item ends with the `>` of its end tag.
  */
-function readStartTag(xml: string, at: number): StartTag | undefined {
-  if (xml.charCodeAt(at) !== LT) return undefined;
-  let i = at + 1;
-  for (let c = xml.charCodeAt(i); i < xml.length && !isXmlSpace(c) && c !== GT && c !== SLASH; c = xml.charCodeAt(++i));
-  const name = xml.slice(at + 1, i);
-  const attrs: Record<string, string> = {};
-  let xmlnsFrom = -1;
-  let xmlnsTo = -1;
-  for (;;) {
-    const spaceStart = i;
-    i = skipXmlSpace(xml, i);
-    const c = xml.charCodeAt(i);
-    if (c === GT) return { name, attrs, end: i + 1, selfClosing: false, xmlnsFrom, xmlnsTo };
-    if (c === SLASH) return xml.charCodeAt(i + 1) === GT ? { name, attrs, end: i + 2, selfClosing: true, xmlnsFrom, xmlnsTo } : undefined;
-    if (i === spaceStart || Number.isNaN(c)) return undefined;
-    const nameStart = i;
-    for (let n = c; i < xml.length && !isXmlSpace(n) && n !== EQUALS; n = xml.charCodeAt(++i));
-    const nameEnd = i;
-    i = skipXmlSpace(xml, i);
-    if (xml.charCodeAt(i) !== EQUALS) return undefined;
-    i = skipXmlSpace(xml, i + 1);
-    const quote = xml.charCodeAt(i);
-    if (quote !== APOS && quote !== QUOT) return undefined;
-    const close = xml.indexOf(quote === APOS ? "'" : '"', i + 1);
-    if (close < 0) return undefined;
-    if (nameEnd - nameStart === 5 && xml.startsWith('xmlns', nameStart)) {
-      xmlnsFrom = spaceStart;
-      xmlnsTo = close + 1;
-    } else {
-      const value = attributeValue(xml.slice(i + 1, close));
-      if (value === undefined) return undefined;
-      attrs[attributeName(xml, nameStart, nameEnd)] = value;
-    }
-    i = close + 1;
+export function readArchiveItem(xml: string, from: number, to: number): ArchiveItemTree | undefined {
+  if (xml.charCodeAt(to - 1) !== GT) return undefined;
+  scanner.begin(xml, from, to);
+  try {
+    return readItem(xml, from, to);
+  } finally {
+    scanner.end();
   }
 }
 
-/** Start of the end tag `</name S? >` that finishes just before `end`, or -1. */
-function endTagBefore(xml: string, end: number, name: string): number {
-  if (xml.charCodeAt(end - 1) !== GT) return -1;
-  const start = skipSpaceBack(xml, end - 1) - name.length - 2;
-  return start >= 0 && xml.startsWith('</', start) && xml.startsWith(name, start + 2) ? start : -1;
-}
+function readItem(xml: string, from: number, to: number): ArchiveItemTree | undefined {
+  const resultAttrs: Record<string, string> = {};
+  let i = startTag(xml, from, to, resultAttrs);
+  if (i < 0 || scanner.selfClosing || !tagIs(xml, from, 'result', NS.mam)) return undefined;
 
-function skipSpaceBack(xml: string, i: number): number {
-  while (i > 0 && isXmlSpace(xml.charCodeAt(i - 1))) i--;
-  return i;
-}
+  const forwardedAt = skipXmlSpace(xml, i);
+  const forwardedAttrs: Record<string, string> = {};
+  i = startTag(xml, forwardedAt, to, forwardedAttrs);
+  if (i < 0 || scanner.selfClosing || !tagIs(xml, forwardedAt, 'forwarded', NS.forward)) return undefined;
 
-/**
- * The tree of one archive item in `xml` (exactly the item's text), or undefined for the parser to
- * handle. The caller has found every character of it to be one XML can carry.
- */
-export function readArchiveItem(xml: string): ArchiveItemTree | undefined {
-  const result = readStartTag(xml, 0);
-  if (!result || result.name !== 'result' || result.selfClosing) return undefined;
-  const forwarded = readStartTag(xml, skipXmlSpace(xml, result.end));
-  if (!forwarded || forwarded.name !== 'forwarded' || forwarded.selfClosing) return undefined;
-  const delay = readStartTag(xml, skipXmlSpace(xml, forwarded.end));
-  if (!delay || delay.name !== 'delay') return undefined;
-  let delayEnd = delay.end;
-  if (!delay.selfClosing) {
-    if (!xml.startsWith('</delay>', delayEnd)) return undefined;
-    delayEnd += '</delay>'.length;
+  const delayAt = skipXmlSpace(xml, i);
+  const delayAttrs: Record<string, string> = {};
+  i = startTag(xml, delayAt, to, delayAttrs);
+  if (i < 0 || !tagIs(xml, delayAt, 'delay', NS.delay)) return undefined;
+  if (!scanner.selfClosing) {
+    if (!xml.startsWith('</delay>', i)) return undefined;
+    i += '</delay>'.length;
   }
-  const messageStart = skipXmlSpace(xml, delayEnd);
-  const resultClose = endTagBefore(xml, xml.length, 'result');
-  const forwardedClose = resultClose < 0 ? -1 : endTagBefore(xml, skipSpaceBack(xml, resultClose), 'forwarded');
-  if (forwardedClose < 0) return undefined;
-  const messageEnd = skipSpaceBack(xml, forwardedClose);
-  if (messageEnd <= messageStart) return undefined;
 
-  // The item is in the verbatim subset when both the message and the rest around it are.
-  const outer = scanVerbatim(xml.slice(0, messageStart) + xml.slice(messageEnd), '', true);
-  if (!outer || outer.xmlns !== NS.mam || !outer.declaresNamespace) return undefined;
-  const messageXml = xml.slice(messageStart, messageEnd);
-  const message = scanVerbatim(messageXml, NS.forward, true);
-  if (!message || message.name !== 'message' || message.xmlns !== NS.client || !message.declaresNamespace) return undefined;
-  const messageTag = readStartTag(messageXml, 0);
-  if (!messageTag || messageTag.xmlnsFrom < 0) return undefined;
-  // Its outer elements are checked by the scan of `outer`: each must declare the namespace expected.
-  if (!declares(xml, forwarded, NS.forward) || !declares(xml, delay, NS.delay)) return undefined;
+  const messageStart = skipXmlSpace(xml, i);
+  const messageAttrs: Record<string, string> = {};
+  const messageEnd = messageStart < to && xml.charCodeAt(messageStart) === LT ? scanner.element(messageStart, messageAttrs) : -1;
+  if (messageEnd < 0 || !textIs(xml, messageStart + 1, scanner.rootNameEnd, 'message')) return undefined;
+  const xmlnsSpace = scanner.rootXmlnsSpace;
+  const xmlnsEnd = scanner.rootXmlnsEnd;
+  if (xmlnsSpace < 0 || !textIs(xml, scanner.rootXmlnsStart, xmlnsEnd, NS.client)) return undefined;
+  const depth = 2 + scanner.depth;
 
-  // Stored without the root's declaration, as Prosody stores a `jabber:client` stanza.
-  const bare = messageXml.slice(0, messageTag.xmlnsFrom) + messageXml.slice(messageTag.xmlnsTo);
-  const stanza = scannedElement(bare, NS.client, 'message', messageTag.attrs);
-  const delayElement: XmlElement = { name: 'delay', xmlns: NS.delay, attrs: delay.attrs, children: [] };
-  const forwardedElement: XmlElement = { name: 'forwarded', xmlns: NS.forward, attrs: forwarded.attrs, children: [delayElement, stanza] };
+  i = endTag(xml, skipXmlSpace(xml, messageEnd), 'forwarded');
+  if (i < 0) return undefined;
+  i = endTag(xml, skipXmlSpace(xml, i), 'result');
+  if (i !== to) return undefined;
+
+  // Stored without the root's declaration, as Prosody stores a `jabber:client` stanza; when the
+  // declaration stands right after the name as it is usually written, the text as it is serves
+  // for copying it with its declaration.
+  const bare = xml.slice(messageStart, xmlnsSpace) + xml.slice(xmlnsEnd + 1, messageEnd);
+  const declared = xmlnsSpace === messageStart + '<message'.length && textIs(xml, xmlnsSpace, xmlnsEnd + 1, CLIENT_DECLARATION);
+  const stanza = scannedElement(bare, NS.client, 'message', messageAttrs, declared ? xml.slice(messageStart, messageEnd) : undefined);
+  const delayElement: XmlElement = { name: 'delay', xmlns: NS.delay, attrs: delayAttrs, children: [] };
+  const forwardedElement: XmlElement = { name: 'forwarded', xmlns: NS.forward, attrs: forwardedAttrs, children: [delayElement, stanza] };
   return {
-    result: { name: 'result', xmlns: NS.mam, attrs: result.attrs, children: [forwardedElement] },
-    depth: Math.max(outer.depth, 2 + message.depth),
+    result: { name: 'result', xmlns: NS.mam, attrs: resultAttrs, children: [forwardedElement] },
+    depth,
   };
-}
-
-/** Whether the tag declares exactly `uri` as its default namespace (scanned: no entity in it). */
-function declares(xml: string, tag: StartTag, uri: string): boolean {
-  if (tag.xmlnsFrom < 0) return false;
-  const valueStart = skipXmlSpace(xml, xml.indexOf('=', tag.xmlnsFrom) + 1) + 1;
-  return tag.xmlnsTo - 1 - valueStart === uri.length && xml.startsWith(uri, valueStart);
 }

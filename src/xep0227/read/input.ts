@@ -14,7 +14,7 @@
 import type { SaxesTagNS } from 'saxes';
 import { SaxesParser } from 'saxes';
 import type { ArchiveRecord } from '../../records/model.js';
-import { measureText, skipXmlSpace } from '../../xml/chars.js';
+import { hasOnlyXmlChars, hasOnlyXmlCharsIfWellFormed, measureText, skipXmlSpace, type TextMeasure } from '../../xml/chars.js';
 import type { ElementBuilder } from '../../xml/parse.js';
 import { betweenMarkup, listen, skipOver } from '../../xml/saxes-internals.js';
 import { Xep0227Error, type Xep0227ErrorCode } from '../errors.js';
@@ -43,13 +43,35 @@ export abstract class DocumentInput {
   protected tagLine = 1;
   protected tagColumn = 1;
   private started = false;
+  /** The chunk being parsed, and where its next slice starts. */
+  private fed: Uint8Array | string = '';
+  private fedAt = 0;
+  /**
+   * Whether the text has all been decoded from bytes, so that it has no lone surrogate: the
+   * decoder refuses encoded surrogates and never ends a piece inside a pair. False once a string is fed.
+   */
+  private decodedOnly = true;
 
   // Byte accounting: `chunk` is the text saxes is working on, `chunkStart` its stream position.
   private chunk = '';
   private chunkStart = 0;
   /** Code units written to saxes so far (its `position` is only meaningful inside events). */
   private written = 0;
-  private chunkAscii = true;
+  /**
+   * Whether every character of `chunk` is one XML can carry and `]]>` is not in it, so that the
+   * archive items in it need no such check of their own; undefined until an item asks.
+   */
+  private chunkClean: boolean | undefined;
+  /** Whether `chunk` has a CR, whose line breaks only measureText counts as a parser does; known with `chunkClean`. */
+  private chunkHasCr = false;
+  /** Index of the next LF in `chunk` from where line breaks were last counted (the length if none); -1 when not searched yet. */
+  private nextLf = -1;
+  /**
+   * Characters of `chunk` that archive items taken one after another span, from the white space
+   * before the first: saxes' position is moved past them at once, before it reads on.
+   */
+  private skipFrom = 0;
+  private skipTo = 0;
   /** Index in `chunk` from which bytes count towards the current element. */
   private markOffset = 0;
   /** Bytes counted towards the current element before `chunk`. */
@@ -107,25 +129,39 @@ export abstract class DocumentInput {
     return items;
   }
 
+  /** Gives the parser the next chunk of the source, which {@link parseSlice} then parses slice by slice. */
   feed(chunk: Uint8Array | string): void {
-    if (this.failure) return;
+    this.fed = chunk;
+    this.fedAt = 0;
+  }
+
+  /**
+   * Parses the next slice of the chunk fed, queueing its events; false when the chunk is all
+   * parsed (or parsing has failed). Parsing a chunk one slice at a time, with the events taken in
+   * between, keeps the events and the text they refer to within one slice, whatever the size of
+   * the source's chunks.
+   */
+  parseSlice(): boolean {
+    const chunk = this.fed;
+    const i = this.fedAt;
+    if (this.failure || i >= chunk.length) return false;
+    this.fedAt = i + SLICE;
     try {
       if (typeof chunk === 'string') {
-        for (let i = 0; i < chunk.length && !this.failure; i += SLICE) {
-          const piece = chunk.slice(i, i + SLICE);
-          this.count(Buffer.byteLength(piece, 'utf8'));
-          this.feedText(!this.started && i === 0 && piece.startsWith('\uFEFF') ? piece.slice(1) : piece);
-        }
+        this.decodedOnly = false;
+        const piece = chunk.slice(i, i + SLICE);
+        this.count(Buffer.byteLength(piece, 'utf8'));
+        this.feedText(!this.started && i === 0 && piece.startsWith('\uFEFF') ? piece.slice(1) : piece);
       } else {
-        for (let i = 0; i < chunk.length && !this.failure; i += SLICE) {
-          const piece = chunk.subarray(i, i + SLICE);
-          this.count(piece.length);
-          this.feedText(this.decode(piece));
-        }
+        const piece = chunk.subarray(i, i + SLICE);
+        this.count(piece.length);
+        this.feedText(this.decode(piece));
       }
     } catch (err) {
       this.failure = keepXep0227Error(err);
     }
+    if (this.fedAt >= chunk.length) this.fed = '';
+    return true;
   }
 
   end(): void {
@@ -154,7 +190,9 @@ export abstract class DocumentInput {
         bytes === undefined ? new Uint8Array(0) : incompleteTail(bytes.length >= 3 ? bytes.subarray(bytes.length - 3) : concat(this.held, bytes));
       return text;
     } catch {
-      // Parse up to the offending byte so that the error points at it.
+      // Parse up to the offending byte so that the error points at it: nothing follows, so an
+      // archive item the valid text cuts off goes to saxes rather than waiting for the rest.
+      this.ending = true;
       const all = concat(this.held, bytes ?? new Uint8Array(0));
       this.feedText(new TextDecoder().decode(all.subarray(0, firstInvalidUtf8(all))));
       const carried = this.carry;
@@ -202,7 +240,9 @@ export abstract class DocumentInput {
     this.heldItem = '';
     this.chunk = s;
     this.chunkStart = this.written;
-    this.chunkAscii = Buffer.byteLength(s, 'utf8') === s.length;
+    this.chunkClean = undefined;
+    this.nextLf = -1;
+    this.skipFrom = this.skipTo = 0;
     let consumed = s.length;
     if (this.shared.fastArchive) consumed = this.writeTakingArchiveItems(s);
     else this.sax.write(s);
@@ -225,20 +265,77 @@ export abstract class DocumentInput {
       const lt = s.indexOf(RESULT_TAG, pos);
       if (lt < 0) break;
       if (skipXmlSpace(s, pos) !== lt) {
-        this.sax.write(s.slice(pos, lt));
+        this.writeAfterSkipped(s.slice(pos, lt));
         pos = lt;
       }
       const end = this.atArchiveItem() ? this.takeArchiveItem(s, pos, lt) : NOT_TAKEN;
-      if (end === HOLD) return pos;
+      if (end === HOLD) {
+        this.moveSaxPastSkipped();
+        return pos;
+      }
       if (end === NOT_TAKEN) {
-        this.sax.write(s.slice(pos, lt + RESULT_TAG.length));
+        this.writeAfterSkipped(s.slice(pos, lt + RESULT_TAG.length));
         pos = lt + RESULT_TAG.length;
       } else {
         pos = end;
       }
     }
-    if (pos < s.length) this.sax.write(pos === 0 ? s : s.slice(pos));
+    if (pos < s.length) this.writeAfterSkipped(pos === 0 ? s : s.slice(pos));
+    this.moveSaxPastSkipped();
     return s.length;
+  }
+
+  private writeAfterSkipped(text: string): void {
+    this.moveSaxPastSkipped();
+    this.sax.write(text);
+  }
+
+  /** Moves saxes' position past the items taken since it last read, as if it had read them. */
+  private moveSaxPastSkipped(): void {
+    if (this.skipTo === this.skipFrom) return;
+    skipOver(this.sax, this.skipTo - this.skipFrom, this.measureLines(this.skipFrom, this.skipTo));
+    this.skipFrom = this.skipTo;
+  }
+
+  /**
+   * Line breaks in `chunk[from, to)` and the characters after the last one, as measureText counts
+   * them. Without CR in the chunk that is counting LFs, with a search that only moves forward
+   * through the chunk, and the characters of the last line.
+   */
+  private measureLines(from: number, to: number): Pick<TextMeasure, 'lineBreaks' | 'lastLineColumns'> {
+    const s = this.chunk;
+    if (this.chunkHasCr) return measureText(s, from, to);
+    let lineBreaks = 0;
+    let lineStart = from;
+    let lf = this.nextLf >= from ? this.nextLf : s.indexOf('\n', from);
+    while (lf >= 0 && lf < to) {
+      lineBreaks++;
+      lineStart = lf + 1;
+      lf = s.indexOf('\n', lineStart);
+    }
+    this.nextLf = lf < 0 ? s.length : lf;
+    // A surrogate pair is one character; the chunk has no lone surrogate, and no pair is cut at `to` (a `>`).
+    let columns = to - lineStart;
+    for (let k = lineStart; k < to; k++) {
+      const c = s.charCodeAt(k);
+      if (c >= 0xd800 && c <= 0xdbff) {
+        columns--;
+        k++;
+      }
+    }
+    return { lineBreaks, lastLineColumns: columns };
+  }
+
+  /** Whether the characters of the item `chunk[from, to)` need no check of their own (see {@link chunkClean}). */
+  private cleanItem(from: number, to: number): boolean {
+    if (this.chunkClean === undefined) {
+      const s = this.chunk;
+      this.chunkClean = (this.decodedOnly ? hasOnlyXmlCharsIfWellFormed(s) : hasOnlyXmlChars(s)) && !s.includes(']]>');
+      this.chunkHasCr = s.includes('\r');
+    }
+    if (this.chunkClean) return true;
+    const item = this.chunk.slice(from, to);
+    return hasOnlyXmlChars(item) && !item.includes(']]>');
   }
 
   /** Whether saxes stands between the children of an `<archive>`, where an item may start. */
@@ -257,12 +354,14 @@ export abstract class DocumentInput {
     const gt = close < 0 ? -1 : s.indexOf('>', close);
     if (gt < 0) return this.ending || s.length - from > SLICE ? NOT_TAKEN : HOLD;
     const end = gt + 1;
-    const measured = measureText(s, from, end);
-    // A margin for the few bytes around the item that the parser counts with it.
-    if (!measured.xmlChars || measured.bytes + 2 > this.shared.maxElementBytes) return NOT_TAKEN;
+    if (!this.cleanItem(from, end)) return NOT_TAKEN;
+    // A margin for the few bytes around the item that the parser counts with it. A UTF-16 code
+    // unit takes at most 3 bytes in UTF-8, so most items need no count.
+    const maxBytes = this.shared.maxElementBytes - 2;
+    if ((end - from) * 3 > maxBytes && Buffer.byteLength(s.slice(from, end), 'utf8') > maxBytes) return NOT_TAKEN;
     // Long enough to hold more elements than allowed: saxes counts them and names the position.
     if (end - lt > MIN_ELEMENT_CHARS * this.shared.maxElementNodes) return NOT_TAKEN;
-    const tree = readArchiveItem(s.slice(lt, end));
+    const tree = readArchiveItem(s, lt, end);
     if (!tree) return NOT_TAKEN;
     if (this.openDepth() + tree.depth > this.shared.maxDepth) return NOT_TAKEN;
     let record: ArchiveRecord;
@@ -273,15 +372,18 @@ export abstract class DocumentInput {
       throw err;
     }
     this.queue.push(record);
-    skipOver(this.sax, end - from, measured);
+    if (this.skipTo !== from) {
+      this.moveSaxPastSkipped();
+      this.skipFrom = from;
+    }
+    this.skipTo = end;
     this.markOffset = end;
     this.markedBytes = 0;
     return end;
   }
 
   private bytesOf(from: number, to: number): number {
-    if (to <= from) return 0;
-    return this.chunkAscii ? to - from : Buffer.byteLength(this.chunk.slice(from, to), 'utf8');
+    return to <= from ? 0 : Buffer.byteLength(this.chunk.slice(from, to), 'utf8');
   }
 
   /** Starts counting element bytes afresh at the parser's position. */
