@@ -221,11 +221,19 @@ function bytesOf(print: Uint32Array): Buffer {
  * empty slot; a digest with 64 zero bits there is not going to happen, but it must not be lost.
  */
 function fingerprint(value: string, into: Uint32Array): Uint32Array {
-  const digest = hash('sha256', value, 'buffer');
-  const first = digest.readUInt32BE(0);
+  // The digest as a string of byte-valued characters: a Buffer per digest (an ArrayBuffer made
+  // outside V8's heap) costs several times the hash itself.
+  const digest = hash('sha256', value, 'binary');
+  const first = word(digest, 0);
+  const second = word(digest, 4);
   into[0] = first >>> (32 - TABLE_BITS);
-  into[1] = ((first << TABLE_BITS) | (digest.readUInt32BE(4) >>> (32 - TABLE_BITS))) >>> 0;
-  into[2] = ((digest.readUInt32BE(4) << TABLE_BITS) | (digest.readUInt32BE(8) >>> (32 - TABLE_BITS))) >>> 0;
+  into[1] = ((first << TABLE_BITS) | (second >>> (32 - TABLE_BITS))) >>> 0;
+  into[2] = ((second << TABLE_BITS) | (word(digest, 8) >>> (32 - TABLE_BITS))) >>> 0;
   if (into[1] === 0 && into[2] === 0) into[1] = 1;
   return into;
+}
+
+/** The big-endian 32-bit word at `at` of a digest given as `binary` (latin1) text. */
+function word(digest: string, at: number): number {
+  return ((digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3)) >>> 0;
 }
