@@ -21,6 +21,13 @@ import type { PendingRows } from './pending-rows.js';
 import { startArchiveBulkLoad, type ArchiveBulkLoad } from './sqlite-bulk.js';
 import { startStreamedArchive, type StreamedArchiveLoad } from './streamed-archive.js';
 
+/**
+ * Items gathered before they go to a streamed load ({@link StreamedArchiveLoad}), which encodes
+ * them at once: few enough that they are still young when V8 collects them, where a whole
+ * {@link INSERT_BATCH} outlives a collection of the young generation and is copied.
+ */
+const STREAM_BATCH = 32;
+
 /** Archive rows inserted by one import after which the planner's statistics are refreshed. */
 const STATISTICS_REFRESH_AT = [10_000, 100_000];
 
@@ -121,7 +128,7 @@ export class ProsodySqlImport extends ProsodyImport {
       this.batches.set(store, batch);
     }
     batch.push(item);
-    if (++this.batched >= INSERT_BATCH) await this.flush(false);
+    if (++this.batched >= (this.streamed ? STREAM_BATCH : INSERT_BATCH)) await this.flush(false);
   }
 
   protected async finishArchives(): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * A set of strings kept as 74-bit fingerprints (see {@link fingerprint}): in memory (about 11 bytes
+ * A set of strings kept as 74-bit SHA-256 fingerprints (see {@link fingerprint}): in memory (about 11 bytes
  * a member, where a Set of a million archive ids with the strings held about 220 MB) up to a bound,
  * and past it in a SQLite file, so that de-duplicating an archive of any size takes the same
  * memory. A false match needs two members' hashes to agree on those 74 bits: among a million
@@ -10,6 +10,7 @@
  * follows the member count closely (no doubling of one large array, which for a moment held both
  * the old and the new copy), and the bits that chose the table need not be stored.
  */
+import { hash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ensurePrivateFile } from '../../lib/private-files.js';
@@ -251,59 +252,25 @@ function bytesOf(print: Uint32Array): Buffer {
 
 /**
  * `value`'s fingerprint written into `into` (which is returned): the index of its table (the first
- * 10 bits of a 96-bit hash of its UTF-16 code units), then the next 64 bits as two words. An
- * all-zero pair of words marks an empty slot; a hash with 64 zero bits there is not going to
- * happen, but it must not be lost.
- *
- * The hash is three MurmurHash3-style 32-bit lanes, each with its own seed and multipliers, mixed
- * into one another at the end. It is no cryptographic hash: strings made to collide on purpose
- * could be taken for one another, which costs whoever made them only their own item (these sets
- * de-duplicate one account's data). For any other strings it spreads as well as a digest would,
- * and in JavaScript it costs a fraction of a call into the crypto library and its buffer, paid
- * once per archived item imported.
+ * 10 bits of its SHA-256), then the next 64 bits as two words. An all-zero pair of words marks an
+ * empty slot; a digest with 64 zero bits there is not going to happen, but it must not be lost.
+ * A cryptographic digest, so that no one can make strings that are taken for one another short of
+ * the birthday bound of the 74 bits kept.
  */
 function fingerprint(value: string, into: Uint32Array): Uint32Array {
-  const n = value.length;
-  let a = 0x9747b28c ^ n;
-  let b = 0x85ebca6b ^ n;
-  let c = 0xc2b2ae35 ^ n;
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    const k = value.charCodeAt(i) | (value.charCodeAt(i + 1) << 16);
-    a = mixLane(a, k, 0xcc9e2d51, 0x1b873593);
-    b = mixLane(b, k, 0x85ebca77, 0xc2b2ae3d);
-    c = mixLane(c, k, 0x27d4eb2f, 0x165667b1);
-  }
-  if (i < n) {
-    const k = value.charCodeAt(i) | 0x10000;
-    a = mixLane(a, k, 0xcc9e2d51, 0x1b873593);
-    b = mixLane(b, k, 0x85ebca77, 0xc2b2ae3d);
-    c = mixLane(c, k, 0x27d4eb2f, 0x165667b1);
-  }
-  a = fmix(a);
-  b = fmix(b ^ a);
-  c = fmix(c ^ b);
-  a = fmix(a ^ c);
-  into[0] = a >>> (32 - TABLE_BITS);
-  into[1] = ((a << TABLE_BITS) | (b >>> (32 - TABLE_BITS))) >>> 0;
-  into[2] = ((b << TABLE_BITS) | (c >>> (32 - TABLE_BITS))) >>> 0;
+  // The digest as a string of byte-valued characters: a Buffer per digest (an ArrayBuffer made
+  // outside V8's heap) costs several times the hash itself.
+  const digest = hash('sha256', value, 'binary');
+  const first = word(digest, 0);
+  const second = word(digest, 4);
+  into[0] = first >>> (32 - TABLE_BITS);
+  into[1] = ((first << TABLE_BITS) | (second >>> (32 - TABLE_BITS))) >>> 0;
+  into[2] = ((second << TABLE_BITS) | (word(digest, 8) >>> (32 - TABLE_BITS))) >>> 0;
   if (into[1] === 0 && into[2] === 0) into[1] = 1;
   return into;
 }
 
-function mixLane(h: number, word: number, m1: number, m2: number): number {
-  let k = Math.imul(word, m1);
-  k = (k << 15) | (k >>> 17);
-  h ^= Math.imul(k, m2);
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-/** MurmurHash3's finaliser: every input bit reaches every output bit. */
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+/** The big-endian 32-bit word at `at` of a digest given as `binary` (latin1) text. */
+function word(digest: string, at: number): number {
+  return ((digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3)) >>> 0;
 }

@@ -39,14 +39,44 @@ export function secondsToIso(seconds: number): string {
 
 const XEP0082_DATETIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
+/** The day (`YYYY-MM-DDT`) of the last `…Thh:mm:ssZ` time {@link isoToSeconds} parsed in full (none at first: no date starts with NUL), and its first second. */
+let cachedIsoDay = '\u0000';
+let cachedIsoDaySeconds = 0;
+
 /** An XEP-0082 date-time as whole Unix seconds (rounded down), undefined when it is not one. */
 export function isoToSeconds(iso: string): number | undefined {
+  // An archive's times come in order, many to a day: a `…Z` time of the day parsed last is that
+  // day's first second plus its time of day, checked as the full parse would.
+  const inDay = iso.length === 20 && iso.charCodeAt(19) === 90 ? secondOfDay(iso) : undefined;
+  if (inDay !== undefined && iso.startsWith(cachedIsoDay)) return cachedIsoDaySeconds + inDay;
   const m = XEP0082_DATETIME.exec(iso);
   if (!m) return undefined;
   const fraction = m[2] ? m[2].slice(0, 4).padEnd(4, '0') : '';
   const ms = Date.parse(`${m[1]}${fraction}${m[3]}`);
   if (Number.isNaN(ms)) return undefined;
-  return Math.floor(ms / 1000);
+  const seconds = Math.floor(ms / 1000);
+  if (inDay !== undefined) {
+    cachedIsoDay = iso.slice(0, 11);
+    cachedIsoDaySeconds = seconds - inDay;
+  }
+  return seconds;
+}
+
+/** `hh:mm:ss` at offset 11 of `iso` as seconds, when each is two digits in range (no leap second). */
+function secondOfDay(iso: string): number | undefined {
+  if (iso.charCodeAt(10) !== 84 || iso.charCodeAt(13) !== 58 || iso.charCodeAt(16) !== 58) return undefined;
+  const hours = twoDigitsAt(iso, 11);
+  const minutes = twoDigitsAt(iso, 14);
+  const seconds = twoDigitsAt(iso, 17);
+  if (hours > 23 || minutes > 59 || seconds > 59) return undefined;
+  return hours * 3600 + minutes * 60 + seconds;
+}
+
+/** The two decimal digits at `at`, or 100 when they are not digits. */
+function twoDigitsAt(text: string, at: number): number {
+  const a = text.charCodeAt(at) - 48;
+  const b = text.charCodeAt(at + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : 100;
 }
 
 /**

@@ -34,6 +34,21 @@ describe('TextRowStream', () => {
     await expect(stream.write([['z', 3]])).rejects.toThrow(/after the end/);
   });
 
+  it('sends the rows in chunks of about the size it is given, a row larger than a chunk on its own, in order', async () => {
+    const sink = new PassThrough();
+    const chunks: Buffer[] = [];
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    const stream = new TextRowStream(sink, Promise.resolve(0), undefined, 64);
+    const rows: string[][] = [];
+    for (let i = 0; i < 20; i++) rows.push([`row ${i} Grüße 🎻`, i % 7 === 0 ? 'x'.repeat(100) : 'short']);
+    await stream.write(rows.slice(0, 9));
+    await stream.write(rows.slice(9));
+    await stream.end();
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(rowsAsText(rows));
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const chunk of chunks) expect(chunk.length <= 64 || chunk.toString('utf8').split('\n').length === 2).toBe(true);
+  });
+
   it('fails the next write and the end with the load’s failure', async () => {
     const sink = new PassThrough();
     sink.resume();
@@ -50,7 +65,7 @@ describe('TextRowStream', () => {
   it('a write waiting for the database to drain fails when the load fails', async () => {
     const sink = new PassThrough({ highWaterMark: 4 });
     let fail: (err: Error) => void = () => undefined;
-    const stream = new TextRowStream(sink, new Promise<number>((_, reject) => (fail = reject)));
+    const stream = new TextRowStream(sink, new Promise<number>((_, reject) => (fail = reject)), undefined, 1);
     const waiting = stream.write([['a long enough row']]);
     const failure = new Error('connection lost');
     fail(failure);

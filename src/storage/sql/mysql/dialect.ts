@@ -61,7 +61,17 @@ class MysqlTransaction extends PipelinedTransaction {
     const sql =
       `LOAD DATA LOCAL INFILE 'xporta-rows' INTO TABLE \`${table}\` CHARACTER SET utf8mb4 ` +
       `FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${columns.map((c) => `\`${c}\``).join(', ')})`;
-    const done = this.conn.query({ sql, infileStreamFactory: () => text }).then(([result]) => {
+    // mysql2 asks for the stream once the server wants the rows, which may be after the load was
+    // aborted: a stream destroyed by then emits nothing more, and the connection would wait for
+    // the end of the file forever. It gets one that fails once listened to: mysql2 then ends the
+    // file and fails the load.
+    const source = (): PassThrough => {
+      if (!text.destroyed) return text;
+      const failed = new PassThrough();
+      process.nextTick(() => failed.destroy(text.errored ?? new Error('the load was aborted')));
+      return failed;
+    };
+    const done = this.conn.query({ sql, infileStreamFactory: source }).then(([result]) => {
       const header = result as mysql.ResultSetHeader;
       if (header.warningStatus > 0) throw new BulkLoadWarningError(`the database changed ${header.warningStatus} value(s) while loading ${table}: ${header.info}`);
       return header.affectedRows;
