@@ -11,8 +11,12 @@ import { scanVerbatim } from './verbatim.js';
 interface StoredState {
   readonly xml: string;
   readonly defaultNs: string;
-  /** The text with the root's namespace declared (`xml` itself when it does), which serialisation copies. */
-  readonly verbatim: string;
+  /**
+   * Where the root does not declare its namespace: its start tag's name with the declaration,
+   * `<name xmlns='…'`, which replaces `<name` of `xml` when serialised. Undefined where it does,
+   * and `xml` is copied as it is.
+   */
+  readonly head: string | undefined;
   tree: XmlElement | undefined;
 }
 
@@ -72,7 +76,31 @@ function storedState(el: XmlElement): StoredState | undefined {
 
 /** The text a stored element is serialised from (its root's namespace declared); undefined for any other element. */
 export function verbatimText(el: XmlElement): string | undefined {
-  return storedState(el)?.verbatim;
+  const state = storedState(el);
+  if (!state) return undefined;
+  return state.head === undefined ? state.xml : state.head + state.xml.slice(state.head.indexOf(' '));
+}
+
+/** Where {@link writeVerbatim} writes: text in order. */
+export interface TextSink {
+  write(text: string): void;
+}
+
+/**
+ * Writes the text of {@link verbatimText} to `sink` in pieces that are substrings of what the
+ * element keeps, so that nothing is concatenated (and copied) on the way; false, and nothing
+ * written, for any other element.
+ */
+export function writeVerbatim(el: XmlElement, sink: TextSink): boolean {
+  const state = storedState(el);
+  if (!state) return false;
+  if (state.head === undefined) {
+    sink.write(state.xml);
+  } else {
+    sink.write(state.head);
+    sink.write(state.xml.slice(state.head.indexOf(' ')));
+  }
+  return true;
 }
 
 /**
@@ -82,8 +110,7 @@ export function verbatimText(el: XmlElement): string | undefined {
  */
 export function storedText(el: XmlElement, defaultNs: string): string | undefined {
   const state = storedState(el);
-  // `verbatim` is `xml` exactly when the root declares its namespace itself.
-  return state && state.verbatim !== state.xml && state.defaultNs === defaultNs ? state.xml : undefined;
+  return state && state.head !== undefined && state.defaultNs === defaultNs ? state.xml : undefined;
 }
 
 /**
@@ -118,19 +145,27 @@ export function scannedElement(xml: string, defaultNs: string, name: string, att
 /** The text a stored element is serialised from, and parsed from when read. */
 function storedStateOf(name: string, xml: string, defaultNs: string, declaresNamespace: boolean): StoredState {
   // Declared even when empty: under a parent with a default namespace the root would inherit it.
-  const verbatim = declaresNamespace ? xml : `<${name}${namespaceDeclaration(defaultNs)}${xml.slice(1 + name.length)}`;
-  return { xml, defaultNs, verbatim, tree: undefined };
+  return { xml, defaultNs, head: declaresNamespace ? undefined : startWithDeclaration(name, defaultNs), tree: undefined };
 }
 
-/** ` xmlns='…'` for each default namespace met (a handful: `jabber:client`, a PEP payload's). */
-const declarations = new Map<string, string>();
+/**
+ * `<name xmlns='…'` for each root name and default namespace met (a handful: `message` in
+ * `jabber:client`, a PEP payload's), kept so that each stored element does not build its own.
+ */
+const heads = new Map<string, Map<string, string>>();
+const HEADS_KEPT = 64;
 
-function namespaceDeclaration(uri: string): string {
-  let declaration = declarations.get(uri);
-  if (declaration === undefined) {
-    declaration = ` xmlns='${escapeAttribute(uri)}'`;
-    if (declarations.size < 64) declarations.set(uri, declaration);
+function startWithDeclaration(name: string, uri: string): string {
+  let names = heads.get(uri);
+  if (names === undefined) {
+    names = new Map();
+    if (heads.size < HEADS_KEPT) heads.set(uri, names);
   }
-  return declaration;
+  let head = names.get(name);
+  if (head === undefined) {
+    head = `<${name} xmlns='${escapeAttribute(uri)}'`;
+    if (names.size < HEADS_KEPT) names.set(name, head);
+  }
+  return head;
 }
 

@@ -10,7 +10,7 @@
  * always one well-formed element whose namespaces are all declared inside it.
  */
 import { NS } from '../records/namespaces.js';
-import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, hasOnlyXmlChars, skipXmlSpace } from './chars.js';
+import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, skipXmlSpace } from './chars.js';
 
 export interface VerbatimElement {
   readonly name: string;
@@ -33,12 +33,24 @@ function isNameChar(c: number): boolean {
   return isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e;
 }
 
-const ENTITIES = ['&amp;', '&lt;', '&gt;', '&apos;', '&quot;'];
+const AMP = 0x26;
+const CLOSE_BRACKET = 0x5d;
 
-/** Length of the predefined entity reference at `at`, 0 if there is none. */
+/** Length of the predefined entity reference at `at` (its `&`), 0 if there is none. */
 function entityAt(xml: string, at: number): number {
-  for (const entity of ENTITIES) if (xml.startsWith(entity, at)) return entity.length;
-  return 0;
+  switch (xml.charCodeAt(at + 1)) {
+    case 0x61: // a
+      if (xml.startsWith('amp;', at + 1)) return 5;
+      return xml.startsWith('apos;', at + 1) ? 6 : 0;
+    case 0x6c: // l
+      return xml.startsWith('lt;', at + 1) ? 4 : 0;
+    case 0x67: // g
+      return xml.startsWith('gt;', at + 1) ? 4 : 0;
+    case 0x71: // q
+      return xml.startsWith('quot;', at + 1) ? 6 : 0;
+    default:
+      return 0;
+  }
 }
 
 /** End of the ASCII name starting at `at`, or -1. */
@@ -49,29 +61,69 @@ function nameEnd(xml: string, at: number): number {
   return i;
 }
 
+/**
+ * End of the character data starting at `at`: the index of the first `stop` (`<` in content, the
+ * closing quote in an attribute value), or -1 when the data is outside the subset before it (or
+ * `stop` never comes). Checks, in the same pass, that every character is an XML 1.0 Char, that
+ * `&` only starts one of the five predefined entities, that an attribute value has no `<`, and
+ * that nothing has `]]>`.
+ */
+function charDataEnd(xml: string, at: number, stop: number): number {
+  const length = xml.length;
+  for (let i = at; i < length; i++) {
+    const c = xml.charCodeAt(i);
+    if (c === stop) return i;
+    if (c < 0x3f) {
+      // Below `?`: controls, `&`, `<`, `>` (the only characters here needing a second look).
+      if (c < 0x20) {
+        if (c !== 0x09 && c !== 0x0a && c !== 0x0d) return -1;
+      } else if (c === AMP) {
+        const entity = entityAt(xml, i);
+        if (entity === 0) return -1;
+        i += entity - 1;
+      } else if (c === LT) {
+        return -1;
+      } else if (c === GT) {
+        if (i >= at + 2 && xml.charCodeAt(i - 1) === CLOSE_BRACKET && xml.charCodeAt(i - 2) === CLOSE_BRACKET) return -1;
+      }
+    } else if (c >= 0xd800) {
+      if (c <= 0xdbff) {
+        const next = xml.charCodeAt(i + 1);
+        if (!(next >= 0xdc00 && next <= 0xdfff)) return -1;
+        i++;
+      } else if (c <= 0xdfff || c === 0xfffe || c === 0xffff) {
+        return -1;
+      }
+    }
+  }
+  return -1;
+}
+
 function sameText(xml: string, a: number, b: number, length: number): boolean {
   for (let k = 0; k < length; k++) if (xml.charCodeAt(a + k) !== xml.charCodeAt(b + k)) return false;
   return true;
 }
 
+// Reused from call to call (a scan calls out to nothing, so never re-enters): open elements as
+// [start, end) pairs of their names, and the current tag's attribute names likewise, for the
+// duplicate check.
+const open: number[] = [];
+const names: number[] = [];
+
 /**
  * The element in `xml` if it is in the verbatim subset; `defaultNs` is the namespace of an
- * unqualified root, as for {@link parseElement}. `charsChecked` says the caller has already found
- * every character to be one XML can carry.
+ * unqualified root, as for {@link parseElement}. One pass over the text checks its markup and
+ * its characters together. `charsChecked`, the caller having found every character to be one XML
+ * can carry, is accepted for callers that know it; the pass checks them anyway, at no extra cost.
  */
 export function scanVerbatim(xml: string, defaultNs: string, charsChecked = false): VerbatimElement | undefined {
-  if (!(charsChecked || hasOnlyXmlChars(xml)) || xml.includes(']]>')) return undefined;
-  // Open elements as [start, end) pairs of their names.
-  const open: number[] = [];
-  // The current tag's attribute names, as [start, end) pairs, for the duplicate check.
-  const names: number[] = [];
+  void charsChecked;
+  if (xml.charCodeAt(0) !== LT) return undefined;
+  let openCount = 0;
   let rootXmlns: string | undefined;
   let rootNameEnd = -1;
   let depth = 0;
   let i = 0;
-  let nextAmp = xml.indexOf('&');
-  let nextLt = 0;
-  if (xml.charCodeAt(0) !== LT) return undefined;
   for (;;) {
     // At the `<` of a start tag.
     const nameStart = i + 1;
@@ -120,48 +172,36 @@ export function scanVerbatim(xml: string, defaultNs: string, charsChecked = fals
       const quote = xml.charCodeAt(i);
       if (quote !== APOS && quote !== QUOT) return undefined;
       const valueStart = ++i;
-      // An entity has no quote in it, so the value ends at the next quote character.
-      i = xml.indexOf(quote === APOS ? "'" : '"', i);
+      i = charDataEnd(xml, valueStart, quote);
       if (i < 0) return undefined;
-      if (nextLt < valueStart) nextLt = xml.indexOf('<', valueStart);
-      if (nextLt >= 0 && nextLt < i) return undefined;
-      if (nextAmp >= 0 && nextAmp < valueStart) nextAmp = xml.indexOf('&', valueStart);
-      while (nextAmp >= 0 && nextAmp < i) {
-        if (entityAt(xml, nextAmp) === 0) return undefined;
-        nextAmp = xml.indexOf('&', nextAmp + 1);
-      }
       if (attrLength === 5 && xml.startsWith('xmlns', attrStart)) {
         const value = xml.slice(valueStart, i);
         if (value.includes('&') || RESERVED_NAMESPACES.has(value)) return undefined;
-        if (open.length === 0) rootXmlns = value;
+        if (openCount === 0) rootXmlns = value;
       }
       i++;
     }
-    if (!selfClosing) open.push(nameStart, tagNameEnd);
-    depth = Math.max(depth, open.length / 2 + (selfClosing ? 1 : 0));
+    if (!selfClosing) {
+      open[openCount++] = nameStart;
+      open[openCount++] = tagNameEnd;
+    }
+    const level = openCount / 2 + (selfClosing ? 1 : 0);
+    if (level > depth) depth = level;
     // In content: text runs and end tags until the next start tag, or the root's end.
-    while (open.length > 0) {
-      const lt = xml.indexOf('<', i);
-      if (lt < 0) return undefined;
-      // `nextAmp` and `nextLt` only move forward, so the text is searched for each once in all.
-      if (nextAmp >= 0 && nextAmp < i) nextAmp = xml.indexOf('&', i);
-      while (nextAmp >= 0 && nextAmp < lt) {
-        if (entityAt(xml, nextAmp) === 0) return undefined;
-        nextAmp = xml.indexOf('&', nextAmp + 1);
-      }
-      i = lt;
+    while (openCount > 0) {
+      i = charDataEnd(xml, i, LT);
+      if (i < 0) return undefined;
       if (xml.charCodeAt(i + 1) !== SLASH) break;
       const closeStart = i + 2;
       const closeEnd = nameEnd(xml, closeStart);
-      const openEnd = open.pop() as number;
-      const openStart = open.pop() as number;
+      const openEnd = open[--openCount] as number;
+      const openStart = open[--openCount] as number;
       if (closeEnd - closeStart !== openEnd - openStart || !sameText(xml, openStart, closeStart, closeEnd - closeStart)) return undefined;
-      i = closeEnd;
-      i = skipXmlSpace(xml, i);
+      i = skipXmlSpace(xml, closeEnd);
       if (xml.charCodeAt(i) !== GT) return undefined;
       i++;
     }
-    if (open.length === 0) break;
+    if (openCount === 0) break;
   }
   if (i !== xml.length) return undefined;
   return { name: xml.slice(1, rootNameEnd), xmlns: rootXmlns ?? defaultNs, declaresNamespace: rootXmlns !== undefined, depth };
