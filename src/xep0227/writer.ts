@@ -9,9 +9,11 @@ import { Readable } from 'node:stream';
 import { NS, type DocumentEvent } from '../records/model.js';
 import { XmlCharError, escapeAttribute } from '../xml/escape.js';
 import { serializeElement } from '../xml/serialize.js';
+import { writeVerbatim } from '../xml/stored-element.js';
 import {
+  ARCHIVE_RESULT_END,
   XP,
-  archiveResult,
+  archiveResultStart,
   blocklistElement,
   offlineMessage,
   pendingPresence,
@@ -36,6 +38,8 @@ type Container =
   | { readonly kind: 'archive' }
   | { readonly kind: 'offline' };
 
+const ARCHIVE_RESULT_END_LINE = `${ARCHIVE_RESULT_END}\n`;
+
 const CLOSE_TAGS: Record<Container['kind'], string> = {
   private: '</query>',
   'pep-node': '</pubsub>',
@@ -44,56 +48,76 @@ const CLOSE_TAGS: Record<Container['kind'], string> = {
   offline: '</offline-messages>',
 };
 
+/** Where {@link ChunkBuffer.rollback} returns to: the bytes written before it. */
+type Mark = number;
+
 /**
- * Collects output text and cuts it into chunks of exactly {@link WRITER_CHUNK_BYTES} bytes.
- * UTF-8 needs at least one byte per UTF-16 code unit, so once the pending text plus carried
- * bytes reach the chunk size in code units there is at least one whole chunk to cut.
+ * Encodes output text straight into chunks of exactly {@link WRITER_CHUNK_BYTES} bytes. Text is
+ * written into the current chunk as it comes rather than kept and joined: a joined chunk would be
+ * one more copy of every byte, and the strings kept until the join would outlive the young
+ * generation (an export of a million messages spent more on that than on encoding).
  */
 class ChunkBuffer {
-  private parts: string[] = [];
-  private units = 0;
-  private carry: Buffer | undefined;
+  /** Chunks filled since the last drain. */
+  private full: Buffer[] = [];
+  private current: Buffer = Buffer.allocUnsafe(WRITER_CHUNK_BYTES);
+  private offset = 0;
 
-  /** With {@link unitCount}, the position to {@link rollback} to; valid until the next drain. */
-  get partCount(): number {
-    return this.parts.length;
+  /** The position to {@link rollback} to; valid until the next drain. */
+  get mark(): Mark {
+    return this.full.length * WRITER_CHUNK_BYTES + this.offset;
   }
 
-  get unitCount(): number {
-    return this.units;
-  }
-
-  rollback(parts: number, units: number): void {
-    this.parts.length = parts;
-    this.units = units;
+  rollback(mark: Mark): void {
+    const chunks = Math.floor(mark / WRITER_CHUNK_BYTES);
+    if (chunks < this.full.length) {
+      // The chunk the mark is in was filled after it: it is the current one again, partly written.
+      this.current = this.full[chunks] as Buffer;
+      this.full.length = chunks;
+    }
+    this.offset = mark - chunks * WRITER_CHUNK_BYTES;
   }
 
   push(...texts: string[]): void {
-    for (const text of texts) {
-      this.parts.push(text);
-      this.units += text.length;
+    for (const text of texts) this.write(text);
+  }
+
+  /** Writes `text`: directly when even at 3 bytes a UTF-16 unit it fits the current chunk, else encoded once and copied across chunks. */
+  write(text: string): void {
+    if (text.length * 3 <= WRITER_CHUNK_BYTES - this.offset) {
+      this.offset += this.current.write(text, this.offset);
+      return;
+    }
+    const bytes = Buffer.from(text, 'utf8');
+    let from = 0;
+    while (from < bytes.length) {
+      const n = Math.min(WRITER_CHUNK_BYTES - this.offset, bytes.length - from);
+      bytes.copy(this.current, this.offset, from, from + n);
+      this.offset += n;
+      from += n;
+      if (this.offset === WRITER_CHUNK_BYTES) this.nextChunk();
     }
   }
 
-  get full(): boolean {
-    return this.units + (this.carry?.length ?? 0) >= WRITER_CHUNK_BYTES;
+  private nextChunk(): void {
+    this.full.push(this.current);
+    this.current = Buffer.allocUnsafe(WRITER_CHUNK_BYTES);
+    this.offset = 0;
+  }
+
+  /** Whether a whole chunk is ready to drain. */
+  get ready(): boolean {
+    return this.full.length > 0;
   }
 
   *drain(final: boolean): Generator<Buffer> {
-    const fresh = Buffer.from(this.parts.join(''), 'utf8');
-    this.parts = [];
-    this.units = 0;
-    const bytes = this.carry ? Buffer.concat([this.carry, fresh]) : fresh;
-    this.carry = undefined;
-    let offset = 0;
-    while (bytes.length - offset >= WRITER_CHUNK_BYTES) {
-      yield bytes.subarray(offset, offset + WRITER_CHUNK_BYTES);
-      offset += WRITER_CHUNK_BYTES;
-    }
-    if (offset < bytes.length) {
-      // Copied so that a large serialised element is not kept alive by its last few bytes.
-      if (final) yield bytes.subarray(offset);
-      else this.carry = Buffer.from(bytes.subarray(offset));
+    const ready = this.full;
+    this.full = [];
+    yield* ready;
+    if (final && this.offset > 0) {
+      // Copied so that the last few bytes do not keep a whole chunk alive.
+      yield Buffer.from(this.current.subarray(0, this.offset));
+      this.offset = 0;
     }
   }
 }
@@ -113,7 +137,7 @@ export async function* writeDocument(events: AsyncIterable<DocumentEvent> | Iter
   out.push(`<server-data xmlns='${NS.pie}' xmlns:${XP}='${NS.xporta}'>\n`);
   for await (const event of events) {
     state.write(event);
-    if (out.full) yield* out.drain(false);
+    if (out.ready) yield* out.drain(false);
   }
   state.finish();
   out.push('</server-data>\n');
@@ -193,15 +217,14 @@ class WriterState {
       return;
     }
     // Plain locals, not a snapshot object: this runs once per archived message.
-    const parts = this.out.partCount;
-    const units = this.out.unitCount;
+    const mark = this.out.mark;
     const { hostOpen, userOpen, user, container } = this;
     try {
       this.writeEvent(event);
     } catch (err) {
       if (!(err instanceof XmlCharError)) throw err;
       // Undo what the event wrote so far (nothing was drained in between), then write it again cleaned.
-      this.out.rollback(parts, units);
+      this.out.rollback(mark);
       this.hostOpen = hostOpen;
       this.userOpen = userOpen;
       this.user = user;
@@ -259,11 +282,15 @@ class WriterState {
         return;
       case 'archive':
         this.enter({ kind: 'archive' });
-        this.out.push(archiveResult(event), '\n');
+        // A stored stanza is copied in pieces, straight into the output (see writeVerbatim).
+        this.out.write(archiveResultStart(event));
+        if (!writeVerbatim(event.stanza, this.out)) this.out.write(serializeElement(event.stanza, NS.forward));
+        this.out.write(ARCHIVE_RESULT_END_LINE);
         return;
       case 'offline':
         this.enter({ kind: 'offline' });
-        this.out.push(offlineMessage(event, this.host), '\n');
+        this.out.write(offlineMessage(event, this.host));
+        this.out.write('\n');
         return;
       case 'roster':
         this.leave();

@@ -18,6 +18,8 @@ export function splitClark(key: string): { uri: string; local: string } | undefi
  * an `xmlns` declaration is emitted only when the element's namespace differs from it.
  */
 export function serializeElement(el: XmlElement, parentNs = ''): string {
+  const verbatim = verbatimText(el);
+  if (verbatim !== undefined) return verbatim;
   const parts: string[] = [];
   writeElement(el, parentNs, parts);
   return parts.join('');

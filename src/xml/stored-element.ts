@@ -11,14 +11,12 @@ import { scanVerbatim } from './verbatim.js';
 interface StoredState {
   readonly xml: string;
   readonly defaultNs: string;
-  readonly name: string;
-  /** Whether the root of `xml` declares its namespace itself. */
-  readonly declaresNamespace: boolean;
   /**
-   * The text with the root's namespace declared (`xml` itself when it does), which serialisation
-   * copies; made when first asked for, as a reader that stores `xml` never needs it.
+   * Where the root does not declare its namespace: its start tag's name with the declaration,
+   * `<name xmlns='…'`, which replaces `<name` of `xml` when serialised. Undefined where it does,
+   * and `xml` is copied as it is.
    */
-  verbatim: string | undefined;
+  readonly head: string | undefined;
   tree: XmlElement | undefined;
 }
 
@@ -80,8 +78,29 @@ function storedState(el: XmlElement): StoredState | undefined {
 export function verbatimText(el: XmlElement): string | undefined {
   const state = storedState(el);
   if (!state) return undefined;
-  // Declared even when empty: under a parent with a default namespace the root would inherit it.
-  return (state.verbatim ??= `<${state.name}${namespaceDeclaration(state.defaultNs)}${state.xml.slice(1 + state.name.length)}`);
+  return state.head === undefined ? state.xml : state.head + state.xml.slice(state.head.indexOf(' '));
+}
+
+/** Where {@link writeVerbatim} writes: text in order. */
+export interface TextSink {
+  write(text: string): void;
+}
+
+/**
+ * Writes the text of {@link verbatimText} to `sink` in pieces that are substrings of what the
+ * element keeps, so that nothing is concatenated (and copied) on the way; false, and nothing
+ * written, for any other element.
+ */
+export function writeVerbatim(el: XmlElement, sink: TextSink): boolean {
+  const state = storedState(el);
+  if (!state) return false;
+  if (state.head === undefined) {
+    sink.write(state.xml);
+  } else {
+    sink.write(state.head);
+    sink.write(state.xml.slice(state.head.indexOf(' ')));
+  }
+  return true;
 }
 
 /**
@@ -91,7 +110,7 @@ export function verbatimText(el: XmlElement): string | undefined {
  */
 export function storedText(el: XmlElement, defaultNs: string): string | undefined {
   const state = storedState(el);
-  return state && !state.declaresNamespace && state.defaultNs === defaultNs ? state.xml : undefined;
+  return state && state.head !== undefined && state.defaultNs === defaultNs ? state.xml : undefined;
 }
 
 /**
@@ -118,27 +137,35 @@ export function storedElement(xml: string, defaultNs = ''): XmlElement {
  * A stored element whose text the caller has already found to be in the verbatim subset, with a
  * root named `name` that does not declare its namespace (it takes `defaultNs`) and whose
  * attributes, as parsing gives them, are `attrs`. Its children are parsed only when read.
- * `verbatim`, when the caller has it, is the same text with ` xmlns='defaultNs'` (single quotes,
- * escaped as escapeAttribute does) right after the root's name, as serialisation copies it.
  */
-export function scannedElement(xml: string, defaultNs: string, name: string, attrs: Record<string, string>, verbatim?: string): XmlElement {
-  return new StoredXmlElement(name, defaultNs, storedStateOf(name, xml, defaultNs, false, verbatim), attrs);
+export function scannedElement(xml: string, defaultNs: string, name: string, attrs: Record<string, string>): XmlElement {
+  return new StoredXmlElement(name, defaultNs, storedStateOf(name, xml, defaultNs, false), attrs);
 }
 
 /** The text a stored element is serialised from, and parsed from when read. */
-function storedStateOf(name: string, xml: string, defaultNs: string, declaresNamespace: boolean, verbatim?: string): StoredState {
-  return { xml, defaultNs, name, declaresNamespace, verbatim: declaresNamespace ? xml : verbatim, tree: undefined };
+function storedStateOf(name: string, xml: string, defaultNs: string, declaresNamespace: boolean): StoredState {
+  // Declared even when empty: under a parent with a default namespace the root would inherit it.
+  return { xml, defaultNs, head: declaresNamespace ? undefined : startWithDeclaration(name, defaultNs), tree: undefined };
 }
 
-/** ` xmlns='…'` for each default namespace met (a handful: `jabber:client`, a PEP payload's). */
-const declarations = new Map<string, string>();
+/**
+ * `<name xmlns='…'` for each root name and default namespace met (a handful: `message` in
+ * `jabber:client`, a PEP payload's), kept so that each stored element does not build its own.
+ */
+const heads = new Map<string, Map<string, string>>();
+const HEADS_KEPT = 64;
 
-function namespaceDeclaration(uri: string): string {
-  let declaration = declarations.get(uri);
-  if (declaration === undefined) {
-    declaration = ` xmlns='${escapeAttribute(uri)}'`;
-    if (declarations.size < 64) declarations.set(uri, declaration);
+function startWithDeclaration(name: string, uri: string): string {
+  let names = heads.get(uri);
+  if (names === undefined) {
+    names = new Map();
+    if (heads.size < HEADS_KEPT) heads.set(uri, names);
   }
-  return declaration;
+  let head = names.get(name);
+  if (head === undefined) {
+    head = `<${name} xmlns='${escapeAttribute(uri)}'`;
+    if (names.size < HEADS_KEPT) names.set(name, head);
+  }
+  return head;
 }
 

@@ -10,7 +10,7 @@
  * always one well-formed element whose namespaces are all declared inside it.
  */
 import { NS } from '../records/namespaces.js';
-import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, hasOnlyXmlChars, skipXmlSpace } from './chars.js';
+import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, skipXmlSpace } from './chars.js';
 
 export interface VerbatimElement {
   readonly name: string;
@@ -22,6 +22,9 @@ export interface VerbatimElement {
   readonly depth: number;
 }
 
+/** Namespaces that may not be bound as a default namespace (Namespaces in XML 1.0, §3). */
+const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([NS.xml, NS.xmlns]);
+
 function isNameStart(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
 }
@@ -30,12 +33,24 @@ function isNameChar(c: number): boolean {
   return isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e;
 }
 
-const ENTITIES = ['&amp;', '&lt;', '&gt;', '&apos;', '&quot;'];
+const AMP = 0x26;
+const CLOSE_BRACKET = 0x5d;
 
-/** Length of the predefined entity reference at `at`, 0 if there is none. */
+/** Length of the predefined entity reference at `at` (its `&`), 0 if there is none. */
 function entityAt(xml: string, at: number): number {
-  for (const entity of ENTITIES) if (xml.startsWith(entity, at)) return entity.length;
-  return 0;
+  switch (xml.charCodeAt(at + 1)) {
+    case 0x61: // a
+      if (xml.startsWith('amp;', at + 1)) return 5;
+      return xml.startsWith('apos;', at + 1) ? 6 : 0;
+    case 0x6c: // l
+      return xml.startsWith('lt;', at + 1) ? 4 : 0;
+    case 0x67: // g
+      return xml.startsWith('gt;', at + 1) ? 4 : 0;
+    case 0x71: // q
+      return xml.startsWith('quot;', at + 1) ? 6 : 0;
+    default:
+      return 0;
+  }
 }
 
 /** End of the ASCII name starting at `at`, or -1. */
@@ -46,255 +61,148 @@ function nameEnd(xml: string, at: number): number {
   return i;
 }
 
+/**
+ * End of the character data starting at `at`: the index of the first `stop` (`<` in content, the
+ * closing quote in an attribute value), or -1 when the data is outside the subset before it (or
+ * `stop` never comes). Checks, in the same pass, that every character is an XML 1.0 Char, that
+ * `&` only starts one of the five predefined entities, that an attribute value has no `<`, and
+ * that nothing has `]]>`.
+ */
+function charDataEnd(xml: string, at: number, stop: number): number {
+  const length = xml.length;
+  for (let i = at; i < length; i++) {
+    const c = xml.charCodeAt(i);
+    if (c === stop) return i;
+    if (c < 0x3f) {
+      // Below `?`: controls, `&`, `<`, `>` (the only characters here needing a second look).
+      if (c < 0x20) {
+        if (c !== 0x09 && c !== 0x0a && c !== 0x0d) return -1;
+      } else if (c === AMP) {
+        const entity = entityAt(xml, i);
+        if (entity === 0) return -1;
+        i += entity - 1;
+      } else if (c === LT) {
+        return -1;
+      } else if (c === GT) {
+        if (i >= at + 2 && xml.charCodeAt(i - 1) === CLOSE_BRACKET && xml.charCodeAt(i - 2) === CLOSE_BRACKET) return -1;
+      }
+    } else if (c >= 0xd800) {
+      if (c <= 0xdbff) {
+        const next = xml.charCodeAt(i + 1);
+        if (!(next >= 0xdc00 && next <= 0xdfff)) return -1;
+        i++;
+      } else if (c <= 0xdfff || c === 0xfffe || c === 0xffff) {
+        return -1;
+      }
+    }
+  }
+  return -1;
+}
+
 function sameText(xml: string, a: number, b: number, length: number): boolean {
   for (let k = 0; k < length; k++) if (xml.charCodeAt(a + k) !== xml.charCodeAt(b + k)) return false;
   return true;
 }
 
-/** Whether `xml[from, to)` is `text`. */
-export function textIs(xml: string, from: number, to: number, text: string): boolean {
-  return to - from === text.length && xml.startsWith(text, from);
-}
-
-/** Whether the namespace value `xml[from, to)` may not be bound as a default namespace (Namespaces in XML 1.0, §3). */
-function reservedNamespace(xml: string, from: number, to: number): boolean {
-  return textIs(xml, from, to, NS.xml) || textIs(xml, from, to, NS.xmlns);
-}
-
-const ENTITY = /&(amp|lt|gt|apos|quot);/g;
-const ENTITY_TEXT: Record<string, string> = { amp: '&', lt: '<', gt: '>', apos: "'", quot: '"' };
-
-/** Attribute names met on nearly every stored stanza, as constants: a key sliced from the text costs a lookup. */
-function attributeName(xml: string, start: number, end: number): string {
-  switch (end - start) {
-    case 2:
-      if (xml.startsWith('id', start)) return 'id';
-      if (xml.startsWith('to', start)) return 'to';
-      break;
-    case 4:
-      if (xml.startsWith('from', start)) return 'from';
-      if (xml.startsWith('type', start)) return 'type';
-      break;
-    case 5:
-      if (xml.startsWith('stamp', start)) return 'stamp';
-      break;
-    case 8:
-      if (xml.startsWith('xml:lang', start)) return 'xml:lang';
-      break;
-  }
-  return xml.slice(start, end);
-}
+// Reused from call to call (a scan calls out to nothing, so never re-enters): open elements as
+// [start, end) pairs of their names, and the current tag's attribute names likewise, for the
+// duplicate check.
+const open: number[] = [];
+const names: number[] = [];
 
 /**
- * Reads elements in the verbatim subset from a range of a text, by hand and without allocating
- * for what it only checks. One instance scans one text at a time: {@link begin}, then start tags
- * and elements in document order (the searches for `&` and `<` only move forward).
- *
- * The range must end with `>`, or at the end of the text: every loop stops at a `>`, and the
- * searches that could run past the range are checked against its end.
+ * The element in `xml` if it is in the verbatim subset; `defaultNs` is the namespace of an
+ * unqualified root, as for {@link parseElement}. One pass over the text checks its markup and
+ * its characters together. `charsChecked`, the caller having found every character to be one XML
+ * can carry, is accepted for callers that know it; the pass checks them anyway, at no extra cost.
  */
-export class VerbatimScanner {
-  private text = '';
-  private limit = 0;
-  /** Next `&` and `<` at or after the scan's position, -1 if none: each text is searched once. */
-  private nextAmp = -1;
-  private nextLt = 0;
-  /** The current tag's attribute names as [start, end) pairs, for the duplicate check. */
-  private readonly names: number[] = [];
-  /** Open elements as [start, end) pairs of their names. */
-  private readonly open: number[] = [];
-
-  // What the last start tag read holds.
-  /** End of its name (which starts after its `<`). */
-  tagNameEnd = 0;
-  selfClosing = false;
-  /** Start of the white space before its `xmlns` attribute, -1 if it has none. */
-  xmlnsSpace = -1;
-  /** Its `xmlns` value as [start, end): the value contains no entity reference. */
-  xmlnsStart = -1;
-  xmlnsEnd = -1;
-
-  // What the last element read holds.
-  /** Deepest nesting of elements in it, itself counting as 1. */
-  depth = 0;
-  /** Its root's `xmlns` attribute, as for the tag fields above. */
-  rootXmlnsSpace = -1;
-  rootXmlnsStart = -1;
-  rootXmlnsEnd = -1;
-  rootNameEnd = 0;
-
-  /** Starts a scan of `text[from, to)`. */
-  begin(text: string, from: number, to: number): void {
-    this.text = text;
-    this.limit = to;
-    this.nextAmp = text.indexOf('&', from);
-    this.nextLt = from;
-  }
-
-  /** Lets go of the text scanned. */
-  end(): void {
-    this.text = '';
-  }
-
-  /**
-   * Reads the start tag whose `<` is at `at`; returns the index after its `>`, or -1 when the tag
-   * is not in the subset. With `attrs`, stores each attribute but `xmlns` in it, its value as a
-   * parser reports it; a value with TAB, LF or CR (which a parser normalises) answers -1 then.
-   */
-  startTag(at: number, attrs?: Record<string, string>): number {
-    const xml = this.text;
-    const names = this.names;
-    let i = nameEnd(xml, at + 1);
-    if (i < 0) return -1;
-    this.tagNameEnd = i;
-    this.xmlnsSpace = -1;
+export function scanVerbatim(xml: string, defaultNs: string, charsChecked = false): VerbatimElement | undefined {
+  void charsChecked;
+  if (xml.charCodeAt(0) !== LT) return undefined;
+  let openCount = 0;
+  let rootXmlns: string | undefined;
+  let rootNameEnd = -1;
+  let depth = 0;
+  let i = 0;
+  for (;;) {
+    // At the `<` of a start tag.
+    const nameStart = i + 1;
+    const tagNameEnd = nameEnd(xml, nameStart);
+    if (tagNameEnd < 0) return undefined;
+    if (rootNameEnd < 0) rootNameEnd = tagNameEnd;
+    i = tagNameEnd;
     let nameCount = 0;
+    let selfClosing = false;
     for (;;) {
       const spaceStart = i;
       i = skipXmlSpace(xml, i);
       const c = xml.charCodeAt(i);
       if (c === GT) {
-        this.selfClosing = false;
-        return i + 1;
+        i++;
+        break;
       }
       if (c === SLASH) {
-        if (xml.charCodeAt(i + 1) !== GT) return -1;
-        this.selfClosing = true;
-        return i + 2;
+        if (xml.charCodeAt(i + 1) !== GT) return undefined;
+        i += 2;
+        selfClosing = true;
+        break;
       }
-      if (i === spaceStart) return -1;
+      if (i === spaceStart) return undefined;
       const attrStart = i;
       i = nameEnd(xml, i);
-      if (i < 0) return -1;
+      if (i < 0) return undefined;
       if (xml.charCodeAt(i) === COLON) {
         // The only prefix allowed is `xml`, which is always bound.
-        if (i - attrStart !== 3 || !xml.startsWith('xml', attrStart)) return -1;
+        if (i - attrStart !== 3 || !xml.startsWith('xml', attrStart)) return undefined;
         i = nameEnd(xml, i + 1);
-        if (i < 0) return -1;
+        if (i < 0) return undefined;
       }
       const attrEnd = i;
       const attrLength = attrEnd - attrStart;
       for (let k = 0; k < nameCount; k += 2) {
         const s = names[k] as number;
-        if ((names[k + 1] as number) - s === attrLength && sameText(xml, s, attrStart, attrLength)) return -1;
+        if ((names[k + 1] as number) - s === attrLength && sameText(xml, s, attrStart, attrLength)) return undefined;
       }
       names[nameCount++] = attrStart;
       names[nameCount++] = attrEnd;
       i = skipXmlSpace(xml, i);
-      if (xml.charCodeAt(i) !== EQUALS) return -1;
-      i = skipXmlSpace(xml, i + 1);
+      if (xml.charCodeAt(i) !== EQUALS) return undefined;
+      i++;
+      i = skipXmlSpace(xml, i);
       const quote = xml.charCodeAt(i);
-      if (quote !== APOS && quote !== QUOT) return -1;
+      if (quote !== APOS && quote !== QUOT) return undefined;
       const valueStart = ++i;
-      // An entity has no quote in it, so the value ends at the next quote character.
-      i = xml.indexOf(quote === APOS ? "'" : '"', i);
-      if (i < 0 || i >= this.limit) return -1;
-      if (this.nextLt < valueStart) this.nextLt = xml.indexOf('<', valueStart);
-      if (this.nextLt >= 0 && this.nextLt < i) return -1;
-      let entities = false;
-      if (this.nextAmp >= 0 && this.nextAmp < valueStart) this.nextAmp = xml.indexOf('&', valueStart);
-      while (this.nextAmp >= 0 && this.nextAmp < i) {
-        if (entityAt(xml, this.nextAmp) === 0) return -1;
-        entities = true;
-        this.nextAmp = xml.indexOf('&', this.nextAmp + 1);
-      }
+      i = charDataEnd(xml, valueStart, quote);
+      if (i < 0) return undefined;
       if (attrLength === 5 && xml.startsWith('xmlns', attrStart)) {
-        if (entities || reservedNamespace(xml, valueStart, i)) return -1;
-        this.xmlnsSpace = spaceStart;
-        this.xmlnsStart = valueStart;
-        this.xmlnsEnd = i;
-      } else if (attrs) {
-        for (let k = valueStart; k < i; k++) {
-          const v = xml.charCodeAt(k);
-          if (v === 0x09 || v === 0x0a || v === 0x0d) return -1;
-        }
         const value = xml.slice(valueStart, i);
-        attrs[attributeName(xml, attrStart, attrEnd)] = entities ? value.replace(ENTITY, (_, name: string) => ENTITY_TEXT[name] ?? '') : value;
+        if (value.includes('&') || RESERVED_NAMESPACES.has(value)) return undefined;
+        if (openCount === 0) rootXmlns = value;
       }
       i++;
     }
-  }
-
-  /**
-   * Reads the element whose `<` is at `at`, through its end tag; returns the index after it, or
-   * -1 when it is not in the subset. `attrs` is for its root's start tag, as {@link startTag}.
-   */
-  element(at: number, attrs?: Record<string, string>): number {
-    const xml = this.text;
-    const open = this.open;
-    let i = this.startTag(at, attrs);
-    if (i < 0) return -1;
-    this.rootNameEnd = this.tagNameEnd;
-    this.rootXmlnsSpace = this.xmlnsSpace;
-    this.rootXmlnsStart = this.xmlnsStart;
-    this.rootXmlnsEnd = this.xmlnsEnd;
-    if (this.selfClosing) {
-      this.depth = 1;
-      return i;
+    if (!selfClosing) {
+      open[openCount++] = nameStart;
+      open[openCount++] = tagNameEnd;
     }
-    let depth = 1;
-    let openCount = 2;
-    open[0] = at + 1;
-    open[1] = this.tagNameEnd;
+    const level = openCount / 2 + (selfClosing ? 1 : 0);
+    if (level > depth) depth = level;
     // In content: text runs and end tags until the next start tag, or the root's end.
-    for (;;) {
-      const lt = xml.indexOf('<', i);
-      if (lt < 0 || lt >= this.limit) return -1;
-      // `nextAmp` only moves forward, so the text is searched for `&` once in all.
-      if (this.nextAmp >= 0 && this.nextAmp < i) this.nextAmp = xml.indexOf('&', i);
-      while (this.nextAmp >= 0 && this.nextAmp < lt) {
-        if (entityAt(xml, this.nextAmp) === 0) return -1;
-        this.nextAmp = xml.indexOf('&', this.nextAmp + 1);
-      }
-      i = lt;
-      if (xml.charCodeAt(i + 1) !== SLASH) {
-        const nameStart = i + 1;
-        i = this.startTag(i);
-        if (i < 0) return -1;
-        if (!this.selfClosing) {
-          open[openCount++] = nameStart;
-          open[openCount++] = this.tagNameEnd;
-          if (openCount / 2 > depth) depth = openCount / 2;
-        } else if (openCount / 2 + 1 > depth) {
-          depth = openCount / 2 + 1;
-        }
-        continue;
-      }
+    while (openCount > 0) {
+      i = charDataEnd(xml, i, LT);
+      if (i < 0) return undefined;
+      if (xml.charCodeAt(i + 1) !== SLASH) break;
       const closeStart = i + 2;
       const closeEnd = nameEnd(xml, closeStart);
       const openEnd = open[--openCount] as number;
       const openStart = open[--openCount] as number;
-      if (closeEnd - closeStart !== openEnd - openStart || !sameText(xml, openStart, closeStart, closeEnd - closeStart)) return -1;
+      if (closeEnd - closeStart !== openEnd - openStart || !sameText(xml, openStart, closeStart, closeEnd - closeStart)) return undefined;
       i = skipXmlSpace(xml, closeEnd);
-      if (xml.charCodeAt(i) !== GT) return -1;
+      if (xml.charCodeAt(i) !== GT) return undefined;
       i++;
-      if (openCount === 0) {
-        this.depth = depth;
-        return i;
-      }
     }
+    if (openCount === 0) break;
   }
-}
-
-const scanner = new VerbatimScanner();
-
-/**
- * The element in `xml` if it is in the verbatim subset; `defaultNs` is the namespace of an
- * unqualified root, as for {@link parseElement}. `charsChecked` says the caller has already found
- * every character to be one XML can carry.
- */
-export function scanVerbatim(xml: string, defaultNs: string, charsChecked = false): VerbatimElement | undefined {
-  if (!(charsChecked || hasOnlyXmlChars(xml)) || xml.includes(']]>')) return undefined;
-  if (xml.charCodeAt(0) !== LT) return undefined;
-  scanner.begin(xml, 0, xml.length);
-  const end = scanner.element(0);
-  scanner.end();
-  if (end !== xml.length) return undefined;
-  const declaresNamespace = scanner.rootXmlnsSpace >= 0;
-  return {
-    name: xml.slice(1, scanner.rootNameEnd),
-    xmlns: declaresNamespace ? xml.slice(scanner.rootXmlnsStart, scanner.rootXmlnsEnd) : defaultNs,
-    declaresNamespace,
-    depth: scanner.depth,
-  };
+  if (i !== xml.length) return undefined;
+  return { name: xml.slice(1, rootNameEnd), xmlns: rootXmlns ?? defaultNs, declaresNamespace: rootXmlns !== undefined, depth };
 }

@@ -142,6 +142,17 @@ describe('writer output', () => {
     ]);
   });
 
+  it('with onInvalidChars, undoes what a refused event wrote even across chunk boundaries', async () => {
+    // Each long event fills more than a chunk before its bad character is met, once the writer is mid-chunk.
+    const long = (bad: string): UserRecord => ({ kind: 'vcard', vcard: element('vCard', NS.vcardTemp, {}, [element('FN', NS.vcardTemp, {}, [`${'é'.repeat(50_000)}${bad}`])]) });
+    const fine = { kind: 'archive', id: 'a1', timestamp: '2024-01-01T00:00:00Z', stanza: msg('fine') } as const;
+    const given = around(fine, long('\u0001'), fine, long('x'), long('\u0002'), fine);
+    const cleaned = around(fine, long('\uFFFD'), fine, long('x'), long('\uFFFD'), fine);
+    const chunks = await collect(writeDocument(given, { onInvalidChars: () => undefined }));
+    for (const chunk of chunks.slice(0, -1)) expect(chunk.length).toBe(WRITER_CHUNK_BYTES);
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(await writeString(cleaned));
+  });
+
   it('writes the offline storage time as a XEP-0203 delay, which the reader takes back out', async () => {
     const delayed = element('message', C, {}, [element('delay', NS.delay, { stamp: '2024-01-01T00:00:00Z' })]);
     const text = await writeString(

@@ -61,6 +61,14 @@ function asStorageError(err: unknown): unknown {
   return storageErrorOf(err, DATA_ERRORS);
 }
 
+/**
+ * Archive rows read at a time at most. A page's records stay alive until the last of them is
+ * written: a page larger than the young generation (2 MB a semi-space, see cli.ts) survives its
+ * collections and is promoted whole, and a 1M-message export then spent more in the collector
+ * than in reading.
+ */
+const ARCHIVE_PAGE_ROWS = 250;
+
 export class EjabberdSqlBackend implements StorageBackend {
   readonly name: string;
   readonly supportedKinds: ReadonlySet<DataKind> = SUPPORTED;
@@ -161,7 +169,7 @@ export class EjabberdSqlBackend implements StorageBackend {
       if (include.has('private')) for (const el of await readPrivate(db, t, ref)) yield { kind: 'private', element: el };
       if (include.has('pep')) yield* readPep(db, jid);
       if (include.has('archive')) {
-        for await (const page of readArchivePages(db, t, ref, this.batchSize, options.signal)) for (const record of page) yield record;
+        for await (const page of readArchivePages(db, t, ref, Math.min(this.batchSize, ARCHIVE_PAGE_ROWS), options.signal)) for (const record of page) yield record;
       }
       if (include.has('offline')) yield* readOffline(db, t, ref, this.batchSize);
       if (include.has('blocklist') || include.has('privacy')) {

@@ -18,7 +18,7 @@
  */
 import { GT, LT, skipXmlSpace } from '../../xml/chars.js';
 import { NS, type XmlElement } from '../../records/model.js';
-import { VerbatimScanner, textIs } from '../../xml/verbatim.js';
+import { VerbatimScanner, textIs } from '../../xml/verbatim-scanner.js';
 import { scannedElement } from '../../xml/stored-element.js';
 
 export interface ArchiveItemTree {
@@ -29,9 +29,6 @@ export interface ArchiveItemTree {
 }
 
 const scanner = new VerbatimScanner();
-
-/** The namespace declaration a stored message's text is serialised with (stored-element.ts), as it is usually written. */
-const CLIENT_DECLARATION = ` xmlns='${NS.client}'`;
 
 /** Whether the tag just read is named `name` (its `<` at `at`) and declares exactly `uri` as its default namespace. */
 function tagIs(xml: string, at: number, name: string, uri: string): boolean {
@@ -100,12 +97,9 @@ function readItem(xml: string, from: number, to: number): ArchiveItemTree | unde
   i = endTag(xml, skipXmlSpace(xml, i), 'result');
   if (i !== to) return undefined;
 
-  // Stored without the root's declaration, as Prosody stores a `jabber:client` stanza; when the
-  // declaration stands right after the name as it is usually written, the text as it is serves
-  // for copying it with its declaration.
+  // Stored without the root's declaration, as Prosody stores a `jabber:client` stanza.
   const bare = xml.slice(messageStart, xmlnsSpace) + xml.slice(xmlnsEnd + 1, messageEnd);
-  const declared = xmlnsSpace === messageStart + '<message'.length && textIs(xml, xmlnsSpace, xmlnsEnd + 1, CLIENT_DECLARATION);
-  const stanza = scannedElement(bare, NS.client, 'message', messageAttrs, declared ? xml.slice(messageStart, messageEnd) : undefined);
+  const stanza = scannedElement(bare, NS.client, 'message', messageAttrs);
   const delayElement: XmlElement = { name: 'delay', xmlns: NS.delay, attrs: delayAttrs, children: [] };
   const forwardedElement: XmlElement = { name: 'forwarded', xmlns: NS.forward, attrs: forwardedAttrs, children: [delayElement, stanza] };
   return {

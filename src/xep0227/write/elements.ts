@@ -130,13 +130,16 @@ export function pepItemElement(item: PepItemRecord): string {
 }
 
 export function archiveResult(record: ArchiveRecord): string {
-  let tag = `<result xmlns='${NS.mam}' id='${escapeAttribute(record.id)}'`;
-  if (record.with !== undefined) tag += ` ${XP}:with='${escapeAttribute(record.with)}'`;
-  return (
-    `${tag}><forwarded xmlns='${NS.forward}'><delay xmlns='${NS.delay}' stamp='${escapeAttribute(record.timestamp)}'/>` +
-    `${serializeElement(record.stanza, NS.forward)}</forwarded></result>`
-  );
+  return `${archiveResultStart(record)}${serializeElement(record.stanza, NS.forward)}${ARCHIVE_RESULT_END}`;
 }
+
+/** An archive record's `<result>` up to its stanza (see {@link archiveResult}), which {@link ARCHIVE_RESULT_END} follows. */
+export function archiveResultStart(record: ArchiveRecord): string {
+  const withAttr = record.with !== undefined ? ` ${XP}:with='${escapeAttribute(record.with)}'` : '';
+  return `<result xmlns='${NS.mam}' id='${escapeAttribute(record.id)}'${withAttr}><forwarded xmlns='${NS.forward}'><delay xmlns='${NS.delay}' stamp='${escapeAttribute(record.timestamp)}'/>`;
+}
+
+export const ARCHIVE_RESULT_END = '</forwarded></result>';
 
 /** The `stamp` of the stanza's own XEP-0203 delay, which is where readers look for the time. */
 function delayStamp(stanza: XmlElement): string | undefined {
