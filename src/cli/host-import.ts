@@ -19,7 +19,8 @@ import { auditCli, auditFailed, cliImportServices, type CliServices } from './co
 import { UsageError } from './exit-codes.js';
 import type { Config } from '../config/config.js';
 import { eventsOfHost, surveyDocument } from '../transfer/host-document.js';
-import { importHostDocument, type HostImportResult } from '../transfer/host-transfer.js';
+import { importHostDocument, type HostAccountOutcome, type HostImportResult } from '../transfer/host-transfer.js';
+import type { HostReportStream } from './host-report-stream.js';
 import { EventSpoolWriter, readEventSpool, spoolingEvents } from '../transfer/event-spool.js';
 import { HostImport } from '../core/import-pipeline.js';
 import { importMode, importReaderOptions } from '../core/import-options.js';
@@ -52,7 +53,11 @@ export function hostImportFailed(report: HostImportReport): boolean {
   return report.hosts.some((h) => h.progress.failed > 0);
 }
 
-export async function runHostImport(config: Config, args: HostImportArgs, stdin: Readable, given: CliServices = {}): Promise<HostImportReport> {
+/**
+ * With `reportTo`, each account's outcome is written there as it is final and the returned
+ * report's hosts list no accounts (their counts stay in `progress`).
+ */
+export async function runHostImport(config: Config, args: HostImportArgs, stdin: Readable, given: CliServices = {}, reportTo?: HostReportStream): Promise<HostImportReport> {
   if (args.file === undefined) throw new UsageError('a file is required (or - for standard input)');
   const mode = importMode(args.mode, 'merge');
   const kinds = selectKinds(args.include, args.exclude);
@@ -101,8 +106,8 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
     try {
       hostImport = HostImport.begin(cliImportServices(config, storage, given));
       for (const { host, users, sizes } of chosen) {
-        hosts.push(
-          await hostImport.run({ host, dryRun: args.dryRun === true }, (gate) =>
+        reportTo?.beginHost(host);
+        const result = await hostImport.run({ host, dryRun: args.dryRun === true }, (gate) =>
             importHostDocument(storage, host, eventsOfHost(readEventSpool(eventSpool), host), {
               mode,
               dryRun: args.dryRun === true,
@@ -113,15 +118,18 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
               users,
               lockAccount: gate.lockAccount,
               reopen: () => eventsOfHost(readEventSpool(eventSpool), host),
+              ...(reportTo ? { onOutcome: (outcome: HostAccountOutcome) => reportTo.user(outcome) } : {}),
             }),
-          ),
         );
+        reportTo?.endHost(result.progress);
+        hosts.push(result);
       }
     } finally {
       hostImport?.release();
       await storage.close();
     }
     const report = { hosts, skippedHosts: surveyed.filter((h) => !chosen.includes(h)).map((h) => h.host) };
+    reportTo?.end(report.skippedHosts);
     const users = hosts.reduce((n, h) => n + h.progress.done, 0);
     const failed = hosts.reduce((n, h) => n + h.progress.failed, 0);
     auditCli(config, { ...audited, outcome: 'ok', counts: { users, failed } });

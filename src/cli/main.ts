@@ -18,6 +18,7 @@ import {
 import { exitOf, EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_NOUSER, EXIT_USAGE, UsageError } from './exit-codes.js';
 import { exportOutput, ProgressLine } from './io.js';
 import { hostImportFailed, runHostImport } from './host-import.js';
+import { HostReportStream } from './host-report-stream.js';
 import { runPull, runPullImport } from './pull.js';
 import { runTransfer } from './transfer.js';
 import { COMMAND_HELP, USAGE } from './usage.js';
@@ -153,8 +154,9 @@ export async function runCli(argv: string[], root: RootCommands): Promise<number
               ...(values.exclude !== undefined ? { exclude: values.exclude } : {}),
             },
             process.stdin,
+            {},
+            new HostReportStream((text) => process.stdout.write(text)),
           );
-          process.stdout.write(`${JSON.stringify(hostReport, null, 2)}\n`);
           return hostImportFailed(hostReport) ? EXIT_DATAERR : 0;
         }
         if (values['from-xmpp'] !== undefined) {

@@ -169,13 +169,17 @@ export interface HostBatching {
 
 export const DEFAULT_HOST_BATCHING: HostBatching = { accounts: 500, records: 10_000, smallAccount: 1_000 };
 
+/** One account of a host import: its report, or why it failed. */
+export type HostAccountOutcome = ApplyReport | { readonly user: string; readonly error: string };
+
 export interface HostImportResult {
   readonly host: string;
-  readonly users: readonly (ApplyReport | { readonly user: string; readonly error: string })[];
+  /** Each account's outcome in document order; empty when they went to `onOutcome`. */
+  readonly users: readonly HostAccountOutcome[];
   readonly progress: HostProgress;
 }
 
-type AccountOutcome = ApplyReport | { user: string; error: string };
+type AccountOutcome = HostAccountOutcome;
 
 /** An account of the group in progress: its lease is held until the group has ended. */
 interface GroupedAccount {
@@ -214,6 +218,11 @@ export async function importHostDocument(
     users?: readonly string[];
     batching?: HostBatching;
     onUser?: (user: string, progress: HostProgress) => void;
+    /**
+     * Given, each account's outcome goes here, in document order, once it is final, and the
+     * result's `users` stays empty: a caller that writes the report as it goes holds no account's.
+     */
+    onOutcome?: (outcome: HostAccountOutcome) => void;
     /**
      * Takes the account's exclusive lock (the one user imports and exports take), or returns
      * undefined when another operation holds it: that account is then reported as failed with a
@@ -278,7 +287,8 @@ export async function importHostDocument(
   }
 
   function finished(jid: string, outcome: AccountOutcome): void {
-    results.push(outcome);
+    if (options.onOutcome) options.onOutcome(outcome);
+    else results.push(outcome);
     if ('error' in outcome) progress.failed++;
     progress.done++;
     options.onUser?.(jid, progress);

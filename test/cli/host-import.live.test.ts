@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runExport, runImport } from '../../src/cli/commands.js';
-import { runHostImport } from '../../src/cli/host-import.js';
+import { runHostImport, type HostImportReport } from '../../src/cli/host-import.js';
+import { HostReportStream } from '../../src/cli/host-report-stream.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { ApplyReport } from '../../src/storage/backend.js';
 import { openStorage } from '../../src/storage/open.js';
@@ -80,6 +81,17 @@ describe('xporta import --host', () => {
     expect(alice).toContain("jid='bob@localhost'");
     expect(alice).toContain('hello alice');
     expect(alice).toContain('<FN>Alice Example</FN>');
+  });
+
+  it('writes the report as it goes when given a stream, the same JSON as the whole report', async () => {
+    let text = '';
+    const report = await runHostImport(config, { file: join(FIXTURE_DIR, '20261123-190538.xml'), createAccount: true }, EMPTY, {}, new HostReportStream((chunk) => (text += chunk)));
+    expect(report.hosts[0]?.users).toEqual([]);
+    expect(report.hosts[0]?.progress).toMatchObject({ done: 3, failed: 0 });
+    const streamed = JSON.parse(text) as HostImportReport;
+    expect(okUsers(streamed.hosts[0] ?? { users: [] })).toEqual(['alice@localhost', 'bob@localhost', 'carol@localhost']);
+    expect(streamed.hosts[0]?.progress).toEqual(report.hosts[0]?.progress);
+    expect(streamed.skippedHosts).toEqual([]);
   });
 
   it('imports a <host>-rooted file (export_piefxis_host) as one host', async () => {
