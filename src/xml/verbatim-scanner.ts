@@ -6,35 +6,7 @@
  */
 import { NS } from '../records/namespaces.js';
 import { APOS, COLON, EQUALS, GT, QUOT, SLASH, skipXmlSpace } from './chars.js';
-
-function isNameStart(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
-}
-
-function isNameChar(c: number): boolean {
-  return isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e;
-}
-
-const ENTITIES = ['&amp;', '&lt;', '&gt;', '&apos;', '&quot;'];
-
-/** Length of the predefined entity reference at `at`, 0 if there is none. */
-function entityAt(xml: string, at: number): number {
-  for (const entity of ENTITIES) if (xml.startsWith(entity, at)) return entity.length;
-  return 0;
-}
-
-/** End of the ASCII name starting at `at`, or -1. */
-function nameEnd(xml: string, at: number): number {
-  if (!isNameStart(xml.charCodeAt(at))) return -1;
-  let i = at + 1;
-  while (isNameChar(xml.charCodeAt(i))) i++;
-  return i;
-}
-
-function sameText(xml: string, a: number, b: number, length: number): boolean {
-  for (let k = 0; k < length; k++) if (xml.charCodeAt(a + k) !== xml.charCodeAt(b + k)) return false;
-  return true;
-}
+import { entityAt, nameEnd, sameText } from './verbatim.js';
 
 /** Whether `xml[from, to)` is `text`. */
 export function textIs(xml: string, from: number, to: number, text: string): boolean {

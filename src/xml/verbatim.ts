@@ -37,7 +37,7 @@ const AMP = 0x26;
 const CLOSE_BRACKET = 0x5d;
 
 /** Length of the predefined entity reference at `at` (its `&`), 0 if there is none. */
-function entityAt(xml: string, at: number): number {
+export function entityAt(xml: string, at: number): number {
   switch (xml.charCodeAt(at + 1)) {
     case 0x61: // a
       if (xml.startsWith('amp;', at + 1)) return 5;
@@ -53,8 +53,8 @@ function entityAt(xml: string, at: number): number {
   }
 }
 
-/** End of the ASCII name starting at `at`, or -1. */
-function nameEnd(xml: string, at: number): number {
+/** End of the ASCII name (the subset's: letters, digits, `_`, `-`, `.`) starting at `at`, or -1. */
+export function nameEnd(xml: string, at: number): number {
   if (!isNameStart(xml.charCodeAt(at))) return -1;
   let i = at + 1;
   while (isNameChar(xml.charCodeAt(i))) i++;
@@ -99,7 +99,8 @@ function charDataEnd(xml: string, at: number, stop: number): number {
   return -1;
 }
 
-function sameText(xml: string, a: number, b: number, length: number): boolean {
+/** Whether `xml` holds the same `length` characters at `a` and at `b`. */
+export function sameText(xml: string, a: number, b: number, length: number): boolean {
   for (let k = 0; k < length; k++) if (xml.charCodeAt(a + k) !== xml.charCodeAt(b + k)) return false;
   return true;
 }
