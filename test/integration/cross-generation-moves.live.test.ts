@@ -35,8 +35,13 @@ async function move(from: StorageBackend, to: StorageBackend): Promise<ApplyRepo
   return importUserDocument(to, ALICE, readDocument(Buffer.concat(chunks)), { mode: 'replace', dryRun: false, include: ALL, createAccount: true });
 }
 
+/**
+ * The server's generation is given, as `storage.serverVersion` gives it: a Prosody 13 leaves its
+ * marks in the database (detectProsodyVersion) only once it has connected to it, which a server
+ * just started need not have done by the time of the move.
+ */
 function prosodySql(prosody: ProsodyHandle): ProsodySqlBackend {
-  return new ProsodySqlBackend({ dialect: 'sqlite', database: prosody.sql?.database ?? '', hosts: HOSTS });
+  return new ProsodySqlBackend({ dialect: 'sqlite', database: prosody.sql?.database ?? '', hosts: HOSTS, serverVersion: prosody.version });
 }
 
 function ejabberdSql(ej: EjabberdHandle): EjabberdSqlBackend {
