@@ -179,8 +179,6 @@ export interface HostImportResult {
   readonly progress: HostProgress;
 }
 
-type AccountOutcome = HostAccountOutcome;
-
 /** An account of the group in progress: its lease is held until the group has ended. */
 interface GroupedAccount {
   readonly jid: string;
@@ -188,12 +186,12 @@ interface GroupedAccount {
   readonly start: UserStart;
   readonly warnings: readonly string[] | undefined;
   readonly lease: Lease | undefined;
-  outcome: AccountOutcome;
+  outcome: HostAccountOutcome;
   /** Its apply broke the group's transaction: it is applied again with the others. */
   broke?: boolean;
 }
 
-function errorOutcome(jid: string, err: unknown): AccountOutcome {
+function errorOutcome(jid: string, err: unknown): HostAccountOutcome {
   return { user: jid, error: err instanceof Error ? err.message : String(err) };
 }
 
@@ -239,7 +237,7 @@ export async function importHostDocument(
   },
 ): Promise<HostImportResult> {
   const progress: HostProgress = { done: 0, failed: 0, ...(options.total !== undefined ? { total: options.total } : {}) };
-  const results: AccountOutcome[] = [];
+  const results: HostAccountOutcome[] = [];
   const iterator = events[Symbol.asyncIterator]();
   const reopen = options.reopen;
   const batching = options.batching ?? DEFAULT_HOST_BATCHING;
@@ -273,7 +271,7 @@ export async function importHostDocument(
   }
 
   /** One account in a transaction of its own, from `from` (then, on retries, from fresh reads). */
-  async function applyAlone(position: number, start: UserStart, warnings: readonly string[] | undefined, from: AsyncIterator<DocumentEvent>): Promise<AccountOutcome> {
+  async function applyAlone(position: number, start: UserStart, warnings: readonly string[] | undefined, from: AsyncIterator<DocumentEvent>): Promise<HostAccountOutcome> {
     const jid = bareJid(`${start.name}@${host}`);
     try {
       const apply = (attempt: number): Promise<ApplyReport> =>
@@ -286,7 +284,7 @@ export async function importHostDocument(
     }
   }
 
-  function finished(jid: string, outcome: AccountOutcome): void {
+  function finished(jid: string, outcome: HostAccountOutcome): void {
     if (options.onOutcome) options.onOutcome(outcome);
     else results.push(outcome);
     if ('error' in outcome) progress.failed++;

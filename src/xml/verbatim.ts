@@ -114,11 +114,9 @@ const names: number[] = [];
 /**
  * The element in `xml` if it is in the verbatim subset; `defaultNs` is the namespace of an
  * unqualified root, as for {@link parseElement}. One pass over the text checks its markup and
- * its characters together. `charsChecked`, the caller having found every character to be one XML
- * can carry, is accepted for callers that know it; the pass checks them anyway, at no extra cost.
+ * its characters together.
  */
-export function scanVerbatim(xml: string, defaultNs: string, charsChecked = false): VerbatimElement | undefined {
-  void charsChecked;
+export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | undefined {
   if (xml.charCodeAt(0) !== LT) return undefined;
   let openCount = 0;
   let rootXmlns: string | undefined;
