@@ -35,5 +35,5 @@ EXPOSE 8227
 # outage of the storage does not mark the container unhealthy; /readyz is for load balancers.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.XPORTA_LISTEN__PORT||8227)+'/livez').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--heap-growing-percent=100", "dist/cli.js"]
 CMD ["serve"]

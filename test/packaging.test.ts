@@ -41,7 +41,7 @@ describe('packaging', () => {
     expect(stages[0]).toContain('npm prune --omit=dev');
     expect(stages[1]).not.toMatch(/npm (ci|install|run build)|tsc/);
     expect(stages[1]).toMatch(/^HEALTHCHECK .*\n\s+CMD .*process\.env\.XPORTA_LISTEN__PORT.*\/livez/m);
-    expect(stages[1]).toContain('ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/cli.js"]');
+    expect(stages[1]).toContain('ENTRYPOINT ["node", "--max-semi-space-size=2", "--heap-growing-percent=100", "dist/cli.js"]');
     const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n');
     for (const entry of ['node_modules', 'dist', 'data', '.git', 'test']) expect(ignored).toContain(entry);
   });
