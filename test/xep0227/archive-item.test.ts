@@ -165,6 +165,33 @@ describe('archive fast path', () => {
     await same(splitAt(cut, [64]));
   });
 
+  it('takes a stamp as the parser does, in the usual form or not', async () => {
+    const stamps = [
+      '2024-01-01T00:00:00Z',
+      '0001-01-01T00:00:00Z',
+      '9999-12-31T23:59:60Z',
+      '0000-01-01T00:00:00Z',
+      '2024-00-01T00:00:00Z',
+      '2024-13-01T00:00:00Z',
+      '2024-01-00T00:00:00Z',
+      '2024-01-32T00:00:00Z',
+      '2024-01-01T24:00:00Z',
+      '2024-01-01T00:60:00Z',
+      '2024-01-01T00:00:61Z',
+      '2024-01-01T00:00:00z',
+      '2024-01-01 00:00:00Z',
+      '2024-1-01T00:00:00ZZ',
+      '2024-01-01T00:00:0xZ',
+      '2024-01-01T00:00:00.123Z',
+      '2024-01-01T01:00:00+01:00',
+      '2024-01-01T00:00:00',
+    ];
+    for (const stamp of stamps) {
+      const result = await same([archive(item('a', message('x')), item('b', message('y'), stamp))]);
+      if ('events' in result) expect(archived(result.events)).toHaveLength(2);
+    }
+  });
+
   it('leaves an item with a lone surrogate to the parser, and takes the others of its slice, given as text or as encoded bytes', async () => {
     const doc = archive(item('a', message('x')), item('b', message('y \uD800 z')), item('c', message('w')));
     const result = await same([doc]);

@@ -45,8 +45,53 @@ export function rowsAsText(rows: readonly (readonly SqlParam[])[]): string {
  */
 export const TEXT_CHUNK_BYTES = 256 * 1024;
 
-/** Characters from which a field is written into the chunk on its own. */
+/** Characters from which a string is handed to the UTF-8 encoder whole rather than copied unit by unit. */
 const LONG_FIELD = 64;
+const TAB = 0x09;
+const LF = 0x0a;
+const BACKSLASH = 0x5c;
+/** The letter after the backslash that stands for each escaped ASCII code, 0 for the others. */
+const ESCAPE_LETTER = new Uint8Array(128);
+ESCAPE_LETTER[BACKSLASH] = BACKSLASH;
+ESCAPE_LETTER[TAB] = 0x74; // t
+ESCAPE_LETTER[LF] = 0x6e; // n
+ESCAPE_LETTER[0x0d] = 0x72; // r
+
+/**
+ * Writes `value` as a field of the text format into `chunk` at `at`, which has room for it;
+ * returns where it ends. Short ASCII strings and non-negative integers (a row's keys, names and
+ * times) are copied byte by byte, with no string made for them; the rest goes through
+ * {@link field} and the UTF-8 encoder.
+ */
+function writeField(value: SqlParam, chunk: Buffer, at: number): number {
+  if (typeof value === 'string') {
+    if (value.length >= LONG_FIELD) return at + chunk.write(SPECIAL.test(value) ? value.replace(SPECIALS, (c) => ESCAPES[c] ?? c) : value, at, 'utf8');
+    let k = at;
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      if (c >= 0x80) return at + chunk.write(field(value), at, 'utf8');
+      const letter = ESCAPE_LETTER[c] as number;
+      if (letter !== 0) {
+        chunk[k++] = BACKSLASH;
+        chunk[k++] = letter;
+      } else {
+        chunk[k++] = c;
+      }
+    }
+    return k;
+  }
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) {
+    let end = at + 1;
+    for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) end++;
+    let rest = value;
+    for (let k = end - 1; k >= at; k--) {
+      chunk[k] = 0x30 + (rest % 10);
+      rest = Math.floor(rest / 10);
+    }
+    return end;
+  }
+  return at + chunk.write(field(value), at, 'latin1');
+}
 
 /**
  * A {@link RowStream} over a writable that carries the text to the database. `ready` waits
@@ -91,7 +136,7 @@ export class TextRowStream implements AbortableRowStream {
     for (const row of rows) {
       // The line's bytes at most: UTF-8 takes at most 3 bytes per UTF-16 unit, an escape 2 for
       // the unit it replaces, a number or NULL fewer than 32; one separator per field.
-      let most = row.length;
+      let most = Math.max(row.length, 1);
       for (const value of row) most += typeof value === 'string' ? value.length * 3 : 32;
       if (most > this.chunkBytes) {
         await this.send();
@@ -105,26 +150,17 @@ export class TextRowStream implements AbortableRowStream {
     this.throwIfFailed();
   }
 
-  /**
-   * Writes `row`'s line into `chunk` at `at`; returns where it ends. Short fields are joined and
-   * written together; a long one (a stanza) is written as it is, not copied into a joined string
-   * first.
-   */
+  /** Writes `row`'s line into `chunk` at `at`; returns where it ends. */
   private encode(row: readonly SqlParam[], chunk: Buffer, at: number): number {
-    let pending = '';
-    for (let i = 0; i < row.length; i++) {
-      const text = field(row[i] ?? null);
-      const separator = i + 1 < row.length ? '\t' : '\n';
-      if (text.length < LONG_FIELD) {
-        pending += text + separator;
-        continue;
-      }
-      if (pending !== '') at += chunk.write(pending, at, 'utf8');
-      pending = separator;
-      at += chunk.write(text, at, 'utf8');
+    if (row.length === 0) {
+      chunk[at] = LF;
+      return at + 1;
     }
-    if (row.length === 0) pending = '\n';
-    return at + chunk.write(pending, at, 'utf8');
+    for (let i = 0; i < row.length; i++) {
+      at = writeField(row[i] ?? null, chunk, at);
+      chunk[at++] = i + 1 < row.length ? TAB : LF;
+    }
+    return at;
   }
 
   /** Hands the chunk filled so far to the writable. */

@@ -13,17 +13,24 @@
  * The item is read in one pass over its text, tag by tag, with the verbatim scanner: what is
  * accepted is exactly the items whose message, and whose other elements with the message left
  * out, the verbatim scan accepts (each of `<result>`, `<forwarded>`, `<delay>` and `<message>`
- * declaring its namespace, and no attribute of theirs holding TAB, LF or CR), with only white
- * space between the four elements and `<delay>` empty.
+ * declaring its namespace, and no attribute of `<result>`, `<delay>` or `<message>` holding TAB,
+ * LF or CR), with only white space between the four elements and `<delay>` empty.
+ *
+ * Only what the archive record is made of comes out (toArchive reads nothing else of an item):
+ * no element objects for `<result>`, `<forwarded>` and `<delay>`, which would be garbage at once.
  */
 import { GT, LT, skipXmlSpace } from '../../xml/chars.js';
 import { NS, type XmlElement } from '../../records/model.js';
 import { VerbatimScanner, textIs } from '../../xml/verbatim-scanner.js';
 import { scannedElement } from '../../xml/stored-element.js';
 
-export interface ArchiveItemTree {
-  /** `<result>` with `<forwarded>`, `<delay>` and the stored `<message>` below it. */
-  readonly result: XmlElement;
+export interface ArchiveItemParts {
+  /** `<result>`'s attributes but `xmlns`. */
+  readonly resultAttrs: Readonly<Record<string, string>>;
+  /** `<delay>`'s attributes but `xmlns`. */
+  readonly delayAttrs: Readonly<Record<string, string>>;
+  /** The stored `<message>`, in `jabber:client`. */
+  readonly stanza: XmlElement;
   /** Deepest nesting inside the item, `<result>` counting as 1. */
   readonly depth: number;
 }
@@ -38,7 +45,7 @@ function tagIs(xml: string, at: number, name: string, uri: string): boolean {
 }
 
 /** The start tag at `at` (before `to`), as {@link VerbatimScanner.startTag}; -1 if there is none. */
-function startTag(xml: string, at: number, to: number, attrs: Record<string, string>): number {
+function startTag(xml: string, at: number, to: number, attrs?: Record<string, string>): number {
   return at < to && xml.charCodeAt(at) === LT ? scanner.startTag(at, attrs) : -1;
 }
 
@@ -50,11 +57,11 @@ function endTag(xml: string, at: number, name: string): number {
 }
 
 /**
- * The tree of the archive item `xml[from, to)`, or undefined for the parser to handle. The caller
+ * The parts of the archive item `xml[from, to)`, or undefined for the parser to handle. The caller
  * has found every character of it to be one XML can carry, and `]]>` not to occur in it; the
  * item ends with the `>` of its end tag.
  */
-export function readArchiveItem(xml: string, from: number, to: number): ArchiveItemTree | undefined {
+export function readArchiveItem(xml: string, from: number, to: number): ArchiveItemParts | undefined {
   if (xml.charCodeAt(to - 1) !== GT) return undefined;
   scanner.begin(xml, from, to);
   try {
@@ -64,14 +71,14 @@ export function readArchiveItem(xml: string, from: number, to: number): ArchiveI
   }
 }
 
-function readItem(xml: string, from: number, to: number): ArchiveItemTree | undefined {
+function readItem(xml: string, from: number, to: number): ArchiveItemParts | undefined {
   const resultAttrs: Record<string, string> = {};
   let i = startTag(xml, from, to, resultAttrs);
   if (i < 0 || scanner.selfClosing || !tagIs(xml, from, 'result', NS.mam)) return undefined;
 
   const forwardedAt = skipXmlSpace(xml, i);
-  const forwardedAttrs: Record<string, string> = {};
-  i = startTag(xml, forwardedAt, to, forwardedAttrs);
+  // Its attributes are checked, not kept: toArchive reads none.
+  i = startTag(xml, forwardedAt, to);
   if (i < 0 || scanner.selfClosing || !tagIs(xml, forwardedAt, 'forwarded', NS.forward)) return undefined;
 
   const delayAt = skipXmlSpace(xml, i);
@@ -99,11 +106,5 @@ function readItem(xml: string, from: number, to: number): ArchiveItemTree | unde
 
   // Stored without the root's declaration, as Prosody stores a `jabber:client` stanza.
   const bare = xml.slice(messageStart, xmlnsSpace) + xml.slice(xmlnsEnd + 1, messageEnd);
-  const stanza = scannedElement(bare, NS.client, 'message', messageAttrs);
-  const delayElement: XmlElement = { name: 'delay', xmlns: NS.delay, attrs: delayAttrs, children: [] };
-  const forwardedElement: XmlElement = { name: 'forwarded', xmlns: NS.forward, attrs: forwardedAttrs, children: [delayElement, stanza] };
-  return {
-    result: { name: 'result', xmlns: NS.mam, attrs: resultAttrs, children: [forwardedElement] },
-    depth,
-  };
+  return { resultAttrs, delayAttrs, stanza: scannedElement(bare, NS.client, 'message', messageAttrs), depth };
 }

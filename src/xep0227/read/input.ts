@@ -13,13 +13,12 @@
  */
 import type { SaxesTagNS } from 'saxes';
 import { SaxesParser } from 'saxes';
-import type { ArchiveRecord } from '../../records/model.js';
 import { hasOnlyXmlChars, hasOnlyXmlCharsIfWellFormed, measureText, skipXmlSpace, type TextMeasure } from '../../xml/chars.js';
 import type { ElementBuilder } from '../../xml/parse.js';
 import { betweenMarkup, listen, skipOver } from '../../xml/saxes-internals.js';
 import { Xep0227Error, type Xep0227ErrorCode } from '../errors.js';
 import { readArchiveItem } from './archive-item.js';
-import { RecordError, toArchive } from './records.js';
+import { toArchiveFromParts } from './records.js';
 import { SLICE, type DocumentContext, type QueueItem, type Shared } from './shared.js';
 
 /** Fewest characters an element takes in a document (`<a/>`). */
@@ -235,6 +234,17 @@ export abstract class DocumentInput {
   }
 
   private writeToSax(text: string): void {
+    if (this.heldItem !== '' && this.shared.fastArchive) {
+      // The item held back from the last slice is joined with the text that ends it alone, not
+      // with the whole slice: that join is a copy of everything joined.
+      const close = text.indexOf('</result');
+      const cut = close < 0 ? -1 : text.indexOf('>', close) + 1;
+      if (cut > 0 && cut < text.length) {
+        this.writeToSax(text.slice(0, cut));
+        this.writeToSax(text.slice(cut));
+        return;
+      }
+    }
     this.started = true;
     const s = this.heldItem === '' ? text : this.heldItem + text;
     this.heldItem = '';
@@ -361,16 +371,11 @@ export abstract class DocumentInput {
     if ((end - from) * 3 > maxBytes && Buffer.byteLength(s.slice(from, end), 'utf8') > maxBytes) return NOT_TAKEN;
     // Long enough to hold more elements than allowed: saxes counts them and names the position.
     if (end - lt > MIN_ELEMENT_CHARS * this.shared.maxElementNodes) return NOT_TAKEN;
-    const tree = readArchiveItem(s, lt, end);
-    if (!tree) return NOT_TAKEN;
-    if (this.openDepth() + tree.depth > this.shared.maxDepth) return NOT_TAKEN;
-    let record: ArchiveRecord;
-    try {
-      record = toArchive(tree.result, this.archiveOwner());
-    } catch (err) {
-      if (err instanceof RecordError) return NOT_TAKEN;
-      throw err;
-    }
+    const parts = readArchiveItem(s, lt, end);
+    if (!parts) return NOT_TAKEN;
+    if (this.openDepth() + parts.depth > this.shared.maxDepth) return NOT_TAKEN;
+    const record = toArchiveFromParts(parts.resultAttrs, parts.delayAttrs, parts.stanza, this.archiveOwner());
+    if (!record) return NOT_TAKEN;
     this.queue.push(record);
     if (this.skipTo !== from) {
       this.moveSaxPastSkipped();

@@ -263,13 +263,70 @@ export function toArchive(el: XmlElement, userJid: string): ArchiveRecord {
   const message = childElements(forwarded).find((c) => c.name === 'message');
   if (!message) invalid(forwarded, `archived message ${id} has no <message>`);
   const stanza = asClientStanza(message) ?? invalid(message, `archived message ${id} is in namespace ${message.xmlns}`);
-  let peer = el.attrs[XPORTA_WITH];
+  return archiveRecord(id, timestamp, stanza, el.attrs[XPORTA_WITH], userJid);
+}
+
+/**
+ * {@link toArchive} of an item the reader's fast path took apart (read/archive-item.ts): its
+ * `<forwarded>` holds `<delay>` and then the `jabber:client` `stanza`, nothing else. Undefined
+ * where toArchive would refuse the item: the parser then reads it again and reports where.
+ */
+export function toArchiveFromParts(
+  resultAttrs: Readonly<Record<string, string>>,
+  delayAttrs: Readonly<Record<string, string>>,
+  stanza: XmlElement,
+  userJid: string,
+): ArchiveRecord | undefined {
+  const id = resultAttrs.id;
+  const stamp = delayAttrs.stamp;
+  if (id === undefined || stamp === undefined) return undefined;
+  const timestamp = isUtcStamp(stamp) ? stamp : normaliseTimestamp(stamp);
+  return timestamp === undefined ? undefined : archiveRecord(id, timestamp, stanza, resultAttrs[XPORTA_WITH], userJid);
+}
+
+function archiveRecord(id: string, timestamp: string, stanza: XmlElement, withAttr: string | undefined, userJid: string): ArchiveRecord {
+  let peer = withAttr;
   if (peer === undefined) {
     const { from, to } = stanza.attrs;
-    if (from !== undefined && looseBare(from) !== userJid) peer = looseBare(from);
+    const fromBare = from === undefined ? undefined : looseBare(from);
+    if (fromBare !== undefined && fromBare !== userJid) peer = fromBare;
     else if (to !== undefined) peer = looseBare(to);
   }
-  return { kind: 'archive', id, timestamp, ...(peer === undefined ? {} : { with: peer }), stanza };
+  // Two literals rather than a spread: this runs once per archived message.
+  return peer === undefined ? { kind: 'archive', id, timestamp, stanza } : { kind: 'archive', id, timestamp, with: peer, stanza };
+}
+
+/** Digit at `at` of `s`, -1 for any other character. */
+function digitAt(s: string, at: number): number {
+  const d = s.charCodeAt(at) - 48;
+  return d >= 0 && d <= 9 ? d : -1;
+}
+
+/** Two digits at `at` as a number, -1 unless both are digits. */
+function twoDigits(s: string, at: number): number {
+  const a = digitAt(s, at);
+  const b = digitAt(s, at + 1);
+  return a < 0 || b < 0 ? -1 : a * 10 + b;
+}
+
+/**
+ * Whether `value` is `YYYY-MM-DDThh:mm:ssZ` with fields normaliseTimestamp accepts, which then
+ * returns it unchanged: the form of nearly every stamp, checked without a regular expression's
+ * match array.
+ */
+function isUtcStamp(value: string): boolean {
+  if (value.length !== 20 || value.charCodeAt(19) !== 0x5a /* Z */) return false;
+  if (value.charCodeAt(4) !== 0x2d || value.charCodeAt(7) !== 0x2d || value.charCodeAt(10) !== 0x54) return false;
+  if (value.charCodeAt(13) !== 0x3a || value.charCodeAt(16) !== 0x3a) return false;
+  const century = twoDigits(value, 0);
+  const yy = twoDigits(value, 2);
+  const month = twoDigits(value, 5);
+  const day = twoDigits(value, 8);
+  const hour = twoDigits(value, 11);
+  const minute = twoDigits(value, 14);
+  const second = twoDigits(value, 17);
+  if (century < 0 || yy < 0 || century * 100 + yy < 1) return false;
+  return month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour >= 0 && hour <= 23 && minute >= 0 && minute <= 59 && second >= 0 && second <= 60;
 }
 
 export function toOffline(el: XmlElement): OfflineRecord {

@@ -1,4 +1,5 @@
 import { PassThrough } from 'node:stream';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { rowsAsText, TextRowStream } from '../../../src/storage/sql/row-stream.js';
 
@@ -47,6 +48,27 @@ describe('TextRowStream', () => {
     expect(Buffer.concat(chunks).toString('utf8')).toBe(rowsAsText(rows));
     expect(chunks.length).toBeGreaterThan(3);
     for (const chunk of chunks) expect(chunk.length <= 64 || chunk.toString('utf8').split('\n').length === 2).toBe(true);
+  });
+
+  it('encodes any row as rowsAsText writes it, in chunks of any size', async () => {
+    const text = fc.oneof(
+      fc.string({ maxLength: 80 }),
+      fc.string({ unit: 'binary', maxLength: 80 }),
+      fc.stringMatching(/^[a-z\\\t\n\r0-9 N-]{0,90}$/),
+    );
+    const value = fc.oneof(text, fc.constant(null), fc.integer(), fc.nat({ max: Number.MAX_SAFE_INTEGER }), fc.double({ noNaN: true, noDefaultInfinity: true }));
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(value, { maxLength: 9 }), { maxLength: 30 }), fc.integer({ min: 16, max: 4096 }), async (rows, size) => {
+        const sink = new PassThrough();
+        const chunks: Buffer[] = [];
+        sink.on('data', (c: Buffer) => chunks.push(c));
+        const stream = new TextRowStream(sink, Promise.resolve(0), undefined, size);
+        await stream.write(rows);
+        await stream.end();
+        expect(Buffer.concat(chunks).toString('utf8')).toBe(Buffer.from(rowsAsText(rows), 'utf8').toString('utf8'));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('fails the next write and the end with the load’s failure', async () => {
