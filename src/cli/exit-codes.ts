@@ -6,8 +6,8 @@
 import { ConfigError } from '../config/config.js';
 import { AuthError } from '../core/auth/errors.js';
 import { BusyError, PullLimitError } from '../core/errors.js';
-import { MoveError } from '../core/move.js';
-import { XmppPullError } from '../core/pull-import.js';
+import { MoveError } from '../core/move-error.js';
+import { XmppPullError } from '../storage/xmpp-client/errors.js';
 import { JidError } from '../lib/jid.js';
 import { OutgoingError } from '../lib/net/outgoing-error.js';
 import { StorageError } from '../storage/backend.js';

@@ -1,7 +1,9 @@
 /**
  * The CLI face: argument parsing and dispatch of `xporta export | import | pull | transfer | token | jobs |
  * config`, the same code paths as the HTTP API, from a shell. `serve` is the root's
- * (src/serve.ts), handed in by the entry point (src/cli.ts): no face starts another.
+ * (src/serve.ts), handed in by the entry point (src/cli.ts): no face starts another. The commands that
+ * talk to other servers (`pull`, `transfer`, `import --from-xmpp`) load their modules when run, so
+ * an export or import does not load the client-protocol stack and the outgoing HTTP client.
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,8 +21,6 @@ import { exitOf, EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_NOUSER, EXIT_US
 import { exportOutput, ProgressLine } from './io.js';
 import { hostImportFailed, runHostImport } from './host-import.js';
 import { HostReportStream } from './host-report-stream.js';
-import { runPull, runPullImport } from './pull.js';
-import { runTransfer } from './transfer.js';
 import { COMMAND_HELP, USAGE } from './usage.js';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config/config.js';
 import { JOBS_FILE, JobStore } from '../core/job-store.js';
@@ -160,6 +160,7 @@ export async function runCli(argv: string[], root: RootCommands): Promise<number
           return hostImportFailed(hostReport) ? EXIT_DATAERR : 0;
         }
         if (values['from-xmpp'] !== undefined) {
+          const { runPullImport } = await import('./pull.js');
           const pulled = await runPullImport(config, {
             jid: rest[0],
             from: values['from-xmpp'],
@@ -241,6 +242,7 @@ export async function runCli(argv: string[], root: RootCommands): Promise<number
         return 0;
       }
       case 'pull': {
+        const { runPull } = await import('./pull.js');
         const notes = await runPull(
           config,
           {
@@ -258,6 +260,7 @@ export async function runCli(argv: string[], root: RootCommands): Promise<number
         return 0;
       }
       case 'transfer': {
+        const { runTransfer } = await import('./transfer.js');
         const report = await runTransfer(config, {
           from: rest[0],
           to: rest[1],

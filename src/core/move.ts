@@ -18,6 +18,9 @@ import { BusyError } from './errors.js';
 import { importAccount } from './import-pipeline.js';
 import { bareJid, JidError } from '../lib/jid.js';
 import { OutgoingError, outgoingClient } from '../lib/net/outgoing.js';
+import { MoveError } from './move-error.js';
+
+export { MoveError };
 import type { ApplyReport, UserRef } from '../storage/backend.js';
 import { exportUserDocument, refOf, selectKinds } from '../transfer/account-transfer.js';
 import { element, isDataKind, textOf, firstChild, type DataKind, type DocumentEvent, type RosterItem, type UserRecord, type XmlElement } from '../records/model.js';
@@ -28,17 +31,6 @@ import { writeDocument } from '../xep0227/writer.js';
 export const NS_MOVED = 'urn:xmpp:moved:1';
 export const MOVED_NODE = NS_MOVED;
 export const MOVED_ITEM = 'current';
-
-export class MoveError extends Error {
-  constructor(
-    readonly code: 'bad-request' | 'not-found' | 'conflict' | 'upstream' | 'refused',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'MoveError';
-  }
-}
 
 /**
  * Per contact of the old account: `to-notify` (the new account has not asked yet), `requested`
