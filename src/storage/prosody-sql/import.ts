@@ -36,6 +36,9 @@ export class ProsodySqlImport extends ProsodyImport {
   /** Items waiting for their INSERT, per archive store. */
   private readonly batches = new Map<string, ArchiveItem[]>();
   private batched = 0;
+  /** Items of stores other than MAM held back while MAM may stream (see mayStream), and their number. */
+  private readonly held = new Map<string, ArchiveItem[]>();
+  private heldCount = 0;
   private offlineSeen: Set<string> | undefined;
   /** Asked for at the first MAM batch; null where the dialect has none or the archive was not empty. */
   private bulkLoad: ArchiveBulkLoad | null | undefined;
@@ -141,6 +144,9 @@ export class ProsodySqlImport extends ProsodyImport {
 
   /** `last`: no more items follow (a single batch is not worth a bulk load). */
   private async flush(last: boolean): Promise<void> {
+    let others = 0;
+    for (const [store, items] of this.batches) if (store !== ARCHIVE_STORE) others += items.length;
+    const hold = !last && this.mayStream() && this.heldCount + others <= INSERT_BATCH;
     for (const [store, items] of this.batches) {
       if (store === ARCHIVE_STORE) {
         if (this.streamed === undefined && !last && !this.pendingRows) this.streamed = (await startStreamedArchive(this.db, this.dialect, this.owner, ARCHIVE_STORE)) ?? null;
@@ -148,14 +154,47 @@ export class ProsodySqlImport extends ProsodyImport {
         else await this.flushArchive(items);
         continue;
       }
-      // These look rows up by key (offline, on merge, reads its store): the indexes come back
-      // first, and MAM goes on with lookups, as a document seldom returns to it after another store.
-      await this.endUnchecked();
-      if (store === OFFLINE_STORE) await this.flushOffline(items);
-      else await this.flushReplacing(store, items);
+      if (hold) {
+        const held = this.held.get(store);
+        if (held) held.push(...items);
+        else this.held.set(store, items);
+        this.heldCount += items.length;
+        continue;
+      }
+      const held = this.held.get(store);
+      this.held.delete(store);
+      await this.flushOther(store, held ? [...held, ...items] : items);
     }
     this.batches.clear();
     this.batched = 0;
+    if (hold) return;
+    for (const [store, items] of this.held) await this.flushOther(store, items);
+    this.held.clear();
+    this.heldCount = 0;
+  }
+
+  /**
+   * Whether MAM items go, or may yet go, through a streamed load ({@link startStreamedArchive}).
+   * The items of the other archive stores (PEP items, offline messages) are then held back, up to
+   * {@link INSERT_BATCH} of them, and written after the stream. Their keys sort after MAM's in
+   * PostgreSQL's (host, user, store, …) indexes ("offline" and "pep_…" after "archive"): rows of
+   * theirs written first would put every MAM row just before them, where the account's rows are
+   * the last of an index (a new database, the last account), instead of at the index's right
+   * edge, costing each row a descent from the root and each full page a split in halves, which
+   * leaves the indexes on sort_id and when twice their size. Each of their statements would
+   * also end the stream, and the next MAM item open another.
+   */
+  private mayStream(): boolean {
+    return this.streamed !== null && !this.pendingRows && this.dialect !== 'sqlite';
+  }
+
+  /** A batch of a store other than MAM. */
+  private async flushOther(store: string, items: ArchiveItem[]): Promise<void> {
+    // These look rows up by key (offline, on merge, reads its store): the indexes come back
+    // first, and MAM goes on with lookups, as a document seldom returns to it after another store.
+    await this.endUnchecked();
+    if (store === OFFLINE_STORE) await this.flushOffline(items);
+    else await this.flushReplacing(store, items);
   }
 
   private archiveRowsInserted = 0;

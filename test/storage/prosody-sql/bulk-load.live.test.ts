@@ -82,6 +82,23 @@ for (const [name, kind, open] of [
       expect(stored.map((r) => Number(r.when))).toEqual([Date.parse(first.timestamp ?? '') / 1000]);
     });
 
+    it('PEP items before a streamed archive and an offline message within it go in after it, in one stream', async () => {
+      await reset();
+      const offline = ALICE_RECORDS.filter((r) => r.kind === 'offline');
+      const others = ALICE_RECORDS.filter((r) => r.kind !== 'archive' && r.kind !== 'offline');
+      const report = await backend.applyUser(ALICE, ALICE_ACCOUNT, iterate([...others, ...range(0, 600), ...offline, ...range(600, 1200)]), applyOptions());
+      expect(streamed).toEqual(['prosodyarchive']);
+      expect(report.counts).toMatchObject({ archive: 1200, offline: 1 });
+      const stores = (await db.query(`SELECT "store" FROM "prosodyarchive" WHERE "user" = ? ORDER BY "sort_id"`, ['alice'])).map((r) => r.store);
+      expect(stores.slice(0, 1200).every((store) => store === 'archive')).toBe(true);
+      expect(stores.slice(1200).sort()).toEqual(['offline', 'pep_urn:example:xporta:notes', 'pep_urn:xmpp:bookmarks:1', 'pep_urn:xmpp:bookmarks:1']);
+      const read = await collect(backend.readUser(ALICE, { include: new Set(['pep', 'offline', 'archive'] as const) }));
+      const pepItems = read.flatMap((r) => (r.kind === 'pep-item' ? [`${r.node} ${r.id}`] : []));
+      expect(pepItems.sort()).toEqual(['urn:example:xporta:notes note-1', 'urn:xmpp:bookmarks:1 lobby@conference.example.org', 'urn:xmpp:bookmarks:1 xmpp@conference.example.org']);
+      expect(read.filter((r) => r.kind === 'offline')).toHaveLength(1);
+      expect(await ids()).toEqual(range(0, 1200).map((r) => r.id));
+    });
+
     it('a merge that finds every id stored adds nothing', async () => {
       await reset();
       await backend.applyUser(ALICE, ALICE_ACCOUNT, iterate(range(0, 1100)), applyOptions());
