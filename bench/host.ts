@@ -150,9 +150,12 @@ export async function measureHost(accounts: number, tools: HostBenchTools, onRow
     const docBytes = sizeOf(doc);
     console.error(`# host of ${accounts.toLocaleString('en')} small accounts: document ${(docBytes / 1e6).toFixed(1)} MB`);
     const only = process.env.XPORTA_BENCH_HOST_STORES;
+    // Each store opened is a new, empty one in a directory of its own: the HTTP import must not
+    // merge into what the CLI import just wrote.
+    let opened = 0;
     const stores: (() => Promise<Store>)[] = [
-      ...(only === undefined || only === 'sqlite' ? [() => Promise.resolve(sqliteStore(join(work, 'sqlite')))] : []),
-      ...(only === undefined || only === 'postgresql' ? [() => postgresStore(join(work, 'pg'))] : []),
+      ...(only === undefined || only === 'sqlite' ? [() => Promise.resolve(sqliteStore(join(work, `sqlite-${++opened}`)))] : []),
+      ...(only === undefined || only === 'postgresql' ? [() => postgresStore(join(work, `pg-${++opened}`))] : []),
     ];
     for (const open of stores) {
       // One store imported through the CLI (then exported both ways), another through HTTP.

@@ -118,7 +118,14 @@ export async function runHostImport(config: Config, args: HostImportArgs, stdin:
               users,
               lockAccount: gate.lockAccount,
               reopen: () => eventsOfHost(readEventSpool(eventSpool), host),
-              ...(reportTo ? { onOutcome: (outcome: HostAccountOutcome) => reportTo.user(outcome) } : {}),
+              ...(reportTo
+                ? {
+                    onOutcome: (outcome: HostAccountOutcome) => {
+                      gate.outcome(outcome);
+                      reportTo.user(outcome);
+                    },
+                  }
+                : {}),
             }),
         );
         reportTo?.endHost(result.progress);

@@ -2,14 +2,16 @@
  * A host import run as a background job: its record in the job store (progress between
  * accounts, a cancel asked through any process sharing the state), its metrics, the audit line
  * of its end, and the signed completion callback (src/core/webhooks.ts). The face that accepted
- * the upload answers at once with the job.
+ * the upload answers at once with the job. Each account's outcome goes to the job's users file
+ * as it is final (outcome-file.ts), not into memory: the job's result lists them from there.
  */
 import { randomUUID } from 'node:crypto';
-import type { HostImportResult } from '../transfer/host-transfer.js';
+import type { HostAccountOutcome, HostImportResult } from '../transfer/host-transfer.js';
 import { outgoingClient } from '../lib/net/outgoing.js';
 import type { AuditEntry } from './audit.js';
 import type { ServiceContext } from './context.js';
 import type { JobProgress, JobRecord, JobStore } from './job-store.js';
+import { OutcomeFile } from './outcome-file.js';
 import { deliverWebhook } from './webhooks.js';
 
 export interface HostImportJobSpec {
@@ -28,14 +30,15 @@ export interface HostImportJobSpec {
 }
 
 /**
- * Starts `run` as a job and returns its record. `run` is told of each account's end and is given
- * the signal a cancel aborts; it must release what it holds however it ends.
+ * Starts `run` as a job and returns its record. `run` is told of each account's end (its
+ * progress, and its outcome, which it must hand to `onOutcome` rather than keep in its result)
+ * and is given the signal a cancel aborts; it must release what it holds however it ends.
  */
 export function startHostImportJob(
   ctx: Pick<ServiceContext, 'config' | 'metrics' | 'audit'>,
   jobs: JobStore,
   spec: HostImportJobSpec,
-  run: (onProgress: (done: number, failed: number) => void, signal: AbortSignal) => Promise<HostImportResult>,
+  run: (onProgress: (done: number, failed: number) => void, onOutcome: (outcome: HostAccountOutcome) => void, signal: AbortSignal) => Promise<HostImportResult>,
 ): JobRecord {
   const { config, metrics, audit } = ctx;
   const abort = new AbortController();
@@ -50,6 +53,13 @@ export function startHostImportJob(
   const job = jobs.create({ id: randomUUID(), type: 'host-import', host: spec.host, progress: progressOf(0, 0) });
   metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'started' });
   let last = { done: 0, failed: 0 };
+  let users: OutcomeFile;
+  try {
+    users = new OutcomeFile(jobs.usersFile(job.id), config.files.mode);
+  } catch (err) {
+    jobs.finish(job.id, 'failed', { error: err instanceof Error ? err.message : String(err) });
+    throw err;
+  }
   const notify = (): void => {
     const secret = config.webhooks.secret;
     if (!spec.callback || secret === undefined) return;
@@ -61,14 +71,25 @@ export function startHostImportJob(
       else spec.log.warn({ job: job.id, attempts: outcome.attempts }, 'job callback given up');
     });
   };
-  void run((done, failed) => {
-    last = { done, failed };
-    // A cancel asked through any process sharing the state is seen here, between accounts.
-    if (jobs.progress(job.id, progressOf(done, failed))) abort.abort();
-  }, abort.signal).then(
+  const ran = async (): Promise<HostImportResult> => {
+    const result = await run(
+      (done, failed) => {
+        last = { done, failed };
+        // A cancel asked through any process sharing the state is seen here, between accounts.
+        if (jobs.progress(job.id, progressOf(done, failed))) abort.abort();
+      },
+      (outcome) => users.add(outcome),
+      abort.signal,
+    );
+    // Outcomes left in the result (none when `run` handed them all over) go to the file too.
+    for (const outcome of result.users) users.add(outcome);
+    users.close();
+    return { ...result, users: [] };
+  };
+  void ran().then(
     (result) => {
       const state = abort.signal.aborted ? 'cancelled' : 'succeeded';
-      jobs.finish(job.id, state, { result, progress: progressOf(result.progress.done, result.progress.failed) });
+      jobs.finish(job.id, state, { result, usersInFile: true, progress: progressOf(result.progress.done, result.progress.failed) });
       metrics.inc('xporta_jobs_total', { type: 'host-import', state });
       audit.record({
         ...spec.audit,
@@ -79,6 +100,7 @@ export function startHostImportJob(
       notify();
     },
     (err: unknown) => {
+      users.remove();
       const reason = err instanceof Error ? err.message : String(err);
       jobs.finish(job.id, 'failed', { error: reason, progress: progressOf(last.done, last.failed) });
       metrics.inc('xporta_jobs_total', { type: 'host-import', state: 'failed' });

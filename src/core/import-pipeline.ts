@@ -6,7 +6,7 @@
  */
 import type { DocumentEvent } from '../records/model.js';
 import { StorageError, type ApplyReport } from '../storage/backend.js';
-import type { HostImportResult } from '../transfer/host-transfer.js';
+import type { HostAccountOutcome, HostImportResult } from '../transfer/host-transfer.js';
 import { refOf, type UserImportOptions } from '../transfer/account-transfer.js';
 import type { Principal } from './auth/authenticator.js';
 import type { ImportSource, ServiceContext } from './context.js';
@@ -84,6 +84,12 @@ export interface HostImportRequest {
 export interface HostImportGate {
   /** The account's exclusive lease, or undefined while another operation holds it. */
   lockAccount(jid: string): Promise<Lease | undefined>;
+  /**
+   * Tells the notifier of an account's outcome: for an apply that hands its outcomes to its
+   * caller as they are final (importHostDocument's `onOutcome`). Those left in the result are
+   * told of by {@link HostImport.run}.
+   */
+  outcome(outcome: HostAccountOutcome): void;
 }
 
 /**
@@ -112,17 +118,18 @@ export class HostImport {
       metrics.inc('xporta_host_transfers_total', { direction: 'import', dry_run: String(request.dryRun), outcome });
       if (request.dryRun) metrics.inc('xporta_dry_runs_total', { scope: 'host', outcome });
     };
+    const notify = (report: HostAccountOutcome): void => {
+      if ('mode' in report) this.services.notifier?.importFinished({ jid: report.user, report, source: 'host', ...(request.principal ? { principal: request.principal } : {}) });
+    };
     let result: HostImportResult;
     try {
-      result = await apply({ lockAccount: (jid) => locks.tryAcquire(jid, 'exclusive') });
+      result = await apply({ lockAccount: (jid) => locks.tryAcquire(jid, 'exclusive'), outcome: notify });
       finished('ok');
     } catch (err) {
       finished('error');
       throw err;
     }
-    for (const report of result.users) {
-      if ('mode' in report) this.services.notifier?.importFinished({ jid: report.user, report, source: 'host', ...(request.principal ? { principal: request.principal } : {}) });
-    }
+    for (const report of result.users) notify(report);
     return result;
   }
 

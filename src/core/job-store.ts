@@ -8,10 +8,14 @@
  * asked by any of them is seen by the running process at its next progress step.
  */
 import { randomUUID } from 'node:crypto';
+import { createReadStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DEFAULT_FILE_MODE, ensurePrivateFile, type PrivateFileMode } from '../lib/private-files.js';
+import { DEFAULT_FILE_MODE, directoryModeFor, ensurePrivateFile, type PrivateFileMode } from '../lib/private-files.js';
 
 export const JOBS_FILE = 'xporta-jobs.sqlite';
+/** Beside the jobs file: files a job's result keeps apart (a host import's `users` list). */
+export const JOBS_DIR = 'xporta-jobs';
 
 export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 
@@ -57,6 +61,7 @@ interface JobRow {
   result: string | null;
   error: string | null;
   cancel_requested: number;
+  users_file: number;
   owner_pid: number;
   owner_instance: string;
   started_at: string;
@@ -80,6 +85,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_started ON jobs (started_at);
 `;
+
+/**
+ * 1 when the result's `users` list is the job's users file ({@link JobStore.usersFile}) and the
+ * stored result holds an empty list in its place.
+ */
+const USERS_FILE_COLUMN = 'ALTER TABLE jobs ADD COLUMN users_file INTEGER NOT NULL DEFAULT 0';
+
+/** Stands for the users list in a record's JSON until the file's text replaces it. */
+const USERS_MARK = '\u0000users-file\u0000';
 
 /** This process, apart from an earlier one that had its pid (pid 1 in every container start). */
 const INSTANCE = randomUUID();
@@ -111,6 +125,9 @@ function toRecord(row: JobRow): JobRecord {
 
 export class JobStore {
   private readonly db: Database.Database;
+  private readonly dir: string;
+  /** Records read without their users list: the file that holds it. */
+  private readonly usersOf = new WeakMap<JobRecord, string>();
 
   private constructor(
     readonly path: string,
@@ -119,9 +136,21 @@ export class JobStore {
     private readonly retainMs: number,
   ) {
     ensurePrivateFile(path, mode);
+    this.dir = join(dirname(path), JOBS_DIR);
+    mkdirSync(this.dir, { recursive: true, mode: directoryModeFor(mode) });
     this.db = new Database(path, { timeout: 5000 });
     this.db.pragma('journal_mode = WAL');
     this.db.exec(SCHEMA);
+    const columns = this.db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'users_file')) this.db.exec(USERS_FILE_COLUMN);
+  }
+
+  /**
+   * Where a running job writes its result's `users` list (a JSON array, see outcome-file.ts)
+   * when it ends with {@link finish}'s `usersInFile`; removed with the job.
+   */
+  usersFile(id: string): string {
+    return join(this.dir, `${id}.users.json`);
   }
 
   static open(path: string, mode: PrivateFileMode = DEFAULT_FILE_MODE, retainMs = 7 * 24 * 3_600_000): JobStore {
@@ -143,12 +172,17 @@ export class JobStore {
     return row?.cancel_requested === 1;
   }
 
-  finish(id: string, state: 'succeeded' | 'failed' | 'cancelled', outcome: { result?: unknown; error?: string; progress?: JobProgress }): void {
+  /**
+   * Ends a running job. With `usersInFile`, the result's `users` list is the job's
+   * {@link usersFile} (closed by now), and `result` carries an empty `users` in its place.
+   */
+  finish(id: string, state: 'succeeded' | 'failed' | 'cancelled', outcome: { result?: unknown; error?: string; progress?: JobProgress; usersInFile?: boolean }): void {
     this.db
-      .prepare("UPDATE jobs SET state = ?, result = ?, error = ?, progress = COALESCE(?, progress), finished_at = ? WHERE id = ? AND state = 'running'")
+      .prepare("UPDATE jobs SET state = ?, result = ?, users_file = ?, error = ?, progress = COALESCE(?, progress), finished_at = ? WHERE id = ? AND state = 'running'")
       .run(
         state,
         outcome.result !== undefined ? JSON.stringify(outcome.result) : null,
+        outcome.result !== undefined && outcome.usersInFile === true ? 1 : 0,
         outcome.error ?? null,
         outcome.progress ? JSON.stringify(outcome.progress) : null,
         new Date().toISOString(),
@@ -162,16 +196,49 @@ export class JobStore {
     return this.db.prepare("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'").run(id).changes === 1;
   }
 
-  get(id: string): JobRecord | undefined {
+  /**
+   * The job, whole. With `users: false`, a result whose users list is in the job's file is
+   * left with an empty one: {@link json} then gives the whole record's text without holding it.
+   */
+  get(id: string, read: { users?: boolean } = {}): JobRecord | undefined {
     this.markInterrupted();
     const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
-    return row ? toRecord(row) : undefined;
+    return row ? this.recordOf(row, read.users ?? true) : undefined;
   }
 
-  /** Newest first. */
-  list(limit = 100): JobRecord[] {
+  /** Newest first; `read` as for {@link get}. */
+  list(limit = 100, read: { users?: boolean } = {}): JobRecord[] {
     this.markInterrupted();
-    return (this.db.prepare('SELECT * FROM jobs ORDER BY started_at DESC LIMIT ?').all(limit) as JobRow[]).map(toRecord);
+    return (this.db.prepare('SELECT * FROM jobs ORDER BY started_at DESC LIMIT ?').all(limit) as JobRow[]).map((row) => this.recordOf(row, read.users ?? true));
+  }
+
+  /**
+   * The record's JSON text, as JSON.stringify gives it for the whole record, in pieces: a users
+   * list left in the job's file (`get(id, { users: false })`) is read from it as it is sent.
+   */
+  async *json(record: JobRecord): AsyncGenerator<string | Buffer> {
+    const file = this.usersOf.get(record);
+    if (file === undefined) {
+      yield JSON.stringify(record);
+      return;
+    }
+    const text = JSON.stringify({ ...record, result: { ...(record.result as object), users: USERS_MARK } });
+    const mark = `"users":${JSON.stringify(USERS_MARK)}`;
+    const at = text.indexOf(mark);
+    yield text.slice(0, at + '"users":'.length);
+    yield* createReadStream(file) as AsyncIterable<Buffer>;
+    yield text.slice(at + mark.length);
+  }
+
+  private recordOf(row: JobRow, users: boolean): JobRecord {
+    const record = toRecord(row);
+    if (row.users_file !== 1 || record.result === undefined) return record;
+    const file = this.usersFile(row.id);
+    if (!users) {
+      this.usersOf.set(record, file);
+      return record;
+    }
+    return { ...record, result: { ...(record.result as object), users: JSON.parse(readFileSync(file, 'utf8')) as unknown } };
   }
 
   /** Running jobs whose process is gone become `interrupted`. */
@@ -184,7 +251,10 @@ export class JobStore {
   }
 
   private prune(now = Date.now()): void {
-    this.db.prepare('DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?').run(new Date(now - this.retainMs).toISOString());
+    const before = new Date(now - this.retainMs).toISOString();
+    const ended = this.db.prepare('SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?').all(before) as { id: string }[];
+    this.db.prepare('DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?').run(before);
+    for (const { id } of ended) rmSync(this.usersFile(id), { force: true });
   }
 
   close(): void {

@@ -5,9 +5,10 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { exportHostDocument, importHostDocument, validateHostDocument, type HostImportResult } from '../../transfer/host-transfer.js';
+import { exportHostDocument, importHostDocument, validateHostDocument, type HostAccountOutcome, type HostImportResult } from '../../transfer/host-transfer.js';
 import { EventSpoolWriter, readEventSpool, spoolingEvents } from '../../transfer/event-spool.js';
 import type { ServiceContext } from '../../core/context.js';
 import { countStreamedBytes } from '../../core/counting.js';
@@ -15,6 +16,7 @@ import { documentStream } from '../../core/export-stream.js';
 import { HostImport } from '../../core/import-pipeline.js';
 import { importMode, importReaderOptions } from '../../core/import-options.js';
 import { startHostImportJob } from '../../core/host-import-job.js';
+import { hostResultJson, OutcomeFile } from '../../core/outcome-file.js';
 import { JOBS_FILE, JobStore, type JobRecord } from '../../core/job-store.js';
 import type { DocumentEvent } from '../../records/model.js';
 import { readDocument } from '../../xep0227/reader.js';
@@ -161,7 +163,8 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
       return countRecords(readEventSpool(eventSpool, onBytes), () => counted.records++);
     };
 
-    const run = async (onProgress?: (done: number, failed: number) => void): Promise<HostImportResult> => {
+    /** The apply pass; each account's outcome goes to `onOutcome` as it is final, not into the result. */
+    const run = async (onOutcome: (outcome: HostAccountOutcome) => void, onProgress?: (done: number, failed: number) => void): Promise<HostImportResult> => {
       try {
         return await hostImport.run({ host, dryRun, principal }, (gate) =>
           importHostDocument(storage, host, applyPass(), {
@@ -175,6 +178,10 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
             signal: abort.signal,
             lockAccount: gate.lockAccount,
             reopen: () => readEventSpool(eventSpool),
+            onOutcome: (outcome) => {
+              gate.outcome(outcome);
+              onOutcome(outcome);
+            },
             onUser: (user, progress) => {
               onProgress?.(progress.done, progress.failed);
               if (progress.done % LOG_EVERY_USERS === 0) request.log.info({ host, imported: progress.done, total, last: user }, 'host import progress');
@@ -200,21 +207,39 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
           audit: { action: 'host-import', actor: actorOf(principal), host, kinds: [...kinds], mode, dryRun, requestId: request.id },
           log: request.log,
         },
-        (onProgress, cancelled) => {
+        (onProgress, onOutcome, cancelled) => {
           cancelled.addEventListener('abort', () => abort.abort(), { once: true });
-          return run(onProgress);
+          return run(onOutcome, onProgress);
         },
       );
       return reply.code(202).header('location', `/v1/jobs/${job.id}`).send(job);
     }
-    const result = await run();
+    // The accounts' outcomes wait in a file until the answer lists them (outcome-file.ts).
+    let outcomes: OutcomeFile;
+    try {
+      outcomes = new OutcomeFile(`${uploadDir}.users.json`, config.files.mode);
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+    let result: HostImportResult;
+    try {
+      result = await run((outcome) => outcomes.add(outcome));
+      for (const outcome of result.users) outcomes.add(outcome);
+      outcomes.close();
+    } catch (err) {
+      outcomes.remove();
+      throw err;
+    }
+    reply.raw.once('close', () => outcomes.remove());
     auditNote(request, { counts: { users: result.progress.done, failed: result.progress.failed } });
-    return reply.code(200).send(result);
+    return reply.code(200).header('content-type', JSON_TYPE).send(Readable.from(hostResultJson(result, outcomes.path)));
   });
 
   /** One answer for "no such job" and "not yours": job ids are not to be probed. */
   const visibleJob = (request: FastifyRequest, id: string): JobRecord => {
-    const job = jobs.get(id);
+    // A host import's users list stays in its file: json() reads it from there as it is sent.
+    const job = jobs.get(id, { users: false });
     if (!job || !mayRead(ctx, request, job)) throw problems.notFound('no such job');
     return job;
   };
@@ -222,7 +247,8 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
   app.get<{ Querystring: { limit?: string } }>('/v1/jobs', { schema: routeSchemas.listJobs, config: { guard: 'authenticated' } }, async (request, reply) => {
     const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw problems.badRequest('limit must be an integer from 1 to 1000');
-    return reply.send({ jobs: jobs.list(limit).filter((job) => mayRead(ctx, request, job)) });
+    const visible = jobs.list(limit, { users: false }).filter((job) => mayRead(ctx, request, job));
+    return reply.header('content-type', JSON_TYPE).send(Readable.from(jobList(jobs, visible)));
   });
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', { schema: routeSchemas.cancelJob, config: { guard: 'authenticated' } }, async (request, reply) => {
@@ -232,8 +258,23 @@ export const hostRoutes: FastifyPluginAsync<{ ctx: ServiceContext }> = async (ap
     return reply.code(202).send(jobs.get(job.id));
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: routeSchemas.getJob, config: { guard: 'authenticated' } }, async (request, reply) => reply.send(visibleJob(request, request.params.id)));
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: routeSchemas.getJob, config: { guard: 'authenticated' } }, async (request, reply) =>
+    reply.header('content-type', JSON_TYPE).send(Readable.from(jobs.json(visibleJob(request, request.params.id)))),
+  );
 };
+
+/** What reply.send gives a JSON body; a streamed one says it itself. */
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** `{"jobs":[…]}` as JSON.stringify gives it, each job's text from {@link JobStore.json}. */
+async function* jobList(jobs: JobStore, list: readonly JobRecord[]): AsyncGenerator<string | Buffer> {
+  yield '{"jobs":[';
+  for (let i = 0; i < list.length; i++) {
+    if (i > 0) yield ',';
+    yield* jobs.json(list[i] as JobRecord);
+  }
+  yield ']}';
+}
 
 /** The job's completion callback, checked before anything is read. */
 function callbackOf(raw: string | undefined, runAsync: boolean, secret: string | undefined): URL | undefined {
