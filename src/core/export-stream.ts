@@ -29,8 +29,8 @@ export function documentStream(events: AsyncIterable<DocumentEvent>, metrics: Me
   return sent(takingTurns(countStreamedBytes(written, metrics, 'export')), options.gzip);
 }
 
-function sent(chunks: AsyncIterable<Buffer>, gzip: boolean): Readable {
-  const body = Readable.from(chunks, { objectMode: false });
+function sent(chunks: AsyncIterable<Buffer> | Readable, gzip: boolean): Readable {
+  const body = chunks instanceof Readable ? chunks : Readable.from(chunks, { objectMode: false });
   if (!gzip) return body;
   const compressed = createGzip();
   body.on('error', (err) => compressed.destroy(err));
@@ -61,8 +61,10 @@ export function accountExportStream(exporter: AccountExporter, ref: UserRef, kin
   const { signal, onInvalidChars } = options;
   const release = exportWorkers?.claimServiceThread();
   if (exportWorkers && !release) {
+    // Counted as they come (WorkerExportStream); only a compressor goes between it and the client.
     const bytes = exportWorkers.export(ref, kinds, { metrics, signal, ...(onInvalidChars ? { onInvalidChars } : {}) });
-    const out = sent(countStreamedBytes(bytes, metrics, 'export'), options.gzip);
+    if (!options.gzip) return bytes;
+    const out = sent(bytes, true);
     // Destroyed before its end (not only aborted): the worker stops too.
     out.once('close', () => bytes.destroy());
     return out;

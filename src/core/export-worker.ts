@@ -89,9 +89,12 @@ async function run(message: Extract<ToWorker, { type: 'start' }>): Promise<void>
       // Leaving the loop stops the writer, which ends the storage read and its snapshot.
       if (abort.signal.aborted) break;
       credit--;
-      // A copy of its own: the writer's chunks are views into larger buffers, which would go whole.
-      const bytes = new Uint8Array(chunk);
-      post({ type: 'chunk', id, bytes, records: tally.take() }, [bytes.buffer]);
+      // The chunk's memory is moved to the service, not copied, when the chunk is all of it (the
+      // writer's full chunks each have their own, and never write to a chunk once yielded); a view
+      // into a larger buffer (the short last chunk may be one, in Node's pool) is copied first,
+      // since transferring it would take the whole buffer.
+      const bytes = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : new Uint8Array(chunk);
+      post({ type: 'chunk', id, bytes, records: tally.take() }, [bytes.buffer as ArrayBuffer]);
     }
     if (!abort.signal.aborted) post({ type: 'end', id, records: tally.take() });
   } catch (err) {

@@ -58,11 +58,17 @@ function errorFromWorker(error: WorkerError): Error {
   return err;
 }
 
+const STREAMED_EXPORT = { direction: 'export' } as const;
+
 function countInto(metrics: MetricsRecorder, records: RecordTally): void {
   for (const [kind, n] of Object.entries(records)) if (n) metrics.inc('xporta_records_total', { direction: 'export', kind }, n);
 }
 
-/** One export's bytes as they come from its worker. */
+/**
+ * One export's bytes as they come from its worker, counted into `xporta_bytes_streamed_total` as
+ * they arrive (at most the credit window ahead of what the response took): the stream can go to
+ * the response as it is, with no counting stage in between.
+ */
 class WorkerExportStream extends Readable {
   /** Chunks the worker may still send. */
   private granted = CREDIT_WINDOW;
@@ -83,6 +89,7 @@ class WorkerExportStream extends Readable {
       case 'chunk':
         this.granted--;
         countInto(this.options.metrics, message.records);
+        this.options.metrics.inc('xporta_bytes_streamed_total', STREAMED_EXPORT, message.bytes.byteLength);
         this.push(Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength));
         break;
       case 'invalid-chars':
