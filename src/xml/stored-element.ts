@@ -7,66 +7,81 @@ import { escapeAttribute } from './escape.js';
 import { parseElement } from './parse.js';
 import { scanVerbatim } from './verbatim.js';
 
-/** What a stored element keeps: its text, and its parsed tree once attributes or children are read. */
+/**
+ * What a stored element keeps: its text, and its parsed tree once attributes or children are read.
+ * `head`: where the root does not declare its namespace, its start tag's name with the declaration,
+ * `<name xmlns='…'`, which replaces `<name` of `xml` when serialised; undefined where it does, and
+ * `xml` is copied as it is.
+ */
 interface StoredState {
   readonly xml: string;
   readonly defaultNs: string;
-  /**
-   * Where the root does not declare its namespace: its start tag's name with the declaration,
-   * `<name xmlns='…'`, which replaces `<name` of `xml` when serialised. Undefined where it does,
-   * and `xml` is copied as it is.
-   */
   readonly head: string | undefined;
-  tree: XmlElement | undefined;
 }
 
 /**
  * An element kept as its text. Its attributes and children are own enumerable accessors, so a
  * copy made with spread syntax (a changed element) or a deep comparison reads them as for any
- * element; the text is a private field, which neither sees. A class rather than
+ * element; the text is in private fields, which neither sees. A class rather than
  * `Object.defineProperties` on a literal, which costs several times as much per element, paid for
- * every archived message exported.
+ * every archived message exported; the fields are the element's own rather than an object of
+ * their own, one allocation less per element.
  */
 class StoredXmlElement {
   readonly name: string;
   readonly xmlns: string;
   declare readonly attrs: Readonly<Record<string, string>>;
   declare readonly children: readonly XmlNode[];
-  readonly #state: StoredState;
+  readonly #xml: string;
+  readonly #defaultNs: string;
+  readonly #head: string | undefined;
+  #tree: XmlElement | undefined;
 
   // One pair of accessor functions for all stored elements: getters of each element's own would
   // make every element a dictionary-mode object of about 700 bytes.
   static readonly #lazyAttrs: PropertyDescriptor = {
     enumerable: true,
     get(this: StoredXmlElement) {
-      return StoredXmlElement.#tree(this).attrs;
+      return StoredXmlElement.#parsed(this).attrs;
     },
   };
 
   static readonly #lazyChildren: PropertyDescriptor = {
     enumerable: true,
     get(this: StoredXmlElement) {
-      return StoredXmlElement.#tree(this).children;
+      return StoredXmlElement.#parsed(this).children;
     },
   };
 
   /** `attrs` when the caller has read them with the start tag; otherwise they wait, as the children do. */
-  constructor(name: string, xmlns: string, state: StoredState, attrs?: Record<string, string>) {
+  constructor(name: string, xmlns: string, xml: string, defaultNs: string, head: string | undefined, attrs?: Record<string, string>) {
     this.name = name;
     this.xmlns = xmlns;
     if (attrs) this.attrs = attrs;
     else Object.defineProperty(this, 'attrs', StoredXmlElement.#lazyAttrs);
     Object.defineProperty(this, 'children', StoredXmlElement.#lazyChildren);
-    this.#state = state;
+    this.#xml = xml;
+    this.#defaultNs = defaultNs;
+    this.#head = head;
+    this.#tree = undefined;
   }
 
-  static #tree(el: StoredXmlElement): XmlElement {
-    const state = el.#state;
-    return (state.tree ??= parseElement(state.xml, state.defaultNs));
+  static #parsed(el: StoredXmlElement): XmlElement {
+    return (el.#tree ??= parseElement(el.#xml, el.#defaultNs));
   }
 
   static stateOf(el: XmlElement): StoredState | undefined {
-    return #state in el ? (el as StoredXmlElement).#state : undefined;
+    return #xml in el ? { xml: el.#xml, defaultNs: el.#defaultNs, head: el.#head } : undefined;
+  }
+
+  /** The element's text, or undefined for any other element. */
+  static xmlOf(el: XmlElement): string | undefined {
+    return #xml in el ? el.#xml : undefined;
+  }
+
+  /** Its head (see {@link StoredState}); undefined for any other element, or where the root declares its namespace. */
+  static headOf(el: XmlElement): string | undefined {
+    return #xml in el ? el.#head : undefined;
   }
 }
 
@@ -92,13 +107,15 @@ export interface TextSink {
  * written, for any other element.
  */
 export function writeVerbatim(el: XmlElement, sink: TextSink): boolean {
-  const state = storedState(el);
-  if (!state) return false;
-  if (state.head === undefined) {
-    sink.write(state.xml);
+  // Two lookups rather than a state object: this runs once per archived message exported.
+  const xml = StoredXmlElement.xmlOf(el);
+  if (xml === undefined) return false;
+  const head = StoredXmlElement.headOf(el);
+  if (head === undefined) {
+    sink.write(xml);
   } else {
-    sink.write(state.head);
-    sink.write(state.xml.slice(state.head.indexOf(' ')));
+    sink.write(head);
+    sink.write(xml.slice(head.indexOf(' ')));
   }
   return true;
 }
@@ -118,8 +135,8 @@ export function storedText(el: XmlElement, defaultNs: string): string | undefine
  * does not, which lets a caller skip reading (and so parsing) its children.
  */
 export function mayContainText(el: XmlElement, needle: string): boolean {
-  const state = storedState(el);
-  return state === undefined || state.xml.includes(needle);
+  const xml = StoredXmlElement.xmlOf(el);
+  return xml === undefined || xml.includes(needle);
 }
 
 /**
@@ -130,7 +147,7 @@ export function mayContainText(el: XmlElement, needle: string): boolean {
 export function storedElement(xml: string, defaultNs = ''): XmlElement {
   const scanned = scanVerbatim(xml, defaultNs);
   if (!scanned) return parseElement(xml, defaultNs);
-  return new StoredXmlElement(scanned.name, scanned.xmlns, storedStateOf(scanned.name, xml, defaultNs, scanned.declaresNamespace));
+  return new StoredXmlElement(scanned.name, scanned.xmlns, xml, defaultNs, scanned.declaresNamespace ? undefined : startWithDeclaration(scanned.name, defaultNs));
 }
 
 /**
@@ -139,23 +156,29 @@ export function storedElement(xml: string, defaultNs = ''): XmlElement {
  * attributes, as parsing gives them, are `attrs`. Its children are parsed only when read.
  */
 export function scannedElement(xml: string, defaultNs: string, name: string, attrs: Record<string, string>): XmlElement {
-  return new StoredXmlElement(name, defaultNs, storedStateOf(name, xml, defaultNs, false), attrs);
-}
-
-/** The text a stored element is serialised from, and parsed from when read. */
-function storedStateOf(name: string, xml: string, defaultNs: string, declaresNamespace: boolean): StoredState {
-  // Declared even when empty: under a parent with a default namespace the root would inherit it.
-  return { xml, defaultNs, head: declaresNamespace ? undefined : startWithDeclaration(name, defaultNs), tree: undefined };
+  return new StoredXmlElement(name, defaultNs, xml, defaultNs, startWithDeclaration(name, defaultNs), attrs);
 }
 
 /**
  * `<name xmlns='…'` for each root name and default namespace met (a handful: `message` in
  * `jabber:client`, a PEP payload's), kept so that each stored element does not build its own.
+ * Declared even when the namespace is empty: under a parent with a default namespace the root
+ * would inherit it.
  */
 const heads = new Map<string, Map<string, string>>();
 const HEADS_KEPT = 64;
 
+/** The last head asked for: a run of archived messages asks for the same one each time. */
+let lastHead = { name: '', uri: '', head: "< xmlns=''" };
+
 function startWithDeclaration(name: string, uri: string): string {
+  if (name === lastHead.name && uri === lastHead.uri) return lastHead.head;
+  const head = declaredHead(name, uri);
+  lastHead = { name, uri, head };
+  return head;
+}
+
+function declaredHead(name: string, uri: string): string {
   let names = heads.get(uri);
   if (names === undefined) {
     names = new Map();

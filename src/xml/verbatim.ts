@@ -10,7 +10,7 @@
  * always one well-formed element whose namespaces are all declared inside it.
  */
 import { NS } from '../records/namespaces.js';
-import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, skipXmlSpace } from './chars.js';
+import { APOS, COLON, EQUALS, GT, LT, QUOT, SLASH, hasOnlyXmlChars, skipXmlSpace } from './chars.js';
 
 export interface VerbatimElement {
   readonly name: string;
@@ -23,18 +23,22 @@ export interface VerbatimElement {
 }
 
 /** Namespaces that may not be bound as a default namespace (Namespaces in XML 1.0, §3). */
-const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([NS.xml, NS.xmlns]);
+const RESERVED_NAMESPACES: readonly string[] = [NS.xml, NS.xmlns];
+
+/** Of the ASCII characters, those of the subset's names: bit 1 may start one, bit 2 may follow. */
+const NAME_CLASS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const start = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
+  NAME_CLASS[c] = (start ? 1 : 0) | (start || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e ? 2 : 0);
+}
 
 function isNameStart(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
+  return c < 128 && ((NAME_CLASS[c] as number) & 1) !== 0;
 }
 
 function isNameChar(c: number): boolean {
-  return isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e;
+  return c < 128 && ((NAME_CLASS[c] as number) & 2) !== 0;
 }
-
-const AMP = 0x26;
-const CLOSE_BRACKET = 0x5d;
 
 /** Length of the predefined entity reference at `at` (its `&`), 0 if there is none. */
 export function entityAt(xml: string, at: number): number {
@@ -62,41 +66,15 @@ export function nameEnd(xml: string, at: number): number {
 }
 
 /**
- * End of the character data starting at `at`: the index of the first `stop` (`<` in content, the
- * closing quote in an attribute value), or -1 when the data is outside the subset before it (or
- * `stop` never comes). Checks, in the same pass, that every character is an XML 1.0 Char, that
- * `&` only starts one of the five predefined entities, that an attribute value has no `<`, and
- * that nothing has `]]>`.
+ * Whether every character of `xml` may stand in the subset's character data and attribute values:
+ * an XML 1.0 Char, `&` only starting one of the five predefined entities, and no `]]>`. Markup
+ * outside them is ASCII the scan checks itself, so the whole text is tested at once, by native
+ * searches that run many times faster than a loop over its characters.
  */
-function charDataEnd(xml: string, at: number, stop: number): number {
-  const length = xml.length;
-  for (let i = at; i < length; i++) {
-    const c = xml.charCodeAt(i);
-    if (c === stop) return i;
-    if (c < 0x3f) {
-      // Below `?`: controls, `&`, `<`, `>` (the only characters here needing a second look).
-      if (c < 0x20) {
-        if (c !== 0x09 && c !== 0x0a && c !== 0x0d) return -1;
-      } else if (c === AMP) {
-        const entity = entityAt(xml, i);
-        if (entity === 0) return -1;
-        i += entity - 1;
-      } else if (c === LT) {
-        return -1;
-      } else if (c === GT) {
-        if (i >= at + 2 && xml.charCodeAt(i - 1) === CLOSE_BRACKET && xml.charCodeAt(i - 2) === CLOSE_BRACKET) return -1;
-      }
-    } else if (c >= 0xd800) {
-      if (c <= 0xdbff) {
-        const next = xml.charCodeAt(i + 1);
-        if (!(next >= 0xdc00 && next <= 0xdfff)) return -1;
-        i++;
-      } else if (c <= 0xdfff || c === 0xfffe || c === 0xffff) {
-        return -1;
-      }
-    }
-  }
-  return -1;
+function charsInSubset(xml: string): boolean {
+  if (!hasOnlyXmlChars(xml) || xml.includes(']]>')) return false;
+  for (let amp = xml.indexOf('&'); amp >= 0; amp = xml.indexOf('&', amp + 1)) if (entityAt(xml, amp) === 0) return false;
+  return true;
 }
 
 /** Whether `xml` holds the same `length` characters at `a` and at `b`. */
@@ -113,12 +91,15 @@ const names: number[] = [];
 
 /**
  * The element in `xml` if it is in the verbatim subset; `defaultNs` is the namespace of an
- * unqualified root, as for {@link parseElement}. One pass over the text checks its markup and
- * its characters together.
+ * unqualified root, as for {@link parseElement}. Its characters are checked at once (see
+ * {@link charsInSubset}), then its markup, going from one delimiter to the next by native search.
  */
 export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | undefined {
-  if (xml.charCodeAt(0) !== LT) return undefined;
+  if (xml.charCodeAt(0) !== LT || !charsInSubset(xml)) return undefined;
   let openCount = 0;
+  // The first `<` at or after the attribute value being read (-1: none), for the check that no
+  // value has one; found again only once a value ends beyond it.
+  let nextLt = 0;
   let rootXmlns: string | undefined;
   let rootNameEnd = -1;
   let depth = 0;
@@ -171,12 +152,15 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
       const quote = xml.charCodeAt(i);
       if (quote !== APOS && quote !== QUOT) return undefined;
       const valueStart = ++i;
-      i = charDataEnd(xml, valueStart, quote);
+      i = xml.indexOf(quote === APOS ? "'" : '"', valueStart);
       if (i < 0) return undefined;
+      if (nextLt >= 0 && nextLt < valueStart) nextLt = xml.indexOf('<', valueStart);
+      if (nextLt >= 0 && nextLt < i) return undefined;
       if (attrLength === 5 && xml.startsWith('xmlns', attrStart)) {
-        const value = xml.slice(valueStart, i);
-        if (value.includes('&') || RESERVED_NAMESPACES.has(value)) return undefined;
-        if (openCount === 0) rootXmlns = value;
+        // Read in place: only the root's value is kept, so only it is sliced.
+        const amp = xml.indexOf('&', valueStart);
+        if ((amp >= 0 && amp < i) || isReserved(xml, valueStart, i)) return undefined;
+        if (openCount === 0) rootXmlns = xml.slice(valueStart, i);
       }
       i++;
     }
@@ -188,7 +172,7 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
     if (level > depth) depth = level;
     // In content: text runs and end tags until the next start tag, or the root's end.
     while (openCount > 0) {
-      i = charDataEnd(xml, i, LT);
+      i = xml.indexOf('<', i);
       if (i < 0) return undefined;
       if (xml.charCodeAt(i + 1) !== SLASH) break;
       const closeStart = i + 2;
@@ -203,5 +187,19 @@ export function scanVerbatim(xml: string, defaultNs: string): VerbatimElement | 
     if (openCount === 0) break;
   }
   if (i !== xml.length) return undefined;
-  return { name: xml.slice(1, rootNameEnd), xmlns: rootXmlns ?? defaultNs, declaresNamespace: rootXmlns !== undefined, depth };
+  return { name: rootName(xml, rootNameEnd), xmlns: rootXmlns ?? defaultNs, declaresNamespace: rootXmlns !== undefined, depth };
+}
+
+/** Whether `xml[start, end)` is one of {@link RESERVED_NAMESPACES}. */
+function isReserved(xml: string, start: number, end: number): boolean {
+  for (const ns of RESERVED_NAMESPACES) if (end - start === ns.length && xml.startsWith(ns, start)) return true;
+  return false;
+}
+
+/** The last root name sliced: texts of one kind (archived messages) share it instead of each making its own. */
+let lastRootName = '';
+
+function rootName(xml: string, end: number): string {
+  if (end - 1 !== lastRootName.length || !xml.startsWith(lastRootName, 1)) lastRootName = xml.slice(1, end);
+  return lastRootName;
 }
