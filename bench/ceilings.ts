@@ -184,6 +184,7 @@ export async function postgresCopyCeiling(source: string, server: SqlServer): Pr
     const table = archiveTable('PostgreSQL');
     await client.query(createTableSql(table, 'PostgreSQL', 'utf8'));
     for (const index of table.indexes) await client.query(createIndexSql(index, table.name, 'PostgreSQL'));
+    await client.query('CHECKPOINT');
     const counter = { rows: 0 };
     const started = performance.now();
     await client.query('BEGIN');

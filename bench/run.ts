@@ -35,7 +35,7 @@ import Database from 'better-sqlite3';
 import { writeDocument } from '../src/xep0227/writer.js';
 import type * as MigratorModule from './prosody-migrator.js';
 import { ejabberdScanCeiling, mysqlLoadDataCeiling, plainFilesCeiling, postgresCopyCeiling, sqliteInsertCeiling, sqliteScanCeiling, type CeilingRun } from './ceilings.js';
-import { createTestDatabase, dropTestDatabase, sqlServer } from './sql-databases.js';
+import { checkpointPostgres, createTestDatabase, dropTestDatabase, sqlServer } from './sql-databases.js';
 import { rawGet } from './raw-get.js';
 import { BENCH_HOST, BENCH_USER, syntheticAccount } from './synthetic.js';
 import { runHostBench, withHostSection } from './host.js';
@@ -170,6 +170,8 @@ async function importInto(kind: Target, doc: string, work: string): Promise<Meas
   }
   const server = sqlServer(kind);
   const database = await createTestDatabase(kind, server);
+  // As before the COPY ceiling: both start a checkpoint cycle afresh.
+  if (kind === 'postgres') await checkpointPostgres(server);
   try {
     const storage = { type: 'prosody-sql', driver: kind, host: server.host, port: server.port, database, username: server.username, ...(server.password ? { password: server.password } : {}) };
     return timed([...xporta, 'import', JID, doc, '--create-account'], {

@@ -114,6 +114,15 @@ export async function createTestDatabase(kind: SqlServerKind, server = sqlServer
   return name;
 }
 
+/**
+ * PostgreSQL: writes out every dirty page now, so that a timed step that follows starts at the
+ * beginning of a checkpoint cycle (how much WAL a bulk load writes, full-page images included,
+ * depends on where in that cycle it runs). The bench's import and its COPY ceiling both call it.
+ */
+export async function checkpointPostgres(server = sqlServer('postgres')): Promise<void> {
+  await withPg(server, (c) => c.query('CHECKPOINT'));
+}
+
 export async function dropTestDatabase(kind: SqlServerKind, name: string, server = sqlServer(kind)): Promise<void> {
   assertTestName(name);
   if (kind === 'postgres') {
