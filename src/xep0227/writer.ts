@@ -13,6 +13,7 @@ import { writeVerbatim } from '../xml/stored-element.js';
 import {
   ARCHIVE_RESULT_END,
   XP,
+  archiveResultStart,
   blocklistElement,
   offlineMessage,
   pendingPresence,
@@ -38,29 +39,6 @@ type Container =
   | { readonly kind: 'offline' };
 
 const ARCHIVE_RESULT_END_LINE = `${ARCHIVE_RESULT_END}\n`;
-
-/**
- * Whether `value` can go into a quoted attribute as it is: printable ASCII without `&<>'"`, as ids,
- * JIDs and timestamps nearly always are. Shorter than {@link escapeAttribute}'s checks (two
- * regular expressions and a well-formedness test) for the three values of every archived message.
- */
-function isPlainAttribute(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x26 || c === 0x3c || c === 0x3e || c === 0x27 || c === 0x22) return false;
-  }
-  return true;
-}
-
-function attribute(value: string): string {
-  return isPlainAttribute(value) ? value : escapeAttribute(value);
-}
-
-/** An archive record's `<result>` up to its stanza, as write/elements.ts's archiveResultStart writes it. */
-function archiveResultStart(record: { readonly id: string; readonly with?: string | undefined; readonly timestamp: string }): string {
-  const withAttr = record.with !== undefined ? ` ${XP}:with='${attribute(record.with)}'` : '';
-  return `<result xmlns='${NS.mam}' id='${attribute(record.id)}'${withAttr}><forwarded xmlns='${NS.forward}'><delay xmlns='${NS.delay}' stamp='${attribute(record.timestamp)}'/>`;
-}
 
 const CLOSE_TAGS: Record<Container['kind'], string> = {
   private: '</query>',

@@ -32,8 +32,22 @@ export function escapeText(value: string): string {
   return TEXT_SPECIAL.test(value) ? value.replace(TEXT_SPECIALS, (c) => TEXT_ESCAPES[c] ?? c) : value;
 }
 
+/**
+ * Whether `value` can go into a quoted attribute as it is: printable ASCII without `&<>'"`, as ids,
+ * JIDs and timestamps nearly always are. One loop, where the full check is a well-formedness test
+ * and a regular expression: it runs for the three attributes of every archived message exported.
+ */
+function isPlainAttribute(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x26 || c === 0x3c || c === 0x3e || c === 0x27 || c === 0x22) return false;
+  }
+  return true;
+}
+
 /** Attribute values in single quotes; TAB, LF and CR as references so they survive normalisation. */
 export function escapeAttribute(value: string): string {
+  if (isPlainAttribute(value)) return value;
   assertXmlChars(value);
   return ATTR_SPECIAL.test(value) ? value.replace(ATTR_SPECIALS, (c) => ATTR_ESCAPES[c] ?? c) : value;
 }

@@ -65,7 +65,7 @@ ESCAPE_LETTER[0x0d] = 0x72; // r
  */
 function writeField(value: SqlParam, chunk: Buffer, at: number): number {
   if (typeof value === 'string') {
-    if (value.length >= LONG_FIELD) return at + chunk.write(SPECIAL.test(value) ? value.replace(SPECIALS, (c) => ESCAPES[c] ?? c) : value, at, 'utf8');
+    if (value.length >= LONG_FIELD) return at + chunk.write(field(value), at, 'utf8');
     let k = at;
     for (let i = 0; i < value.length; i++) {
       const c = value.charCodeAt(i);
